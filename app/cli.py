@@ -1,0 +1,211 @@
+"""`rag` command line: ingest files, ask questions, list collections (serve comes with the REST API)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from haystack.dataclasses import StreamingChunk
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.errors import RagError
+from app.pipeline_loader import PipelineLoadError, PipelineSet, load_pipelines
+from app.services.collections import list_collections
+from app.services.ingest import IngestService
+from app.services.query import QueryService
+from app.settings import Settings
+
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG backend: Haystack YAML pipelines, offline.")
+console = Console()
+err_console = Console(stderr=True)
+
+SUPPORTED_SUFFIXES = {
+    ".pdf",
+    ".docx",
+    ".txt",
+    ".md",
+    ".markdown",
+    ".csv",
+    ".html",
+    ".htm",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+}
+
+
+def _load() -> tuple[Settings, PipelineSet]:
+    settings = Settings()
+    settings.export_env()
+    try:
+        return settings, load_pipelines(settings.pipelines_dir)
+    except PipelineLoadError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def _parse_tags(tags: list[str]) -> dict[str, str]:
+    parsed = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--tag expects key=value, got {tag!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Target collection.")] = "default",
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Metadata tag key=value (repeatable).")] = None,
+) -> None:
+    """Index files (PDF, DOCX, TXT, MD, CSV, HTML, images) into a collection."""
+    tags = _parse_tags(tag or [])
+    files = _expand(paths)
+    if not files:
+        err_console.print("[red]error:[/red] no files to ingest")
+        raise typer.Exit(code=2)
+    _, pipelines = _load()
+    service = IngestService(pipelines)
+    pages = chunks = failed = 0
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("files", total=len(files), stats="")
+        for path in files:
+            try:
+                result = service.ingest_path(path, collection=collection, tags=tags)
+            except RagError as error:
+                err_console.print(f"[red]error:[/red] {error.message}")
+                raise typer.Exit(code=2) from error
+            pages += result.pages
+            chunks += result.chunks
+            if result.status == "failed":
+                failed += 1
+                progress.console.print(f"[red]failed[/red] {path.name}: {result.error}")
+            else:
+                progress.console.print(f"{result.status:9} {path.name}: {result.pages} pages, {result.chunks} chunks")
+            progress.update(task, advance=1, stats=f"pages {pages} · chunks {chunks}")
+    console.print(f"{len(files) - failed} of {len(files)} files ok, {pages} pages, {chunks} chunks -> '{collection}'")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@cli.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve.")] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Print tokens as they are generated.")] = False,
+    search_only: Annotated[bool, typer.Option("--search-only", help="Return passages only, no LLM call.")] = False,
+    filters: Annotated[str | None, typer.Option("--filters", help="Haystack filter as JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
+) -> None:
+    """Answer a question from a collection, with numbered sources."""
+    settings, pipelines = _load()
+    service = QueryService(pipelines, default_top_k=settings.default_top_k, max_top_k=settings.max_top_k)
+    parsed_filters = None
+    if filters:
+        try:
+            parsed_filters = json.loads(filters)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"--filters is not valid JSON: {error}") from error
+    streamed = False
+
+    def on_chunk(chunk: StreamingChunk) -> None:
+        nonlocal streamed
+        if chunk.content:
+            streamed = True
+            console.print(chunk.content, end="", markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        result = service.ask(
+            question,
+            collection=collection,
+            top_k=top_k,
+            filters=parsed_filters,
+            generate=not search_only,
+            streaming_callback=on_chunk if stream and not as_json else None,
+        )
+    except RagError as error:
+        err_console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(code=2) from error
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "answer": result.answer,
+                    "refused": result.refused,
+                    "timings_ms": result.timings_ms,
+                    "sources": [source.__dict__ for source in result.sources],
+                }
+            )
+        )
+        return
+    if result.answer is not None:
+        if streamed:
+            console.print()
+        else:
+            console.print(result.answer, markup=False, highlight=False)
+    console.print()
+    for source in result.sources:
+        page = f", page {source.page}" if source.page else ""
+        mark = "*" if source.cited else " "
+        snippet = " ".join(source.text.split())[:160]
+        console.print(f"{mark}[{source.n}] {source.filename}{page}: {snippet}", markup=False, highlight=False)
+    t = result.timings_ms
+    console.print(
+        f"retrieval {t['retrieval']:.0f} ms · generation {t['generation']:.0f} ms · total {t['total']:.0f} ms",
+        style="dim",
+    )
+
+
+@cli.command()
+def collections() -> None:
+    """List collections with their document and chunk counts."""
+    _, pipelines = _load()
+    table = Table("collection", "documents", "chunks")
+    for info in list_collections(pipelines.document_store):
+        table.add_row(info.name, str(info.documents), str(info.chunks))
+    console.print(table)
+
+
+@cli.command()
+def warmup() -> None:
+    """Load both pipelines and their models once (reassembles and verifies the packaged LLM)."""
+    settings, pipelines = _load()
+    pipelines.warm_up()
+    console.print(
+        f"pipelines from {settings.pipelines_dir} loaded and warmed up; data dir {settings.data_dir.resolve()}"
+    )
+
+
+def main() -> None:
+    """Entry point of the `rag` script."""
+    cli()

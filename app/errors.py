@@ -1,0 +1,40 @@
+"""Domain errors of the service layer. The HTTP layer maps each class to a status code in one table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RagError(Exception):
+    """Base class: a clear, user-facing reason plus optional structured detail."""
+
+    code = "rag_error"
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidInputError(RagError):
+    """The request is malformed (bad collection name, tag, filter, top_k...)."""
+
+    code = "invalid_input"
+
+
+class UnsupportedFileTypeError(RagError):
+    """No converter in the indexing pipeline accepts this file type."""
+
+    code = "unsupported_file_type"
+
+
+class ExtractionError(RagError):
+    """The file could not be read or yielded no text."""
+
+    code = "extraction_failed"
+
+
+class NotFoundError(RagError):
+    """A collection or document does not exist."""
+
+    code = "not_found"

@@ -1,0 +1,217 @@
+"""The one place where pipelines are loaded from YAML.
+
+- Plain YAML only (`yaml.safe_load`: python tags such as `!!python/tuple` are refused).
+- Our own `components` package is allowlisted explicitly; `unsafe=True` is never used.
+- Every document store in a pipeline set is shared: indexing and query get the same instance per store config,
+  through Haystack's `DeserializationCallbacks(component_pre_init=...)`.
+- Hayhooks' `inputs:`/`outputs:` sections are the pipeline's public contract: the service feeds inputs and reads
+  outputs by those names, so routes never hard-code component names.
+- Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from haystack import Pipeline, logging
+from haystack.core.errors import DeserializationError, PipelineError
+from haystack.core.serialization import DeserializationCallbacks
+from haystack.errors import FilterError
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_MODULES = ["components"]
+PIPELINE_FILES = ("indexing", "query")
+# Errors a component's own from_dict/__init__ raises for bad YAML values.
+_COMPONENT_ERRORS = (DeserializationError, PipelineError, ValueError, TypeError, KeyError, ImportError, FilterError)
+
+
+class PipelineLoadError(RuntimeError):
+    """A pipeline YAML cannot be loaded; the message names the file and the component."""
+
+    def __init__(self, file: Path, reason: str, component: str | None = None) -> None:
+        self.file = file
+        self.component = component
+        self.reason = reason
+        where = f"{file}" + (f", component '{component}'" if component else "")
+        super().__init__(f"Cannot load pipeline {where}: {reason}")
+
+
+@dataclass
+class PipelineSpec:
+    """A loaded pipeline with its declared inputs and outputs."""
+
+    name: str
+    path: Path
+    pipeline: Pipeline
+    inputs: dict[str, list[str]]
+    outputs: dict[str, str]
+
+    def run_data(self, **values: Any) -> dict[str, dict[str, Any]]:
+        """Map declared input names to `{component: {socket: value}}`; `None` values are left out."""
+        data: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            if name not in self.inputs:
+                raise KeyError(f"pipeline '{self.name}' declares no input '{name}' (declared: {sorted(self.inputs)})")
+            if value is None:
+                continue
+            for target in self.inputs[name]:
+                component, socket = target.split(".", 1)
+                data.setdefault(component, {})[socket] = value
+        return data
+
+    def include_outputs_from(self) -> set[str]:
+        """Components whose outputs must be kept in the result because they are declared outputs."""
+        return {path.split(".", 1)[0] for path in self.outputs.values()}
+
+    def read_outputs(self, result: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Pick the declared outputs out of a pipeline result (missing ones are None)."""
+        picked: dict[str, Any] = {}
+        for name, path in self.outputs.items():
+            component, socket = path.split(".", 1)
+            picked[name] = result.get(component, {}).get(socket)
+        return picked
+
+
+@dataclass
+class PipelineSet:
+    """The indexing and query pipelines of one profile, sharing their document store."""
+
+    directory: Path
+    indexing: PipelineSpec
+    query: PipelineSpec
+    document_store: Any
+    stores: list[Any] = field(default_factory=list)
+
+    def warm_up(self) -> None:
+        """Load models and open resources once."""
+        self.indexing.pipeline.warm_up()
+        self.query.pipeline.warm_up()
+
+
+class _StoreSharing:
+    """Replaces every document store passed to a component by one instance per serialized config."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, Any] = {}
+
+    def __call__(self, name: str, component_cls: type, init_params: dict[str, Any]) -> None:
+        for key, value in init_params.items():
+            if _is_document_store(value):
+                config = json.dumps(value.to_dict(), sort_keys=True, default=str)
+                init_params[key] = self.stores.setdefault(config, value)
+
+
+def _is_document_store(value: Any) -> bool:
+    return all(hasattr(value, attr) for attr in ("to_dict", "write_documents", "filter_documents", "count_documents"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a pipeline file as plain YAML and check its top-level shape."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PipelineLoadError(path, f"cannot read file ({error.strerror or error})") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PipelineLoadError(path, f"invalid YAML (plain YAML only, no python tags): {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("components"), dict) or not data["components"]:
+        raise PipelineLoadError(path, "expected a mapping with a non-empty 'components' section")
+    for name, spec in data["components"].items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            raise PipelineLoadError(path, "every component needs a 'type'", component=str(name))
+    return data
+
+
+def _diagnose(path: Path, data: dict[str, Any], error: Exception) -> PipelineLoadError:
+    """Find which component a failed load came from by loading each one alone."""
+    for name, spec in data["components"].items():
+        try:
+            Pipeline.from_dict({"components": {name: spec}, "connections": []}, allowed_modules=ALLOWED_MODULES)
+        except _COMPONENT_ERRORS as component_error:
+            return PipelineLoadError(path, f"{type(component_error).__name__}: {component_error}", component=name)
+    return PipelineLoadError(path, f"{type(error).__name__}: {error}")
+
+
+def _declared_io(path: Path, data: dict[str, Any], pipeline: Pipeline) -> tuple[dict[str, list[str]], dict[str, str]]:
+    inputs_decl = data.get("inputs") or {}
+    outputs_decl = data.get("outputs") or {}
+    if not isinstance(inputs_decl, dict) or not isinstance(outputs_decl, dict):
+        raise PipelineLoadError(path, "'inputs' and 'outputs' must be mappings of name -> 'component.socket'")
+    sockets_in = pipeline.inputs(include_components_with_connected_inputs=True)
+    sockets_out = pipeline.outputs(include_components_with_connected_outputs=True)
+    inputs: dict[str, list[str]] = {}
+    for name, targets in inputs_decl.items():
+        target_list = [targets] if isinstance(targets, str) else list(targets)
+        for target in target_list:
+            component, _, socket = str(target).partition(".")
+            if socket not in sockets_in.get(component, {}):
+                raise PipelineLoadError(path, f"input '{name}' targets unknown socket '{target}'", component=component)
+        inputs[str(name)] = [str(t) for t in target_list]
+    outputs: dict[str, str] = {}
+    for name, source in outputs_decl.items():
+        component, _, socket = str(source).partition(".")
+        if socket not in sockets_out.get(component, {}):
+            raise PipelineLoadError(path, f"output '{name}' reads unknown socket '{source}'", component=component)
+        outputs[str(name)] = str(source)
+    return inputs, outputs
+
+
+def load_pipeline(
+    path: Path, *, on_component_init: Callable[[str, type, dict[str, Any]], None] | None = None
+) -> PipelineSpec:
+    """Load one pipeline YAML into a `PipelineSpec`."""
+    data = read_yaml(path)
+    callbacks = DeserializationCallbacks(component_pre_init=on_component_init) if on_component_init else None
+    try:
+        pipeline = Pipeline.from_dict(data, callbacks=callbacks, allowed_modules=ALLOWED_MODULES)
+    except _COMPONENT_ERRORS as error:
+        raise _diagnose(path, data, error) from error
+    inputs, outputs = _declared_io(path, data, pipeline)
+    return PipelineSpec(name=path.stem, path=path, pipeline=pipeline, inputs=inputs, outputs=outputs)
+
+
+def _find_file(directory: Path, name: str) -> Path:
+    for suffix in (".yml", ".yaml"):
+        candidate = directory / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise PipelineLoadError(directory / f"{name}.yml", "file not found")
+
+
+def _stores_of(pipeline: Pipeline) -> list[Any]:
+    found: list[Any] = []
+    for _, instance in pipeline.walk():
+        store = getattr(instance, "document_store", None)
+        if store is not None and _is_document_store(store) and all(store is not s for s in found):
+            found.append(store)
+    return found
+
+
+def load_pipelines(directory: Path) -> PipelineSet:
+    """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config."""
+    sharing = _StoreSharing()
+    indexing = load_pipeline(_find_file(directory, "indexing"), on_component_init=sharing)
+    query = load_pipeline(_find_file(directory, "query"), on_component_init=sharing)
+    query_stores = _stores_of(query.pipeline)
+    indexing_stores = _stores_of(indexing.pipeline)
+    if len(query_stores) != 1:
+        raise PipelineLoadError(query.path, f"expected exactly one document store, found {len(query_stores)}")
+    if indexing_stores and any(store is not query_stores[0] for store in indexing_stores):
+        raise PipelineLoadError(
+            indexing.path, "the indexing pipeline writes to a different document store config than query.yml reads"
+        )
+    logger.info("Loaded pipelines from {directory}", directory=str(directory))
+    return PipelineSet(
+        directory=directory,
+        indexing=indexing,
+        query=query,
+        document_store=query_stores[0],
+        stores=list(sharing.stores.values()),
+    )

@@ -1,0 +1,209 @@
+"""Ingest one file at a time through the indexing pipeline, so one bad file never fails its siblings."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from haystack import logging
+from haystack.core.errors import PipelineRuntimeError
+from haystack.dataclasses import ByteStream
+
+from app.errors import ExtractionError, InvalidInputError, UnsupportedFileTypeError
+from app.pipeline_loader import PipelineSet
+
+logger = logging.getLogger(__name__)
+
+COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TAG_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RESERVED_META = frozenset(
+    {"file_name", "collection", "document_id", "content_hash", "page", "chunk_index", "title", "author", "created_at"}
+)
+_EXTRA_TYPES = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".csv": "text/csv",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+
+
+@dataclass
+class IngestResult:
+    """Outcome of ingesting one file."""
+
+    document_id: str
+    filename: str
+    content_type: str | None
+    status: Literal["indexed", "duplicate", "failed"]
+    pages: int = 0
+    chunks: int = 0
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+def validate_collection(name: str) -> str:
+    """Collection names are 1-64 characters of letters, digits, `_` and `-`."""
+    if not isinstance(name, str) or not COLLECTION_PATTERN.match(name):
+        raise InvalidInputError(f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'")
+    return name
+
+
+def validate_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
+    """User tags become filterable metadata: identifier keys, scalar (or list of scalar) values."""
+    if not tags:
+        return {}
+    if not isinstance(tags, dict):
+        raise InvalidInputError("tags must be an object of key -> value")
+    clean: dict[str, Any] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+            raise InvalidInputError(
+                f"invalid tag name {key!r}: use letters, digits and '_' (not starting with a digit)"
+            )
+        if key in RESERVED_META:
+            raise InvalidInputError(f"tag name {key!r} is reserved for metadata the service sets itself")
+        scalars = (str, int, float, bool)
+        if not (isinstance(value, scalars) or (isinstance(value, list) and all(isinstance(v, scalars) for v in value))):
+            raise InvalidInputError(f"tag {key!r} must be a string, number, boolean or a list of those")
+        clean[key] = value
+    return clean
+
+
+def guess_content_type(filename: str, declared: str | None = None) -> str | None:
+    """Content type from the file name's extension, else the declared one (browsers often send octet-stream)."""
+    suffix = Path(filename).suffix.lower()
+    guessed = _EXTRA_TYPES.get(suffix) or mimetypes.guess_type(filename)[0]
+    if guessed:
+        return guessed
+    if declared and declared != "application/octet-stream":
+        return declared.split(";")[0].strip()
+    return None
+
+
+def document_id_for(collection: str, content_hash: str) -> str:
+    """Stable id of a file's content within a collection (the same bytes in two collections are two documents)."""
+    return hashlib.sha256(f"{collection}\x00{content_hash}".encode()).hexdigest()[:32]
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    seen = error
+    while isinstance(seen, PipelineRuntimeError) and seen.__cause__ is not None:
+        seen = seen.__cause__
+    return seen
+
+
+class IngestService:
+    """Runs the indexing pipeline of a `PipelineSet` for one file at a time."""
+
+    def __init__(self, pipelines: PipelineSet) -> None:
+        self.pipelines = pipelines
+        self.store = pipelines.document_store
+
+    def is_indexed(self, collection: str, document_id: str) -> bool:
+        """True when chunks of this document already exist in the collection."""
+        filters = {
+            "operator": "AND",
+            "conditions": [
+                {"field": "meta.collection", "operator": "==", "value": collection},
+                {"field": "meta.document_id", "operator": "==", "value": document_id},
+            ],
+        }
+        if hasattr(self.store, "count_documents_by_filter"):
+            return bool(self.store.count_documents_by_filter(filters))
+        return bool(self.store.filter_documents(filters))
+
+    def ingest_bytes(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        collection: str,
+        tags: dict[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> IngestResult:
+        """Index one file's bytes; failures are reported in the result, never raised (except invalid input)."""
+        collection = validate_collection(collection)
+        clean_tags = validate_tags(tags)
+        name = Path(filename or "upload").name
+        started = time.perf_counter()
+        content_hash = hashlib.sha256(data).hexdigest()
+        document_id = document_id_for(collection, content_hash)
+        mime = guess_content_type(name, content_type)
+        result = IngestResult(document_id=document_id, filename=name, content_type=mime, status="indexed")
+        try:
+            if self.is_indexed(collection, document_id):
+                result.status = "duplicate"
+            else:
+                result.pages, result.chunks = self._index(
+                    data, name, mime, collection, document_id, content_hash, clean_tags
+                )
+        except (ExtractionError, UnsupportedFileTypeError) as error:
+            result.status, result.error = "failed", error.message
+        result.duration_ms = (time.perf_counter() - started) * 1000.0
+        logger.info(
+            "Ingested {file}: {status}, {pages} pages, {chunks} chunks in {ms} ms",
+            file=name,
+            status=result.status,
+            pages=result.pages,
+            chunks=result.chunks,
+            ms=round(result.duration_ms, 1),
+        )
+        return result
+
+    def ingest_path(self, path: Path, *, collection: str, tags: dict[str, Any] | None = None) -> IngestResult:
+        """Index a file from disk."""
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            return IngestResult(
+                document_id="",
+                filename=path.name,
+                content_type=None,
+                status="failed",
+                error=f"cannot read file: {error}",
+            )
+        return self.ingest_bytes(data, path.name, collection=collection, tags=tags)
+
+    def _index(
+        self,
+        data: bytes,
+        name: str,
+        mime: str | None,
+        collection: str,
+        document_id: str,
+        content_hash: str,
+        tags: dict[str, Any],
+    ) -> tuple[int, int]:
+        spec = self.pipelines.indexing
+        meta = {
+            **tags,
+            "file_name": name,
+            "collection": collection,
+            "document_id": document_id,
+            "content_hash": content_hash,
+        }
+        source = ByteStream(data=data, mime_type=mime, meta=meta)
+        try:
+            result = spec.pipeline.run(
+                spec.run_data(sources=[source]), include_outputs_from=spec.include_outputs_from()
+            )
+        except PipelineRuntimeError as error:
+            cause = _root_cause(error)
+            raise ExtractionError(
+                f"{name}: {cause}", detail={"component": getattr(error, "component_name", None)}
+            ) from error
+        outputs = spec.read_outputs(result)
+        if outputs.get("unclassified"):
+            raise UnsupportedFileTypeError(f"{name}: unsupported file type {mime or 'unknown'}")
+        chunks = outputs.get("chunks") or []
+        if not chunks:
+            raise ExtractionError(f"{name}: no text could be extracted")
+        pages = {chunk.meta.get("page") for chunk in chunks} - {None}
+        return len(pages) or 1, len(chunks)

@@ -1,0 +1,177 @@
+"""Answer a question through the query pipeline: collection-scoped hybrid retrieval, gate, LLM, citations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from haystack import Document, logging
+from haystack.dataclasses import StreamingChunk
+
+from app import timing
+from app.errors import InvalidInputError
+from app.pipeline_loader import PipelineSet
+from app.services.ingest import validate_collection
+
+logger = logging.getLogger(__name__)
+
+_OPERATORS = {"==", "!=", ">", ">=", "<", "<=", "in", "not in"}
+
+
+@dataclass
+class Source:
+    """A passage given to the LLM; `n` is the number the answer cites as `[n]`."""
+
+    n: int
+    document_id: str | None
+    filename: str | None
+    page: int | None
+    chunk_id: str
+    score: float | None
+    text: str
+    cited: bool = False
+
+
+@dataclass
+class QueryResult:
+    """The answer (None for a search-only query), its sources and timings in milliseconds."""
+
+    answer: str | None
+    sources: list[Source]
+    timings_ms: dict[str, float]
+    refused: bool = False
+    components_ms: dict[str, float] = field(default_factory=dict)
+
+
+def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check the Haystack filter syntax shallowly so a malformed filter is a 4xx, not a store error."""
+    if filters is None:
+        return None
+    if not isinstance(filters, dict):
+        raise InvalidInputError("filters must be an object in Haystack filter syntax")
+    if "conditions" in filters:
+        if filters.get("operator") not in ("AND", "OR", "NOT") or not isinstance(filters["conditions"], list):
+            raise InvalidInputError("a logical filter needs operator AND/OR/NOT and a list of conditions")
+        for condition in filters["conditions"]:
+            validate_filters(condition)
+        return filters
+    if not isinstance(filters.get("field"), str) or filters.get("operator") not in _OPERATORS or "value" not in filters:
+        raise InvalidInputError(
+            "a comparison filter needs 'field', 'operator' (==, !=, >, >=, <, <=, in, not in) and 'value'"
+        )
+    return filters
+
+
+def scoped_filters(collection: str, filters: dict[str, Any] | None) -> dict[str, Any]:
+    """AND the collection into any user filter: a query never sees another collection's chunks."""
+    scope = {"field": "meta.collection", "operator": "==", "value": collection}
+    if not filters:
+        return scope
+    return {"operator": "AND", "conditions": [scope, filters]}
+
+
+def _source(n: int, doc: Document, cited: bool) -> Source:
+    page = doc.meta.get("page")
+    return Source(
+        n=n,
+        document_id=doc.meta.get("document_id"),
+        filename=doc.meta.get("file_name"),
+        page=page if isinstance(page, int) else None,
+        chunk_id=doc.id,
+        score=doc.score,
+        text=doc.content or "",
+        cited=cited,
+    )
+
+
+class QueryService:
+    """Runs the query pipeline of a `PipelineSet`."""
+
+    def __init__(self, pipelines: PipelineSet, *, default_top_k: int = 5, max_top_k: int = 50) -> None:
+        self.pipelines = pipelines
+        self.default_top_k = default_top_k
+        self.max_top_k = max_top_k
+
+    def _run_data(
+        self, question: str, collection: str, top_k: int | None, filters: dict[str, Any] | None, generate: bool
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInputError("question must be a non-empty string")
+        if len(question) > 4000:
+            raise InvalidInputError("question is longer than 4000 characters")
+        validate_collection(collection)
+        k = self.default_top_k if top_k is None else top_k
+        if not 1 <= k <= self.max_top_k:
+            raise InvalidInputError(f"top_k must be between 1 and {self.max_top_k}")
+        spec = self.pipelines.query
+        values: dict[str, Any] = {
+            "question": question.strip(),
+            "filters": scoped_filters(collection, validate_filters(filters)),
+            "top_k": k,
+            "generate": generate,
+        }
+        if "candidates" in spec.inputs:
+            values["candidates"] = max(10, 2 * k)
+        return spec.run_data(**values), k
+
+    def ask(
+        self,
+        question: str,
+        *,
+        collection: str,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        generate: bool = True,
+        streaming_callback: Callable[[StreamingChunk], None] | None = None,
+    ) -> QueryResult:
+        """Retrieve passages from `collection` and (unless `generate` is False) answer with citations."""
+        spec = self.pipelines.query
+        data, k = self._run_data(question, collection, top_k, filters, generate)
+        if streaming_callback is not None and generate:
+            data.setdefault("llm", {})["streaming_callback"] = streaming_callback
+        started = time.perf_counter()
+        with timing.timed_run() as components_ms:
+            result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
+        total = (time.perf_counter() - started) * 1000.0
+        outputs = spec.read_outputs(result)
+        passages: list[Document] = outputs.get("passages") or []
+        answers = outputs.get("answers") or []
+        retrieval = _retrieval_ms(components_ms, spec.outputs.get("passages"))
+        timings = {
+            "retrieval": round(retrieval, 2),
+            "generation": round(max(total - retrieval, 0.0), 2) if generate else 0.0,
+            "total": round(total, 2),
+        }
+        if not generate or not answers:
+            sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
+            return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms)
+        answer = answers[0]
+        refused = not outputs.get("relevant", True)
+        sources = [
+            _source(int(doc.meta.get("source_index", i + 1)), doc, bool(doc.meta.get("referenced")))
+            for i, doc in enumerate(answer.documents or [])
+        ]
+        logger.info(
+            "Answered in {collection}: top_k={top_k}, {sources} sources, refused={refused}, total {ms} ms",
+            collection=collection,
+            top_k=k,
+            sources=len(sources),
+            refused=refused,
+            ms=timings["total"],
+        )
+        return QueryResult(
+            answer=answer.data, sources=sources, timings_ms=timings, refused=refused, components_ms=components_ms
+        )
+
+
+def _retrieval_ms(components_ms: dict[str, float], passages_output: str | None) -> float:
+    """Time of every component that finished up to the one that outputs the passages (completion order)."""
+    gate = passages_output.split(".", 1)[0] if passages_output else None
+    total = 0.0
+    for name, ms in components_ms.items():
+        total += ms
+        if name == gate:
+            break
+    return total

@@ -1,0 +1,44 @@
+"""Deployment settings: one pydantic-settings class, read from `RAG_*` environment variables (or a `.env` file).
+
+Pipeline structure and model parameters live in the YAML files; these are deployment facts only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every field maps to `RAG_<FIELD>`; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where the embedded store, the reassembled model cache and uploads live. "
+        "Exported as RAG_DATA_DIR so `${RAG_DATA_DIR}` in pipeline YAML resolves to it.",
+    )
+    pipelines_dir: Path = Field(
+        default=PROJECT_ROOT / "pipelines",
+        description="Folder holding indexing.yml and query.yml (a profile).",
+    )
+    default_collection: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Collection used when a request names none.",
+    )
+    default_top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved when a query names no top_k.")
+    max_top_k: int = Field(default=50, ge=1, le=200, description="Upper bound on a requested top_k.")
+
+    def export_env(self) -> None:
+        """Publish the data dir to the process environment so YAML `${RAG_DATA_DIR}` paths resolve."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["RAG_DATA_DIR"] = str(self.data_dir.resolve())

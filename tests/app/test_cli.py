@@ -1,0 +1,196 @@
+"""The `rag` CLI end to end on real documents, with the real embedder, store and local LLMs."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.settings import PROJECT_ROOT
+
+RAG = str(Path(sys.executable).parent / "rag")
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    result = runner.invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    path = tmp_path / "data"
+    monkeypatch.setenv("RAG_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_profile(tmp_path, monkeypatch):
+    """The shipped pipelines with the tiny SmolLM2 model: fast tests of everything but answer quality."""
+    target = tmp_path / "pipelines-tiny"
+    shutil.copytree(PROJECT_ROOT / "pipelines", target)
+    query = yaml.safe_load((target / "query.yml").read_text())
+    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
+    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 48
+    (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    monkeypatch.setenv("RAG_PIPELINES_DIR", str(target))
+    return target
+
+
+def test_help_lists_commands():
+    result = _invoke("--help")
+    assert result.exit_code == 0
+    for command in ("ingest", "ask", "collections", "warmup"):
+        assert command in result.output
+
+
+def test_bad_tag_and_missing_files_fail_cleanly(data_dir, tmp_path):
+    assert _invoke("ingest", str(tmp_path / "nothing-here"), "--tag", "novalue").exit_code != 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _invoke("ingest", str(empty))
+    assert result.exit_code == 2
+    assert "no files" in result.output
+
+
+def test_broken_pipeline_yaml_is_a_clear_startup_error(data_dir, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    shutil.copytree(PROJECT_ROOT / "pipelines", broken)
+    (broken / "query.yml").write_text((broken / "query.yml").read_text().replace("RelevanceGate", "NoSuchGate"))
+    monkeypatch.setenv("RAG_PIPELINES_DIR", str(broken))
+    result = _invoke("ask", "anything")
+    assert result.exit_code == 2
+    assert "query.yml" in result.output and "gate" in result.output
+
+
+@pytest.mark.integration
+def test_ingest_ask_collections_with_tiny_model(data_dir, tiny_profile, docx_file, html_file, csv_file, tmp_path):
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 not really a pdf")
+    result = _invoke("ingest", str(docx_file), str(html_file), str(csv_file), str(bad), "-c", "mixed", "-t", "team=qa")
+    assert result.exit_code == 1, result.output  # one file failed, the others are indexed
+    assert "failed broken.pdf" in " ".join(result.output.split())
+    assert "3 of 4 files ok" in result.output
+    again = _invoke("ingest", str(csv_file), "-c", "mixed")
+    assert "duplicate" in again.output
+
+    listing = _invoke("collections")
+    assert "mixed" in listing.output and " 3 " in listing.output
+
+    search = _invoke("ask", "seattle weather precipitation", "-c", "mixed", "--search-only", "--json")
+    assert search.exit_code == 0
+    assert csv_file.name in search.output
+    assert '"answer": null' in search.output
+
+    streamed = _invoke("ask", "What does the weather data contain?", "-c", "mixed", "--stream", "-k", "3")
+    assert streamed.exit_code == 0
+    assert "retrieval" in streamed.output and "generation" in streamed.output
+
+    filtered = _invoke(
+        "ask",
+        "weather",
+        "-c",
+        "mixed",
+        "--search-only",
+        "--filters",
+        '{"field": "meta.team", "operator": "==", "value": "nobody"}',
+        "--json",
+    )
+    assert '"sources": []' in filtered.output
+    other = _invoke("ask", "weather", "-c", "other", "--search-only", "--json")
+    assert '"sources": []' in other.output, "collections are isolated"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_real_pdf_question_with_default_model_cites_file_and_page(
+    data_dir, r_intro_pdf, docx_file, html_file, csv_file
+):
+    result = _invoke("ingest", str(r_intro_pdf), str(docx_file), str(html_file), str(csv_file), "-c", "docs")
+    assert result.exit_code == 0, result.output
+    assert "4 of 4 files ok" in result.output
+
+    answer = _invoke("ask", "Which function is used to quit an R session?", "-c", "docs", "--json")
+    assert answer.exit_code == 0, answer.output
+    import json
+
+    payload = json.loads(answer.output)
+    assert not payload["refused"]
+    assert "q()" in payload["answer"]
+    cited = [s for s in payload["sources"] if s["cited"]]
+    assert cited, payload
+    assert any(s["filename"] == "R-intro.pdf" and s["page"] and "q()" in s["text"] for s in cited), payload
+
+    unknown = _invoke("ask", "What is the population of Ulaanbaatar in 2020?", "-c", "docs", "--json")
+    payload = json.loads(unknown.output)
+    assert payload["refused"]
+    assert payload["answer"].startswith("I don't know")
+    assert payload["sources"] == []
+
+    # a new process (a restart) sees every indexed document
+    env = {**os.environ, "RAG_DATA_DIR": str(data_dir)}
+    listing = subprocess.run([RAG, "collections"], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert "docs" in listing.stdout and " 4 " in listing.stdout
+
+
+def _doc_chunk_counts(data_dir: Path) -> dict[str, int]:
+    from components.stores.lancedb_document_store import LanceDBDocumentStore
+
+    store = LanceDBDocumentStore(path=str(data_dir / "lancedb"), table_name="chunks")
+    counts: dict[str, int] = {}
+    for doc in store.filter_documents():
+        counts[doc.meta["file_name"]] = counts.get(doc.meta["file_name"], 0) + 1
+    return counts
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_kill_9_during_ingestion_leaves_a_consistent_store(tmp_path):
+    html_dir = Path("/usr/share/doc/python3.11/html/library")
+    files = sorted(html_dir.glob("*.html"))[:40]
+    assert len(files) == 40, "python3.11-doc must be installed (scripts/apt-packages.txt)"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for f in files:
+        shutil.copy(f, corpus / f.name)
+
+    killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
+    env = {**os.environ, "RAG_DATA_DIR": str(killed_dir)}
+    proc = subprocess.Popen([RAG, "ingest", str(corpus)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    written: dict[str, int] = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (killed_dir / "lancedb").exists():
+            written = _doc_chunk_counts(killed_dir)
+            if len(written) >= 3:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "ingestion finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    after_kill = _doc_chunk_counts(killed_dir)
+    assert 3 <= len(after_kill) < len(files)
+
+    subprocess.run(
+        [RAG, "ingest", str(corpus)],
+        env={**os.environ, "RAG_DATA_DIR": str(reference_dir)},
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    reference = _doc_chunk_counts(reference_dir)
+    for name, count in after_kill.items():
+        assert count == reference[name], f"{name}: {count} chunks after kill -9, {reference[name]} in a clean run"
+
+    resumed = subprocess.run([RAG, "ingest", str(corpus)], env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout
+    assert resumed.stdout.count("duplicate") + resumed.stderr.count("duplicate") >= len(after_kill)
+    assert _doc_chunk_counts(killed_dir) == reference

@@ -1,0 +1,168 @@
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.pipeline_loader import PipelineLoadError, load_pipeline, load_pipelines, read_yaml
+from app.settings import PROJECT_ROOT
+
+PIPELINES = PROJECT_ROOT / "pipelines"
+
+
+@pytest.fixture
+def profile(tmp_path, monkeypatch):
+    """A writable copy of the shipped pipelines with a private data dir."""
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    target = tmp_path / "pipelines"
+    shutil.copytree(PIPELINES, target)
+    return target
+
+
+def _edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_shipped_yaml_is_plain_and_declares_hayhooks_io():
+    for name in ("indexing.yml", "query.yml"):
+        text = (PIPELINES / name).read_text()
+        assert "!!python" not in text
+        data = yaml.safe_load(text)
+        assert data["inputs"] and data["outputs"]
+
+
+def test_shipped_pipelines_load_and_share_one_store(profile):
+    pipelines = load_pipelines(profile)
+    writer_store = pipelines.indexing.pipeline.get_component("writer").document_store
+    query = pipelines.query.pipeline
+    assert writer_store is pipelines.document_store
+    assert query.get_component("embedding_retriever").document_store is writer_store
+    assert query.get_component("keyword_retriever").document_store is writer_store
+    assert pipelines.query.inputs["question"] == [
+        "text_embedder.text",
+        "keyword_retriever.query",
+        "prompt_builder.question",
+        "answer_builder.query",
+    ]
+    assert pipelines.query.outputs["answers"] == "answer_builder.answers"
+
+
+def test_round_trip_dumps_loads(profile):
+    from haystack import Pipeline
+
+    spec = load_pipeline(profile / "query.yml")
+    dumped = spec.pipeline.dumps()
+    assert "!!python" not in dumped
+    reloaded = Pipeline.loads(dumped, allowed_modules=["components"])
+    assert reloaded.to_dict() == spec.pipeline.to_dict()
+
+
+def test_yaml_edits_swap_splitter_chunking_top_k_model_and_prompt(profile):
+    def indexing(data):
+        data["components"]["splitter"] = {
+            "type": "components.preprocessors.semantic_document_splitter.SemanticDocumentSplitter",
+            "init_parameters": {
+                "min_length": 100,
+                "max_length": 500,
+                "document_embedder": {
+                    "type": "components.embedders.onnx_document_embedder.OnnxDocumentEmbedder",
+                    "init_parameters": {},
+                },
+            },
+        }
+        data["components"]["csv_converter"]["init_parameters"]["max_chars"] = 500
+
+    def query(data):
+        data["components"]["joiner"]["init_parameters"]["top_k"] = 3
+        data["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
+        data["components"]["prompt_builder"]["init_parameters"]["template"] = (
+            '{% message role="user" %}Q: {{ question }} '
+            "{% for d in documents %}{{ d.content }}{% endfor %}{% endmessage %}"
+        )
+
+    _edit(profile / "indexing.yml", indexing)
+    _edit(profile / "query.yml", query)
+    pipelines = load_pipelines(profile)
+    splitter = pipelines.indexing.pipeline.get_component("splitter")
+    assert type(splitter).__name__ == "SemanticDocumentSplitter"
+    assert splitter.max_length == 500
+    q = pipelines.query.pipeline
+    assert q.get_component("joiner").top_k == 3
+    assert q.get_component("llm").model == "smollm2-135m-instruct-q4_1"
+    assert "Q: {{ question }}" in q.get_component("prompt_builder").template
+
+
+def test_yaml_edit_swaps_chunk_size(profile):
+    _edit(profile / "indexing.yml", lambda d: d["components"]["splitter"]["init_parameters"].update(split_length=400))
+    splitter = load_pipelines(profile).indexing.pipeline.get_component("splitter")
+    assert splitter.split_length == 400
+
+
+def test_unknown_component_type_names_file_and_component(profile):
+    _edit(profile / "query.yml", lambda d: d["components"]["joiner"].update(type="haystack.components.nope.Nope"))
+    with pytest.raises(PipelineLoadError) as info:
+        load_pipelines(profile)
+    assert info.value.component == "joiner"
+    assert "query.yml" in str(info.value)
+
+
+def test_bad_init_parameter_names_component(profile):
+    _edit(profile / "query.yml", lambda d: d["components"]["gate"]["init_parameters"].update(min_score=7))
+    with pytest.raises(PipelineLoadError, match=r"query.yml, component 'gate'.*min_score"):
+        load_pipelines(profile)
+
+
+def test_module_outside_allowlist_is_refused(profile):
+    _edit(profile / "query.yml", lambda d: d["components"]["joiner"].update(type="subprocess.Popen"))
+    with pytest.raises(PipelineLoadError, match="joiner"):
+        load_pipelines(profile)
+
+
+def test_python_tags_are_refused(tmp_path):
+    path = tmp_path / "query.yml"
+    path.write_text("components:\n  x: !!python/tuple [1, 2]\n")
+    with pytest.raises(PipelineLoadError, match="plain YAML"):
+        read_yaml(path)
+
+
+def test_missing_file_and_empty_components(tmp_path):
+    with pytest.raises(PipelineLoadError, match="file not found"):
+        load_pipelines(tmp_path)
+    (tmp_path / "indexing.yml").write_text("components: {}\n")
+    with pytest.raises(PipelineLoadError, match="non-empty 'components'"):
+        load_pipelines(tmp_path)
+
+
+def test_bad_connection_is_reported(profile):
+    _edit(
+        profile / "query.yml", lambda d: d["connections"].append({"sender": "gate.nothing", "receiver": "llm.messages"})
+    )
+    with pytest.raises(PipelineLoadError, match="nothing"):
+        load_pipelines(profile)
+
+
+def test_declared_input_must_exist(profile):
+    _edit(profile / "query.yml", lambda d: d["inputs"].update(question="text_embedder.no_such_socket"))
+    with pytest.raises(PipelineLoadError, match="no_such_socket"):
+        load_pipelines(profile)
+
+
+def test_different_store_configs_are_refused(profile):
+    def change(data):
+        data["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["table_name"] = "other"
+
+    _edit(profile / "indexing.yml", change)
+    with pytest.raises(PipelineLoadError, match="different document store"):
+        load_pipelines(profile)
+
+
+def test_run_data_maps_declared_inputs(profile):
+    spec = load_pipeline(profile / "query.yml")
+    data = spec.run_data(question="q", top_k=3, filters=None)
+    assert data["joiner"] == {"top_k": 3}
+    assert data["answer_builder"] == {"query": "q"}
+    assert "embedding_retriever" not in data
+    with pytest.raises(KeyError):
+        spec.run_data(nope=1)

@@ -1,0 +1,35 @@
+import pytest
+from haystack import Document, Pipeline
+
+from components.preprocessors.chunk_metadata import ChunkMetadata
+
+
+def test_init_validates_and_round_trips():
+    with pytest.raises(ValueError):
+        ChunkMetadata(group_by="")
+    component = ChunkMetadata(drop_fields=["x"])
+    assert ChunkMetadata.from_dict(component.to_dict()).to_dict() == component.to_dict()
+
+
+def test_numbers_chunks_per_document_and_drops_bookkeeping():
+    docs = [
+        Document(content="a", meta={"document_id": "d1", "page": 1, "split_id": 0, "_split_overlap": [], "page_number": 1}),
+        Document(content="b", meta={"document_id": "d1", "page": 2, "split_id": 0}),
+        Document(content="c", meta={"document_id": "d2"}),
+        Document(content="d", meta={"document_id": "d1", "page": 2, "split_id": 1}),
+    ]
+    out = ChunkMetadata().run(documents=docs)["documents"]
+    assert [d.meta["chunk_index"] for d in out] == [0, 1, 0, 2]
+    assert out[0].meta == {"document_id": "d1", "page": 1, "chunk_index": 0}
+    assert "page" not in out[2].meta
+    assert "chunk_index" not in docs[0].meta, "inputs are not modified"
+
+
+def test_in_yaml_pipeline():
+    pipe = Pipeline.loads(
+        "components:\n  cm:\n    type: components.preprocessors.chunk_metadata.ChunkMetadata\n    init_parameters: {}\n"
+        "connections: []\n",
+        allowed_modules=["components"],
+    )
+    out = pipe.run({"cm": {"documents": [Document(content="x", meta={"document_id": "a"})]}})
+    assert out["cm"]["documents"][0].meta["chunk_index"] == 0
