@@ -129,6 +129,7 @@ def ask(
 ) -> None:
     """Answer a question from a collection, with numbered sources."""
     settings, pipelines = _load()
+    pipelines.query.pipeline.warm_up()  # load the models before the clock starts
     service = QueryService(pipelines, default_top_k=settings.default_top_k, max_top_k=settings.max_top_k)
     parsed_filters = None
     if filters:

@@ -135,7 +135,8 @@ def _diagnose(path: Path, data: dict[str, Any], error: Exception) -> PipelineLoa
         try:
             Pipeline.from_dict({"components": {name: spec}, "connections": []}, allowed_modules=ALLOWED_MODULES)
         except _COMPONENT_ERRORS as component_error:
-            return PipelineLoadError(path, f"{type(component_error).__name__}: {component_error}", component=name)
+            cause = component_error.__cause__ or component_error  # Haystack wraps the component's own error
+            return PipelineLoadError(path, f"{type(cause).__name__}: {cause}", component=name)
     return PipelineLoadError(path, f"{type(error).__name__}: {error}")
 
 

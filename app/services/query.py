@@ -148,7 +148,7 @@ class QueryService:
             sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
             return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms)
         answer = answers[0]
-        refused = not outputs.get("relevant", True)
+        refused = not outputs.get("relevant", True) or answer.data.strip().lower().startswith("i don't know")
         sources = [
             _source(int(doc.meta.get("source_index", i + 1)), doc, bool(doc.meta.get("referenced")))
             for i, doc in enumerate(answer.documents or [])
