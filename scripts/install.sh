@@ -7,14 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 export HAYSTACK_TELEMETRY_ENABLED=False
 
-if [ "${SKIP_APT:-0}" != "1" ]; then
-  missing=$(for p in $(grep -v '^#' scripts/apt-packages.txt); do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-  if [ -n "$missing" ]; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
-  fi
-fi
+[ "${SKIP_APT:-0}" = "1" ] || bash scripts/apt-install.sh scripts/apt-packages.txt
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HAYSTACK_TELEMETRY_ENABLED=False OMP_THREAD_LIMIT=1
 bash scripts/install.sh
+bash scripts/apt-install.sh scripts/apt-packages-test.txt
 bash scripts/fetch_test_corpus.sh
 .venv/bin/ruff check components app tests bench scripts
 .venv/bin/mypy components app

@@ -52,3 +52,24 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     yield
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register tests/fixtures_corpus.py (real-document fixtures) as a plugin.
+
+    It is loaded by file path: putting tests/ on sys.path would let tests/components/ (a folder without
+    __init__.py) shadow the real `components` package.
+    """
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "fixtures_corpus"
+    if config.pluginmanager.has_plugin(name):
+        return
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    config.pluginmanager.register(module, name)

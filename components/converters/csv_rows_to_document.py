@@ -1,0 +1,204 @@
+"""CSV converter: rows grouped into self-describing chunk Documents (the header is repeated in every chunk)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack.components.converters.utils import get_bytestream_from_source, normalize_metadata
+from haystack.dataclasses import ByteStream
+
+from components.converters.errors import ConversionError
+
+logger = logging.getLogger(__name__)
+
+_SNIFF_SAMPLE_CHARS = 64 * 1024
+_SNIFF_DELIMITERS = ",;\t|"
+
+
+def _source_name(source: str | Path | ByteStream) -> str:
+    if isinstance(source, ByteStream):
+        name = source.meta.get("file_name") or source.meta.get("file_path")
+        return str(name) if name else "<bytes>"
+    return str(source)
+
+
+def _one_line(value: str) -> str:
+    """Collapse a cell onto a single line (quoted CSV fields may contain newlines)."""
+    return " ".join(value.split())
+
+
+@component
+class CsvRowsToDocument:
+    """
+    Converts a CSV file into chunk Documents of whole rows, each readable on its own.
+
+    The first row is the header. Every chunk starts with `Columns: a, b, c` and then has one line per
+    row written `a: v1; b: v2; c: v3` (empty cells are left out). A chunk holds as many rows as fit in
+    `max_chars` (at least one row, even a longer one). Meta `row_start` / `row_end` are the 1-based
+    numbers of the first and last data row in the chunk (the header is not counted; blank rows keep
+    their number but produce no line). Ragged rows are kept: extra cells get columns named `column_N`.
+
+    These Documents are final chunks: the indexing pipeline does not split them again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_chars: int = 1000,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        raise_on_failure: bool = True,
+    ) -> None:
+        """
+        Create the converter.
+
+        :param max_chars: maximum characters of a chunk (exceeded only by a single over-long row).
+        :param encoding: text encoding of the files, overridden by a ByteStream's meta "encoding".
+            A UTF-8 byte order mark is always removed.
+        :param delimiter: one-character field delimiter, or None to detect it (`,`, `;`, tab or `|`; default `,`).
+        :param raise_on_failure: raise ConversionError for an unreadable file (True) or log and skip it.
+        :raises ValueError: on an invalid argument.
+        """
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise ValueError(f"max_chars must be a positive int, got {max_chars!r}")
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError) as error:
+            raise ValueError(f"unknown encoding {encoding!r}") from error
+        if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n"):
+            raise ValueError(f"delimiter must be a single character (not a newline) or None, got {delimiter!r}")
+        if not isinstance(raise_on_failure, bool):
+            raise ValueError(f"raise_on_failure must be a bool, got {raise_on_failure!r}")
+        self.max_chars = max_chars
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.raise_on_failure = raise_on_failure
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component to a dictionary."""
+        return default_to_dict(
+            self,
+            max_chars=self.max_chars,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            raise_on_failure=self.raise_on_failure,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CsvRowsToDocument:
+        """Deserialize the component from a dictionary."""
+        return default_from_dict(cls, data)
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        sources: list[str | Path | ByteStream],
+        meta: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> dict[str, list[Document]]:
+        """
+        Convert CSV files into row-chunk Documents.
+
+        :param sources: file paths or ByteStreams.
+        :param meta: metadata for all sources (dict) or one dict per source (list); merged with ByteStream.meta.
+        :returns: {"documents": [...]}
+        :raises ConversionError: empty, undecodable or malformed CSV (only when raise_on_failure=True).
+        """
+        documents: list[Document] = []
+        meta_list = normalize_metadata(meta, sources_count=len(sources))
+        for source, metadata in zip(sources, meta_list, strict=True):
+            name = _source_name(source)
+            try:
+                try:
+                    bytestream = get_bytestream_from_source(source)
+                except OSError as error:
+                    raise ConversionError(f"cannot open {name}: {error}") from error
+                documents.extend(self._convert(bytestream, metadata, _source_name(bytestream)))
+            except ConversionError as error:
+                if self.raise_on_failure:
+                    raise
+                logger.warning("Could not read {file}: {error}", file=name, error=error)
+        return {"documents": documents}
+
+    def _decode(self, bytestream: ByteStream, name: str) -> str:
+        encoding = bytestream.meta.get("encoding") or self.encoding
+        try:
+            text = bytestream.data.decode(encoding)
+        except UnicodeDecodeError as error:
+            raise ConversionError(f"cannot decode CSV {name} as {encoding}: {error}") from error
+        except LookupError as error:
+            raise ConversionError(f"unknown encoding {encoding!r} for CSV {name}") from error
+        return text.removeprefix("\ufeff")
+
+    def _sniff_delimiter(self, text: str) -> str:
+        if self.delimiter is not None:
+            return self.delimiter
+        sample = text[:_SNIFF_SAMPLE_CHARS]
+        if len(text) > _SNIFF_SAMPLE_CHARS and "\n" in sample:
+            sample = sample[: sample.rindex("\n")]  # do not sniff a cut-off last line
+        try:
+            return csv.Sniffer().sniff(sample, delimiters=_SNIFF_DELIMITERS).delimiter
+        except csv.Error:
+            return ","
+
+    def _convert(self, bytestream: ByteStream, metadata: dict[str, Any], name: str) -> list[Document]:
+        text = self._decode(bytestream, name)
+        if not text.strip():
+            raise ConversionError(f"empty CSV {name}")
+        delimiter = self._sniff_delimiter(text)
+
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        except csv.Error as error:
+            raise ConversionError(f"malformed CSV {name}: {error}") from error
+
+        header_index = next((i for i, row in enumerate(rows) if any(cell.strip() for cell in row)), None)
+        if header_index is None:
+            raise ConversionError(f"empty CSV {name}")
+        header = rows[header_index]
+        data_rows = rows[header_index + 1 :]
+        if not any(any(cell.strip() for cell in row) for row in data_rows):
+            raise ConversionError(f"empty CSV {name}: a header but no data rows")
+        columns = [_one_line(cell) or f"column_{i + 1}" for i, cell in enumerate(header)]
+        # ragged rows: name the extra cells' columns so every value keeps a label
+        width = max(len(row) for row in data_rows)
+        columns += [f"column_{i + 1}" for i in range(len(columns), width)]
+        header_line = "Columns: " + ", ".join(columns)
+
+        base_meta = {**bytestream.meta, **metadata}
+        if file_path := base_meta.get("file_path"):
+            base_meta["file_path"] = os.path.basename(str(file_path))
+
+        documents: list[Document] = []
+        lines: list[str] = []
+        size = len(header_line)
+        row_start = row_end = 0
+
+        def flush() -> None:
+            if lines:
+                content = "\n".join([header_line, *lines])
+                documents.append(
+                    Document(content=content, meta={**base_meta, "row_start": row_start, "row_end": row_end})
+                )
+
+        for row_number, row in enumerate(data_rows, start=1):
+            cells = [(columns[i], _one_line(value)) for i, value in enumerate(row)]
+            line = "; ".join(f"{column}: {value}" for column, value in cells if value)
+            if not line:
+                continue  # blank row
+            if lines and size + 1 + len(line) > self.max_chars:
+                flush()
+                lines = []
+                size = len(header_line)
+            if not lines:
+                row_start = row_number
+            lines.append(line)
+            size += 1 + len(line)
+            row_end = row_number
+        flush()
+        return documents

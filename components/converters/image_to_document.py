@@ -1,0 +1,140 @@
+"""Image converter: OCR of PNG / JPEG / TIFF (and other Pillow-readable) images with tesseract."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack.components.converters.utils import get_bytestream_from_source, normalize_metadata
+from haystack.dataclasses import ByteStream
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from components.converters.errors import ConversionError, OcrUnavailableError
+from components.converters.ocr import ocr_image, tesseract_available, validate_language
+
+logger = logging.getLogger(__name__)
+
+# Formats whose frames are pages; other formats (animated GIF/PNG/WebP) are read as their first frame only.
+_PAGED_FORMATS = frozenset({"TIFF", "MPO"})
+
+
+def _source_name(source: str | Path | ByteStream) -> str:
+    if isinstance(source, ByteStream):
+        name = source.meta.get("file_name") or source.meta.get("file_path")
+        return str(name) if name else "<bytes>"
+    return str(source)
+
+
+@component
+class TesseractImageToDocument:
+    """
+    OCRs images into Documents with tesseract.
+
+    PNG, JPEG, TIFF (anything Pillow reads). A multi-frame TIFF gives one Document per frame with meta
+    `page` (1-based; single-frame TIFFs get `page=1` too); every Document has meta `ocr=True`. Frames
+    where OCR finds no text produce no Document. JPEG EXIF orientation is applied before OCR.
+
+    Missing tesseract raises `OcrUnavailableError` ("OCR not available: install tesseract-ocr ..."),
+    an unreadable image raises `ConversionError` (with `raise_on_failure=False` both are logged and skipped).
+    """
+
+    def __init__(self, *, language: str = "eng", timeout_s: float = 120, raise_on_failure: bool = True) -> None:
+        """
+        Create the converter.
+
+        :param language: tesseract language spec, e.g. "eng" or "eng+deu".
+        :param timeout_s: tesseract timeout per image frame, in seconds.
+        :param raise_on_failure: raise for an unreadable image (True) or log a warning and skip it.
+        :raises ValueError: on an invalid argument.
+        """
+        validate_language(language)
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
+            raise ValueError(f"timeout_s must be a positive number, got {timeout_s!r}")
+        if not isinstance(raise_on_failure, bool):
+            raise ValueError(f"raise_on_failure must be a bool, got {raise_on_failure!r}")
+        self.language = language
+        self.timeout_s = timeout_s
+        self.raise_on_failure = raise_on_failure
+
+    def warm_up(self) -> None:
+        """Check (once, cached) whether tesseract is installed; warn early when it is not."""
+        if not tesseract_available():
+            logger.warning("tesseract is not installed: images cannot be converted (OCR not available)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component to a dictionary."""
+        return default_to_dict(
+            self, language=self.language, timeout_s=self.timeout_s, raise_on_failure=self.raise_on_failure
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TesseractImageToDocument:
+        """Deserialize the component from a dictionary."""
+        return default_from_dict(cls, data)
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        sources: list[str | Path | ByteStream],
+        meta: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> dict[str, list[Document]]:
+        """
+        OCR images into Documents.
+
+        :param sources: file paths or ByteStreams.
+        :param meta: metadata for all sources (dict) or one dict per source (list); merged with ByteStream.meta.
+        :returns: {"documents": [...]}
+        :raises OcrUnavailableError: tesseract is missing (only when raise_on_failure=True).
+        :raises ConversionError: an image cannot be read or OCR fails (only when raise_on_failure=True).
+        """
+        documents: list[Document] = []
+        meta_list = normalize_metadata(meta, sources_count=len(sources))
+        for source, metadata in zip(sources, meta_list, strict=True):
+            name = _source_name(source)
+            try:
+                try:
+                    bytestream = get_bytestream_from_source(source)
+                except OSError as error:
+                    raise ConversionError(f"cannot open {name}: {error}") from error
+                documents.extend(self._convert(bytestream, metadata, _source_name(bytestream)))
+            except ConversionError as error:
+                if self.raise_on_failure:
+                    raise
+                logger.warning("Could not read {file}: {error}", file=name, error=error)
+        return {"documents": documents}
+
+    def _convert(self, bytestream: ByteStream, metadata: dict[str, Any], name: str) -> list[Document]:
+        base_meta = {**bytestream.meta, **metadata}
+        if file_path := base_meta.get("file_path"):
+            base_meta["file_path"] = os.path.basename(str(file_path))
+
+        documents = []
+        try:
+            with Image.open(io.BytesIO(bytestream.data)) as image:
+                # after Image.open, so that a file that is not an image is reported as such even without tesseract
+                if not tesseract_available():
+                    raise OcrUnavailableError(f"cannot OCR the image {name}")
+                paged = image.format in _PAGED_FORMATS
+                frames = ImageSequence.Iterator(image) if paged else [image]
+                for index, frame in enumerate(frames):
+                    prepared = ImageOps.exif_transpose(frame) if index == 0 and not paged else frame
+                    text = ocr_image(prepared, language=self.language, timeout_s=self.timeout_s)
+                    if not text:
+                        continue
+                    frame_meta = {**base_meta, "ocr": True}
+                    if paged:
+                        frame_meta["page"] = index + 1
+                    documents.append(Document(content=text, meta=frame_meta))
+        except ConversionError:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+            raise ConversionError(f"unreadable image {name}: {error}") from error
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            # truncated/corrupt data surfaces while decoding (OSError "image file is truncated", SyntaxError...)
+            raise ConversionError(f"corrupt image {name}: {error}") from error
+        if not documents:
+            logger.warning("OCR found no text in {file}", file=name)
+        return documents
