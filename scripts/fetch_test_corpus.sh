@@ -2,7 +2,7 @@
 # Populates .corpus/ (gitignored) with real third-party documents for the converter tests.
 #
 #   (a) test files shipped in the sdists of ocrmypdf, pypdf and python-docx (from PyPI, via pip)
-#   (b) checks the Debian documentation/tools listed in scripts/apt-packages.txt are installed
+#   (b) checks the Debian documentation/tools listed in scripts/apt-packages*.txt are installed
 #   (c) generates a DOCX (pandoc, from the Python FAQ reST source) and a 2-frame TIFF (Pillow)
 #   (d) real CSVs from the vega_datasets wheel
 #
@@ -165,7 +165,7 @@ fi
 
 if ((${#missing[@]})); then
   log "missing Debian files/tools: ${missing[*]}"
-  log "install them with: apt-get install -y --no-install-recommends \$(cat scripts/apt-packages.txt)"
+  log "install them with: apt-get install -y --no-install-recommends \$(grep -hv '^#' scripts/apt-packages.txt scripts/apt-packages-test.txt)"
   exit 1
 fi
 log "corpus ready in $ROOT/$CORPUS"
