@@ -1,5 +1,6 @@
 """The `rag` CLI end to end on real documents, with the real embedder, store and local LLMs."""
 
+import json
 import os
 import shutil
 import signal
@@ -117,16 +118,19 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
     assert result.exit_code == 0, result.output
     assert "4 of 4 files ok" in result.output
 
-    answer = _invoke("ask", "Which function is used to quit an R session?", "-c", "docs", "--json")
+    answer = _invoke("ask", "How do you create a vector x containing 10.4, 5.6 and 3.1?", "-c", "docs", "--json")
     assert answer.exit_code == 0, answer.output
-    import json
-
     payload = json.loads(answer.output)
     assert not payload["refused"]
-    assert "q()" in payload["answer"]
+    assert "c(10.4, 5.6, 3.1)" in payload["answer"], payload["answer"]
     cited = [s for s in payload["sources"] if s["cited"]]
-    assert cited, payload
-    assert any(s["filename"] == "R-intro.pdf" and s["page"] and "q()" in s["text"] for s in cited), payload
+    assert any(s["filename"] == "R-intro.pdf" and s["page"] == 14 and "c(10.4" in s["text"] for s in cited), payload
+
+    quit_answer = json.loads(
+        _invoke("ask", "Which function is used to quit an R session?", "-c", "docs", "--json").output
+    )
+    assert "q()" in quit_answer["answer"] or "quit()" in quit_answer["answer"], quit_answer["answer"]
+    assert any(s["filename"] == "R-intro.pdf" and s["page"] for s in quit_answer["sources"] if s["cited"])
 
     unknown = _invoke("ask", "What is the population of Ulaanbaatar in 2020?", "-c", "docs", "--json")
     payload = json.loads(unknown.output)
