@@ -22,10 +22,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("pdf", nargs="?", default="/usr/share/R/doc/manual/R-exts.pdf")
     parser.add_argument("--backend", choices=["pypdfium2", "pypdf"], default="pypdfium2")
+    parser.add_argument("--max-length", type=int, help="override the embedder's max_length (tokens)")
+    parser.add_argument("--batch-size", type=int, help="override the embedder's batch_size")
     args = parser.parse_args()
 
     def edit(data):
         data["components"]["pdf_converter"]["init_parameters"]["backend"] = args.backend
+        embedder = data["components"]["embedder"]["init_parameters"]
+        if args.max_length:
+            embedder["max_length"] = args.max_length
+        if args.batch_size:
+            embedder["batch_size"] = args.batch_size
 
     temp_profile(edit_indexing=edit)
     from app.pipeline_loader import load_pipelines
@@ -42,7 +49,9 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     if result.status != "indexed":
         raise SystemExit(f"ingest failed: {result.error}")
-    print(f"file             {Path(args.pdf).name} (backend {args.backend})")
+    embedder = pipelines.indexing.pipeline.get_component("embedder")
+    print(f"file             {Path(args.pdf).name} (backend {args.backend}, embedder max_length "
+          f"{embedder.max_length}, batch_size {embedder.batch_size})")
     print(f"pages            {result.pages}")
     print(f"chunks           {result.chunks}")
     print(f"seconds          {elapsed:.1f}")
