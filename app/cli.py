@@ -137,12 +137,11 @@ def ask(
             parsed_filters = json.loads(filters)
         except json.JSONDecodeError as error:
             raise typer.BadParameter(f"--filters is not valid JSON: {error}") from error
-    streamed = False
+    streamed: list[str] = []
 
     def on_chunk(chunk: StreamingChunk) -> None:
-        nonlocal streamed
         if chunk.content:
-            streamed = True
+            streamed.append(chunk.content)
             console.print(chunk.content, end="", markup=False, highlight=False, soft_wrap=True)
 
     try:
@@ -171,7 +170,10 @@ def ask(
         return
     if result.answer is not None:
         if streamed:
-            console.print()
+            shown = "".join(streamed).rstrip()
+            # citations inferred after generation (CitationAttributor) were not part of the stream
+            tail = result.answer[len(shown) :] if result.answer.startswith(shown) else ""
+            console.print(tail, markup=False, highlight=False)
         else:
             console.print(result.answer, markup=False, highlight=False)
     console.print()

@@ -50,8 +50,10 @@ def main() -> None:
     if result.status != "indexed":
         raise SystemExit(f"ingest failed: {result.error}")
     embedder = pipelines.indexing.pipeline.get_component("embedder")
-    print(f"file             {Path(args.pdf).name} (backend {args.backend}, embedder max_length "
-          f"{embedder.max_length}, batch_size {embedder.batch_size})")
+    print(
+        f"file             {Path(args.pdf).name} (backend {args.backend}, embedder max_length "
+        f"{embedder.max_length}, batch_size {embedder.batch_size})"
+    )
     print(f"pages            {result.pages}")
     print(f"chunks           {result.chunks}")
     print(f"seconds          {elapsed:.1f}")

@@ -205,6 +205,7 @@ class TestInit:
             embedding_dim=16,
             indexed_meta_fields=["collection", "lang"],
             vector_index_min_rows=500,
+            vector_search_rows=1000,
             optimize_every_writes=7,
         )
         data = s.to_dict()
@@ -216,6 +217,7 @@ class TestInit:
                 "embedding_dim": 16,
                 "indexed_meta_fields": ["collection", "lang"],
                 "vector_index_min_rows": 500,
+                "vector_search_rows": 1000,
                 "optimize_every_writes": 7,
             },
         }
@@ -680,6 +682,26 @@ class TestEmbeddingRetrieval:
         rare = [d for d in docs if d.meta["collection"] == "rare"]
         rare.sort(key=lambda d: -float(np.dot(query, d.embedding or [])))
         assert [d.id for d in got] == [d.id for d in rare[:10]]
+
+
+    def test_vector_search_rows_sets_probe_share(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import components.stores.lancedb_document_store as module
+
+        monkeypatch.setattr(module, "_ROWS_PER_PARTITION", 50)
+        rng = np.random.default_rng(6)
+        docs = [Document(id=f"d{i}", embedding=_unit(rng)) for i in range(800)]
+        exact = LanceDBDocumentStore(path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300)
+        exact.write_documents(docs)
+        table = exact._table
+        assert exact._nprobes(table) >= exact._vector_index_partitions  # 800 rows <= default: every partition
+        partial = LanceDBDocumentStore(
+            path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300, vector_search_rows=200
+        )
+        partial.count_documents()
+        partial._vector_index_partitions = exact._vector_index_partitions
+        assert partial._nprobes(table) == 4  # 200 of 800 rows: a quarter of 16 partitions
+        with pytest.raises(ValueError, match="vector_search_rows"):
+            LanceDBDocumentStore(path=str(tmp_path / "b"), vector_search_rows=0)
 
 
 class TestBM25Retrieval:
