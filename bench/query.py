@@ -98,7 +98,8 @@ def main() -> None:
             retrieval.append(result.timings_ms["retrieval"])
             assert len(result.sources) == 5
         print(
-            f"chunks {size:>7} (vector_search_rows {store.vector_search_rows}): load+index {load_s:6.1f} s | hybrid query p50 {percentile(latencies, 50):6.1f} ms "
+            f"chunks {size:>7} (vector_search_rows {store.vector_search_rows}): load+index {load_s:6.1f} s | "
+            f"hybrid query p50 {percentile(latencies, 50):6.1f} ms "
             f"p95 {percentile(latencies, 95):6.1f} ms (pipeline stages p50 {percentile(retrieval, 50):.1f} ms) | "
             f"peak RSS {peak_rss_mb():.0f} MiB"
         )
