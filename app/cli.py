@@ -15,7 +15,7 @@ from rich.table import Table
 
 from app.errors import RagError
 from app.pipeline_loader import PipelineLoadError, PipelineSet, load_pipelines
-from app.services.collections import list_collections
+from app.services.collections import CollectionService
 from app.services.ingest import IngestService
 from app.services.query import QueryService
 from app.settings import Settings
@@ -192,11 +192,25 @@ def ask(
 @cli.command()
 def collections() -> None:
     """List collections with their document and chunk counts."""
-    _, pipelines = _load()
+    settings, pipelines = _load()
     table = Table("collection", "documents", "chunks")
-    for info in list_collections(pipelines.document_store):
+    for info in CollectionService(pipelines.document_store, settings.collections_registry).list():
         table.add_row(info.name, str(info.documents), str(info.chunks))
     console.print(table)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default RAG_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default RAG_PORT or 8000).")] = None,
+) -> None:
+    """Serve the REST API with uvicorn (one worker; the pipelines are loaded and warmed up at start)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
 
 
 @cli.command()

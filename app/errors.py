@@ -38,3 +38,15 @@ class NotFoundError(RagError):
     """A collection or document does not exist."""
 
     code = "not_found"
+
+
+class ConflictError(RagError):
+    """The resource already exists."""
+
+    code = "conflict"
+
+
+class PayloadTooLargeError(RagError):
+    """An upload is larger than the configured limit."""
+
+    code = "payload_too_large"

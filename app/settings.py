@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     )
     default_top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved when a query names no top_k.")
     max_top_k: int = Field(default=50, ge=1, le=200, description="Upper bound on a requested top_k.")
+    max_upload_mb: int = Field(default=50, ge=1, le=1024, description="Largest accepted upload file, in MiB.")
+    max_files_per_upload: int = Field(default=20, ge=1, le=200, description="Files accepted in one upload request.")
+    ingest_concurrency: int = Field(
+        default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
+    )
+    host: str = Field(default="127.0.0.1", description="`rag serve` bind address.")
+    port: int = Field(default=8000, ge=1, le=65535, description="`rag serve` port.")
+
+    @property
+    def collections_registry(self) -> Path:
+        """JSON list of explicitly created collections."""
+        return self.data_dir / "collections.json"
 
     def export_env(self) -> None:
         """Publish the data dir to the process environment so YAML `${RAG_DATA_DIR}` paths resolve."""

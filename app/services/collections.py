@@ -1,13 +1,21 @@
 """Collections as a metadata scope: one mechanism for every store (a `collection` field on every chunk).
 
-Listing and counting use the store's own filter/count methods (Haystack's extended DocumentStore API),
-so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores.
+Listing, counting and dropping use the store's own filter/count/delete methods (Haystack's extended
+DocumentStore API), so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores. Collections created
+explicitly but still empty are remembered in a small JSON registry under the data directory.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from app.errors import ConflictError, NotFoundError
+from app.services.ingest import validate_collection
 
 
 @dataclass
@@ -19,19 +27,73 @@ class CollectionInfo:
     chunks: int
 
 
-def list_collections(store: Any) -> list[CollectionInfo]:
-    """Every collection that holds chunks, with document and chunk counts."""
-    if hasattr(store, "get_metadata_field_unique_values"):
-        names, _ = store.get_metadata_field_unique_values("meta.collection", size=10_000)
-    else:
-        names = sorted({doc.meta.get("collection") for doc in store.filter_documents()} - {None})
-    infos = []
-    for name in sorted(str(n) for n in names):
-        scope = {"field": "meta.collection", "operator": "==", "value": name}
-        counts = store.count_unique_metadata_by_filter(scope, ["document_id"])
-        infos.append(
-            CollectionInfo(
-                name=name, documents=int(counts.get("document_id", 0)), chunks=store.count_documents_by_filter(scope)
-            )
+def collection_filter(name: str) -> dict[str, Any]:
+    """The Haystack filter that scopes to one collection."""
+    return {"field": "meta.collection", "operator": "==", "value": name}
+
+
+class CollectionService:
+    """List, create, count and drop collections."""
+
+    def __init__(self, store: Any, registry_path: Path) -> None:
+        self.store = store
+        self.registry_path = registry_path
+        self._lock = threading.Lock()
+
+    def _registered(self) -> set[str]:
+        try:
+            return set(json.loads(self.registry_path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return set()
+
+    def _save(self, names: set[str]) -> None:
+        self.registry_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.registry_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(names)), encoding="utf-8")
+        os.replace(tmp, self.registry_path)
+
+    def _in_store(self) -> set[str]:
+        names, _ = self.store.get_metadata_field_unique_values("meta.collection", size=100_000)
+        return {str(n) for n in names}
+
+    def info(self, name: str) -> CollectionInfo:
+        """Counts for one collection (zeros for an empty one)."""
+        scope = collection_filter(name)
+        documents = self.store.count_unique_metadata_by_filter(scope, ["document_id"]).get("document_id", 0)
+        return CollectionInfo(
+            name=name, documents=int(documents), chunks=int(self.store.count_documents_by_filter(scope))
         )
-    return infos
+
+    def list(self) -> list[CollectionInfo]:
+        """Every collection that holds chunks or was created explicitly."""
+        return [self.info(name) for name in sorted(self._registered() | self._in_store())]
+
+    def exists(self, name: str) -> bool:
+        """True when the collection was created or holds chunks."""
+        return name in self._registered() or self.store.count_documents_by_filter(collection_filter(name)) > 0
+
+    def create(self, name: str) -> CollectionInfo:
+        """Create an empty collection; 409 when it exists."""
+        validate_collection(name)
+        with self._lock:
+            if self.exists(name):
+                raise ConflictError(f"collection {name!r} already exists")
+            self._save(self._registered() | {name})
+        return self.info(name)
+
+    def register(self, name: str) -> None:
+        """Remember a collection (ingest into a new collection creates it implicitly)."""
+        with self._lock:
+            names = self._registered()
+            if name not in names:
+                self._save(names | {name})
+
+    def drop(self, name: str) -> int:
+        """Delete every chunk of the collection and forget it; 404 when it does not exist."""
+        validate_collection(name)
+        with self._lock:
+            if not self.exists(name):
+                raise NotFoundError(f"collection {name!r} does not exist")
+            deleted = int(self.store.delete_by_filter(collection_filter(name)))
+            self._save(self._registered() - {name})
+        return deleted

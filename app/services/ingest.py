@@ -22,7 +22,18 @@ logger = logging.getLogger(__name__)
 COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TAG_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED_META = frozenset(
-    {"file_name", "collection", "document_id", "content_hash", "page", "chunk_index", "title", "author", "created_at"}
+    {
+        "file_name",
+        "collection",
+        "document_id",
+        "content_hash",
+        "content_type",
+        "page",
+        "chunk_index",
+        "title",
+        "author",
+        "created_at",
+    }
 )
 _EXTRA_TYPES = {
     ".md": "text/markdown",
@@ -188,6 +199,7 @@ class IngestService:
             "collection": collection,
             "document_id": document_id,
             "content_hash": content_hash,
+            **({"content_type": mime} if mime else {}),
         }
         source = ByteStream(data=data, mime_type=mime, meta=meta)
         try:

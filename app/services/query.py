@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from haystack import Document, logging
+from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import StreamingChunk
 
 from app import timing
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
 from app.services.ingest import validate_collection
 
@@ -148,7 +150,7 @@ class QueryService:
             sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
             return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms)
         answer = answers[0]
-        refused = not outputs.get("relevant", True) or answer.data.strip().lower().startswith("i don't know")
+        refused = not outputs.get("relevant", True) or _is_refusal(answer.data)
         sources = [
             _source(int(doc.meta.get("source_index", i + 1)), doc, bool(doc.meta.get("referenced")))
             for i, doc in enumerate(answer.documents or [])
@@ -164,6 +166,103 @@ class QueryService:
         return QueryResult(
             answer=answer.data, sources=sources, timings_ms=timings, refused=refused, components_ms=components_ms
         )
+
+
+@dataclass
+class StreamEvent:
+    """One step of a streamed answer: `sources`, `token`, `done` or `error`."""
+
+    kind: str
+    data: Any
+
+
+def _is_refusal(text: str) -> bool:
+    return text.strip().lower().startswith("i don't know")
+
+
+async def stream_answer(
+    service: QueryService,
+    question: str,
+    *,
+    collection: str,
+    top_k: int | None = None,
+    filters: dict[str, Any] | None = None,
+) -> AsyncIterator[StreamEvent]:
+    """
+    Run the query pipeline and yield events as they happen: the passages as soon as retrieval is done, then every
+    token the LLM produces (a sync streaming callback bridged to the event loop), then `done` with the answer,
+    the cited numbers and timings. A pipeline failure after the start is an `error` event, never an exception.
+    """
+    spec = service.pipelines.query
+    data, _ = service._run_data(question, collection, top_k, filters, True)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
+
+    streamed: list[str] = []
+
+    def on_chunk(chunk: StreamingChunk) -> None:
+        if chunk.content:
+            streamed.append(chunk.content)
+            loop.call_soon_threadsafe(queue.put_nowait, StreamEvent("token", chunk.content))
+
+    data.setdefault("llm", {})["streaming_callback"] = on_chunk
+    passages_component = spec.outputs["passages"].split(".", 1)[0]
+    answers_component = spec.outputs["answers"].split(".", 1)[0]
+
+    async def drive() -> None:
+        started = time.perf_counter()
+        retrieval_ms = 0.0
+        answer = None
+        relevant = True
+        try:
+            async for partial in spec.pipeline.run_async_generator(
+                data, include_outputs_from=spec.include_outputs_from()
+            ):
+                if passages_component in partial:
+                    retrieval_ms = (time.perf_counter() - started) * 1000.0
+                    out = partial[passages_component]
+                    relevant = bool(out.get("relevant", True))
+                    passages = out.get("passages") or [] if relevant else []
+                    queue.put_nowait(StreamEvent("sources", [_source(i + 1, d, False) for i, d in enumerate(passages)]))
+                if answers_component in partial:
+                    answer = (partial[answers_component].get("answers") or [None])[0]
+            total = (time.perf_counter() - started) * 1000.0
+            text = answer.data if answer is not None else ""
+            if text and not streamed:  # a refusal from the gate: no LLM ran, send it as one token
+                queue.put_nowait(StreamEvent("token", text))
+            cited = (
+                [int(d.meta["source_index"]) for d in (answer.documents or []) if d.meta.get("referenced")]
+                if answer
+                else []
+            )
+            queue.put_nowait(
+                StreamEvent(
+                    "done",
+                    {
+                        "answer": text,
+                        "refused": not relevant or _is_refusal(text),
+                        "cited": cited,
+                        "timings_ms": {
+                            "retrieval": round(retrieval_ms, 2),
+                            "generation": round(total - retrieval_ms, 2),
+                            "total": round(total, 2),
+                        },
+                    },
+                )
+            )
+        except (PipelineRuntimeError, RagError) as error:
+            logger.warning("Streaming query failed: {error}", error=str(error))
+            queue.put_nowait(StreamEvent("error", {"code": "pipeline_failed", "message": str(error)}))
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(drive())
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def _retrieval_ms(components_ms: dict[str, float], passages_output: str | None) -> float:

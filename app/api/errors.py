@@ -1,0 +1,75 @@
+"""One table maps domain errors to HTTP; every error body is `{"error": {"code", "message", "detail"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from haystack import logging
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import (
+    ConflictError,
+    ExtractionError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RagError,
+    UnsupportedFileTypeError,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[RagError], int] = {
+    InvalidInputError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+    UnsupportedFileTypeError: 415,
+    ExtractionError: 422,
+}
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """The JSON body of every error response."""
+    return {"error": {"code": code, "message": message, "detail": detail}}
+
+
+def _status_for(error: RagError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+async def _rag_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RagError)
+    return JSONResponse(error_body(error.code, error.message, error.detail), status_code=_status_for(error))
+
+
+async def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg"), "type": e.get("type")} for e in error.errors()]
+    return JSONResponse(error_body("invalid_request", "request validation failed", detail), status_code=422)
+
+
+async def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
+    return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    # The outermost boundary: log with the route, never leak internals to the client.
+    logger.exception("Unhandled error on {method} {path}", method=request.method, path=request.url.path)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handler table on the app."""
+    app.add_exception_handler(RagError, _rag_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,133 @@
+"""Documents: upload (multipart), list (paged), delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
+
+from app.api.deps import State
+from app.api.errors import error_body
+from app.api.schemas import DeletedDocument, DocumentOut, DocumentPage, ErrorResponse, FileResult, UploadResponse
+from app.errors import InvalidInputError
+from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+_CHUNK = 1 << 20
+
+
+def _parse_metadata(metadata: str | None) -> dict[str, Any]:
+    if not metadata:
+        return {}
+    try:
+        parsed = json.loads(metadata)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"metadata is not valid JSON: {error.msg}") from error
+    if not isinstance(parsed, dict):
+        raise InvalidInputError("metadata must be a JSON object of tags")
+    return validate_tags(parsed)
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
+    """The file's bytes, or None when it is larger than `limit`."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+@router.post(
+    "/upload",
+    response_model=UploadResponse,
+    responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    summary="Upload and index files into a collection",
+    description="Each file is indexed on its own: one bad file never fails the others. A file whose content is "
+    "already in the collection answers `duplicate`. When no file could be indexed the answer is 422.",
+)
+async def upload(
+    state: State,
+    files: Annotated[list[UploadFile], File(description="One or more files (PDF, DOCX, TXT, MD, CSV, HTML, images)")],
+    collection: Annotated[str, Form()] = "default",
+    metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
+) -> Any:
+    validate_collection(collection)
+    tags = _parse_metadata(metadata)
+    if not files:
+        raise InvalidInputError("no files in the request")
+    if len(files) > state.settings.max_files_per_upload:
+        raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
+    limit = state.settings.max_upload_mb * 1024 * 1024
+    started = time.perf_counter()
+    results: list[IngestResult] = []
+    for upload_file in files:
+        name = upload_file.filename or "upload"
+        data = await _read_limited(upload_file, limit)
+        if data is None:
+            results.append(
+                IngestResult(
+                    document_id="",
+                    filename=name,
+                    content_type=guess_content_type(name, upload_file.content_type),
+                    status="failed",
+                    error=f"file is larger than {state.settings.max_upload_mb} MiB",
+                )
+            )
+            continue
+        async with state.ingest_slots:
+            result = await asyncio.to_thread(
+                state.ingest.ingest_bytes,
+                data,
+                name,
+                collection=collection,
+                tags=tags,
+                content_type=upload_file.content_type,
+            )
+        results.append(result)
+    if any(r.status != "failed" for r in results):
+        await asyncio.to_thread(state.collections.register, collection)
+    body = UploadResponse(
+        collection=collection,
+        files=[FileResult(**r.__dict__) for r in results],
+        duration_ms=round((time.perf_counter() - started) * 1000.0, 1),
+    )
+    if all(r.status == "failed" for r in results):
+        return JSONResponse(
+            error_body("extraction_failed", "no file could be indexed", body.model_dump()), status_code=422
+        )
+    return body
+
+
+@router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")
+async def list_documents(
+    state: State,
+    collection: Annotated[str, Query()] = "default",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> DocumentPage:
+    docs, total = await asyncio.to_thread(state.documents.list, collection, offset=offset, limit=limit)
+    return DocumentPage(
+        collection=collection,
+        total=total,
+        offset=offset,
+        limit=limit,
+        documents=[DocumentOut(**d.__dict__) for d in docs],
+    )
+
+
+@router.delete(
+    "/{document_id}",
+    response_model=DeletedDocument,
+    responses={404: {"model": ErrorResponse}},
+    summary="Delete a document and all its chunks",
+)
+async def delete_document(document_id: str, state: State) -> DeletedDocument:
+    deleted = await asyncio.to_thread(state.documents.delete, document_id)
+    return DeletedDocument(document_id=document_id, deleted_chunks=deleted)

@@ -1,0 +1,40 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.deps import State
+from app.api.schemas import CheckResult, ReadyResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready", summary="Readiness: store reachable, pipelines loaded, models warmed up", response_model=ReadyResponse
+)
+async def ready(state: State) -> JSONResponse:
+    checks: dict[str, CheckResult] = {"pipelines": CheckResult(status="ok")}
+    try:
+        count = await asyncio.to_thread(state.pipelines.document_store.count_documents)
+        checks["store"] = CheckResult(status="ok", detail=f"{count} chunks")
+    except (OSError, RuntimeError, ValueError) as error:
+        checks["store"] = CheckResult(status="error", detail=str(error))
+    checks["models"] = CheckResult(status="ok" if state.warmed_up else "error")
+    ok = all(c.status == "ok" for c in checks.values())
+    body = ReadyResponse(status="ready" if ok else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,80 @@
+"""Questions: a JSON answer, or the same answer streamed as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from haystack import logging
+
+from app.api.deps import State
+from app.api.schemas import ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
+from app.services.query import StreamEvent, stream_answer
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/query", tags=["query"])
+
+
+@router.post(
+    "",
+    response_model=QueryResponse,
+    responses={400: {"model": ErrorResponse}},
+    summary="Answer a question from a collection, with numbered sources",
+)
+async def query(body: QueryRequest, state: State) -> QueryResponse:
+    result = await asyncio.to_thread(
+        state.query.ask,
+        body.question,
+        collection=body.collection,
+        top_k=body.top_k,
+        filters=body.filters,
+        generate=body.generate,
+    )
+    return QueryResponse(
+        answer=result.answer,
+        refused=result.refused,
+        sources=[SourceOut(**asdict(s)) for s in result.sources],
+        timings_ms=Timings(**result.timings_ms),
+    )
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _event_data(event: StreamEvent) -> Any:
+    if event.kind == "sources":
+        return {"sources": [asdict(s) for s in event.data]}
+    if event.kind == "token":
+        return {"text": event.data}
+    return event.data
+
+
+@router.post(
+    "/stream",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "sources, token..., done | error"}},
+    summary="Answer a question as Server-Sent Events",
+    description="Events: one `sources` (the numbered passages), then `token` events as the LLM produces them, then "
+    "`done` with the answer, the cited numbers and timings; `error` if the pipeline fails mid-way.",
+)
+async def query_stream(body: QueryRequest, state: State) -> StreamingResponse:
+    events = stream_answer(
+        state.query, body.question, collection=body.collection, top_k=body.top_k, filters=body.filters
+    )
+    first = await anext(events)  # validation errors surface here as a 4xx, before the stream starts
+
+    async def frames() -> AsyncIterator[str]:
+        yield _sse(first.kind, _event_data(first))
+        try:
+            async for event in events:
+                yield _sse(event.kind, _event_data(event))
+        except Exception as error:  # the stream's outermost boundary: report, never hang
+            logger.exception("Stream failed: {error}", error=str(error))
+            yield _sse("error", {"code": "internal_error", "message": "internal server error"})
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

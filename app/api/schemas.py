@@ -1,0 +1,116 @@
+"""Request and response models of the REST API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["collection 'x' does not exist"])
+    detail: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class FileResult(BaseModel):
+    document_id: str
+    filename: str
+    content_type: str | None
+    status: Literal["indexed", "duplicate", "failed"]
+    pages: int
+    chunks: int
+    error: str | None = None
+    duration_ms: float
+
+
+class UploadResponse(BaseModel):
+    collection: str
+    files: list[FileResult]
+    duration_ms: float
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    filename: str | None
+    content_type: str | None
+    collection: str
+    title: str | None
+    author: str | None
+    created_at: str | None
+    pages: int
+    chunks: int
+    tags: dict[str, Any]
+
+
+class DocumentPage(BaseModel):
+    collection: str
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentOut]
+
+
+class DeletedDocument(BaseModel):
+    document_id: str
+    deleted_chunks: int
+
+
+class QueryRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4000, examples=["How do you create a vector in R?"])
+    collection: str = Field(default="default", examples=["default"])
+    top_k: int | None = Field(default=None, ge=1, le=200, examples=[5])
+    filters: dict[str, Any] | None = Field(
+        default=None,
+        description="Haystack filter syntax on chunk metadata, ANDed with the collection.",
+        examples=[{"field": "meta.file_name", "operator": "==", "value": "R-intro.pdf"}],
+    )
+    generate: bool = Field(default=True, description="false: return the sources only (no LLM call).")
+
+
+class SourceOut(BaseModel):
+    n: int = Field(description="The number the answer cites as [n].")
+    document_id: str | None
+    filename: str | None
+    page: int | None
+    chunk_id: str
+    score: float | None
+    text: str
+    cited: bool
+
+
+class Timings(BaseModel):
+    retrieval: float
+    generation: float
+    total: float
+
+
+class QueryResponse(BaseModel):
+    answer: str | None
+    refused: bool
+    sources: list[SourceOut]
+    timings_ms: Timings
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["manuals"])
+
+
+class CheckResult(BaseModel):
+    status: Literal["ok", "error"]
+    detail: str | None = None
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, CheckResult]

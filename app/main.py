@@ -1,0 +1,46 @@
+"""The FastAPI application: `create_app()` + a lifespan that loads and warms the YAML pipelines once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from haystack import logging
+
+from app.api.deps import RagState
+from app.api.errors import install_error_handlers
+from app.api.routes import collections, documents, health, query
+from app.pipeline_loader import load_pipelines
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Retrieval-augmented generation over your documents. Pipelines are Haystack YAML (`pipelines/`); the default profile
+runs offline (LanceDB + ONNX embedder + llama.cpp). Upload files into a collection, then query it: the answer cites
+its numbered sources, `[n]` matching `sources[].n`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; pipelines are loaded in the lifespan, never at import time."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.export_env()
+        pipelines = load_pipelines(settings.pipelines_dir)
+        state = RagState.build(settings, pipelines)
+        await asyncio.to_thread(pipelines.warm_up)
+        state.warmed_up = True
+        app.state.rag = state
+        logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
+        yield
+
+    app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for router in (documents.router, query.router, collections.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,89 @@
+"""Documents (source files) within a collection: list with paging, delete with all their chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import NotFoundError
+from app.services.collections import collection_filter
+from app.services.ingest import validate_collection
+
+_TAG_EXCLUDE = frozenset(
+    {
+        "file_name",
+        "collection",
+        "document_id",
+        "content_hash",
+        "content_type",
+        "page",
+        "chunk_index",
+        "title",
+        "author",
+        "created_at",
+        "ocr",
+        "row_start",
+        "row_end",
+        "file_path",
+    }
+)
+
+
+@dataclass
+class DocumentInfo:
+    """One indexed source file."""
+
+    document_id: str
+    filename: str | None
+    content_type: str | None
+    collection: str
+    title: str | None
+    author: str | None
+    created_at: str | None
+    pages: int
+    chunks: int
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+class DocumentService:
+    """Reads and deletes documents through the store's filter API."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def list(self, collection: str, *, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
+        """Documents of a collection ordered by file name, and the total count."""
+        validate_collection(collection)
+        grouped: dict[str, DocumentInfo] = {}
+        pages: dict[str, set[int]] = {}
+        for chunk in self.store.filter_documents(collection_filter(collection)):
+            meta = chunk.meta
+            doc_id = str(meta.get("document_id"))
+            info = grouped.get(doc_id)
+            if info is None:
+                info = grouped[doc_id] = DocumentInfo(
+                    document_id=doc_id,
+                    filename=meta.get("file_name"),
+                    content_type=meta.get("content_type"),
+                    collection=collection,
+                    title=meta.get("title"),
+                    author=meta.get("author"),
+                    created_at=meta.get("created_at"),
+                    pages=0,
+                    chunks=0,
+                    tags={k: v for k, v in meta.items() if k not in _TAG_EXCLUDE and not k.startswith("_")},
+                )
+            info.chunks += 1
+            if isinstance(meta.get("page"), int):
+                pages.setdefault(doc_id, set()).add(meta["page"])
+        for doc_id, info in grouped.items():
+            info.pages = len(pages.get(doc_id, ())) or 1
+        ordered = sorted(grouped.values(), key=lambda d: ((d.filename or "").lower(), d.document_id))
+        return ordered[offset : offset + limit], len(ordered)
+
+    def delete(self, document_id: str) -> int:
+        """Delete every chunk of a document; 404 when there is none."""
+        scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
+        if not self.store.count_documents_by_filter(scope):
+            raise NotFoundError(f"document {document_id!r} does not exist")
+        return int(self.store.delete_by_filter(scope))
