@@ -7,7 +7,7 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-_DEFAULT_DROP = ["_split_overlap", "split_idx_start", "source_id", "split_id", "page_number"]
+_DEFAULT_DROP = ["_split_overlap", "split_idx_start", "source_id", "parent_id", "split_id", "page_number"]
 
 
 @component

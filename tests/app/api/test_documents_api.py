@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _upload(client, files, collection="docs", metadata=None):
+    data = {"collection": collection}
+    if metadata is not None:
+        data["metadata"] = metadata
+    return client.post("/documents/upload", files=[("files", f) for f in files], data=data)
+
+
+def _file(path, content_type="application/octet-stream"):
+    return (path.name, path.read_bytes(), content_type)
+
+
+def test_upload_each_format(client, docx_file, html_file, csv_file, markdown_file, text_file, png_file, linn_pdf):
+    files = [_file(p) for p in (docx_file, html_file, csv_file, markdown_file, text_file, png_file, linn_pdf)]
+    response = _upload(client, files, collection="formats", metadata=json.dumps({"team": "qa"}))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    statuses = {f["filename"]: f["status"] for f in body["files"]}
+    assert set(statuses.values()) == {"indexed"}, body
+    by_name = {f["filename"]: f for f in body["files"]}
+    assert by_name[linn_pdf.name]["pages"] >= 1 and by_name[linn_pdf.name]["chunks"] >= 1
+    assert by_name[csv_file.name]["content_type"] == "text/csv"
+    listing = client.get("/documents", params={"collection": "formats"}).json()
+    assert listing["total"] == len(files)
+    assert all(d["tags"] == {"team": "qa"} for d in listing["documents"])
+
+
+def test_mixed_batch_duplicate_and_all_failed(client, csv_file, html_file):
+    corrupt = ("broken.pdf", b"%PDF-1.7 this is not a pdf", "application/pdf")
+    first = _upload(client, [_file(csv_file), corrupt])
+    assert first.status_code == 200
+    statuses = [f["status"] for f in first.json()["files"]]
+    assert statuses == ["indexed", "failed"]
+    assert first.json()["files"][1]["error"]
+    again = _upload(client, [_file(csv_file), _file(html_file)])
+    assert [f["status"] for f in again.json()["files"]] == ["duplicate", "indexed"]
+    only_bad = _upload(client, [corrupt, ("notes.xyz", b"binary", "application/octet-stream")])
+    assert only_bad.status_code == 422
+    error = only_bad.json()["error"]
+    assert error["code"] == "extraction_failed"
+    assert [f["status"] for f in error["detail"]["files"]] == ["failed", "failed"]
+    assert "unsupported file type" in error["detail"]["files"][1]["error"]
+
+
+def test_upload_validation_errors(client, csv_file):
+    assert _upload(client, [_file(csv_file)], collection="bad name!").status_code == 400
+    bad_json = _upload(client, [_file(csv_file)], metadata="{not json")
+    assert bad_json.status_code == 400
+    assert bad_json.json()["error"]["code"] == "invalid_input"
+    reserved = _upload(client, [_file(csv_file)], metadata=json.dumps({"collection": "x"}))
+    assert reserved.status_code == 400
+    assert client.post("/documents/upload", data={"collection": "docs"}).status_code == 422
+    big = _upload(client, [("big.txt", b"x" * (1024 * 1024 + 1), "text/plain")])
+    assert big.status_code == 422
+    assert "larger than 1 MiB" in big.json()["error"]["detail"]["files"][0]["error"]
+
+
+def test_list_is_paged_and_delete_removes_chunks(client, docx_file, text_file, markdown_file):
+    _upload(client, [_file(docx_file), _file(text_file), _file(markdown_file)], collection="paged")
+    page1 = client.get("/documents", params={"collection": "paged", "limit": 2}).json()
+    page2 = client.get("/documents", params={"collection": "paged", "limit": 2, "offset": 2}).json()
+    assert page1["total"] == 3 and len(page1["documents"]) == 2 and len(page2["documents"]) == 1
+    victim = page1["documents"][0]
+    deleted = client.delete(f"/documents/{victim['document_id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["deleted_chunks"] == victim["chunks"]
+    assert client.get("/documents", params={"collection": "paged"}).json()["total"] == 2
+    search = client.post("/query", json={"question": victim["filename"], "collection": "paged", "generate": False})
+    assert all(s["document_id"] != victim["document_id"] for s in search.json()["sources"])
+    missing = client.delete(f"/documents/{victim['document_id']}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"

@@ -1,0 +1,91 @@
+"""The API served by `rag serve` (a real uvicorn process on 127.0.0.1), started and stopped by the test."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+RAG = str(Path(sys.executable).parent / "rag")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_profile_dir, tmp_path_factory):
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("served-data")
+    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(tiny_profile_dir)}
+    log = (data_dir / "server.log").open("w")
+    proc = subprocess.Popen([RAG, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (data_dir / "server.log").read_text()
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("server did not become ready in 120 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_upload_query_delete_round_trip(server, html_file):
+    with httpx.Client(base_url=server, timeout=120) as http:
+        files = [("files", (html_file.name, html_file.read_bytes(), "text/html"))]
+        upload = http.post("/documents/upload", files=files, data={"collection": "rt"})
+        assert upload.status_code == 200, upload.text
+        document_id = upload.json()["files"][0]["document_id"]
+        answer = http.post("/query", json={"question": "What is Python?", "collection": "rt"}).json()
+        assert answer["answer"] and answer["sources"]
+        assert all(s["document_id"] == document_id for s in answer["sources"])
+        assert http.delete(f"/documents/{document_id}").status_code == 200
+        after = http.post("/query", json={"question": "What is Python?", "collection": "rt", "generate": False})
+        assert after.json()["sources"] == []
+
+
+def test_tokens_arrive_incrementally(server, html_file):
+    with httpx.Client(base_url=server, timeout=120) as http:
+        files = [("files", (html_file.name, html_file.read_bytes(), "text/html"))]
+        http.post("/documents/upload", files=files, data={"collection": "sse"})
+        arrivals: list[tuple[str, float]] = []
+        event = None
+        body = {"question": "Why is Python called Python?", "collection": "sse"}
+        with http.stream("POST", "/query/stream", json=body) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    arrivals.append((event or "", time.monotonic()))
+                    json.loads(line.removeprefix("data: "))
+    kinds = [kind for kind, _ in arrivals]
+    assert kinds[0] == "sources" and kinds[-1] == "done"
+    tokens = [t for kind, t in arrivals if kind == "token"]
+    assert len(tokens) >= 5
+    done_at = arrivals[-1][1]
+    # the first token reached the client well before generation finished: tokens are not buffered to the end
+    assert done_at - tokens[0] > 0.05
+    assert tokens[-1] - tokens[0] > 0.05
