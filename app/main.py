@@ -11,7 +11,7 @@ from haystack import logging
 
 from app.api.deps import RagState
 from app.api.errors import install_error_handlers
-from app.api.routes import collections, documents, health, query
+from app.api.routes import collections, documents, health, openai, query
 from app.pipeline_loader import load_pipelines
 from app.settings import Settings
 
@@ -41,6 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for router in (documents.router, query.router, collections.router, health.router):
+    for router in (documents.router, query.router, collections.router, health.router, openai.router):
         app.include_router(router)
     return app

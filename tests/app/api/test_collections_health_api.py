@@ -8,8 +8,20 @@ def test_health_ready_metrics_docs(client):
     assert set(ready["checks"]) == {"pipelines", "store", "models"}
     assert "python_info" in client.get("/metrics").text
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/documents/upload", "/documents", "/documents/{document_id}", "/query", "/query/stream",
-                 "/collections", "/collections/{name}", "/health", "/ready", "/metrics"):
+    for path in (
+        "/documents/upload",
+        "/documents",
+        "/documents/{document_id}",
+        "/query",
+        "/query/stream",
+        "/collections",
+        "/collections/{name}",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/v1/chat/completions",
+        "/v1/models",
+    ):
         assert path in paths
 
 

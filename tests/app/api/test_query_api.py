@@ -14,8 +14,8 @@ def indexed(client, csv_file, html_file):
 
 def test_search_only_returns_numbered_sources(client, indexed):
     body = client.post(
-        "/query", json={"question": "seattle weather rain precipitation", "collection": "q", "generate": False,
-                        "top_k": 3}
+        "/query",
+        json={"question": "seattle weather rain precipitation", "collection": "q", "generate": False, "top_k": 3},
     ).json()
     assert body["answer"] is None
     assert [s["n"] for s in body["sources"]] == [1, 2, 3]
@@ -26,8 +26,12 @@ def test_search_only_returns_numbered_sources(client, indexed):
 def test_answer_with_filters_and_timings(client, indexed):
     body = client.post(
         "/query",
-        json={"question": "What is Python?", "collection": "q", "top_k": 2,
-              "filters": {"field": "meta.file_name", "operator": "==", "value": indexed["html"]}},
+        json={
+            "question": "What is Python?",
+            "collection": "q",
+            "top_k": 2,
+            "filters": {"field": "meta.file_name", "operator": "==", "value": indexed["html"]},
+        },
     ).json()
     assert body["answer"]
     assert all(s["filename"] == indexed["html"] for s in body["sources"])
@@ -76,7 +80,9 @@ def test_stream_framing(client, indexed):
 
 
 def test_stream_refusal_sends_the_refusal_as_a_token(client, indexed):
-    with client.stream("POST", "/query/stream", json={"question": "Who won the 1998 world cup?", "collection": "q"}) as r:
+    with client.stream(
+        "POST", "/query/stream", json={"question": "Who won the 1998 world cup?", "collection": "q"}
+    ) as r:
         text = "".join(r.iter_text())
     assert "I don't know" in text
     assert text.strip().split("\n\n")[-1].startswith("event: done")

@@ -27,8 +27,9 @@ def server(tiny_profile_dir, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("served-data")
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(tiny_profile_dir)}
     log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen([RAG, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [RAG, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

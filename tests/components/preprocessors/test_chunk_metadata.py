@@ -15,7 +15,14 @@ def test_numbers_chunks_per_document_and_drops_bookkeeping():
     docs = [
         Document(
             content="a",
-            meta={"document_id": "d1", "page": 1, "split_id": 0, "_split_overlap": [], "page_number": 1, "parent_id": "p"},
+            meta={
+                "document_id": "d1",
+                "page": 1,
+                "split_id": 0,
+                "_split_overlap": [],
+                "page_number": 1,
+                "parent_id": "p",
+            },
         ),
         Document(content="b", meta={"document_id": "d1", "page": 2, "split_id": 0}),
         Document(content="c", meta={"document_id": "d2"}),

@@ -683,7 +683,6 @@ class TestEmbeddingRetrieval:
         rare.sort(key=lambda d: -float(np.dot(query, d.embedding or [])))
         assert [d.id for d in got] == [d.id for d in rare[:10]]
 
-
     def test_vector_search_rows_sets_probe_share(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         import components.stores.lancedb_document_store as module
 

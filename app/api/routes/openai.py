@@ -1,0 +1,129 @@
+"""OpenAI-compatible chat over the query pipeline, so OpenAI SDK clients and chat UIs can use the RAG.
+
+The last user message is the question. Extension fields in the request body: `collection`, `top_k`, `filters`
+(same meaning as `POST /query`). Extension fields in the response: `sources` (the numbered passages, as in
+`POST /query`) and `refused`; when streaming they arrive on the final chunk (the one with `finish_reason`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from haystack import logging
+from pydantic import BaseModel, Field
+
+from app.api.deps import State
+from app.api.schemas import ErrorResponse
+from app.errors import InvalidInputError
+from app.services.query import stream_answer
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["openai"])
+MODEL_ID = "rag"
+
+
+class ChatMessageIn(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    model: str = Field(default=MODEL_ID, examples=[MODEL_ID])
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    collection: str | None = Field(default=None, description="Extension: the collection to answer from.")
+    top_k: int | None = Field(default=None, ge=1, le=200, description="Extension: passages to retrieve.")
+    filters: dict[str, Any] | None = Field(default=None, description="Extension: Haystack metadata filter.")
+    model_config = {"extra": "allow"}
+
+
+def _question(messages: list[ChatMessageIn]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            if isinstance(message.content, str):
+                return message.content
+            if isinstance(message.content, list):
+                return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    raise InvalidInputError("messages must contain a user message")
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+@router.get("/models", summary="The models this endpoint serves (one: the RAG pipeline)")
+async def models() -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "ragstack"}]}
+
+
+@router.post(
+    "/chat/completions",
+    responses={400: {"model": ErrorResponse}, 200: {"content": {"text/event-stream": {}}}},
+    summary="OpenAI-compatible chat completion answered by the query pipeline",
+)
+async def chat_completions(body: ChatCompletionRequest, state: State) -> Any:
+    question = _question(body.messages)
+    collection = body.collection or state.settings.default_collection
+    if body.stream:
+        return StreamingResponse(
+            _stream(state, body, question, collection),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    result = await asyncio.to_thread(
+        state.query.ask, question, collection=collection, top_k=body.top_k, filters=body.filters
+    )
+    return {
+        "id": _completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "sources": [asdict(s) for s in result.sources],
+        "refused": result.refused,
+    }
+
+
+async def _stream(state: Any, body: ChatCompletionRequest, question: str, collection: str) -> AsyncIterator[str]:
+    completion_id, created = _completion_id(), int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    sources: list[dict[str, Any]] = []
+    try:
+        async for event in stream_answer(
+            state.query, question, collection=collection, top_k=body.top_k, filters=body.filters
+        ):
+            if event.kind == "sources":
+                sources = [asdict(s) for s in event.data]
+            elif event.kind == "token":
+                yield chunk({"content": event.data})
+            elif event.kind == "done":
+                cited = set(event.data["cited"])
+                for source in sources:
+                    source["cited"] = source["n"] in cited
+                yield chunk({}, "stop", sources=[] if event.data["refused"] else sources, refused=event.data["refused"])
+            elif event.kind == "error":
+                yield f"data: {json.dumps({'error': event.data})}\n\n"
+    except InvalidInputError as error:
+        yield f"data: {json.dumps({'error': {'code': error.code, 'message': error.message}})}\n\n"
+    yield "data: [DONE]\n\n"
