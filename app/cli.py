@@ -21,7 +21,6 @@ from app.services.query import QueryService
 from app.settings import Settings
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG backend: Haystack YAML pipelines, offline.")
 console = Console()
@@ -203,13 +202,25 @@ def collections() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default RAG_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default RAG_PORT or 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default RAG_WORKERS or 1).")] = None,
 ) -> None:
-    """Serve the REST API with uvicorn (one worker; the pipelines are loaded and warmed up at start)."""
+    """Serve the REST API with uvicorn; each worker loads and warms up the pipelines at start."""
     import uvicorn
 
+    settings = Settings()
+    count = workers or settings.workers
+    if count > 1:  # workers import the app factory themselves (the store is opened after the fork)
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=count,
+            log_level="info",
+        )
+        return
     from app.main import create_app
 
-    settings = Settings()
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
 
 

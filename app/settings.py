@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="`rag serve` bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="`rag serve` port.")
+    workers: int = Field(
+        default=1, ge=1, le=16, description="`rag serve` worker processes (each loads its own models: ~0.6 GiB)."
+    )
 
     @property
     def collections_registry(self) -> Path:

@@ -3,7 +3,7 @@
 # type-check and the whole test suite with coverage. Used verbatim by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HAYSTACK_TELEMETRY_ENABLED=False OMP_THREAD_LIMIT=1
+export HAYSTACK_TELEMETRY_ENABLED=False
 bash scripts/install.sh
 bash scripts/apt-install.sh scripts/apt-packages-test.txt
 bash scripts/fetch_test_corpus.sh

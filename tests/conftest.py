@@ -12,7 +12,6 @@ import pytest
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

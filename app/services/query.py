@@ -214,11 +214,13 @@ async def stream_answer(
         retrieval_ms = 0.0
         answer = None
         relevant = True
+        sent_sources = False
         try:
             async for partial in spec.pipeline.run_async_generator(
                 data, include_outputs_from=spec.include_outputs_from()
             ):
-                if passages_component in partial:
+                if passages_component in partial and not sent_sources:  # the final result repeats it
+                    sent_sources = True
                     retrieval_ms = (time.perf_counter() - started) * 1000.0
                     out = partial[passages_component]
                     relevant = bool(out.get("relevant", True))

@@ -91,5 +91,3 @@ class CitationAttributor:
         marker = "".join(f"[{n}]" for n in chosen)
         meta = {**reply.meta, "citations": "inferred"}
         return ChatMessage.from_assistant(f"{text.rstrip()} {marker}", meta=meta, name=reply.name)
-
-

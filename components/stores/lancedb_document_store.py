@@ -1084,7 +1084,7 @@ class LanceDBDocumentStore:
         indexed = self._refresh_index_state(table)
         for column in ["id", *self.indexed_meta_fields]:
             if replace or column not in indexed:
-                table.create_index(column, config=BTree(), replace=True)
+                _create_index_unless_raced(table, column, BTree())
 
     def _ensure_fts_index(self, table: Any) -> None:
         if self._has_fts_index:
@@ -1094,11 +1094,32 @@ class LanceDBDocumentStore:
             if self._has_fts_index:
                 return
             logger.info("Building full-text index on content of {table_name}", table_name=self.table_name)
-            table.create_index("content", config=FTS(with_position=False), replace=True)
-            self._has_fts_index = True
+            if _create_index_unless_raced(table, "content", FTS(with_position=False)):
+                self._has_fts_index = True
+            else:  # another process built it at the same moment
+                self._refresh_index_state(table)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _create_index_unless_raced(table: Any, column: str, config: Any) -> bool:
+    """
+    Create (or replace) an index; False when a concurrent writer's commit won the race.
+
+    Several processes (uvicorn workers, a CLI ingest beside the server) may build the same index at once; Lance
+    then refuses all but one with a "Retryable commit conflict". The winner's index serves everyone, so losing
+    is not an error.
+    """
+    try:
+        table.create_index(column, config=config, replace=True)
+    except RuntimeError as error:
+        if "commit conflict" not in str(error).lower():
+            raise
+        logger.info("Index on {column} was built concurrently by another writer", column=column)
+        table.checkout_latest()
+        return False
+    return True
 
 
 def sanitize_fts_query(query: str) -> str:

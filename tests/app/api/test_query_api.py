@@ -72,6 +72,7 @@ def test_stream_framing(client, indexed):
     kinds = [block.split("\n")[0].removeprefix("event: ") for block in events]
     assert kinds[0] == "sources"
     assert kinds[-1] == "done"
+    assert kinds.count("sources") == 1
     assert kinds.count("token") >= 1
     done = json.loads(events[-1].split("\n")[1].removeprefix("data: "))
     tokens = "".join(json.loads(b.split("\n")[1].removeprefix("data: "))["text"] for b in events if "event: token" in b)

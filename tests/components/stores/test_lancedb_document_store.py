@@ -869,3 +869,30 @@ def test_unset_environment_variable_in_path_is_an_error(monkeypatch):
     store = LanceDBDocumentStore(path="${RAG_UNSET_VAR_XYZ}/lancedb", embedding_dim=4)
     with pytest.raises(ValueError, match="unset environment variable"):
         store.count_documents()
+
+
+def test_concurrent_fts_index_builds_from_several_processes_do_not_fail(tmp_path):
+    """Two stores (as two uvicorn workers) query a fresh table at once: both build the FTS index, neither fails."""
+    import threading
+
+    path = str(tmp_path / "db")
+    LanceDBDocumentStore(path=path, embedding_dim=4).write_documents(
+        [Document(content=f"statistics with R number {i}") for i in range(50)]
+    )
+    stores = [LanceDBDocumentStore(path=path, embedding_dim=4) for _ in range(4)]
+    errors: list[BaseException] = []
+    results: list[int] = []
+
+    def query(store: LanceDBDocumentStore) -> None:
+        try:
+            results.append(len(store.bm25_retrieval("statistics", top_k=5)))
+        except BaseException as error:  # collected for the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=query, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results == [5, 5, 5, 5]
