@@ -116,7 +116,8 @@ def main() -> None:
                 time.sleep(0.5)
         rps, latencies, errors = asyncio.run(_load(base, args.clients, args.requests))
         print(
-            f"/query retrieval-only, {args.workers} worker(s), {args.clients} clients, {args.requests} requests: {rps:.0f} req/s, "
+            f"/query retrieval-only, {args.workers} worker(s), {args.clients} clients, {args.requests} requests: "
+            f"{rps:.0f} req/s, "
             f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, errors {errors}"
         )
         firsts = _ttft(base, args.ttft)
