@@ -10,22 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict, logging
-from haystack.components.converters.utils import get_bytestream_from_source, normalize_metadata
 from haystack.dataclasses import ByteStream
 
 from components.converters.errors import ConversionError
+from components.converters.sources import convert_sources
 
 logger = logging.getLogger(__name__)
 
 _SNIFF_SAMPLE_CHARS = 64 * 1024
 _SNIFF_DELIMITERS = ",;\t|"
-
-
-def _source_name(source: str | Path | ByteStream) -> str:
-    if isinstance(source, ByteStream):
-        name = source.meta.get("file_name") or source.meta.get("file_path")
-        return str(name) if name else "<bytes>"
-    return str(source)
 
 
 def _one_line(value: str) -> str:
@@ -109,20 +102,7 @@ class CsvRowsToDocument:
         :returns: {"documents": [...]}
         :raises ConversionError: empty, undecodable or malformed CSV (only when raise_on_failure=True).
         """
-        documents: list[Document] = []
-        meta_list = normalize_metadata(meta, sources_count=len(sources))
-        for source, metadata in zip(sources, meta_list, strict=True):
-            name = _source_name(source)
-            try:
-                try:
-                    bytestream = get_bytestream_from_source(source)
-                except OSError as error:
-                    raise ConversionError(f"cannot open {name}: {error}") from error
-                documents.extend(self._convert(bytestream, metadata, _source_name(bytestream)))
-            except ConversionError as error:
-                if self.raise_on_failure:
-                    raise
-                logger.warning("Could not read {file}: {error}", file=name, error=error)
+        documents = convert_sources(sources, meta, self._convert, raise_on_failure=self.raise_on_failure)
         return {"documents": documents}
 
     def _decode(self, bytestream: ByteStream, name: str) -> str:

@@ -12,11 +12,11 @@ import lxml.etree
 import lxml.html
 import trafilatura
 from haystack import Document, component, default_from_dict, default_to_dict, logging
-from haystack.components.converters.utils import get_bytestream_from_source, normalize_metadata
 from haystack.dataclasses import ByteStream
 from trafilatura.utils import decode_file
 
 from components.converters.errors import ConversionError
+from components.converters.sources import convert_sources
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +25,6 @@ _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.
 _SNIFF_BYTES = 4096
 _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
 _BLANK_LINES_RE = re.compile(r"\n\s*\n+")
-
-
-def _source_name(source: str | Path | ByteStream) -> str:
-    if isinstance(source, ByteStream):
-        name = source.meta.get("file_name") or source.meta.get("file_path")
-        return str(name) if name else "<bytes>"
-    return str(source)
 
 
 def _clean(text: str | None) -> str:
@@ -146,20 +139,9 @@ class TrafilaturaHtmlToDocument:
         :returns: {"documents": [...]}
         :raises ConversionError: a page has no text or cannot be parsed (only when raise_on_failure=True).
         """
-        documents: list[Document] = []
-        meta_list = normalize_metadata(meta, sources_count=len(sources))
-        for source, metadata in zip(sources, meta_list, strict=True):
-            name = _source_name(source)
-            try:
-                try:
-                    bytestream = get_bytestream_from_source(source)
-                except OSError as error:
-                    raise ConversionError(f"cannot open {name}: {error}") from error
-                documents.append(self._convert(bytestream, metadata, _source_name(bytestream)))
-            except ConversionError as error:
-                if self.raise_on_failure:
-                    raise
-                logger.warning("Could not read {file}: {error}", file=name, error=error)
+        documents = convert_sources(
+            sources, meta, lambda bs, md, name: [self._convert(bs, md, name)], raise_on_failure=self.raise_on_failure
+        )
         return {"documents": documents}
 
     def _convert(self, bytestream: ByteStream, metadata: dict[str, Any], name: str) -> Document:

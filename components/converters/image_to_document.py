@@ -8,24 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict, logging
-from haystack.components.converters.utils import get_bytestream_from_source, normalize_metadata
 from haystack.dataclasses import ByteStream
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
+from components.converters.sources import convert_sources
 
 logger = logging.getLogger(__name__)
 
 # Formats whose frames are pages; other formats (animated GIF/PNG/WebP) are read as their first frame only.
 _PAGED_FORMATS = frozenset({"TIFF", "MPO"})
-
-
-def _source_name(source: str | Path | ByteStream) -> str:
-    if isinstance(source, ByteStream):
-        name = source.meta.get("file_name") or source.meta.get("file_path")
-        return str(name) if name else "<bytes>"
-    return str(source)
 
 
 @component
@@ -90,20 +83,7 @@ class TesseractImageToDocument:
         :raises OcrUnavailableError: tesseract is missing (only when raise_on_failure=True).
         :raises ConversionError: an image cannot be read or OCR fails (only when raise_on_failure=True).
         """
-        documents: list[Document] = []
-        meta_list = normalize_metadata(meta, sources_count=len(sources))
-        for source, metadata in zip(sources, meta_list, strict=True):
-            name = _source_name(source)
-            try:
-                try:
-                    bytestream = get_bytestream_from_source(source)
-                except OSError as error:
-                    raise ConversionError(f"cannot open {name}: {error}") from error
-                documents.extend(self._convert(bytestream, metadata, _source_name(bytestream)))
-            except ConversionError as error:
-                if self.raise_on_failure:
-                    raise
-                logger.warning("Could not read {file}: {error}", file=name, error=error)
+        documents = convert_sources(sources, meta, self._convert, raise_on_failure=self.raise_on_failure)
         return {"documents": documents}
 
     def _convert(self, bytestream: ByteStream, metadata: dict[str, Any], name: str) -> list[Document]:
