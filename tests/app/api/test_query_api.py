@@ -87,3 +87,19 @@ def test_stream_refusal_sends_the_refusal_as_a_token(client, indexed):
         text = "".join(r.iter_text())
     assert "I don't know" in text
     assert text.strip().split("\n\n")[-1].startswith("event: done")
+
+
+def test_stream_reports_a_mid_way_failure_as_an_error_event(client, indexed, monkeypatch):
+    llm = client.app.state.rag.pipelines.query.pipeline.get_component("llm")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model crashed")
+
+    monkeypatch.setattr(llm, "run", broken)
+    with client.stream("POST", "/query/stream", json={"question": "What is Python?", "collection": "q"}) as response:
+        assert response.status_code == 200
+        text = "".join(response.iter_text())
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert blocks[0].startswith("event: sources")
+    assert blocks[-1].startswith("event: error")
+    assert "the model crashed" in blocks[-1]
