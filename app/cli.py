@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 from haystack.dataclasses import StreamingChunk
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.errors import RagError
@@ -196,6 +197,83 @@ def collections() -> None:
     for info in CollectionService(pipelines.document_store, settings.collections_registry).list():
         table.add_row(info.name, str(info.documents), str(info.chunks))
     console.print(table)
+
+
+def _advance_on_question(progress: Progress, task: TaskID, step: str) -> None:
+    if not step.startswith("indexed "):
+        progress.advance(task)
+
+
+@cli.command("eval")
+def evaluate(
+    eval_set: Annotated[Path, typer.Argument(help="JSONL eval set (see README 'Evaluation').")],
+    pipelines: Annotated[
+        list[Path] | None, typer.Option("--pipelines", "-p", help="Pipeline dir; give two for an A/B comparison.")
+    ] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Corpus folder (default: corpus/ beside the set).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.json, report.md and the PNG plots.")] = Path(
+        "eval-results"
+    ),
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Store for the eval corpus (default RAG_DATA_DIR/eval).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    top_k: Annotated[int, typer.Option(help="Passages given to the LLM.")] = 5,
+    search_only: Annotated[bool, typer.Option("--search-only", help="Retrieval metrics only (no LLM).")] = False,
+    gate: Annotated[Path | None, typer.Option(help="JSON thresholds; exit 1 when a metric is below.")] = None,
+) -> None:
+    """Evaluate pipelines on a question set: retrieval, answer, refusal and latency metrics (A/B with two dirs)."""
+    from app.eval_report import console_table, write_reports
+    from app.services.evaluation import Evaluator, load_eval_set
+
+    settings = Settings()
+    dirs = pipelines or [settings.pipelines_dir]
+    if len(dirs) > 2:
+        raise typer.BadParameter("give one or two --pipelines dirs")
+    gate_spec = json.loads(gate.read_text()) if gate else {}
+    limit = limit or gate_spec.get("limit")
+    search_only = search_only or bool(gate_spec.get("search_only"))
+    try:
+        questions = load_eval_set(eval_set)[:limit]
+    except RagError as error:
+        err_console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(code=2) from error
+    corpus_dir = corpus or eval_set.parent / "corpus"
+    runs = []
+    names = ["A", "B"] if len(dirs) == 2 else ["pipeline"]
+    for name, directory in zip(names, dirs, strict=False):
+        try:
+            evaluator = Evaluator(directory, data_dir=data_dir or settings.data_dir / "eval")
+        except PipelineLoadError as error:
+            err_console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(code=2) from error
+        with Progress(
+            TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
+        ) as progress:
+            task = progress.add_task(name, total=len(questions))
+            runs.append(
+                evaluator.run(
+                    questions,
+                    corpus_dir,
+                    name=f"{name}:{directory.name}",
+                    top_k=top_k,
+                    generate=not search_only,
+                    progress=functools.partial(_advance_on_question, progress, task),
+                )
+            )
+    console.print(console_table(runs))
+    for path in write_reports(runs, eval_set, out):
+        console.print(f"wrote {path}")
+    failed = [
+        f"{metric} {runs[0].metrics.get(metric, 0.0):.3f} < {minimum}"
+        for metric, minimum in gate_spec.get("thresholds", {}).items()
+        if runs[0].metrics.get(metric, 0.0) < minimum
+    ]
+    if failed:
+        err_console.print("[red]quality gate failed:[/red] " + "; ".join(failed))
+        raise typer.Exit(code=1)
+    if gate_spec:
+        console.print("quality gate passed")
 
 
 @cli.command()

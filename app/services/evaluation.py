@@ -1,0 +1,300 @@
+"""Evaluation runs over test questions: retrieval, answer and refusal metrics plus latency, per pipeline profile.
+
+An eval set is a JSONL file of questions (see README "Evaluation") with a corpus folder beside it (`corpus/`).
+The corpus is ingested once per (corpus content, indexing.yml) into a collection named after their hash, so
+repeated runs and A/B runs reuse it. Haystack's document evaluators compute MRR, recall and nDCG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import Document
+from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
+
+from app.errors import InvalidInputError
+from app.pipeline_loader import load_pipelines
+from app.services.ingest import IngestService
+from app.services.query import QueryResult, QueryService
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EvalQuestion:
+    """One line of an eval set."""
+
+    id: str
+    question: str
+    answerable: bool = True
+    expected_answer: str | None = None
+    expected_sources: list[dict[str, Any]] = field(default_factory=list)
+    answer_terms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QuestionResult:
+    """What a pipeline did with one question."""
+
+    id: str
+    question: str
+    answerable: bool
+    answer: str | None
+    refused: bool
+    retrieved: list[tuple[str | None, int | None]]
+    timings_ms: dict[str, float]
+    exact: bool | None = None
+    contains: bool | None = None
+    sas: float | None = None
+
+
+@dataclass
+class PipelineEval:
+    """The metrics of one pipeline profile on one eval set."""
+
+    name: str
+    pipelines_dir: str
+    collection: str
+    metrics: dict[str, float]
+    latency_ms: dict[str, dict[str, float]]
+    results: list[QuestionResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_eval_set(path: Path) -> list[EvalQuestion]:
+    """Parse and check a JSONL eval set; errors name the line."""
+    questions: list[EvalQuestion] = []
+    seen: set[str] = set()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise InvalidInputError(f"cannot read eval set {path}: {error}") from error
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            question = EvalQuestion(
+                id=str(raw["id"]),
+                question=str(raw["question"]),
+                answerable=bool(raw.get("answerable", True)),
+                expected_answer=raw.get("expected_answer"),
+                expected_sources=list(raw.get("expected_sources") or []),
+                answer_terms=[str(t) for t in raw.get("answer_terms") or []],
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise InvalidInputError(f"{path}:{number}: not a valid eval question ({error})") from error
+        if question.id in seen:
+            raise InvalidInputError(f"{path}:{number}: duplicate id {question.id!r}")
+        if question.answerable and not question.expected_sources:
+            raise InvalidInputError(f"{path}:{number}: an answerable question needs expected_sources")
+        seen.add(question.id)
+        questions.append(question)
+    if not questions:
+        raise InvalidInputError(f"eval set {path} has no questions")
+    return questions
+
+
+def corpus_collection(corpus_dir: Path, indexing_yml: Path) -> str:
+    """A collection name that changes when the corpus files or the indexing pipeline change."""
+    digest = hashlib.sha256(indexing_yml.read_bytes())
+    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return "eval_" + digest.hexdigest()[:16]
+
+
+def _normalize(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0}
+    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
+
+
+def _dedupe(docs: list[Document], key: str) -> list[Document]:
+    seen: set[Any] = set()
+    unique = []
+    for doc in docs:
+        if doc.meta.get(key) not in seen:
+            seen.add(doc.meta.get(key))
+            unique.append(doc)
+    return unique
+
+
+def retrieval_metrics(
+    questions: list[EvalQuestion], rankings: list[list[tuple[str | None, int | None]]], *, level: str, k: int
+) -> dict[str, float]:
+    """hit@1, hit@5, recall@k, MRR and nDCG@10 at `level` "doc" (file) or "page" (file and page)."""
+    truth: list[list[Document]] = []
+    ranked: list[list[Document]] = []
+    for question, ranking in zip(questions, rankings, strict=True):
+        if not question.answerable:
+            continue
+        if level == "page" and not all("page" in s for s in question.expected_sources):
+            continue
+        keys = [s["file"] if level == "doc" else f"{s['file']}#{s['page']}" for s in question.expected_sources]
+        truth.append([Document(content=key, meta={"key": key}) for key in dict.fromkeys(keys)])
+        ranked.append([Document(content=str(f), meta={"key": f if level == "doc" else f"{f}#{p}"}) for f, p in ranking])
+    if not truth:
+        return {}
+    mrr = DocumentMRREvaluator(document_comparison_field="meta.key")
+    single = DocumentRecallEvaluator(mode="single_hit", document_comparison_field="meta.key")
+    multi = DocumentRecallEvaluator(mode="multi_hit", document_comparison_field="meta.key")
+    ndcg = DocumentNDCGEvaluator(document_comparison_field="meta.key")
+    unique = [_dedupe(r, "key") for r in ranked]
+    return {
+        f"{level}_hit@1": single.run(ground_truth_documents=truth, retrieved_documents=[r[:1] for r in ranked])[
+            "score"
+        ],
+        f"{level}_hit@5": single.run(ground_truth_documents=truth, retrieved_documents=[r[:5] for r in ranked])[
+            "score"
+        ],
+        f"{level}_recall@{k}": multi.run(ground_truth_documents=truth, retrieved_documents=unique)["score"],
+        f"{level}_mrr": mrr.run(ground_truth_documents=truth, retrieved_documents=ranked)["score"],
+        f"{level}_ndcg@10": ndcg.run(ground_truth_documents=truth, retrieved_documents=[u[:10] for u in unique])[
+            "score"
+        ],
+    }
+
+
+class Evaluator:
+    """Runs an eval set through one pipeline profile."""
+
+    def __init__(self, pipelines_dir: Path, *, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["RAG_DATA_DIR"] = str(data_dir.resolve())
+        self.pipelines_dir = pipelines_dir
+        self.pipelines = load_pipelines(pipelines_dir)
+        self.query = QueryService(self.pipelines, max_top_k=200)
+        self._text_embedder: Any = None
+
+    def ensure_corpus(self, corpus_dir: Path, progress: Progress | None = None) -> str:
+        """Ingest the corpus once into its hash-named collection; return the collection name."""
+        collection = corpus_collection(corpus_dir, self.pipelines.indexing.path)
+        store = self.pipelines.document_store
+        if store.count_documents_by_filter({"field": "meta.collection", "operator": "==", "value": collection}):
+            return collection
+        ingest = IngestService(self.pipelines)
+        files = sorted(p for p in corpus_dir.rglob("*") if p.is_file())
+        if not files:
+            raise InvalidInputError(f"corpus folder {corpus_dir} has no files")
+        for path in files:
+            result = ingest.ingest_path(path, collection=collection)
+            if result.status == "failed":
+                raise InvalidInputError(f"corpus file {path.name} could not be indexed: {result.error}")
+            if progress:
+                progress(f"indexed {path.name}")
+        return collection
+
+    def _sas(self, answer: str, expected: str) -> float:
+        if self._text_embedder is None:
+            from components.embedders.onnx_text_embedder import OnnxTextEmbedder
+
+            self._text_embedder = OnnxTextEmbedder()
+        a = np.array(self._text_embedder.run(text=answer)["embedding"])
+        b = np.array(self._text_embedder.run(text=expected)["embedding"])
+        return float(a @ b)
+
+    def run(
+        self,
+        questions: list[EvalQuestion],
+        corpus_dir: Path,
+        *,
+        name: str,
+        top_k: int = 5,
+        retrieval_k: int = 10,
+        generate: bool = True,
+        progress: Progress | None = None,
+    ) -> PipelineEval:
+        """Ask every question; compute the metrics."""
+        collection = self.ensure_corpus(corpus_dir, progress)
+        self.pipelines.query.pipeline.warm_up()
+        results: list[QuestionResult] = []
+        rankings: list[list[tuple[str | None, int | None]]] = []
+        retrieval_ms: list[float] = []
+        generation_ms: list[float] = []
+        total_ms: list[float] = []
+        for question in questions:
+            search = self.query.ask(question.question, collection=collection, top_k=retrieval_k, generate=False)
+            ranking = [(s.filename, s.page) for s in search.sources]
+            rankings.append(ranking)
+            retrieval_ms.append(search.timings_ms["retrieval"])
+            answered: QueryResult | None = None
+            if generate:
+                answered = self.query.ask(question.question, collection=collection, top_k=top_k)
+                generation_ms.append(answered.timings_ms["generation"])
+                total_ms.append(answered.timings_ms["total"])
+            results.append(self._score(question, ranking, answered, search.timings_ms))
+            if progress:
+                progress(question.id)
+        metrics: dict[str, float] = {}
+        metrics.update(retrieval_metrics(questions, rankings, level="doc", k=retrieval_k))
+        metrics.update(retrieval_metrics(questions, rankings, level="page", k=retrieval_k))
+        if generate:
+            metrics.update(_answer_metrics(results))
+        latency = {"retrieval": _percentiles(retrieval_ms)}
+        if generate:
+            latency["generation"] = _percentiles(generation_ms)
+            latency["total"] = _percentiles(total_ms)
+        return PipelineEval(
+            name=name,
+            pipelines_dir=str(self.pipelines_dir),
+            collection=collection,
+            metrics={k: round(v, 4) for k, v in metrics.items()},
+            latency_ms=latency,
+            results=results,
+        )
+
+    def _score(
+        self,
+        question: EvalQuestion,
+        ranking: list[tuple[str | None, int | None]],
+        answered: QueryResult | None,
+        search_timings: dict[str, float],
+    ) -> QuestionResult:
+        timings = dict(answered.timings_ms) if answered else {"retrieval": search_timings["retrieval"]}
+        result = QuestionResult(
+            id=question.id,
+            question=question.question,
+            answerable=question.answerable,
+            answer=answered.answer if answered else None,
+            refused=answered.refused if answered else False,
+            retrieved=ranking,
+            timings_ms=timings,
+        )
+        if answered and answered.answer and question.answerable and question.expected_answer:
+            answer = _normalize(answered.answer)
+            result.exact = answer == _normalize(question.expected_answer)
+            terms = question.answer_terms or [question.expected_answer]
+            result.contains = all(_normalize(t) in answer for t in terms)
+            result.sas = round(self._sas(answered.answer, question.expected_answer), 4)
+        return result
+
+
+def _answer_metrics(results: list[QuestionResult]) -> dict[str, float]:
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    scored = [r for r in answerable if r.exact is not None]
+    metrics: dict[str, float] = {}
+    if scored:
+        metrics["answer_exact"] = sum(bool(r.exact) for r in scored) / len(scored)
+        metrics["answer_contains"] = sum(bool(r.contains) for r in scored) / len(scored)
+        metrics["answer_sas"] = sum(r.sas or 0.0 for r in scored) / len(scored)
+    if unanswerable:
+        metrics["refusal_accuracy"] = sum(r.refused for r in unanswerable) / len(unanswerable)
+    if answerable:
+        metrics["false_refusal_rate"] = sum(r.refused for r in answerable) / len(answerable)
+    return metrics

@@ -1,0 +1,149 @@
+import json
+import shutil
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.errors import InvalidInputError
+from app.services.evaluation import EvalQuestion, load_eval_set, retrieval_metrics
+from app.settings import PROJECT_ROOT
+
+FAQ = "/usr/share/doc/python3.11/html/faq"
+QUESTIONS = [
+    {
+        "id": "g1",
+        "question": "Why is it called Python?",
+        "expected_answer": "Monty Python's Flying Circus",
+        "answer_terms": ["Monty Python"],
+        "expected_sources": [{"file": "general.html"}],
+    },
+    {
+        "id": "d1",
+        "question": "Why does Python use indentation for grouping of statements?",
+        "expected_answer": "indentation",
+        "expected_sources": [{"file": "design.html"}],
+    },
+    {
+        "id": "p1",
+        "question": "How do I share global variables across modules?",
+        "expected_answer": "a config module",
+        "expected_sources": [{"file": "programming.html"}],
+    },
+    {"id": "u1", "question": "Who won the 1998 football world cup?", "answerable": False},
+]
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def eval_set(tmp_path):
+    corpus = tmp_path / "set" / "corpus"
+    corpus.mkdir(parents=True)
+    for name in ("general.html", "design.html", "programming.html"):
+        shutil.copy(f"{FAQ}/{name}", corpus / name)
+    return _write(tmp_path / "set" / "questions.jsonl", QUESTIONS)
+
+
+def test_load_eval_set_validates(tmp_path):
+    assert [q.id for q in load_eval_set(_write(tmp_path / "ok.jsonl", QUESTIONS))] == ["g1", "d1", "p1", "u1"]
+    with pytest.raises(InvalidInputError, match=r"dup.jsonl:2: duplicate id"):
+        load_eval_set(_write(tmp_path / "dup.jsonl", [QUESTIONS[0], QUESTIONS[0]]))
+    with pytest.raises(InvalidInputError, match="needs expected_sources"):
+        load_eval_set(_write(tmp_path / "nosrc.jsonl", [{"id": "x", "question": "q"}]))
+    (tmp_path / "bad.jsonl").write_text('{"id": "a", "question": "q", "expected_sources": [{"file": "f"}]}\n{oops\n')
+    with pytest.raises(InvalidInputError, match=r"bad.jsonl:2"):
+        load_eval_set(tmp_path / "bad.jsonl")
+
+
+def test_retrieval_metrics_by_hand():
+    questions = [
+        EvalQuestion(id="1", question="q", expected_sources=[{"file": "a", "page": 2}]),
+        EvalQuestion(id="2", question="q", expected_sources=[{"file": "c"}]),
+        EvalQuestion(id="3", question="q", answerable=False),
+    ]
+    rankings = [[("b", 1), ("a", 1), ("a", 2)], [("c", None)], [("z", None)]]
+    doc = retrieval_metrics(questions, rankings, level="doc", k=10)
+    assert doc["doc_hit@1"] == 0.5  # question 1 misses at rank 1, question 2 hits
+    assert doc["doc_hit@5"] == 1.0
+    assert doc["doc_mrr"] == pytest.approx((1 / 2 + 1) / 2)
+    assert doc["doc_recall@10"] == 1.0
+    page = retrieval_metrics(questions, rankings, level="page", k=10)
+    assert page == pytest.approx(
+        {"page_hit@1": 0.0, "page_hit@5": 1.0, "page_recall@10": 1.0, "page_mrr": 1 / 3, "page_ndcg@10": 0.5}
+    )
+
+
+def _broken_profile(tmp_path):
+    """The shipped pipelines with retrievers that can never match (a filter on a file that does not exist)."""
+    target = tmp_path / "broken"
+    shutil.copytree(PROJECT_ROOT / "pipelines", target)
+    query = yaml.safe_load((target / "query.yml").read_text())
+    for name in ("embedding_retriever", "keyword_retriever"):
+        params = query["components"][name]["init_parameters"]
+        params["filters"] = {"field": "meta.file_name", "operator": "==", "value": "no-such-file.html"}
+        params["filter_policy"] = "merge"
+    (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    return target
+
+
+@pytest.mark.integration
+def test_eval_cli_ab_reports_and_gate(eval_set, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"search_only": True, "thresholds": {"doc_hit@5": 0.9, "doc_mrr": 0.6}}))
+    common = ["--data-dir", str(tmp_path / "data"), "--out", str(out), "--search-only"]
+
+    ab = runner.invoke(
+        cli,
+        ["eval", str(eval_set), "-p", str(PROJECT_ROOT / "pipelines"), "-p", str(_broken_profile(tmp_path)), *common],
+        catch_exceptions=False,
+    )
+    assert ab.exit_code == 0, ab.output
+    assert "delta" in ab.output and "doc_hit@5" in ab.output
+    report = json.loads((out / "results.json").read_text())
+    good, broken = (run["metrics"] for run in report["runs"])
+    assert good["doc_hit@5"] == 1.0 and good["doc_mrr"] > 0.6
+    assert broken["doc_hit@5"] == 0.0
+    assert "| doc_hit@5 | 1.000 | 0.000 | -1.000 |" in (out / "report.md").read_text()
+    for png in ("metrics.png", "latency.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    passed = runner.invoke(cli, ["eval", str(eval_set), "--gate", str(gate), *common], catch_exceptions=False)
+    assert passed.exit_code == 0, passed.output
+    assert "quality gate passed" in passed.output
+    failed = runner.invoke(
+        cli,
+        ["eval", str(eval_set), "-p", str(_broken_profile(tmp_path / "b")), "--gate", str(gate), *common],
+        catch_exceptions=False,
+    )
+    assert failed.exit_code == 1
+    assert "quality gate failed" in failed.output and "doc_hit@5 0.000 < 0.9" in failed.output
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_eval_with_generation_scores_answers_and_refusals(eval_set, tmp_path, monkeypatch):
+    profile = tmp_path / "tiny"
+    shutil.copytree(PROJECT_ROOT / "pipelines", profile)
+    query = yaml.safe_load((profile / "query.yml").read_text())
+    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
+    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 32
+    (profile / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["eval", str(eval_set), "-p", str(profile), "--data-dir", str(tmp_path / "d"), "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "results.json").read_text())["runs"][0]["metrics"]
+    assert metrics["refusal_accuracy"] == 1.0  # the off-topic question never reaches the LLM
+    for name in ("answer_exact", "answer_contains", "answer_sas", "false_refusal_rate"):
+        assert 0.0 <= metrics[name] <= 1.0
+    assert "latency total p50" in result.output
