@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds eval/sqlite/corpus/ (gitignored): 37 HTML pages of the SQLite documentation, as shipped by
+# Debian's sqlite3-doc package (installed under /usr/share/doc/sqlite3/, public domain).
+# The questions in eval/sqlite/questions.jsonl were written and verified against these pages.
+#
+# Idempotent: installs sqlite3-doc only when missing, copies only pages that changed, and removes any
+# other file from the corpus folder (`rag eval` ingests the whole folder, so it must hold exactly these).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SRC="/usr/share/doc/sqlite3"
+DEST="eval/sqlite/corpus"
+# upstream version the questions were verified against (Debian 12: 3.40.1-2+deb12u2)
+VERIFIED_VERSION="3.40.1"
+
+PAGES=(
+  atomiccommit.html
+  autoinc.html
+  cli.html
+  datatype3.html
+  expridx.html
+  faq.html
+  floatingpoint.html
+  foreignkeys.html
+  fts5.html
+  gencol.html
+  howtocorrupt.html
+  inmemorydb.html
+  isolation.html
+  json1.html
+  lang_conflict.html
+  lang_corefunc.html
+  lang_datefunc.html
+  lang_mathfunc.html
+  lang_savepoint.html
+  lang_transaction.html
+  lang_vacuum.html
+  limits.html
+  lockingv3.html
+  nulls.html
+  pragma.html
+  queryplanner.html
+  quirks.html
+  rowidtable.html
+  rowvalue.html
+  rtree.html
+  sharedcache.html
+  stricttables.html
+  tempfiles.html
+  uri.html
+  wal.html
+  whentouse.html
+  withoutrowid.html
+)
+
+log() { echo "[build_eval_corpus] $*" >&2; }
+
+if ! dpkg -s sqlite3-doc >/dev/null 2>&1; then
+  log "installing sqlite3-doc"
+  bash scripts/apt-install.sh scripts/apt-packages-test.txt
+fi
+
+version="$(dpkg-query -W -f='${Version}' sqlite3-doc)"
+if [[ "${version%%-*}" != "$VERIFIED_VERSION" ]]; then
+  log "warning: sqlite3-doc is $version, the questions were verified against $VERIFIED_VERSION;"
+  log "         run .venv/bin/python scripts/check_eval_set.py to see which answers no longer match"
+fi
+
+missing=()
+for page in "${PAGES[@]}"; do
+  [[ -s "$SRC/$page" ]] || missing+=("$SRC/$page")
+done
+if ((${#missing[@]})); then
+  log "missing pages in sqlite3-doc $version: ${missing[*]}"
+  exit 1
+fi
+
+mkdir -p "$DEST"
+copied=0
+for page in "${PAGES[@]}"; do
+  if ! cmp -s "$SRC/$page" "$DEST/$page"; then
+    cp "$SRC/$page" "$DEST/$page.tmp"
+    mv "$DEST/$page.tmp" "$DEST/$page"
+    copied=$((copied + 1))
+  fi
+done
+
+# anything else in the folder (an old page list, a stray file) would be ingested by `rag eval`
+shopt -s nullglob dotglob
+for path in "$DEST"/*; do
+  name="$(basename "$path")"
+  keep=0
+  for page in "${PAGES[@]}"; do [[ "$name" == "$page" ]] && keep=1 && break; done
+  if ((!keep)); then
+    log "removing $path (not in the page list)"
+    rm -rf -- "$path"
+  fi
+done
+
+log "corpus ready: ${#PAGES[@]} pages in $ROOT/$DEST ($copied copied, sqlite3-doc $version)"
