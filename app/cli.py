@@ -220,6 +220,9 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
     top_k: Annotated[int, typer.Option(help="Passages given to the LLM.")] = 5,
     search_only: Annotated[bool, typer.Option("--search-only", help="Retrieval metrics only (no LLM).")] = False,
+    judge: Annotated[
+        bool, typer.Option("--judge", help="Also LLM-judged faithfulness and context relevance (slow).")
+    ] = False,
     gate: Annotated[Path | None, typer.Option(help="JSON thresholds; exit 1 when a metric is below.")] = None,
 ) -> None:
     """Evaluate pipelines on a question set: retrieval, answer, refusal and latency metrics (A/B with two dirs)."""
@@ -258,6 +261,7 @@ def evaluate(
                     name=f"{name}:{directory.name}",
                     top_k=top_k,
                     generate=not search_only,
+                    judge=judge,
                     progress=functools.partial(_advance_on_question, progress, task),
                 )
             )

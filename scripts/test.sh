@@ -7,6 +7,9 @@ export HAYSTACK_TELEMETRY_ENABLED=False
 bash scripts/install.sh
 bash scripts/apt-install.sh scripts/apt-packages-test.txt
 bash scripts/fetch_test_corpus.sh
+bash scripts/build_eval_corpus.sh
 .venv/bin/ruff check components app tests bench scripts
 .venv/bin/mypy components app
+# retrieval quality gate (eval/gate.json): fails when hit@5 or MRR on the shipped eval slice drops
+.venv/bin/rag eval eval/sqlite/questions.jsonl --gate eval/gate.json --out .eval-ci --data-dir .eval-ci/data
 .venv/bin/pytest --cov --cov-report=term "$@"

@@ -217,9 +217,10 @@ class Evaluator:
         top_k: int = 5,
         retrieval_k: int = 10,
         generate: bool = True,
+        judge: bool = False,
         progress: Progress | None = None,
     ) -> PipelineEval:
-        """Ask every question; compute the metrics."""
+        """Ask every question; compute the metrics (`judge`: also LLM-judged faithfulness and context relevance)."""
         collection = self.ensure_corpus(corpus_dir, progress)
         self.pipelines.query.pipeline.warm_up()
         results: list[QuestionResult] = []
@@ -227,6 +228,7 @@ class Evaluator:
         retrieval_ms: list[float] = []
         generation_ms: list[float] = []
         total_ms: list[float] = []
+        judged: list[tuple[str, list[str], str]] = []
         for question in questions:
             search = self.query.ask(question.question, collection=collection, top_k=retrieval_k, generate=False)
             ranking = [(s.filename, s.page) for s in search.sources]
@@ -238,6 +240,8 @@ class Evaluator:
                 generation_ms.append(answered.timings_ms["generation"])
                 total_ms.append(answered.timings_ms["total"])
             results.append(self._score(question, ranking, answered, search.timings_ms))
+            if judge and answered and answered.answer and not answered.refused:
+                judged.append((question.question, [src.text for src in answered.sources], answered.answer))
             if progress:
                 progress(question.id)
         metrics: dict[str, float] = {}
@@ -245,6 +249,8 @@ class Evaluator:
         metrics.update(retrieval_metrics(questions, rankings, level="page", k=retrieval_k))
         if generate:
             metrics.update(_answer_metrics(results))
+        if judge and judged:
+            metrics.update(self._judge(judged))
         latency = {"retrieval": _percentiles(retrieval_ms)}
         if generate:
             latency["generation"] = _percentiles(generation_ms)
@@ -257,6 +263,27 @@ class Evaluator:
             latency_ms=latency,
             results=results,
         )
+
+    def _judge(self, judged: list[tuple[str, list[str], str]]) -> dict[str, float]:
+        """Faithfulness and context relevance judged by the query pipeline's own LLM (weak with a tiny model)."""
+        from haystack.components.evaluators import ContextRelevanceEvaluator, FaithfulnessEvaluator
+
+        llm: Any = self.pipelines.query.pipeline.get_component("llm")
+        questions = [q for q, _, _ in judged]
+        contexts = [c for _, c, _ in judged]
+        answers = [a for _, _, a in judged]
+        faithfulness = FaithfulnessEvaluator(chat_generator=llm, progress_bar=False, raise_on_failure=False).run(
+            questions=questions, contexts=contexts, predicted_answers=answers
+        )
+        relevance = ContextRelevanceEvaluator(chat_generator=llm, progress_bar=False, raise_on_failure=False).run(
+            questions=questions, contexts=contexts
+        )
+        metrics: dict[str, float] = {}
+        for name, output in (("faithfulness", faithfulness), ("context_relevance", relevance)):
+            scores = [float(x) for x in output["individual_scores"] if x is not None and not np.isnan(float(x))]
+            metrics[name] = float(np.mean(scores)) if scores else 0.0
+            metrics[f"{name}_judged"] = len(scores) / len(judged)
+        return metrics
 
     def _score(
         self,

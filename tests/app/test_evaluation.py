@@ -147,3 +147,20 @@ def test_eval_with_generation_scores_answers_and_refusals(eval_set, tmp_path, mo
     for name in ("answer_exact", "answer_contains", "answer_sas", "false_refusal_rate"):
         assert 0.0 <= metrics[name] <= 1.0
     assert "latency total p50" in result.output
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_llm_judged_metrics_with_tiny_model(eval_set, tmp_path):
+    from app.services.evaluation import Evaluator
+
+    profile = tmp_path / "tiny"
+    shutil.copytree(PROJECT_ROOT / "pipelines", profile)
+    query = yaml.safe_load((profile / "query.yml").read_text())
+    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
+    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 48
+    (profile / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    questions = load_eval_set(eval_set)[:2]
+    run = Evaluator(profile, data_dir=tmp_path / "d").run(questions, eval_set.parent / "corpus", name="t", judge=True)
+    for name in ("faithfulness", "context_relevance", "faithfulness_judged", "context_relevance_judged"):
+        assert 0.0 <= run.metrics[name] <= 1.0
