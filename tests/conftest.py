@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +73,23 @@ def pytest_configure(config: pytest.Config) -> None:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     config.pluginmanager.register(module, name)
+
+
+def _make_tiny_profile(target: Path, max_tokens: int = 32) -> Path:
+    """Copy the shipped pipelines to `target` with the tiny SmolLM2 model (fast; answer quality not under test)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "pipelines", target)
+    query = yaml.safe_load((target / "query.yml").read_text())
+    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
+    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = max_tokens
+    (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    return target
+
+
+@pytest.fixture(scope="session")
+def make_tiny_profile() -> Any:
+    """Factory: `make_tiny_profile(target_dir, max_tokens=32)` -> a pipelines dir using the tiny model."""
+    return _make_tiny_profile

@@ -7,26 +7,10 @@ from typing import Any
 
 from app.errors import NotFoundError
 from app.services.collections import collection_filter
-from app.services.ingest import validate_collection
+from app.services.ingest import RESERVED_META, validate_collection
 
-_TAG_EXCLUDE = frozenset(
-    {
-        "file_name",
-        "collection",
-        "document_id",
-        "content_hash",
-        "content_type",
-        "page",
-        "chunk_index",
-        "title",
-        "author",
-        "created_at",
-        "ocr",
-        "row_start",
-        "row_end",
-        "file_path",
-    }
-)
+# Metadata the service or the converters set; everything else on a chunk is a user tag.
+_TAG_EXCLUDE = RESERVED_META | {"ocr", "row_start", "row_end", "file_path"}
 
 
 @dataclass

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -33,14 +32,9 @@ def data_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def tiny_profile(tmp_path, monkeypatch):
+def tiny_profile(tmp_path, monkeypatch, make_tiny_profile):
     """The shipped pipelines with the tiny SmolLM2 model: fast tests of everything but answer quality."""
-    target = tmp_path / "pipelines-tiny"
-    shutil.copytree(PROJECT_ROOT / "pipelines", target)
-    query = yaml.safe_load((target / "query.yml").read_text())
-    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
-    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 48
-    (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    target = make_tiny_profile(tmp_path / "pipelines-tiny", max_tokens=48)
     monkeypatch.setenv("RAG_PIPELINES_DIR", str(target))
     return target
 

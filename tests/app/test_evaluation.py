@@ -128,13 +128,8 @@ def test_eval_cli_ab_reports_and_gate(eval_set, tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_eval_with_generation_scores_answers_and_refusals(eval_set, tmp_path, monkeypatch):
-    profile = tmp_path / "tiny"
-    shutil.copytree(PROJECT_ROOT / "pipelines", profile)
-    query = yaml.safe_load((profile / "query.yml").read_text())
-    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
-    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 32
-    (profile / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+def test_eval_with_generation_scores_answers_and_refusals(eval_set, tmp_path, make_tiny_profile):
+    profile = make_tiny_profile(tmp_path / "tiny")
     out = tmp_path / "out"
     result = CliRunner().invoke(
         cli,
@@ -151,15 +146,10 @@ def test_eval_with_generation_scores_answers_and_refusals(eval_set, tmp_path, mo
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_llm_judged_metrics_with_tiny_model(eval_set, tmp_path):
+def test_llm_judged_metrics_with_tiny_model(eval_set, tmp_path, make_tiny_profile):
     from app.services.evaluation import Evaluator
 
-    profile = tmp_path / "tiny"
-    shutil.copytree(PROJECT_ROOT / "pipelines", profile)
-    query = yaml.safe_load((profile / "query.yml").read_text())
-    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
-    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 48
-    (profile / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    profile = make_tiny_profile(tmp_path / "tiny", max_tokens=48)
     questions = load_eval_set(eval_set)[:2]
     run = Evaluator(profile, data_dir=tmp_path / "d").run(questions, eval_set.parent / "corpus", name="t", judge=True)
     for name in ("faithfulness", "context_relevance", "faithfulness_judged", "context_relevance_judged"):
