@@ -50,3 +50,27 @@ class PayloadTooLargeError(RagError):
     """An upload is larger than the configured limit."""
 
     code = "payload_too_large"
+
+
+class UpstreamError(RagError):
+    """A service this one depends on (LLM, embedder, document store) failed; the request may succeed later."""
+
+    code = "upstream_error"
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The upstream refused or could not be reached (rate limit 429, connection refused, store down): HTTP 503."""
+
+    code = "upstream_unavailable"
+
+
+class UpstreamBadGatewayError(UpstreamError):
+    """The upstream answered with a server error (5xx) or broke the connection mid-answer: HTTP 502."""
+
+    code = "upstream_bad_gateway"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream did not answer in time (after retries): HTTP 504."""
+
+    code = "upstream_timeout"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,9 +24,16 @@ class Settings(BaseSettings):
         description="Where the embedded store, the reassembled model cache and uploads live. "
         "Exported as RAG_DATA_DIR so `${RAG_DATA_DIR}` in pipeline YAML resolves to it.",
     )
+    profile: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9_-]+$",
+        description="Pipeline profile: `default` (embedded LanceDB + llama.cpp) is `pipelines/`; any other name is "
+        "`pipelines/profiles/<name>/` (pgvector, weaviate, pinecone, openai, ollama). See README \"Profiles\".",
+    )
     pipelines_dir: Path = Field(
-        default=PROJECT_ROOT / "pipelines",
-        description="Folder holding indexing.yml and query.yml (a profile).",
+        default=None,  # type: ignore[assignment]  # resolved from `profile` below
+        validate_default=False,
+        description="Folder holding indexing.yml and query.yml; overrides `profile` when set.",
     )
     default_collection: str = Field(
         default="default",
@@ -47,6 +54,13 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, le=16, description="`rag serve` worker processes (each loads its own models: ~0.6 GiB)."
     )
+
+    @model_validator(mode="after")
+    def _resolve_pipelines_dir(self) -> Settings:
+        if self.pipelines_dir is None:
+            base = PROJECT_ROOT / "pipelines"
+            self.pipelines_dir = base if self.profile == "default" else base / "profiles" / self.profile
+        return self
 
     @property
     def collections_registry(self) -> Path:

@@ -47,8 +47,11 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Any connection to a non-loopback address fails the test."""
+def _no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any connection to a non-loopback address fails the test (tests marked `live` are exempt)."""
+    if request.node.get_closest_marker("live") is not None:
+        yield
+        return
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     yield
@@ -75,21 +78,57 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(module, name)
 
 
-def _make_tiny_profile(target: Path, max_tokens: int = 32) -> Path:
-    """Copy the shipped pipelines to `target` with the tiny SmolLM2 model (fast; answer quality not under test)."""
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PG_TEST_DSN = os.environ.get("RAG_TEST_PG_DSN", "postgresql://rag:rag@127.0.0.1:5432/rag")
+
+
+def _make_tiny_profile(target: Path, max_tokens: int = 32, profile: str = "default") -> Path:
+    """Copy a shipped profile to `target` with the tiny SmolLM2 model (fast; answer quality not under test).
+
+    A pgvector copy gets its own table (`t_<random>`), so test modules never see each other's rows.
+    """
     import shutil
+    import uuid
 
     import yaml
 
-    shutil.copytree(Path(__file__).resolve().parent.parent / "pipelines", target)
+    source = PROJECT_ROOT / "pipelines" if profile == "default" else PROJECT_ROOT / "pipelines" / "profiles" / profile
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("profiles"))
     query = yaml.safe_load((target / "query.yml").read_text())
-    query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
-    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = max_tokens
+    if query["components"]["llm"]["type"].endswith("PackagedLlamaCppChatGenerator"):
+        query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
+        query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = max_tokens
+    documents = [query]
+    indexing = yaml.safe_load((target / "indexing.yml").read_text())
+    documents.append(indexing)
+    table = f"t_{uuid.uuid4().hex[:12]}"
+    for pipeline in documents:
+        for spec in pipeline["components"].values():
+            store = spec.get("init_parameters", {}).get("document_store")
+            if store and store["type"].endswith("PgvectorDocumentStore"):
+                store["init_parameters"].update(table_name=table, hnsw_index_name=f"{table}_hnsw",
+                                                keyword_index_name=f"{table}_tsv")
     (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    (target / "indexing.yml").write_text(yaml.safe_dump(indexing, sort_keys=False))
     return target
 
 
 @pytest.fixture(scope="session")
 def make_tiny_profile() -> Any:
-    """Factory: `make_tiny_profile(target_dir, max_tokens=32)` -> a pipelines dir using the tiny model."""
+    """Factory: `make_tiny_profile(target_dir, max_tokens=32, profile="default")` -> a pipelines dir, tiny model."""
     return _make_tiny_profile
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test PostgreSQL (started by scripts/postgres.sh); unreachable is an error, never a skip."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_TEST_DSN, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL at {PG_TEST_DSN} is not reachable (run scripts/postgres.sh): {error}")
+    return PG_TEST_DSN
+
+

@@ -18,7 +18,11 @@ from app.errors import (
     PayloadTooLargeError,
     RagError,
     UnsupportedFileTypeError,
+    UpstreamBadGatewayError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
 )
+from app.upstream import upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +33,9 @@ STATUS_BY_ERROR: dict[type[RagError], int] = {
     PayloadTooLargeError: 413,
     UnsupportedFileTypeError: 415,
     ExtractionError: 422,
+    UpstreamBadGatewayError: 502,
+    UpstreamUnavailableError: 503,
+    UpstreamTimeoutError: 504,
 }
 
 
@@ -62,7 +69,13 @@ async def _http_error(_: Request, error: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    # The outermost boundary: log with the route, never leak internals to the client.
+    # The outermost boundary: an upstream failure that reached it unconverted still gets its 502/503/504;
+    # anything else is logged with the route and never leaks internals to the client.
+    upstream = upstream_error(error)
+    if upstream is not None:
+        logger.warning("Upstream failure on {method} {path}: {reason}", method=request.method,
+                       path=request.url.path, reason=upstream.message)
+        return await _rag_error(request, upstream)
     logger.exception("Unhandled error on {method} {path}", method=request.method, path=request.url.path)
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 

@@ -16,6 +16,7 @@ from haystack.dataclasses import ByteStream
 
 from app.errors import ExtractionError, InvalidInputError, UnsupportedFileTypeError
 from app.pipeline_loader import PipelineSet
+from app.upstream import upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,9 @@ class IngestService:
                 spec.run_data(sources=[source]), include_outputs_from=spec.include_outputs_from()
             )
         except PipelineRuntimeError as error:
+            upstream = upstream_error(error)
+            if upstream is not None:  # store or remote embedder down: the request fails (503/502/504), not the file
+                raise upstream from error
             cause = _root_cause(error)
             raise ExtractionError(
                 f"{name}: {cause}", detail={"component": getattr(error, "component_name", None)}

@@ -16,6 +16,7 @@ from app import timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
 from app.services.ingest import validate_collection
+from app.upstream import upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,13 @@ class QueryService:
             data.setdefault("llm", {})["streaming_callback"] = streaming_callback
         started = time.perf_counter()
         with timing.timed_run() as components_ms:
-            result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
+            try:
+                result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
+            except PipelineRuntimeError as error:
+                upstream = upstream_error(error)
+                if upstream is None:
+                    raise
+                raise upstream from error
         total = (time.perf_counter() - started) * 1000.0
         outputs = spec.read_outputs(result)
         passages: list[Document] = outputs.get("passages") or []
@@ -253,8 +260,10 @@ async def stream_answer(
                 )
             )
         except (PipelineRuntimeError, RagError) as error:
-            logger.warning("Streaming query failed: {error}", error=str(error))
-            queue.put_nowait(StreamEvent("error", {"code": "pipeline_failed", "message": str(error)}))
+            failure = error if isinstance(error, RagError) else upstream_error(error)
+            code, message = (failure.code, failure.message) if failure is not None else ("pipeline_failed", str(error))
+            logger.warning("Streaming query failed: {code}: {message}", code=code, message=message)
+            queue.put_nowait(StreamEvent("error", {"code": code, "message": message}))
         finally:
             queue.put_nowait(None)
 

@@ -6,10 +6,12 @@ import asyncio
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from haystack.document_stores.errors import DocumentStoreError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import State
 from app.api.schemas import CheckResult, ReadyResponse
+from app.upstream import upstream_error
 
 router = APIRouter(tags=["health"])
 
@@ -27,8 +29,9 @@ async def ready(state: State) -> JSONResponse:
     try:
         count = await asyncio.to_thread(state.pipelines.document_store.count_documents)
         checks["store"] = CheckResult(status="ok", detail=f"{count} chunks")
-    except (OSError, RuntimeError, ValueError) as error:
-        checks["store"] = CheckResult(status="error", detail=str(error))
+    except (OSError, RuntimeError, ValueError, DocumentStoreError) as error:
+        upstream = upstream_error(error)
+        checks["store"] = CheckResult(status="error", detail=upstream.message if upstream else str(error))
     checks["models"] = CheckResult(status="ok" if state.warmed_up else "error")
     ok = all(c.status == "ok" for c in checks.values())
     body = ReadyResponse(status="ready" if ok else "not_ready", checks=checks)

@@ -1,22 +1,43 @@
+"""The REST API suite runs once per store profile: embedded LanceDB and PostgreSQL + pgvector."""
+
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
 
+STORE_PROFILES = [
+    pytest.param("default", id="lancedb"),
+    pytest.param("pgvector", id="pgvector", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="module", params=STORE_PROFILES)
+def store_profile(request):
+    """The profile under test; the pgvector one points PG_CONN_STR at the test database."""
+    if request.param == "pgvector":
+        dsn = request.getfixturevalue("pg_dsn")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PG_CONN_STR", dsn)
+            yield request.param
+    else:
+        yield request.param
+
 
 @pytest.fixture(scope="module")
-def api_settings(tmp_path_factory, make_tiny_profile):
+def api_settings(tmp_path_factory, make_tiny_profile, store_profile):
     root = tmp_path_factory.mktemp("api")
-    return Settings(data_dir=root / "data", pipelines_dir=make_tiny_profile(root / "pipelines"), max_upload_mb=1)
+    pipelines = make_tiny_profile(root / "pipelines", profile=store_profile)
+    return Settings(data_dir=root / "data", pipelines_dir=pipelines, max_upload_mb=1)
 
 
 @pytest.fixture(scope="module")
 def client(api_settings):
-    with TestClient(create_app(api_settings)) as test_client:
+    app = create_app(api_settings)
+    with TestClient(app) as test_client:
         yield test_client
 
 
 @pytest.fixture(scope="module")
-def tiny_profile_dir(tmp_path_factory, make_tiny_profile):
-    return make_tiny_profile(tmp_path_factory.mktemp("server") / "pipelines")
+def tiny_profile_dir(tmp_path_factory, make_tiny_profile, store_profile):
+    return make_tiny_profile(tmp_path_factory.mktemp("server") / "pipelines", profile=store_profile)

@@ -1,0 +1,90 @@
+"""Recognise failures of remote dependencies anywhere in an exception chain and turn them into `UpstreamError`s.
+
+Retries happen below this layer, in the clients' own settings (the OpenAI client's `max_retries`/`timeout`, the
+pooled pgvector store's `retries`/`pool_timeout`, Ollama's `timeout`); what still fails arrives here once:
+
+| upstream failure                                     | error                      | HTTP |
+|------------------------------------------------------|----------------------------|------|
+| rate limit (429), connection refused, store down     | `UpstreamUnavailableError` | 503  |
+| 5xx answer, connection dropped mid-answer, bad reply | `UpstreamBadGatewayError`  | 502  |
+| timeout (connect or read)                            | `UpstreamTimeoutError`     | 504  |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from app.errors import UpstreamBadGatewayError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
+from components.stores.pooled_pgvector_document_store import StoreUnavailableError
+
+_MAX_DEPTH = 20
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < _MAX_DEPTH:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _by_status(status: int, what: str) -> UpstreamError | None:
+    if status == 429:
+        return UpstreamUnavailableError(f"{what} is rate-limiting requests (429); retry later")
+    if status in (408, 504):
+        return UpstreamTimeoutError(f"{what} timed out ({status})")
+    if status == 503:
+        return UpstreamUnavailableError(f"{what} is unavailable (503)")
+    if status >= 500:
+        return UpstreamBadGatewayError(f"{what} failed with HTTP {status}")
+    if status in (401, 403):
+        return UpstreamBadGatewayError(f"{what} rejected this service's credentials ({status}); check its API key")
+    return None
+
+
+def _classify_one(error: BaseException) -> UpstreamError | None:
+    if isinstance(error, StoreUnavailableError | PoolTimeout | psycopg.OperationalError):
+        return UpstreamUnavailableError(f"document store unavailable: {error}")
+    if isinstance(error, openai.APITimeoutError):
+        return UpstreamTimeoutError("LLM server timed out (after retries)")
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__
+        if isinstance(cause, httpx.ConnectError):
+            return UpstreamUnavailableError("LLM server unreachable (connection refused)")
+        return UpstreamBadGatewayError("LLM server closed the connection without a complete answer")
+    if isinstance(error, openai.APIStatusError):
+        return _by_status(error.status_code, "LLM server")
+    if isinstance(error, httpx.TimeoutException):
+        return UpstreamTimeoutError(f"upstream timed out ({type(error).__name__})")
+    if isinstance(error, httpx.ConnectError):
+        return UpstreamUnavailableError("upstream unreachable (connection refused)")
+    if isinstance(error, httpx.RemoteProtocolError):
+        return UpstreamBadGatewayError("upstream closed the connection without a complete answer")
+    if isinstance(error, httpx.HTTPStatusError):
+        return _by_status(error.response.status_code, "upstream")
+    # Clients of other services (ollama.ResponseError, pinecone/weaviate API errors) carry an HTTP status.
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int) and not isinstance(error, UpstreamError):
+        return _by_status(status, f"upstream ({type(error).__module__.split('.')[0]})")
+    if isinstance(error, TimeoutError):
+        return UpstreamTimeoutError("upstream timed out")
+    if isinstance(error, ConnectionError):
+        return UpstreamUnavailableError(f"upstream unreachable ({type(error).__name__})")
+    return None
+
+
+def upstream_error(error: BaseException) -> UpstreamError | None:
+    """The `UpstreamError` a failure amounts to, or None when it is not an upstream failure."""
+    for link in _chain(error):
+        if isinstance(link, UpstreamError):
+            return link
+        classified = _classify_one(link)
+        if classified is not None:
+            return classified
+    return None
