@@ -189,7 +189,7 @@ def _find_file(directory: Path, name: str) -> Path:
 def _stores_of(pipeline: Pipeline) -> list[Any]:
     found: list[Any] = []
     for _, instance in pipeline.walk():
-        store = getattr(instance, "document_store", None)
+        store = getattr(instance, "document_store", None) or getattr(instance, "_document_store", None)
         if store is not None and _is_document_store(store) and all(store is not s for s in found):
             found.append(store)
     return found

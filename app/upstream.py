@@ -12,9 +12,11 @@ pooled pgvector store's `retries`/`pool_timeout`, Ollama's `timeout`); what stil
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Iterator
+from types import ModuleType
 
-import httpx
 import openai
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -23,6 +25,14 @@ from app.errors import UpstreamBadGatewayError, UpstreamError, UpstreamTimeoutEr
 from components.stores.pooled_pgvector_document_store import StoreUnavailableError
 
 _MAX_DEPTH = 20
+# httpx, and its fork httpx2 that recent openai clients use: the same exception names in both
+_HTTP_CLIENTS: tuple[ModuleType, ...] = tuple(
+    importlib.import_module(name) for name in ("httpx", "httpx2") if importlib.util.find_spec(name) is not None
+)
+
+
+def _is_http(error: BaseException, name: str) -> bool:
+    return any(isinstance(error, getattr(module, name)) for module in _HTTP_CLIENTS)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -55,19 +65,19 @@ def _classify_one(error: BaseException) -> UpstreamError | None:
         return UpstreamTimeoutError("LLM server timed out (after retries)")
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__
-        if isinstance(cause, httpx.ConnectError):
+        if cause is not None and _is_http(cause, "ConnectError"):
             return UpstreamUnavailableError("LLM server unreachable (connection refused)")
         return UpstreamBadGatewayError("LLM server closed the connection without a complete answer")
     if isinstance(error, openai.APIStatusError):
         return _by_status(error.status_code, "LLM server")
-    if isinstance(error, httpx.TimeoutException):
+    if _is_http(error, "TimeoutException"):
         return UpstreamTimeoutError(f"upstream timed out ({type(error).__name__})")
-    if isinstance(error, httpx.ConnectError):
+    if _is_http(error, "ConnectError"):
         return UpstreamUnavailableError("upstream unreachable (connection refused)")
-    if isinstance(error, httpx.RemoteProtocolError):
+    if _is_http(error, "RemoteProtocolError"):
         return UpstreamBadGatewayError("upstream closed the connection without a complete answer")
-    if isinstance(error, httpx.HTTPStatusError):
-        return _by_status(error.response.status_code, "upstream")
+    if _is_http(error, "HTTPStatusError"):
+        return _by_status(error.response.status_code, "upstream")  # type: ignore[attr-defined]
     # Clients of other services (ollama.ResponseError, pinecone/weaviate API errors) carry an HTTP status.
     status = getattr(error, "status_code", None)
     if isinstance(status, int) and not isinstance(error, UpstreamError):

@@ -58,7 +58,7 @@ def _no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register tests/fixtures_corpus.py (real-document fixtures) as a plugin.
+    """Register tests/fixtures_corpus.py (real documents) and tests/servers.py (real local servers) as plugins.
 
     It is loaded by file path: putting tests/ on sys.path would let tests/components/ (a folder without
     __init__.py) shadow the real `components` package.
@@ -67,15 +67,15 @@ def pytest_configure(config: pytest.Config) -> None:
     import sys
     from pathlib import Path
 
-    name = "fixtures_corpus"
-    if config.pluginmanager.has_plugin(name):
-        return
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    config.pluginmanager.register(module, name)
+    for name in ("fixtures_corpus", "servers"):
+        if config.pluginmanager.has_plugin(name):
+            continue
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        config.pluginmanager.register(module, name)
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

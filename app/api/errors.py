@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from haystack import logging
+from haystack.document_stores.errors import DocumentStoreError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import (
@@ -68,13 +69,37 @@ async def _http_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers)
 
 
+async def _store_error(request: Request, error: Exception) -> JSONResponse:
+    # Services call the store directly (listing, deleting): an unreachable store is a 503, anything else a 500.
+    upstream = upstream_error(error)
+    if upstream is not None:
+        logger.warning(
+            "Store unavailable on {method} {path}: {reason}",
+            method=request.method,
+            path=request.url.path,
+            reason=upstream.message,
+        )
+        return await _rag_error(request, upstream)
+    logger.error(
+        "Document store error on {method} {path}: {error}",
+        method=request.method,
+        path=request.url.path,
+        error=str(error),
+    )
+    return JSONResponse(error_body("store_error", "the document store failed"), status_code=500)
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     # The outermost boundary: an upstream failure that reached it unconverted still gets its 502/503/504;
     # anything else is logged with the route and never leaks internals to the client.
     upstream = upstream_error(error)
     if upstream is not None:
-        logger.warning("Upstream failure on {method} {path}: {reason}", method=request.method,
-                       path=request.url.path, reason=upstream.message)
+        logger.warning(
+            "Upstream failure on {method} {path}: {reason}",
+            method=request.method,
+            path=request.url.path,
+            reason=upstream.message,
+        )
         return await _rag_error(request, upstream)
     logger.exception("Unhandled error on {method} {path}", method=request.method, path=request.url.path)
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
@@ -85,4 +110,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RagError, _rag_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DocumentStoreError, _store_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -262,7 +262,7 @@ async def stream_answer(
         except (PipelineRuntimeError, RagError) as error:
             failure = error if isinstance(error, RagError) else upstream_error(error)
             code, message = (failure.code, failure.message) if failure is not None else ("pipeline_failed", str(error))
-            logger.warning("Streaming query failed: {code}: {message}", code=code, message=message)
+            logger.warning("Streaming query failed: {code}: {reason}", code=code, reason=message)
             queue.put_nowait(StreamEvent("error", {"code": code, "message": message}))
         finally:
             queue.put_nowait(None)

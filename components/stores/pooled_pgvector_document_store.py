@@ -322,8 +322,12 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
     def _configure(self, connection: Connection) -> None:
         """Run once per new pooled connection."""
         connection.autocommit = True
-        if self.create_extension:
-            connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        installed = connection.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+        if self.create_extension and not installed:
+            try:
+                connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            except psycopg.errors.UniqueViolation:  # another pooled connection created it at the same moment
+                pass
         register_vector(connection)
         connection.execute(
             SQL("SET hnsw.iterative_scan = {}").format(SQLLiteral(self.hnsw_iterative_scan))

@@ -1,0 +1,164 @@
+"""Every pipeline profile loads offline, keeps the app's input/output contract and does not drift from the default.
+
+Profiles are discovered by directory (`pipelines/profiles/<name>/`), so a new profile is covered as soon as it exists.
+The drift check compares the raw YAML `init_parameters` of every component a profile shares by name with the default
+profile: a prompt or chunking edit in `pipelines/*.yml` that is not copied to a profile fails here, unless that
+component is listed in `DIVERGES` for the profile (the parts a profile replaces on purpose).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.pipeline_loader import PIPELINE_FILES, _StoreSharing, load_pipeline, load_pipelines, read_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "pipelines"
+PROFILES = sorted(p for p in (DEFAULT / "profiles").glob("*/") if (p / "indexing.yml").is_file())
+
+# Components a profile replaces on purpose: {profile: {pipeline file: {component names}}}.
+# Everything else a profile shares by name with the default must have identical init_parameters.
+DIVERGES: dict[str, dict[str, set[str]]] = {
+    "ollama": {
+        "indexing": {"embedder", "writer"},  # Ollama embedder; LanceDB table chunks_ollama, 768-d
+        "query": {"text_embedder", "embedding_retriever", "keyword_retriever", "gate", "llm"},
+    },
+    "weaviate": {
+        "indexing": {"writer"},  # WeaviateDocumentStore
+        "query": {"embedding_retriever", "gate"},  # the gate's dense probe and its certainty-based threshold
+    },
+    "pinecone": {
+        "indexing": {"writer"},  # PineconeDocumentStore
+        "query": {"embedding_retriever"},  # PineconeEmbeddingRetriever
+    },
+    "pgvector": {
+        "indexing": {"writer"},  # pooled PgvectorDocumentStore
+        "query": {"embedding_retriever", "keyword_retriever"},  # pgvector embedding + keyword retrievers
+    },
+    "openai": {
+        "query": {"llm"},  # an OpenAI-compatible chat generator
+    },
+}
+# Inputs the app only sends when a pipeline declares them (app/services/query.py: `if "candidates" in spec.inputs`).
+OPTIONAL_INPUTS = {"candidates"}
+# The app's query service and Hayhooks read exactly these.
+SECRET_ENV_VARS = ("PINECONE_API_KEY", "WEAVIATE_API_KEY", "OPENAI_API_KEY", "PG_CONN_STR")
+
+
+class _NoConnect(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy secrets, a private data dir, and no socket connection at all (not even loopback) while loading."""
+    for name in SECRET_ENV_VARS:
+        monkeypatch.setenv(name, f"dummy-{name.lower()}")
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise _NoConnect(f"loading a pipeline opened a connection to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+def _profile_params() -> list[Any]:
+    return [pytest.param(DEFAULT, id="default")] + [pytest.param(p, id=p.name) for p in PROFILES]
+
+
+def test_profiles_are_discovered() -> None:
+    names = {p.name for p in PROFILES}
+    assert {"ollama", "weaviate", "pinecone"} <= names
+    for profile in PROFILES:
+        assert (profile / "query.yml").is_file(), f"{profile} has indexing.yml but no query.yml"
+
+
+@pytest.mark.parametrize("directory", _profile_params())
+@pytest.mark.usefixtures("offline_env")
+def test_profile_loads_offline_with_one_shared_store(directory: Path) -> None:
+    pipelines = load_pipelines(directory)
+
+    assert pipelines.document_store is not None
+    assert len(pipelines.stores) == 1, "indexing and query must share one store config"
+    assert pipelines.stores[0] is pipelines.document_store
+
+
+@pytest.mark.parametrize("directory", [DEFAULT, *PROFILES], ids=lambda p: p.name if p != DEFAULT else "default")
+@pytest.mark.usefixtures("offline_env")
+def test_each_file_loads_and_shares_its_store(directory: Path) -> None:
+    """Each YAML loads on its own (sockets validated), and both files configure the very same store."""
+    sharing = _StoreSharing()
+    for name in PIPELINE_FILES:
+        load_pipeline(directory / f"{name}.yml", on_component_init=sharing)
+
+    assert len(sharing.stores) == 1
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@pytest.mark.usefixtures("offline_env")
+def test_profile_keeps_the_default_contract(profile: Path) -> None:
+    for name in PIPELINE_FILES:
+        default = load_pipeline(DEFAULT / f"{name}.yml")
+        spec = load_pipeline(profile / f"{name}.yml")
+
+        assert set(spec.outputs) == set(default.outputs), f"{profile.name}/{name}.yml outputs"
+        assert set(spec.inputs) <= set(default.inputs), f"{profile.name}/{name}.yml declares unknown inputs"
+        assert set(spec.inputs) | OPTIONAL_INPUTS == set(default.inputs) | OPTIONAL_INPUTS, (
+            f"{profile.name}/{name}.yml misses required inputs"
+        )
+
+
+def test_query_profiles_stream_through_a_component_named_llm() -> None:
+    """The services inject the streaming callback as `llm.streaming_callback`."""
+    for directory in [DEFAULT, *PROFILES]:
+        components = read_yaml(directory / "query.yml")["components"]
+        assert "llm" in components, f"{directory.name}/query.yml has no `llm` component"
+
+
+def _drift(default_dir: Path, profile_dir: Path, allowed: dict[str, set[str]]) -> tuple[list[str], list[str]]:
+    """(components differing from the default and not allowlisted, allowlisted components that do not differ)."""
+    drifted: list[str] = []
+    stale: list[str] = []
+    for name in PIPELINE_FILES:
+        default = read_yaml(default_dir / f"{name}.yml")["components"]
+        mine = read_yaml(profile_dir / f"{name}.yml")["components"]
+        allowlist = allowed.get(name, set())
+        for component in sorted(set(default) & set(mine)):
+            same = default[component]["type"] == mine[component]["type"] and default[component].get(
+                "init_parameters"
+            ) == mine[component].get("init_parameters")
+            if not same and component not in allowlist:
+                drifted.append(f"{name}.yml:{component}")
+            if same and component in allowlist:
+                stale.append(f"{name}.yml:{component}")
+    return drifted, stale
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+def test_shared_components_do_not_drift_from_the_default(profile: Path) -> None:
+    drifted, stale = _drift(DEFAULT, profile, DIVERGES.get(profile.name, {}))
+
+    assert not drifted, (
+        f"profile '{profile.name}' differs from pipelines/*.yml in {drifted}: copy the default's change, or list "
+        f"the component in DIVERGES['{profile.name}'] if the profile replaces it on purpose"
+    )
+    assert not stale, f"DIVERGES['{profile.name}'] lists components identical to the default: {stale}"
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+def test_drift_check_catches_a_prompt_edit_in_the_default(profile: Path, tmp_path: Path) -> None:
+    default = tmp_path / "default"
+    default.mkdir()
+    for name in PIPELINE_FILES:
+        (default / f"{name}.yml").write_text((DEFAULT / f"{name}.yml").read_text())
+    query = default / "query.yml"
+    query.write_text(query.read_text().replace("Answer briefly", "Answer at length"))
+
+    drifted, _ = _drift(default, profile, DIVERGES.get(profile.name, {}))
+
+    assert "query.yml:prompt_builder" in drifted

@@ -1,0 +1,206 @@
+"""Real local servers for tests: a llama.cpp OpenAI-compatible server, a fault-injecting HTTP server and a
+throwaway PostgreSQL cluster. Loaded as a pytest plugin from tests/conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{url} did not answer in {seconds} s")
+
+
+@dataclass
+class LlamaServer:
+    base_url: str
+    log: Path
+
+    def requests_seen(self) -> int:
+        return self.log.read_text().count("POST /v1/chat/completions")
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """`python -m llama_cpp.server` with the packaged SmolLM2 GGUF, serving the model name `gpt-4o-mini`."""
+    from components.generators.gguf_models import resolve_gguf
+
+    root = tmp_path_factory.mktemp("llama-server")
+    model = resolve_gguf("smollm2-135m-instruct-q4_1", cache_dir=str(root / "models"))
+    port = free_port()
+    log = root / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "gpt-4o-mini"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/v1/models", proc, log)
+        yield LlamaServer(base_url=f"http://127.0.0.1:{port}/v1", log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+COMPLETION = {
+    "id": "chatcmpl-fault",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Recovered [1]."}}],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+}
+
+
+@dataclass
+class FaultServer:
+    """An OpenAI-compatible endpoint that fails on purpose: `mode` is ok, 429, 500, 503, hang or drop."""
+
+    port: int
+    mode: str = "ok"
+    hang_seconds: float = 10.0
+    requests: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[FaultServer]:
+    """Module-wide; each test sets `mode` and clears `requests`."""
+    state = FaultServer(port=free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            state.requests.append(self.path)
+            if state.mode == "hang":
+                time.sleep(state.hang_seconds)
+                return
+            if state.mode == "drop":
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            if state.mode in ("429", "500", "503"):
+                payload = json.dumps({"error": {"message": f"injected {state.mode}", "type": "fault"}}).encode()
+                self.send_response(int(state.mode))
+                self.send_header("content-type", "application/json")
+                self.send_header("retry-after-ms", "10")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            if json.loads(body or b"{}").get("stream"):
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for text in ("Recovered ", "[1]."):
+                    chunk = {**COMPLETION, "object": "chat.completion.chunk",
+                             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
+                return
+            payload = json.dumps(COMPLETION).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class ThrowawayPostgres:
+    """A PostgreSQL 15 cluster of its own (trust auth on 127.0.0.1), to stop and start without touching others."""
+
+    data_dir: Path
+    port: int
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run([*_as_postgres(), str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", *args],
+                       check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir}", "-l",
+                  str(self.data_dir / "log"), "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+
+def _as_postgres() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 is not installed: run scripts/postgres.sh")
+    data_dir = Path(tempfile.mkdtemp(prefix="rag-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+    subprocess.run([*_as_postgres(), str(PG_BIN / "initdb"), "-D", str(data_dir), "--auth=trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    cluster = ThrowawayPostgres(data_dir=data_dir, port=free_port())
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(data_dir, ignore_errors=True)
