@@ -18,11 +18,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def temp_profile(edit_indexing=None, edit_query=None) -> tuple[Path, Path]:
-    """Copy the shipped pipelines to a temp dir (optionally edited) and point RAG_DATA_DIR at a fresh temp dir."""
+def temp_profile(edit_indexing=None, edit_query=None, source: str = "default") -> tuple[Path, Path]:
+    """Copy a shipped profile to a temp dir (optionally edited) and point RAG_DATA_DIR at a fresh temp dir."""
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     profile = work / "pipelines"
-    shutil.copytree(ROOT / "pipelines", profile)
+    origin = ROOT / "pipelines" if source == "default" else ROOT / "pipelines" / "profiles" / source
+    shutil.copytree(origin, profile, ignore=shutil.ignore_patterns("profiles"))
     for name, edit in (("indexing.yml", edit_indexing), ("query.yml", edit_query)):
         if edit is not None:
             data = yaml.safe_load((profile / name).read_text())

@@ -1,6 +1,7 @@
 """Hybrid retrieval latency (query embedding + full-text + vector + RRF + gate, no LLM) at 10k and 100k chunks.
 
 Usage: .venv/bin/python bench/query.py [--sizes 10000 100000] [--queries 200] [--vector-search-rows N]
+       [--profile pgvector]   (PostgreSQL from scripts/postgres.sh; PG_CONN_STR defaults to the local rag database)
 Chunks are real text (1000-character windows of the R reference manual, Debian r-doc-pdf, so full-text search
 sees a real vocabulary) with random unit vectors (embedding 100k chunks would take 40 minutes here); queries are
 4 words drawn from random chunks and run through the real query pipeline with generate=false, scoped to one of
@@ -61,20 +62,26 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--vector-search-rows", type=int, help="override the store's vector_search_rows")
+    parser.add_argument("--profile", default="default", choices=["default", "pgvector"], help="store profile")
     args = parser.parse_args()
+    os.environ.setdefault("PG_CONN_STR", "postgresql://rag:rag@127.0.0.1:5432/rag")
+    table = f"bench_{os.getpid()}"
     rng = np.random.default_rng(7)
     text = corpus_text()
     words = [w for w in text.split() if w.isalpha() and len(w) > 3]
 
     def edit(data):
-        if args.vector_search_rows:
-            for component in data["components"].values():
-                store = component["init_parameters"].get("document_store")
-                if store:
-                    store["init_parameters"]["vector_search_rows"] = args.vector_search_rows
+        for component in data["components"].values():
+            store = component["init_parameters"].get("document_store")
+            if store and args.vector_search_rows:
+                store["init_parameters"]["vector_search_rows"] = args.vector_search_rows
+            if store and args.profile == "pgvector":  # a table of its own, dropped at the end
+                store["init_parameters"].update(
+                    table_name=table, hnsw_index_name=f"{table}_hnsw", keyword_index_name=f"{table}_tsv"
+                )
 
     for size in args.sizes:
-        temp_profile(edit_query=edit, edit_indexing=edit)
+        temp_profile(edit_query=edit, edit_indexing=edit, source=args.profile)
         from app.pipeline_loader import load_pipelines
         from app.services.query import QueryService
         from app.settings import Settings
@@ -84,8 +91,11 @@ def main() -> None:
         pipelines = load_pipelines(settings.pipelines_dir)
         store = pipelines.document_store
         started = time.perf_counter()
+        if args.profile == "pgvector":
+            store.delete_table()  # the previous size's rows
         fill(store, size, rng, text)
-        store.create_indices()
+        if hasattr(store, "create_indices"):  # LanceDB builds its indexes after loading; pgvector keeps HNSW live
+            store.create_indices()
         load_s = time.perf_counter() - started
         service = QueryService(pipelines)
         questions = [" ".join(rng.choice(words, size=4)) for _ in range(args.queries)]
@@ -98,11 +108,14 @@ def main() -> None:
             retrieval.append(result.timings_ms["retrieval"])
             assert len(result.sources) == 5
         print(
-            f"chunks {size:>7} (vector_search_rows {store.vector_search_rows}): load+index {load_s:6.1f} s | "
+            f"{args.profile}: chunks {size:>7} (vector_search_rows {getattr(store, 'vector_search_rows', '-')}): "
+            f"load+index {load_s:6.1f} s | "
             f"hybrid query p50 {percentile(latencies, 50):6.1f} ms "
             f"p95 {percentile(latencies, 95):6.1f} ms (pipeline stages p50 {percentile(retrieval, 50):.1f} ms) | "
             f"peak RSS {peak_rss_mb():.0f} MiB"
         )
+        if args.profile == "pgvector" and size == args.sizes[-1]:
+            store.delete_table()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ bash scripts/install.sh
 bash scripts/apt-install.sh scripts/apt-packages-test.txt
 bash scripts/fetch_test_corpus.sh
 bash scripts/build_eval_corpus.sh
+bash scripts/postgres.sh >/dev/null   # PostgreSQL 15 + pgvector on 127.0.0.1:5432 (pgvector profile tests)
 .venv/bin/ruff check components app tests bench scripts
 .venv/bin/mypy components app
 # retrieval quality gate (eval/gate.json): fails when hit@5 or MRR on the shipped eval slice drops
