@@ -33,11 +33,13 @@ from haystack import Document, logging
 from haystack.core.errors import DeserializationError
 from haystack.core.serialization import import_class_by_name
 from haystack.document_stores.errors import DocumentStoreError
+from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils import Secret
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 from haystack_integrations.document_stores.pgvector.filters import _convert_filters_to_where_clause_and_params
 from pgvector.psycopg import register_vector
 from psycopg import Connection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg.sql import Literal as SQLLiteral
@@ -80,7 +82,6 @@ WHERE content_tsv @@ query
 _POOLED_METHODS = (
     "count_documents",
     "filter_documents",
-    "write_documents",
     "delete_documents",
     "delete_all_documents",
     "delete_by_filter",
@@ -441,6 +442,21 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
         return select + where + order, where_params
 
     @_pooled
+    def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+        """Upstream's write, in one transaction: a batch is stored completely or not at all (and commits once)."""
+        connection = self._connection
+        assert connection is not None
+        connection.execute("BEGIN")
+        try:
+            written = PgvectorDocumentStore.write_documents(self, documents, policy)
+        except BaseException:
+            if connection.info.transaction_status != TransactionStatus.IDLE:  # upstream may have rolled back
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return written
+
+    @_pooled
     def delete_table(self) -> None:
         """Drop the table (even one whose vector dimension does not match this store's)."""
         self._initializing = True
@@ -469,7 +485,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
 
 for _name in _POOLED_METHODS:
     setattr(PooledPgvectorDocumentStore, _name, _pooled(getattr(PgvectorDocumentStore, _name)))
-for _name in (*_POOLED_METHODS, "delete_table"):
+for _name in (*_POOLED_METHODS, "write_documents", "delete_table"):
     setattr(PooledPgvectorDocumentStore, f"{_name}_async", _in_thread(_name))
 
 
