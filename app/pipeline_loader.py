@@ -89,9 +89,43 @@ class PipelineSet:
     stores: list[Any] = field(default_factory=list)
 
     def warm_up(self) -> None:
-        """Load models and open resources once."""
+        """Load models and open resources once, then check that the embedder fits the store."""
         self.indexing.pipeline.warm_up()
         self.query.pipeline.warm_up()
+        self.check_embedding_dimension()
+
+    def check_embedding_dimension(self) -> None:
+        """Embed a probe with the query's `text_embedder` and compare with the store's declared dimension.
+
+        A store whose vectors have another size than the embedder's would fail on the first write or query with a
+        database error; this names both numbers at start instead. Skipped when the embedder or the store does not
+        expose what is needed; a remote embedder that cannot be reached at start only logs a warning.
+        """
+        declared = next(
+            (
+                getattr(self.document_store, a)
+                for a in ("embedding_dimension", "embedding_dim", "dimension")
+                if isinstance(getattr(self.document_store, a, None), int)
+            ),
+            None,
+        )
+        names = [name for name, _ in self.query.pipeline.walk()]
+        if declared is None or "text_embedder" not in names:
+            return
+        embedder = self.query.pipeline.get_component("text_embedder")
+        try:
+            embedding = embedder.run(text="embedding dimension probe")["embedding"]
+        except (OSError, RuntimeError, ValueError) as error:
+            logger.warning("Embedding dimension not checked: the text embedder failed ({error})", error=str(error))
+            return
+        if len(embedding) != declared:
+            raise PipelineLoadError(
+                self.query.path,
+                f"the text embedder produces {len(embedding)}-dimensional vectors but the document store declares "
+                f"{declared}: set the store's dimension to {len(embedding)} (and use a new table/index) or change "
+                "the embedder",
+                component="text_embedder",
+            )
 
 
 class _StoreSharing:

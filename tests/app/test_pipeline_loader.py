@@ -172,3 +172,20 @@ def test_run_data_maps_declared_inputs(profile):
     assert "embedding_retriever" not in data
     with pytest.raises(KeyError):
         spec.run_data(nope=1)
+
+
+def test_embedder_and_store_dimension_mismatch_is_named_at_warm_up(profile):
+    def change(data):
+        for spec in data["components"].values():
+            store = spec.get("init_parameters", {}).get("document_store")
+            if store:
+                store["init_parameters"]["embedding_dim"] = 768
+
+    _edit(profile / "indexing.yml", change)
+    _edit(profile / "query.yml", change)
+    pipelines = load_pipelines(profile)
+    pipelines.query.pipeline.get_component("text_embedder").warm_up()
+    with pytest.raises(PipelineLoadError, match=r"384-dimensional vectors but the document store declares 768"):
+        pipelines.check_embedding_dimension()
+    pipelines.document_store.embedding_dim = 384
+    pipelines.check_embedding_dimension()  # matching sizes pass
