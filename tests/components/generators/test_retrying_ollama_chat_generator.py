@@ -1,0 +1,435 @@
+"""RetryingOllamaChatGenerator against a local fault-injecting server that speaks Ollama's `/api/chat`.
+
+The server (stdlib `http.server` on 127.0.0.1) answers with the recorded shapes in
+`tests/contracts/recordings/ollama/` and can be told to fail the next requests: an HTTP status, a hang longer than
+the client's `timeout`, a connection dropped before any response, or a stream cut after its first chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from haystack import Pipeline
+from haystack.dataclasses import ChatMessage, StreamingChunk
+from ollama import ResponseError
+
+from components.generators.retrying_ollama_chat_generator import (
+    RetryingOllamaChatGenerator,
+    is_transient_ollama_error,
+)
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "contracts" / "recordings" / "ollama"
+CHAT = json.loads((RECORDINGS / "chat.json").read_text(encoding="utf-8"))
+CHAT_STREAM = json.loads((RECORDINGS / "chat_stream.json").read_text(encoding="utf-8"))
+STREAMED_TEXT = "".join(chunk["message"]["content"] for chunk in CHAT_STREAM)
+FAST = {"timeout": 1, "retry_initial_delay": 0.01, "retry_max_delay": 0.05}
+HANG_SECONDS = 5.0  # longer than FAST["timeout"]; the fixture releases hung handlers at teardown
+
+
+@dataclass
+class FakeOllama:
+    """What the fake server saw, and the faults it still has to inject (one per request, in order)."""
+
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, fault: str, times: int = 1) -> None:
+        """Fail the next `times` requests: a status ("503"), "hang", "drop" or "cut" (stream cut after 1 chunk)."""
+        with self.lock:
+            self.faults.extend([fault] * times)
+
+    def _next_fault(self, body: dict[str, Any]) -> str | None:
+        with self.lock:
+            self.requests.append(body)
+            return self.faults.pop(0) if self.faults else None
+
+
+@pytest.fixture
+def ollama() -> Iterator[FakeOllama]:
+    fake = FakeOllama()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str, length: int | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body) if length is None else length))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            fault = fake._next_fault(body)
+            stream = bool(body.get("stream"))
+            if fault == "hang":
+                fake.released.wait(HANG_SECONDS)
+                self.close_connection = True
+                return
+            if fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault is not None and fault.isdigit():
+                self._send(int(fault), json.dumps({"error": f"injected {fault}"}).encode(), "application/json")
+                return
+            if self.path != "/api/chat":
+                self._send(404, json.dumps({"error": f"unexpected {self.path}"}).encode(), "application/json")
+            elif stream:
+                ndjson = "".join(json.dumps({**chunk, "model": body["model"]}) + "\n" for chunk in CHAT_STREAM)
+                data = ndjson.encode()
+                if fault == "cut":  # the first chunk, then the connection closes before the promised length
+                    first = data.split(b"\n", 1)[0] + b"\n"
+                    self.close_connection = True
+                    self._send(200, first, "application/x-ndjson", length=len(data))
+                else:
+                    self._send(200, data, "application/x-ndjson")
+            else:
+                self._send(200, json.dumps({**CHAT, "model": body["model"]}).encode(), "application/json")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.released.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=1)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _llm(url: str, **kwargs: Any) -> RetryingOllamaChatGenerator:
+    return RetryingOllamaChatGenerator(model="llama3.2:3b", url=url, **{**FAST, **kwargs})
+
+
+QUESTION = [ChatMessage.from_user("How long is the warranty?")]
+
+
+# --- init and serialization -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.5}, "retries"),
+        ({"retry_initial_delay": 0}, "retry_initial_delay"),
+        ({"retry_max_delay": -1.0}, "retry_max_delay"),
+        ({"retry_initial_delay": 2.0, "retry_max_delay": 1.0}, "must not exceed"),
+    ],
+)
+def test_init_rejects_bad_retry_settings(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RetryingOllamaChatGenerator(**kwargs)
+
+
+def test_defaults_and_parent_parameters() -> None:
+    llm = RetryingOllamaChatGenerator(model="m", timeout=7, keep_alive="10m")
+
+    assert (llm.retries, llm.retry_initial_delay, llm.retry_max_delay) == (2, 0.5, 8.0)
+    assert (llm.model, llm.timeout, llm.keep_alive, llm.max_retries) == ("m", 7, "10m", 0)
+
+
+def test_to_dict_from_dict_round_trip() -> None:
+    llm = RetryingOllamaChatGenerator(
+        model="llama3.2:3b",
+        url="http://ollama:11434",
+        generation_kwargs={"temperature": 0.0},
+        timeout=300,
+        keep_alive="10m",
+        streaming_callback=print,
+        retries=4,
+        retry_initial_delay=0.25,
+        retry_max_delay=3.0,
+    )
+
+    data = llm.to_dict()
+
+    assert data["type"] == "components.generators.retrying_ollama_chat_generator.RetryingOllamaChatGenerator"
+    params = data["init_parameters"]
+    assert (params["retries"], params["retry_initial_delay"], params["retry_max_delay"]) == (4, 0.25, 3.0)
+    assert params["timeout"] == 300 and params["keep_alive"] == "10m"
+    assert params["streaming_callback"] == "builtins.print"
+    restored = RetryingOllamaChatGenerator.from_dict(copy.deepcopy(data))
+    assert isinstance(restored, RetryingOllamaChatGenerator)
+    assert restored.streaming_callback is print
+    assert (restored.retries, restored.retry_initial_delay, restored.retry_max_delay) == (4, 0.25, 3.0)
+    assert restored.to_dict() == data
+
+
+# --- the retry policy -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ResponseError("busy", 429), True),
+        (ResponseError("boom", 500), True),
+        (ResponseError("unavailable", 503), True),
+        (ResponseError("bad request", 400), False),
+        (ResponseError("no such model", 404), False),
+        (ResponseError("error line inside a stream"), False),  # status_code -1
+        (ConnectionError("Failed to connect to Ollama"), True),
+        (httpx.ConnectError("refused"), True),
+        (httpx.ReadTimeout("timed out"), True),
+        (httpx.RemoteProtocolError("Server disconnected"), True),
+        (httpx.ReadError("reset"), True),
+        (ValueError("bad message"), False),
+    ],
+)
+def test_transient_errors(error: BaseException, transient: bool) -> None:
+    assert is_transient_ollama_error(error) is transient
+
+
+@pytest.mark.parametrize("status", ["500", "429", "503"])
+def test_transient_status_then_success(ollama: FakeOllama, status: str) -> None:
+    ollama.fail_next(status, times=2)
+
+    result = _llm(ollama.url, retries=2).run(QUESTION)
+
+    assert result["replies"][0].text == CHAT["message"]["content"]
+    assert len(ollama.requests) == 3
+
+
+def test_persistent_failure_raises_after_retries_plus_one_requests(ollama: FakeOllama) -> None:
+    ollama.fail_next("503", times=10)
+
+    with pytest.raises(ResponseError) as raised:
+        _llm(ollama.url, retries=2).run(QUESTION)
+
+    assert raised.value.status_code == 503
+    assert len(ollama.requests) == 3
+
+
+def test_client_error_is_not_retried(ollama: FakeOllama) -> None:
+    ollama.fail_next("400", times=10)
+
+    with pytest.raises(ResponseError) as raised:
+        _llm(ollama.url, retries=3).run(QUESTION)
+
+    assert raised.value.status_code == 400
+    assert len(ollama.requests) == 1
+
+
+def test_zero_retries_makes_one_request(ollama: FakeOllama) -> None:
+    ollama.fail_next("500", times=10)
+
+    with pytest.raises(ResponseError):
+        _llm(ollama.url, retries=0).run(QUESTION)
+
+    assert len(ollama.requests) == 1
+
+
+def test_hang_is_bounded_by_timeout_per_attempt(ollama: FakeOllama) -> None:
+    ollama.fail_next("hang", times=10)
+
+    with pytest.raises(httpx.ReadTimeout):
+        _llm(ollama.url, retries=1).run(QUESTION)
+
+    assert len(ollama.requests) == 2
+
+
+def test_hang_then_success(ollama: FakeOllama) -> None:
+    ollama.fail_next("hang")
+
+    result = _llm(ollama.url, retries=1).run(QUESTION)
+
+    assert result["replies"][0].text == CHAT["message"]["content"]
+    assert len(ollama.requests) == 2
+
+
+def test_dropped_connection_is_retried(ollama: FakeOllama) -> None:
+    ollama.fail_next("drop")
+
+    result = _llm(ollama.url, retries=2).run(QUESTION)
+
+    assert result["replies"][0].text == CHAT["message"]["content"]
+    assert len(ollama.requests) == 2
+
+
+def test_persistently_dropped_connection_raises(ollama: FakeOllama) -> None:
+    ollama.fail_next("drop", times=10)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        _llm(ollama.url, retries=2).run(QUESTION)
+
+    assert len(ollama.requests) == 3
+
+
+def test_refused_connection_is_retried_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="components.generators.retrying_ollama_chat_generator")
+
+    with pytest.raises(ConnectionError):  # ollama wraps httpx.ConnectError into the builtin ConnectionError
+        _llm(_closed_port_url(), retries=2).run(QUESTION)
+
+    retries = [r for r in caplog.records if r.name == "components.generators.retrying_ollama_chat_generator"]
+    assert [getattr(r, "attempt", None) for r in retries] == [1, 2]
+    assert {getattr(r, "attempts", None) for r in retries} == {3}
+    assert {getattr(r, "operation", None) for r in retries} == {"chat"}
+    assert "attempt 1 of 3" in retries[0].getMessage()
+
+
+def test_streaming_refused_connection_is_retried() -> None:
+    chunks: list[StreamingChunk] = []
+
+    with pytest.raises(httpx.ConnectError):  # streaming requests are lazy: ollama does not wrap this one
+        _llm(_closed_port_url(), retries=1).run(QUESTION, streaming_callback=chunks.append)
+
+    assert chunks == []
+
+
+# --- streaming --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["503", "drop"])
+def test_streaming_failure_before_the_first_chunk_is_retried(ollama: FakeOllama, fault: str) -> None:
+    ollama.fail_next(fault)
+    chunks: list[StreamingChunk] = []
+
+    result = _llm(ollama.url, retries=2).run(QUESTION, streaming_callback=chunks.append)
+
+    assert len(ollama.requests) == 2
+    assert all(body["stream"] is True for body in ollama.requests)
+    assert [c.content for c in chunks] == [c["message"]["content"] for c in CHAT_STREAM]
+    assert "".join(c.content for c in chunks) == STREAMED_TEXT
+    assert result["replies"][0].text == STREAMED_TEXT
+
+
+def test_streaming_failure_after_a_chunk_is_not_retried(ollama: FakeOllama) -> None:
+    ollama.fail_next("cut", times=10)
+    chunks: list[StreamingChunk] = []
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        _llm(ollama.url, retries=2).run(QUESTION, streaming_callback=chunks.append)
+
+    assert len(ollama.requests) == 1
+    assert [c.content for c in chunks] == [CHAT_STREAM[0]["message"]["content"]]
+
+
+def test_init_streaming_callback_is_tracked_too(ollama: FakeOllama) -> None:
+    chunks: list[StreamingChunk] = []
+    llm = _llm(ollama.url, retries=2, streaming_callback=chunks.append)
+    ollama.fail_next("cut")
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        llm.run(QUESTION)
+
+    assert len(ollama.requests) == 1
+    ollama.fail_next("500")
+    chunks.clear()
+    assert llm.run(QUESTION)["replies"][0].text == STREAMED_TEXT
+    assert "".join(c.content for c in chunks) == STREAMED_TEXT
+    assert len(ollama.requests) == 3
+
+
+# --- async ------------------------------------------------------------------------------------------------------
+
+
+def test_run_async_retries_transient_failures(ollama: FakeOllama) -> None:
+    ollama.fail_next("500")
+
+    result = asyncio.run(_llm(ollama.url, retries=2).run_async(QUESTION))
+
+    assert result["replies"][0].text == CHAT["message"]["content"]
+    assert len(ollama.requests) == 2
+
+
+def test_run_async_does_not_retry_client_errors(ollama: FakeOllama) -> None:
+    ollama.fail_next("400", times=10)
+
+    with pytest.raises(ResponseError):
+        asyncio.run(_llm(ollama.url, retries=2).run_async(QUESTION))
+
+    assert len(ollama.requests) == 1
+
+
+def test_run_async_streaming_with_an_async_callback(ollama: FakeOllama) -> None:
+    ollama.fail_next("429")
+    texts: list[str] = []
+
+    async def on_chunk(chunk: StreamingChunk) -> None:
+        texts.append(chunk.content)
+
+    result = asyncio.run(_llm(ollama.url, retries=2).run_async(QUESTION, streaming_callback=on_chunk))
+
+    assert len(ollama.requests) == 2
+    assert "".join(texts) == STREAMED_TEXT
+    assert result["replies"][0].text == STREAMED_TEXT
+
+
+def test_run_async_streaming_cut_is_not_retried(ollama: FakeOllama) -> None:
+    ollama.fail_next("cut", times=10)
+    texts: list[str] = []
+
+    async def on_chunk(chunk: StreamingChunk) -> None:
+        texts.append(chunk.content)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        asyncio.run(_llm(ollama.url, retries=2).run_async(QUESTION, streaming_callback=on_chunk))
+
+    assert len(ollama.requests) == 1
+    assert texts == [CHAT_STREAM[0]["message"]["content"]]
+
+
+# --- in a YAML pipeline -----------------------------------------------------------------------------------------
+
+
+def test_in_a_yaml_pipeline(ollama: FakeOllama) -> None:
+    yaml_text = f"""
+components:
+  prompt_builder:
+    type: haystack.components.builders.chat_prompt_builder.ChatPromptBuilder
+    init_parameters:
+      required_variables: [question]
+      template: |
+        {{% message role="user" %}}{{{{ question }}}}{{% endmessage %}}
+  llm:
+    type: components.generators.retrying_ollama_chat_generator.RetryingOllamaChatGenerator
+    init_parameters:
+      model: llama3.2:3b
+      url: {ollama.url}
+      timeout: 1
+      retries: 2
+      retry_initial_delay: 0.01
+      retry_max_delay: 0.05
+connections:
+  - {{sender: prompt_builder.prompt, receiver: llm.messages}}
+"""
+    pipeline = Pipeline.loads(yaml_text, allowed_modules=["components"])
+    llm = pipeline.get_component("llm")
+    assert isinstance(llm, RetryingOllamaChatGenerator) and llm.retries == 2
+    ollama.fail_next("503")
+    chunks: list[StreamingChunk] = []
+
+    result = pipeline.run(
+        {"prompt_builder": {"question": "How long is the warranty?"}, "llm": {"streaming_callback": chunks.append}}
+    )
+
+    assert result["llm"]["replies"][0].text == STREAMED_TEXT
+    assert "".join(c.content for c in chunks) == STREAMED_TEXT
+    assert len(ollama.requests) == 2
+    assert ollama.requests[-1]["messages"] == [{"role": "user", "content": "How long is the warranty?"}]
