@@ -6,7 +6,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from haystack.dataclasses import StreamingChunk
@@ -291,19 +291,32 @@ def serve(
 
     settings = Settings()
     count = workers or settings.workers
+    # uvicorn's own logging config is off: the app formats every record (JSON or console) and logs each request
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_config": None,
+        "access_log": False,
+    }
     if count > 1:  # workers import the app factory themselves (the store is opened after the fork)
-        uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=count,
-            log_level="info",
-        )
+        _fresh_multiprocess_metrics_dir(settings)
+        uvicorn.run("app.main:create_app", factory=True, workers=count, **options)
         return
     from app.main import create_app
 
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(create_app(settings), **options)
+
+
+def _fresh_multiprocess_metrics_dir(settings: Settings) -> None:
+    """Several workers: prometheus-client's multiprocess mode, in a folder emptied at every start."""
+    import shutil
+
+    from app.metrics import MULTIPROC_ENV
+
+    directory = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "prometheus-multiproc")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory.resolve())
 
 
 @cli.command()

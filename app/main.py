@@ -11,9 +11,13 @@ from haystack import logging
 
 from app.api.deps import RagState
 from app.api.errors import install_error_handlers
+from app.api.middleware import RequestContextMiddleware
 from app.api.routes import collections, documents, health, openai, query
+from app.api.routes.demo import mount_demo
+from app.logs import configure_logging
 from app.pipeline_loader import load_pipelines
 from app.settings import Settings
+from app.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +31,12 @@ its numbered sources, `[n]` matching `sources[].n`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; pipelines are loaded in the lifespan, never at import time."""
     settings = settings or Settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.export_env()
+        configure_tracing(settings)
         pipelines = load_pipelines(settings.pipelines_dir)
         state = RagState.build(settings, pipelines)
         await asyncio.to_thread(pipelines.warm_up)
@@ -41,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
     for router in (documents.router, query.router, collections.router, health.router, openai.router):
         app.include_router(router)
+    mount_demo(app)  # the demo page at / and its assets at /static
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,7 +29,7 @@ class Settings(BaseSettings):
         default="default",
         pattern=r"^[a-z0-9_-]+$",
         description="Pipeline profile: `default` (embedded LanceDB + llama.cpp) is `pipelines/`; any other name is "
-        "`pipelines/profiles/<name>/` (pgvector, weaviate, pinecone, openai, ollama). See README \"Profiles\".",
+        '`pipelines/profiles/<name>/` (pgvector, weaviate, pinecone, openai, ollama). See README "Profiles".',
     )
     pipelines_dir: Path = Field(
         default=None,  # type: ignore[assignment]  # resolved from `profile` below
@@ -53,6 +54,25 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="`rag serve` port.")
     workers: int = Field(
         default=1, ge=1, le=16, description="`rag serve` worker processes (each loads its own models: ~0.6 GiB)."
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Root log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="`json` lines (production), `console` (readable), `auto`: console on a terminal."
+    )
+    log_file: Path | None = Field(default=None, description="Also write logs to this file, rotated by size.")
+    log_file_max_mb: int = Field(default=50, ge=1, le=1024, description="Size at which the log file rotates (MiB).")
+    log_file_backups: int = Field(default=5, ge=0, le=100, description="Rotated log files kept.")
+    log_content: bool = Field(
+        default=False, description="Debug only: log questions and passage text (never logged otherwise)."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Enables tracing: OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces "
+        "(Haystack's OpenTelemetry tracer; a span per pipeline and per component).",
+    )
+    service_name: str = Field(
+        default="ragstack", min_length=1, max_length=64, description="OpenTelemetry service name."
     )
 
     @model_validator(mode="after")

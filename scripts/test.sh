@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HAYSTACK_TELEMETRY_ENABLED=False
 bash scripts/install.sh
-bash scripts/apt-install.sh scripts/apt-packages-test.txt
+bash scripts/apt-install.sh scripts/apt-packages-test.txt scripts/apt-packages-deploy.txt  # + prometheus/promtool
 bash scripts/fetch_test_corpus.sh
 bash scripts/build_eval_corpus.sh
 bash scripts/postgres.sh >/dev/null   # PostgreSQL 15 + pgvector on 127.0.0.1:5432 (pgvector profile tests)
 .venv/bin/ruff check components app tests bench scripts
 .venv/bin/mypy components app
+bash scripts/check_deploy.sh   # hadolint, compose config, promtool, dashboard metrics, Dockerfile pip steps in a fresh venv
 # retrieval quality gate (eval/gate.json): fails when hit@5 or MRR on the shipped eval slice drops
 .venv/bin/rag eval eval/sqlite/questions.jsonl --gate eval/gate.json --out .eval-ci --data-dir .eval-ci/data
 .venv/bin/pytest --cov --cov-report=term "$@"

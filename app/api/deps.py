@@ -36,7 +36,12 @@ class RagState:
             settings=settings,
             pipelines=pipelines,
             ingest=IngestService(pipelines),
-            query=QueryService(pipelines, default_top_k=settings.default_top_k, max_top_k=settings.max_top_k),
+            query=QueryService(
+                pipelines,
+                default_top_k=settings.default_top_k,
+                max_top_k=settings.max_top_k,
+                log_content=settings.log_content,
+            ),
             collections=CollectionService(store, settings.collections_registry),
             documents=DocumentService(store),
             ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),

@@ -11,6 +11,7 @@ from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import metrics
 from app.errors import (
     ConflictError,
     ExtractionError,
@@ -54,18 +55,21 @@ def _status_for(error: RagError) -> int:
 
 async def _rag_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RagError)
+    metrics.ERRORS.labels(type=error.code).inc()
     return JSONResponse(error_body(error.code, error.message, error.detail), status_code=_status_for(error))
 
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg"), "type": e.get("type")} for e in error.errors()]
+    metrics.ERRORS.labels(type="invalid_request").inc()
     return JSONResponse(error_body("invalid_request", "request validation failed", detail), status_code=422)
 
 
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
+    metrics.ERRORS.labels(type=code).inc()
     return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers)
 
 
@@ -86,6 +90,7 @@ async def _store_error(request: Request, error: Exception) -> JSONResponse:
         path=request.url.path,
         error=str(error),
     )
+    metrics.ERRORS.labels(type="store_error").inc()
     return JSONResponse(error_body("store_error", "the document store failed"), status_code=500)
 
 
@@ -102,6 +107,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         )
         return await _rag_error(request, upstream)
     logger.exception("Unhandled error on {method} {path}", method=request.method, path=request.url.path)
+    metrics.ERRORS.labels(type="internal_error").inc()
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 

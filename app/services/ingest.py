@@ -14,6 +14,7 @@ from haystack import logging
 from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import ByteStream
 
+from app import metrics
 from app.errors import ExtractionError, InvalidInputError, UnsupportedFileTypeError
 from app.pipeline_loader import PipelineSet
 from app.upstream import upstream_error
@@ -159,6 +160,7 @@ class IngestService:
         except (ExtractionError, UnsupportedFileTypeError) as error:
             result.status, result.error = "failed", error.message
         result.duration_ms = (time.perf_counter() - started) * 1000.0
+        metrics.record_ingest(collection, result.status, result.pages, result.chunks, result.duration_ms / 1000.0)
         logger.info(
             "Ingested {file}: {status}, {pages} pages, {chunks} chunks in {ms} ms",
             file=name,

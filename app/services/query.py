@@ -12,7 +12,7 @@ from haystack import Document, logging
 from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import StreamingChunk
 
-from app import timing
+from app import metrics, timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
 from app.services.ingest import validate_collection
@@ -92,10 +92,13 @@ def _source(n: int, doc: Document, cited: bool) -> Source:
 class QueryService:
     """Runs the query pipeline of a `PipelineSet`."""
 
-    def __init__(self, pipelines: PipelineSet, *, default_top_k: int = 5, max_top_k: int = 50) -> None:
+    def __init__(
+        self, pipelines: PipelineSet, *, default_top_k: int = 5, max_top_k: int = 50, log_content: bool = False
+    ) -> None:
         self.pipelines = pipelines
         self.default_top_k = default_top_k
         self.max_top_k = max_top_k
+        self.log_content = log_content
 
     def _run_data(
         self, question: str, collection: str, top_k: int | None, filters: dict[str, Any] | None, generate: bool
@@ -155,6 +158,8 @@ class QueryService:
         }
         if not generate or not answers:
             sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
+            metrics.record_query(timings, generated=False)
+            self._log_query(collection, k, timings, len(sources), refused=None, usage=None)
             return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms)
         answer = answers[0]
         refused = not outputs.get("relevant", True) or _is_refusal(answer.data)
@@ -162,17 +167,50 @@ class QueryService:
             _source(int(doc.meta.get("source_index", i + 1)), doc, bool(doc.meta.get("referenced")))
             for i, doc in enumerate(answer.documents or [])
         ]
-        logger.info(
-            "Answered in {collection}: top_k={top_k}, {sources} sources, refused={refused}, total {ms} ms",
-            collection=collection,
-            top_k=k,
-            sources=len(sources),
-            refused=refused,
-            ms=timings["total"],
-        )
+        usage = _usage(answer.meta)
+        llm_ran = bool(outputs.get("relevant", True))
+        metrics.record_query(timings, generated=llm_ran)
+        if usage:
+            metrics.record_tokens(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self._log_query(collection, k, timings, len(sources), refused=refused, usage=usage)
+        if self.log_content:
+            logger.info("Question {question!r} answered {answer!r}", question=question, answer=answer.data)
         return QueryResult(
             answer=answer.data, sources=sources, timings_ms=timings, refused=refused, components_ms=components_ms
         )
+
+    @staticmethod
+    def _log_query(
+        collection: str,
+        top_k: int,
+        timings: dict[str, float],
+        sources: int,
+        *,
+        refused: bool | None,
+        usage: dict[str, int] | None,
+    ) -> None:
+        """One line per query: sizes, timings and token counts, never the question or passage text."""
+        logger.info(
+            "Query in {collection}: top_k={top_k}, {sources} sources, retrieval {retrieval_ms} ms, "
+            "generation {generation_ms} ms, total {total_ms} ms",
+            collection=collection,
+            top_k=top_k,
+            sources=sources,
+            refused=refused,
+            retrieval_ms=timings["retrieval"],
+            generation_ms=timings["generation"],
+            total_ms=timings["total"],
+            prompt_tokens=(usage or {}).get("prompt_tokens"),
+            completion_tokens=(usage or {}).get("completion_tokens"),
+        )
+
+
+def _usage(meta: dict[str, Any] | None) -> dict[str, int] | None:
+    """Token counts from a generator's reply meta (`usage`), when it reports them (streamed llama.cpp does not)."""
+    usage = (meta or {}).get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return {k: int(v) for k, v in usage.items() if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int)}
 
 
 @dataclass
@@ -201,14 +239,17 @@ async def stream_answer(
     the cited numbers and timings. A pipeline failure after the start is an `error` event, never an exception.
     """
     spec = service.pipelines.query
-    data, _ = service._run_data(question, collection, top_k, filters, True)
+    data, k = service._run_data(question, collection, top_k, filters, True)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
 
     streamed: list[str] = []
+    request_started = time.perf_counter()
 
     def on_chunk(chunk: StreamingChunk) -> None:
         if chunk.content:
+            if not streamed:
+                metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - request_started)
             streamed.append(chunk.content)
             loop.call_soon_threadsafe(queue.put_nowait, StreamEvent("token", chunk.content))
 
@@ -244,6 +285,24 @@ async def stream_answer(
                 if answer
                 else []
             )
+            timings = {
+                "retrieval": round(retrieval_ms, 2),
+                "generation": round(total - retrieval_ms, 2),
+                "total": round(total, 2),
+            }
+            usage = _usage(answer.meta if answer is not None else None) or {}
+            # streamed llama.cpp replies carry no usage: one streamed chunk is one token there
+            completion = usage.get("completion_tokens") or (len(streamed) if streamed else None)
+            metrics.record_query(timings, generated=relevant)
+            metrics.record_tokens(usage.get("prompt_tokens"), completion)
+            service._log_query(
+                collection,
+                k,
+                timings,
+                len(cited),
+                refused=not relevant or _is_refusal(text),
+                usage={**usage, "completion_tokens": completion or 0},
+            )
             queue.put_nowait(
                 StreamEvent(
                     "done",
@@ -251,11 +310,7 @@ async def stream_answer(
                         "answer": text,
                         "refused": not relevant or _is_refusal(text),
                         "cited": cited,
-                        "timings_ms": {
-                            "retrieval": round(retrieval_ms, 2),
-                            "generation": round(total - retrieval_ms, 2),
-                            "total": round(total, 2),
-                        },
+                        "timings_ms": timings,
                     },
                 )
             )
@@ -263,6 +318,7 @@ async def stream_answer(
             failure = error if isinstance(error, RagError) else upstream_error(error)
             code, message = (failure.code, failure.message) if failure is not None else ("pipeline_failed", str(error))
             logger.warning("Streaming query failed: {code}: {reason}", code=code, reason=message)
+            metrics.ERRORS.labels(type=code).inc()
             queue.put_nowait(StreamEvent("error", {"code": code, "message": message}))
         finally:
             queue.put_nowait(None)

