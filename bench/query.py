@@ -100,6 +100,7 @@ def main() -> None:
         if args.profile == "pgvector":
             with store._get_pool().connection() as connection:
                 connection.execute("SET maintenance_work_mem = '1GB'")
+                connection.execute("SET statement_timeout = 0")  # the pool's 30 s limit is for queries
                 connection.execute(
                     f'CREATE INDEX "{store.hnsw_index_name}" ON "{store.table_name}" USING hnsw '
                     "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"

@@ -62,7 +62,9 @@ class DeletedDocument(BaseModel):
 
 class QueryRequest(BaseModel):
     question: str = Field(min_length=1, max_length=4000, examples=["How do you create a vector in R?"])
-    collection: str = Field(default="default", examples=["default"])
+    collection: str | None = Field(
+        default=None, examples=["default"], description="Collection to search (default: RAG_DEFAULT_COLLECTION)."
+    )
     top_k: int | None = Field(default=None, ge=1, le=200, examples=[5])
     filters: dict[str, Any] | None = Field(
         default=None,

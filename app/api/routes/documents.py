@@ -55,10 +55,10 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
 async def upload(
     state: State,
     files: Annotated[list[UploadFile], File(description="One or more files (PDF, DOCX, TXT, MD, CSV, HTML, images)")],
-    collection: Annotated[str, Form()] = "default",
+    collection: Annotated[str | None, Form(description="Target collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
 ) -> Any:
-    validate_collection(collection)
+    collection = validate_collection(collection or state.settings.default_collection)
     tags = _parse_metadata(metadata)
     if not files:
         raise InvalidInputError("no files in the request")
@@ -108,10 +108,11 @@ async def upload(
 @router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")
 async def list_documents(
     state: State,
-    collection: Annotated[str, Query()] = "default",
+    collection: Annotated[str | None, Query(description="Collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DocumentPage:
+    collection = collection or state.settings.default_collection
     docs, total = await asyncio.to_thread(state.documents.list, collection, offset=offset, limit=limit)
     return DocumentPage(
         collection=collection,

@@ -30,7 +30,7 @@ async def query(body: QueryRequest, state: State) -> QueryResponse:
     result = await asyncio.to_thread(
         state.query.ask,
         body.question,
-        collection=body.collection,
+        collection=body.collection or state.settings.default_collection,
         top_k=body.top_k,
         filters=body.filters,
         generate=body.generate,
@@ -64,7 +64,11 @@ def _event_data(event: StreamEvent) -> Any:
 )
 async def query_stream(body: QueryRequest, state: State) -> StreamingResponse:
     events = stream_answer(
-        state.query, body.question, collection=body.collection, top_k=body.top_k, filters=body.filters
+        state.query,
+        body.question,
+        collection=body.collection or state.settings.default_collection,
+        top_k=body.top_k,
+        filters=body.filters,
     )
     first = await anext(events)  # validation errors surface here as a 4xx, before the stream starts
 
