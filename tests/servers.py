@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,16 +31,50 @@ def free_port() -> int:
 
 
 def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    """Poll `url` until it answers 200; fail with the process log if it exits or the time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
+        assert proc.poll() is None, f"process exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.3)
-    pytest.fail(f"{url} did not answer in {seconds} s")
+    pytest.fail(f"{url} did not answer in {seconds} s:\n{log.read_text()[-4000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not stop in 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def serve_rag(pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "server.log"
+    environment = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(pipelines_dir), **(env or {})}
+    rag = str(Path(sys.executable).parent / "rag")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [rag, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/ready", proc, log)
+        yield base
+    finally:
+        stop(proc)
 
 
 @dataclass
@@ -62,9 +97,25 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     log = root / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "gpt-4o-mini"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                "2",
+                "--model_alias",
+                "gpt-4o-mini",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", proc, log)
@@ -136,8 +187,11 @@ def fault_server() -> Iterator[FaultServer]:
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()
                 for text in ("Recovered ", "[1]."):
-                    chunk = {**COMPLETION, "object": "chat.completion.chunk",
-                             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+                    chunk = {
+                        **COMPLETION,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
@@ -170,12 +224,20 @@ class ThrowawayPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _ctl(self, *args: str) -> None:
-        subprocess.run([*_as_postgres(), str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", *args],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*_as_postgres(), str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", *args],
+            check=True,
+            capture_output=True,
+        )
 
     def start(self) -> None:
-        self._ctl("-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir}", "-l",
-                  str(self.data_dir / "log"), "start")
+        self._ctl(
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir}",
+            "-l",
+            str(self.data_dir / "log"),
+            "start",
+        )
 
     def stop(self) -> None:
         self._ctl("-m", "fast", "stop")
@@ -192,8 +254,11 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     data_dir = Path(tempfile.mkdtemp(prefix="rag-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data_dir, "postgres", "postgres")
-    subprocess.run([*_as_postgres(), str(PG_BIN / "initdb"), "-D", str(data_dir), "--auth=trust", "-U", "postgres"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*_as_postgres(), str(PG_BIN / "initdb"), "-D", str(data_dir), "--auth=trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     cluster = ThrowawayPostgres(data_dir=data_dir, port=free_port())
     cluster.start()
     try:

@@ -6,20 +6,16 @@ must report them (bounded wait), as the compose monitoring profile would see the
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from servers import free_port, serve_rag, stop, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-RAG = str(Path(sys.executable).parent / "rag")
 DEADLINE_S = 60
 DOCUMENTS = {
     "harbour.txt": "The harbour master of Port Ellen opens the lock gates two hours before high tide.\n",
@@ -27,51 +23,11 @@ DOCUMENTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def _wait_until(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"process exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{url} not ready in {timeout:.0f} s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def rag_server(tmp_path_factory, make_tiny_profile) -> Iterator[str]:
     root = tmp_path_factory.mktemp("prom-e2e-rag")
-    pipelines = make_tiny_profile(root / "pipelines")
-    port = _free_port()
-    env = {**os.environ, "RAG_DATA_DIR": str(root / "data"), "RAG_PIPELINES_DIR": str(pipelines)}
-    log = root / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [RAG, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until(f"{base}/ready", proc, log, timeout=120)
+    with serve_rag(make_tiny_profile(root / "pipelines"), root / "data") as base:
         yield base
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +44,7 @@ def prometheus(tmp_path_factory, rag_server) -> Iterator[str]:
         "  - job_name: ragstack-api\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    metrics_path: /metrics\n"
         f"    static_configs:\n      - targets: ['{target}']\n"
     )
-    port = _free_port()
+    port = free_port()
     log = root / "prometheus.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -104,10 +60,10 @@ def prometheus(tmp_path_factory, rag_server) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until(f"{base}/-/ready", proc, log, timeout=30)
+        wait_for(f"{base}/-/ready", proc, log, seconds=30)
         yield base
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _scalar(prometheus: str, query: str) -> float:

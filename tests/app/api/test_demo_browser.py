@@ -7,19 +7,14 @@ the numbered sources and that a source number reveals its passage; a full-page s
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from servers import serve_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RAG = str(Path(sys.executable).parent / "rag")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -36,12 +31,6 @@ COLLECTION = "r-manuals"
 HIGHLIGHT = re.compile(r"\bhighlight\b")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo_profile_dir(tmp_path_factory, make_tiny_profile):
     """The default (LanceDB) profile only: the page is under test here, not the store."""
@@ -50,34 +39,8 @@ def demo_profile_dir(tmp_path_factory, make_tiny_profile):
 
 @pytest.fixture(scope="module")
 def server(demo_profile_dir, tmp_path_factory):
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("demo-data")
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(demo_profile_dir)}
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [RAG, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (data_dir / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("server did not become ready in 120 s")
+    with serve_rag(demo_profile_dir, tmp_path_factory.mktemp("demo-data")) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

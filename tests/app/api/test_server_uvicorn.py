@@ -1,56 +1,19 @@
 """The API served by `rag serve` (a real uvicorn process on 127.0.0.1), started and stopped by the test."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
+from servers import serve_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-RAG = str(Path(sys.executable).parent / "rag")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tiny_profile_dir, tmp_path_factory):
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("served-data")
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(tiny_profile_dir)}
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [RAG, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (data_dir / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("server did not become ready in 120 s")
+    with serve_rag(tiny_profile_dir, tmp_path_factory.mktemp("served-data")) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_upload_query_delete_round_trip(server, html_file):
