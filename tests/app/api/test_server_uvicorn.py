@@ -53,3 +53,22 @@ def test_tokens_arrive_incrementally(server, html_file):
     # the first token reached the client well before generation finished: tokens are not buffered to the end
     assert done_at - tokens[0] > 0.05
     assert tokens[-1] - tokens[0] > 0.05
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory, make_tiny_profile):
+    root = tmp_path_factory.mktemp("two-workers")
+    with serve_rag(make_tiny_profile(root / "pipelines"), root / "data", env={"RAG_WORKERS": "2"}) as base:
+        yield base
+
+
+def test_metrics_add_up_over_several_workers(two_workers):
+    for _ in range(12):
+        assert httpx.get(f"{two_workers}/health", timeout=10).status_code == 200
+    text = httpx.get(f"{two_workers}/metrics", timeout=10).text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("rag_http_requests_total{") and 'route="/health"' in row and 'status="200"' in row
+    )
+    assert float(line.rsplit(" ", 1)[1]) == 12.0  # whichever worker answered, /metrics sums them all
