@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     max_top_k: int = Field(default=50, ge=1, le=200, description="Upper bound on a requested top_k.")
     max_upload_mb: int = Field(default=50, ge=1, le=1024, description="Largest accepted upload file, in MiB.")
     max_files_per_upload: int = Field(default=20, ge=1, le=200, description="Files accepted in one upload request.")
+    max_pdf_pages: int = Field(default=2000, ge=1, le=100_000, description="PDFs with more pages are refused (413).")
+    max_image_pixels: int = Field(
+        default=89_478_485, ge=1_000_000, le=1_000_000_000, description="Images with more pixels are refused (413)."
+    )
+    max_unzipped_mb: int = Field(
+        default=200, ge=1, le=4096, description="A DOCX that would expand beyond this (or 200x its size) is refused."
+    )
     ingest_concurrency: int = Field(
         default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
     )

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from app.pipeline_loader import PipelineSet
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
+from app.services.file_checks import FileLimits
 from app.services.ingest import IngestService
 from app.services.query import QueryService
 from app.settings import Settings
@@ -35,7 +36,14 @@ class RagState:
         return cls(
             settings=settings,
             pipelines=pipelines,
-            ingest=IngestService(pipelines),
+            ingest=IngestService(
+                pipelines,
+                limits=FileLimits(
+                    max_pdf_pages=settings.max_pdf_pages,
+                    max_image_pixels=settings.max_image_pixels,
+                    max_unzipped_mb=settings.max_unzipped_mb,
+                ),
+            ),
             query=QueryService(
                 pipelines,
                 default_top_k=settings.default_top_k,

@@ -25,6 +25,9 @@ class FileResult(BaseModel):
     pages: int
     chunks: int
     error: str | None = None
+    error_code: str | None = Field(
+        default=None, description="Why it failed: unsupported_file_type, payload_too_large or extraction_failed."
+    )
     duration_ms: float
 
 

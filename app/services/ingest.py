@@ -15,8 +15,9 @@ from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import ByteStream
 
 from app import metrics
-from app.errors import ExtractionError, InvalidInputError, UnsupportedFileTypeError
+from app.errors import ExtractionError, InvalidInputError, PayloadTooLargeError, UnsupportedFileTypeError
 from app.pipeline_loader import PipelineSet
+from app.services.file_checks import FileLimits, inspect_upload
 from app.upstream import upstream_error
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class IngestResult:
     pages: int = 0
     chunks: int = 0
     error: str | None = None
+    error_code: str | None = None
     duration_ms: float = 0.0
 
 
@@ -115,9 +117,10 @@ def _root_cause(error: BaseException) -> BaseException:
 class IngestService:
     """Runs the indexing pipeline of a `PipelineSet` for one file at a time."""
 
-    def __init__(self, pipelines: PipelineSet) -> None:
+    def __init__(self, pipelines: PipelineSet, *, limits: FileLimits | None = None) -> None:
         self.pipelines = pipelines
         self.store = pipelines.document_store
+        self.limits = limits or FileLimits()
 
     def is_indexed(self, collection: str, document_id: str) -> bool:
         """True when chunks of this document already exist in the collection."""
@@ -151,14 +154,15 @@ class IngestService:
         mime = guess_content_type(name, content_type)
         result = IngestResult(document_id=document_id, filename=name, content_type=mime, status="indexed")
         try:
+            mime = result.content_type = inspect_upload(data, name, mime, self.limits)
             if self.is_indexed(collection, document_id):
                 result.status = "duplicate"
             else:
                 result.pages, result.chunks = self._index(
                     data, name, mime, collection, document_id, content_hash, clean_tags
                 )
-        except (ExtractionError, UnsupportedFileTypeError) as error:
-            result.status, result.error = "failed", error.message
+        except (ExtractionError, UnsupportedFileTypeError, PayloadTooLargeError) as error:
+            result.status, result.error, result.error_code = "failed", error.message, error.code
         result.duration_ms = (time.perf_counter() - started) * 1000.0
         metrics.record_ingest(collection, result.status, result.pages, result.chunks, result.duration_ms / 1000.0)
         logger.info(

@@ -234,7 +234,7 @@
         } catch (error) {
           body = null;
         }
-        // 200: {files: [...]}; 422 with every file failed: the same body under error.detail.
+        // 200: {files: [...]}; 413/415/422 when every file failed: the same body under error.detail.
         const files = (body && body.files) || (body && body.error && body.error.detail && body.error.detail.files);
         const result = Array.isArray(files) ? files[0] : null;
         progress.value = 100;

@@ -78,6 +78,7 @@ async def upload(
                     content_type=guess_content_type(name, upload_file.content_type),
                     status="failed",
                     error=f"file is larger than {state.settings.max_upload_mb} MiB",
+                    error_code="payload_too_large",
                 )
             )
             continue
@@ -99,8 +100,12 @@ async def upload(
         duration_ms=round((time.perf_counter() - started) * 1000.0, 1),
     )
     if all(r.status == "failed" for r in results):
+        # one kind of failure for every file: its own status (415, 413); mixed or unreadable files: 422
+        codes = {r.error_code for r in results}
+        code = codes.pop() if len(codes) == 1 else "extraction_failed"
+        status = {"unsupported_file_type": 415, "payload_too_large": 413}.get(code or "", 422)
         return JSONResponse(
-            error_body("extraction_failed", "no file could be indexed", body.model_dump()), status_code=422
+            error_body(code or "extraction_failed", "no file could be indexed", body.model_dump()), status_code=status
         )
     return body
 

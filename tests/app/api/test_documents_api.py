@@ -40,12 +40,13 @@ def test_mixed_batch_duplicate_and_all_failed(client, csv_file, html_file):
     assert first.json()["files"][1]["error"]
     again = _upload(client, [_file(csv_file), _file(html_file)])
     assert [f["status"] for f in again.json()["files"]] == ["duplicate", "indexed"]
-    only_bad = _upload(client, [corrupt, ("notes.xyz", b"binary", "application/octet-stream")])
-    assert only_bad.status_code == 422
+    only_bad = _upload(client, [corrupt, ("notes.xyz", bytes(range(256)), "application/octet-stream")])
+    assert only_bad.status_code == 422  # two different reasons: the generic 422
     error = only_bad.json()["error"]
     assert error["code"] == "extraction_failed"
     assert [f["status"] for f in error["detail"]["files"]] == ["failed", "failed"]
-    assert "unsupported file type" in error["detail"]["files"][1]["error"]
+    assert [f["error_code"] for f in error["detail"]["files"]] == ["extraction_failed", "unsupported_file_type"]
+    assert "not a supported format" in error["detail"]["files"][1]["error"]
 
 
 def test_upload_validation_errors(client, csv_file):
@@ -57,7 +58,8 @@ def test_upload_validation_errors(client, csv_file):
     assert reserved.status_code == 400
     assert client.post("/documents/upload", data={"collection": "docs"}).status_code == 422
     big = _upload(client, [("big.txt", b"x" * (1024 * 1024 + 1), "text/plain")])
-    assert big.status_code == 422
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "payload_too_large"
     assert "larger than 1 MiB" in big.json()["error"]["detail"]["files"][0]["error"]
 
 
