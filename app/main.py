@@ -11,7 +11,7 @@ from haystack import logging
 
 from app.api.deps import RagState
 from app.api.errors import install_error_handlers
-from app.api.middleware import RequestContextMiddleware
+from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, openai, query
 from app.api.routes.demo import mount_demo
 from app.logs import configure_logging
@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_mb * 1024 * 1024)
+    app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 413 above is logged and counted too
     for router in (documents.router, query.router, collections.router, health.router, openai.router):
         app.include_router(router)
     mount_demo(app)  # the demo page at / and its assets at /static

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     default_top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved when a query names no top_k.")
     max_top_k: int = Field(default=50, ge=1, le=200, description="Upper bound on a requested top_k.")
     max_upload_mb: int = Field(default=50, ge=1, le=1024, description="Largest accepted upload file, in MiB.")
+    max_request_mb: int = Field(
+        default=200, ge=1, le=10_240, description="Largest request body; bigger ones get 413 before they are read."
+    )
     max_files_per_upload: int = Field(default=20, ge=1, le=200, description="Files accepted in one upload request.")
     max_pdf_pages: int = Field(default=2000, ge=1, le=100_000, description="PDFs with more pages are refused (413).")
     max_image_pixels: int = Field(

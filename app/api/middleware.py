@@ -3,6 +3,7 @@ line the request causes; the request's log line and HTTP metrics, labelled by ro
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -67,3 +68,81 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round(seconds * 1000.0, 1),
                 )
+
+
+class _BodyTooLarge(Exception):
+    """Raised from `receive` when a body without a (truthful) Content-Length passes the limit."""
+
+
+class BodySizeLimitMiddleware:
+    """413 for request bodies over `max_bytes`, before they are read: at once when Content-Length says so, else as
+    soon as the streamed body passes the limit (nothing more is read)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        exceeded = False
+        replied = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # the app may turn the interrupted read into its own error (FastAPI: 400): answer 413 instead
+            nonlocal replied
+            if exceeded:
+                if not replied and message["type"] == "http.response.start":
+                    replied = True
+                    await self._reject(send)
+                return
+            replied = replied or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if exceeded and not replied:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        limit_mb = self.max_bytes / 1024 / 1024
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": f"request body larger than {limit_mb:g} MiB",
+                    "detail": None,
+                }
+            }
+        ).encode()
+        metrics.ERRORS.labels(type="payload_too_large").inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,68 @@
+"""Request bodies over RAG_MAX_REQUEST_MB get a JSON 413 before they are read."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.middleware import BodySizeLimitMiddleware
+from app.main import create_app
+
+
+@pytest.fixture(scope="module")
+def store_profile():
+    """The limit sits in front of the routes: one store is enough."""
+    return "default"
+
+
+@pytest.fixture(scope="module")
+def limited(api_settings):
+    with TestClient(create_app(api_settings.model_copy(update={"max_request_mb": 1}))) as client:
+        yield client
+
+
+def test_declared_length_over_the_limit_is_refused_at_once(limited):
+    response = limited.post("/documents/upload", files=[("files", ("big.txt", b"x" * (2 * 1024 * 1024)))])
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "payload_too_large",
+        "message": "request body larger than 1 MiB",
+        "detail": None,
+    }
+    assert response.headers["X-Request-ID"]  # still logged and counted like any request
+
+
+def test_streamed_body_over_the_limit_is_413_not_the_apps_own_error(limited):
+    def chunks():
+        for _ in range(64):  # 64 x 64 KiB = 4 MiB, no Content-Length
+            yield b"y" * 65536
+
+    response = limited.post("/query", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413  # FastAPI alone would answer 400 for the interrupted body
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_middleware_stops_reading_once_past_the_limit():
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b"y" * 65536, "more_body": True}  # an endless upload
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def reads_everything(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+
+    middleware = BodySizeLimitMiddleware(reads_everything, max_bytes=1024 * 1024)
+    await middleware({"type": "http", "headers": []}, receive, send)
+    assert pulled == 17  # 16 chunks are exactly 1 MiB; the 17th passes the limit and nothing more is read
+    assert sent[0]["status"] == 413
+
+
+def test_bodies_under_the_limit_pass(limited, text_file):
+    response = limited.post("/documents/upload", files=[("files", (text_file.name, text_file.read_bytes()))])
+    assert response.status_code == 200
