@@ -269,3 +269,96 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+OLLAMA_RECORDINGS = Path(__file__).resolve().parent / "contracts" / "recordings" / "ollama"
+OLLAMA_HANG_SECONDS = 5.0  # longer than the tests' client timeout; the fixture releases hung handlers at teardown
+
+
+def fake_embedding(text: str) -> list[float]:
+    """The fake Ollama's deterministic embedding: the text's length and its number of words."""
+    return [float(len(text)), float(len(text.split())), 1.0]
+
+
+@dataclass
+class FakeOllama:
+    """What the fake Ollama saw, and the faults it still has to inject (one per request, in order)."""
+
+    url: str = ""
+    requests: list[dict] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, fault: str, times: int = 1) -> None:
+        """Fail the next `times` requests: a status ("503"), "hang", "drop" or "cut" (stream cut after 1 chunk)."""
+        with self.lock:
+            self.faults.extend([fault] * times)
+
+    def _next_fault(self, body: dict) -> str | None:
+        with self.lock:
+            self.requests.append(body)
+            return self.faults.pop(0) if self.faults else None
+
+
+@pytest.fixture
+def fake_ollama() -> Iterator[FakeOllama]:
+    """A fault-injecting Ollama on 127.0.0.1: `/api/chat` (JSON or NDJSON stream) and `/api/embed`, answering with
+    the shapes recorded in tests/contracts/recordings/ollama/."""
+    chat = json.loads((OLLAMA_RECORDINGS / "chat.json").read_text(encoding="utf-8"))
+    chat_stream = json.loads((OLLAMA_RECORDINGS / "chat_stream.json").read_text(encoding="utf-8"))
+    embed = json.loads((OLLAMA_RECORDINGS / "embed.json").read_text(encoding="utf-8"))
+    fake = FakeOllama()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str, length: int | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body) if length is None else length))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def _json(self, status: int, payload: object) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            fault = fake._next_fault(body)
+            if fault == "hang":
+                fake.released.wait(OLLAMA_HANG_SECONDS)
+                self.close_connection = True
+            elif fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif fault is not None and fault.isdigit():
+                self._json(int(fault), {"error": f"injected {fault}"})
+            elif self.path == "/api/embed":
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                self._json(200, {**embed, "model": body["model"], "embeddings": [fake_embedding(t) for t in texts]})
+            elif self.path != "/api/chat":
+                self._json(404, {"error": f"unexpected {self.path}"})
+            elif body.get("stream"):
+                data = "".join(json.dumps({**chunk, "model": body["model"]}) + "\n" for chunk in chat_stream).encode()
+                if fault == "cut":  # the first chunk, then the connection closes before the promised length
+                    self.close_connection = True
+                    self._send(200, data.split(b"\n", 1)[0] + b"\n", "application/x-ndjson", length=len(data))
+                else:
+                    self._send(200, data, "application/x-ndjson")
+            else:
+                self._json(200, {**chat, "model": body["model"]})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.released.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=1)

@@ -1,17 +1,18 @@
 """`OllamaDocumentEmbedder` with retries (exponential backoff with jitter) on transient Ollama server failures."""
 
 import asyncio
-import inspect
 from typing import Any
 
-from haystack import component, default_from_dict, default_to_dict
+from haystack import component, default_from_dict
 from haystack_integrations.components.embedders.ollama import OllamaDocumentEmbedder
 from tenacity import AsyncRetrying, Retrying
 from tqdm import tqdm
 
-from components.generators.retrying_ollama_chat_generator import ollama_retry_kwargs, validate_retry_settings
-
-RETRY_PARAMETERS = ("retries", "retry_initial_delay", "retry_max_delay")
+from components.generators.retrying_ollama_chat_generator import (
+    ollama_retry_kwargs,
+    retrying_to_dict,
+    validate_retry_settings,
+)
 
 
 @component
@@ -85,8 +86,7 @@ class RetryingOllamaDocumentEmbedder(OllamaDocumentEmbedder):
         `OllamaDocumentEmbedder` has no `to_dict`; its parameters are read from the instance as Haystack's default
         serialization does.
         """
-        parent = [p for p in inspect.signature(OllamaDocumentEmbedder.__init__).parameters if p != "self"]
-        return default_to_dict(self, **{p: getattr(self, p) for p in (*parent, *RETRY_PARAMETERS)})
+        return retrying_to_dict(self, OllamaDocumentEmbedder)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RetryingOllamaDocumentEmbedder":

@@ -1,15 +1,16 @@
 """`OllamaTextEmbedder` with retries (exponential backoff with jitter) on transient failures of the Ollama server."""
 
-import inspect
 from typing import Any
 
-from haystack import component, default_from_dict, default_to_dict
+from haystack import component, default_from_dict
 from haystack_integrations.components.embedders.ollama import OllamaTextEmbedder
 from tenacity import AsyncRetrying, Retrying
 
-from components.generators.retrying_ollama_chat_generator import ollama_retry_kwargs, validate_retry_settings
-
-RETRY_PARAMETERS = ("retries", "retry_initial_delay", "retry_max_delay")
+from components.generators.retrying_ollama_chat_generator import (
+    ollama_retry_kwargs,
+    retrying_to_dict,
+    validate_retry_settings,
+)
 
 
 @component
@@ -69,8 +70,7 @@ class RetryingOllamaTextEmbedder(OllamaTextEmbedder):
         `OllamaTextEmbedder` has no `to_dict`; its parameters are read from the instance as Haystack's default
         serialization does.
         """
-        parent = [p for p in inspect.signature(OllamaTextEmbedder.__init__).parameters if p != "self"]
-        return default_to_dict(self, **{p: getattr(self, p) for p in (*parent, *RETRY_PARAMETERS)})
+        return retrying_to_dict(self, OllamaTextEmbedder)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RetryingOllamaTextEmbedder":

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
-from haystack import component, default_from_dict, logging
+from haystack import component, default_from_dict, default_to_dict, logging
 from haystack.dataclasses import ChatMessage, StreamingCallbackT, StreamingChunk
 from haystack.tools import ToolsType, deserialize_tools_or_toolset_inplace
 from haystack.utils.callable_serialization import deserialize_callable
@@ -111,6 +111,16 @@ def ollama_retry_kwargs(
         "reraise": True,
         "before_sleep": log_retry,
     }
+
+
+RETRY_PARAMETERS = ("retries", "retry_initial_delay", "retry_max_delay")
+
+
+def retrying_to_dict(owner: Any, parent: Any) -> dict[str, Any]:
+    """Serialize a retrying subclass of a component without its own `to_dict`: the parent's init parameters (read
+    from the instance, as Haystack's default serialization does) plus the retry settings."""
+    names = [name for name in inspect.signature(parent.__init__).parameters if name != "self"]
+    return default_to_dict(owner, **{name: getattr(owner, name) for name in (*names, *RETRY_PARAMETERS)})
 
 
 def _is_async_callable(callback: Callable[..., Any]) -> bool:

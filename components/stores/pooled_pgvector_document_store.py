@@ -330,9 +330,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             except psycopg.errors.UniqueViolation:  # another pooled connection created it at the same moment
                 pass
         register_vector(connection)
-        connection.execute(
-            SQL("SET hnsw.iterative_scan = {}").format(SQLLiteral(self.hnsw_iterative_scan))
-        )
+        connection.execute(SQL("SET hnsw.iterative_scan = {}").format(SQLLiteral(self.hnsw_iterative_scan)))
         if self.hnsw_ef_search:
             connection.execute(SQL("SET hnsw.ef_search = {}").format(SQLLiteral(self.hnsw_ef_search)))
 

@@ -9,99 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from haystack import Document, Pipeline
 from ollama import ResponseError
+from servers import FakeOllama
+from servers import fake_embedding as vector
 
 from components.embedders.retrying_ollama_document_embedder import RetryingOllamaDocumentEmbedder
 from components.embedders.retrying_ollama_text_embedder import RetryingOllamaTextEmbedder
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "contracts" / "recordings" / "ollama"
-EMBED = json.loads((RECORDINGS / "embed.json").read_text(encoding="utf-8"))
 FAST = {"timeout": 1, "retry_initial_delay": 0.01, "retry_max_delay": 0.05}
-HANG_SECONDS = 5.0  # longer than FAST["timeout"]; the fixture releases hung handlers at teardown
-
-
-def vector(text: str) -> list[float]:
-    """A tiny deterministic embedding: the text's length and its number of words."""
-    return [float(len(text)), float(len(text.split())), 1.0]
-
-
-@dataclass
-class FakeOllama:
-    """What the fake server saw, and the faults it still has to inject (one per request, in order)."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    faults: list[str] = field(default_factory=list)
-    released: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail_next(self, fault: str, times: int = 1) -> None:
-        """Fail the next `times` requests: an HTTP status ("500", "429", "503", "400"), "hang" or "drop"."""
-        with self.lock:
-            self.faults.extend([fault] * times)
-
-    def _next_fault(self, body: dict[str, Any]) -> str | None:
-        with self.lock:
-            self.requests.append(body)
-            return self.faults.pop(0) if self.faults else None
-
-
-@pytest.fixture
-def ollama() -> Iterator[FakeOllama]:
-    fake = FakeOllama()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, payload: Any) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            fault = fake._next_fault(body)
-            if fault == "hang":
-                fake.released.wait(HANG_SECONDS)
-                self.close_connection = True
-            elif fault == "drop":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-            elif fault is not None:
-                self._send(int(fault), {"error": f"injected {fault}"})
-            elif self.path != "/api/embed":
-                self._send(404, {"error": f"unexpected {self.path}"})
-            else:
-                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                self._send(200, {**EMBED, "model": body["model"], "embeddings": [vector(t) for t in texts]})
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.released.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=1)
 
 
 def _embeddings(documents: Any) -> list[list[float] | None]:
@@ -396,3 +317,9 @@ connections: []
     embedded = result["embedder"]["documents"]
     assert _embeddings(embedded) == [vector("Kettle lasts 24 months"), vector("other")]
     assert [body["input"] for body in ollama.requests] == [["Kettle lasts 24 months", "other"]] * 2
+
+
+@pytest.fixture
+def ollama(fake_ollama: FakeOllama) -> FakeOllama:
+    """The shared fault-injecting Ollama (tests/servers.py)."""
+    return fake_ollama

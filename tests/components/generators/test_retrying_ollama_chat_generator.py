@@ -11,10 +11,6 @@ import asyncio
 import copy
 import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,7 @@ import pytest
 from haystack import Pipeline
 from haystack.dataclasses import ChatMessage, StreamingChunk
 from ollama import ResponseError
+from servers import FakeOllama
 
 from components.generators.retrying_ollama_chat_generator import (
     RetryingOllamaChatGenerator,
@@ -34,86 +31,6 @@ CHAT = json.loads((RECORDINGS / "chat.json").read_text(encoding="utf-8"))
 CHAT_STREAM = json.loads((RECORDINGS / "chat_stream.json").read_text(encoding="utf-8"))
 STREAMED_TEXT = "".join(chunk["message"]["content"] for chunk in CHAT_STREAM)
 FAST = {"timeout": 1, "retry_initial_delay": 0.01, "retry_max_delay": 0.05}
-HANG_SECONDS = 5.0  # longer than FAST["timeout"]; the fixture releases hung handlers at teardown
-
-
-@dataclass
-class FakeOllama:
-    """What the fake server saw, and the faults it still has to inject (one per request, in order)."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    faults: list[str] = field(default_factory=list)
-    released: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail_next(self, fault: str, times: int = 1) -> None:
-        """Fail the next `times` requests: a status ("503"), "hang", "drop" or "cut" (stream cut after 1 chunk)."""
-        with self.lock:
-            self.faults.extend([fault] * times)
-
-    def _next_fault(self, body: dict[str, Any]) -> str | None:
-        with self.lock:
-            self.requests.append(body)
-            return self.faults.pop(0) if self.faults else None
-
-
-@pytest.fixture
-def ollama() -> Iterator[FakeOllama]:
-    fake = FakeOllama()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: bytes, content_type: str, length: int | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body) if length is None else length))
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            fault = fake._next_fault(body)
-            stream = bool(body.get("stream"))
-            if fault == "hang":
-                fake.released.wait(HANG_SECONDS)
-                self.close_connection = True
-                return
-            if fault == "drop":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            if fault is not None and fault.isdigit():
-                self._send(int(fault), json.dumps({"error": f"injected {fault}"}).encode(), "application/json")
-                return
-            if self.path != "/api/chat":
-                self._send(404, json.dumps({"error": f"unexpected {self.path}"}).encode(), "application/json")
-            elif stream:
-                ndjson = "".join(json.dumps({**chunk, "model": body["model"]}) + "\n" for chunk in CHAT_STREAM)
-                data = ndjson.encode()
-                if fault == "cut":  # the first chunk, then the connection closes before the promised length
-                    first = data.split(b"\n", 1)[0] + b"\n"
-                    self.close_connection = True
-                    self._send(200, first, "application/x-ndjson", length=len(data))
-                else:
-                    self._send(200, data, "application/x-ndjson")
-            else:
-                self._send(200, json.dumps({**CHAT, "model": body["model"]}).encode(), "application/json")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.released.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=1)
 
 
 def _closed_port_url() -> str:
@@ -433,3 +350,9 @@ connections:
     assert "".join(c.content for c in chunks) == STREAMED_TEXT
     assert len(ollama.requests) == 2
     assert ollama.requests[-1]["messages"] == [{"role": "user", "content": "How long is the warranty?"}]
+
+
+@pytest.fixture
+def ollama(fake_ollama: FakeOllama) -> FakeOllama:
+    """The shared fault-injecting Ollama (tests/servers.py)."""
+    return fake_ollama
