@@ -64,9 +64,13 @@ class CollectionService:
             name=name, documents=int(documents), chunks=int(self.store.count_documents_by_filter(scope))
         )
 
+    def names(self) -> list[str]:
+        """The names of every collection that holds chunks or was created explicitly (no counts)."""
+        return sorted(self._registered() | self._in_store())
+
     def list(self) -> list[CollectionInfo]:
-        """Every collection that holds chunks or was created explicitly."""
-        return [self.info(name) for name in sorted(self._registered() | self._in_store())]
+        """Every collection that holds chunks or was created explicitly, with its counts."""
+        return [self.info(name) for name in self.names()]
 
     def exists(self, name: str) -> bool:
         """True when the collection was created or holds chunks."""
