@@ -34,6 +34,12 @@ class ExtractionError(RagError):
     code = "extraction_failed"
 
 
+class ParseTimeoutError(ExtractionError):
+    """Parsing the file took longer than RAG_PARSE_TIMEOUT_S; its parser was stopped."""
+
+    code = "parse_timeout"
+
+
 class NotFoundError(RagError):
     """A collection or document does not exist."""
 

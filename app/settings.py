@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     max_unzipped_mb: int = Field(
         default=200, ge=1, le=4096, description="A DOCX that would expand beyond this (or 200x its size) is refused."
     )
+    parse_timeout_s: float = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Seconds one file's parsing may take (converters run in a worker process that is stopped after "
+        "this): a slower file fails with 422 `parse_timeout`. OCR takes ~3 s per scanned page on 2 cores. "
+        "Exported as RAG_PARSE_TIMEOUT_S for the pipeline YAML.",
+    )
+    max_text_chars: int = Field(
+        default=5_000_000,
+        ge=1_000,
+        le=500_000_000,
+        description="Characters of text one file may yield; a file with more fails with 413 before it is split or "
+        "embedded (5 M characters: ~2,000 book pages, ~1 h of embedding on 2 cores). "
+        "Exported as RAG_MAX_TEXT_CHARS for the pipeline YAML.",
+    )
     ingest_concurrency: int = Field(
         default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
     )
@@ -98,6 +114,8 @@ class Settings(BaseSettings):
         return self.data_dir / "collections.json"
 
     def export_env(self) -> None:
-        """Publish the data dir to the process environment so YAML `${RAG_DATA_DIR}` paths resolve."""
+        """Publish what pipeline YAML reads from the environment: `${RAG_DATA_DIR}` paths, converter limits."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.environ["RAG_DATA_DIR"] = str(self.data_dir.resolve())
+        os.environ["RAG_PARSE_TIMEOUT_S"] = f"{self.parse_timeout_s:g}"
+        os.environ["RAG_MAX_TEXT_CHARS"] = str(self.max_text_chars)

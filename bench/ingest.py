@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def edit(data):
-        data["components"]["pdf_converter"]["init_parameters"]["backend"] = args.backend
+        data["components"]["pdf_converter"]["init_parameters"]["converter"]["init_parameters"]["backend"] = args.backend
         embedder = data["components"]["embedder"]["init_parameters"]
         if args.max_length:
             embedder["max_length"] = args.max_length

@@ -15,10 +15,17 @@ from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import ByteStream
 
 from app import metrics
-from app.errors import ExtractionError, InvalidInputError, PayloadTooLargeError, UnsupportedFileTypeError
+from app.errors import (
+    ExtractionError,
+    InvalidInputError,
+    ParseTimeoutError,
+    PayloadTooLargeError,
+    UnsupportedFileTypeError,
+)
 from app.pipeline_loader import PipelineSet
 from app.services.file_checks import FileLimits, inspect_upload
 from app.upstream import upstream_error
+from components.converters import errors as converter_errors
 
 logger = logging.getLogger(__name__)
 
@@ -214,13 +221,16 @@ class IngestService:
                 spec.run_data(sources=[source]), include_outputs_from=spec.include_outputs_from()
             )
         except PipelineRuntimeError as error:
-            upstream = upstream_error(error)
+            cause = _root_cause(error)
+            upstream = None if isinstance(cause, converter_errors.ConversionError) else upstream_error(error)
             if upstream is not None:  # store or remote embedder down: the request fails (503/502/504), not the file
                 raise upstream from error
-            cause = _root_cause(error)
-            raise ExtractionError(
-                f"{name}: {cause}", detail={"component": getattr(error, "component_name", None)}
-            ) from error
+            detail = {"component": getattr(error, "component_name", None)}
+            if isinstance(cause, converter_errors.ParseTimeoutError):
+                raise ParseTimeoutError(f"{name}: {cause}", detail=detail) from error
+            if isinstance(cause, converter_errors.TextTooLargeError):
+                raise PayloadTooLargeError(f"{name}: {cause}", detail=detail) from error
+            raise ExtractionError(f"{name}: {cause}", detail=detail) from error
         outputs = spec.read_outputs(result)
         if outputs.get("unclassified"):
             raise UnsupportedFileTypeError(f"{name}: unsupported file type {mime or 'unknown'}")

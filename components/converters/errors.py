@@ -16,6 +16,16 @@ class OcrUnavailableError(ConversionError):
 
     def __init__(self, detail: str = "") -> None:
         message = "OCR not available: install tesseract-ocr (Debian: apt-get install tesseract-ocr tesseract-ocr-eng)"
+        if detail.startswith("OCR not available"):  # rebuilt from its own message (unpickled from a worker process)
+            message, detail = detail, ""
         if detail:
             message = f"{message}; {detail}"
         super().__init__(message)
+
+
+class ParseTimeoutError(ConversionError):
+    """Parsing one file took longer than the allowed time; the worker process parsing it was stopped."""
+
+
+class TextTooLargeError(ConversionError):
+    """A file's extracted text is longer than the allowed number of characters (e.g. a text "bomb")."""

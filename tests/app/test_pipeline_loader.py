@@ -78,7 +78,7 @@ def test_yaml_edits_swap_splitter_chunking_top_k_model_and_prompt(profile):
                 },
             },
         }
-        data["components"]["csv_converter"]["init_parameters"]["max_chars"] = 500
+        data["components"]["csv_converter"]["init_parameters"]["converter"]["init_parameters"]["max_chars"] = 500
 
     def query(data):
         data["components"]["joiner"]["init_parameters"]["top_k"] = 3

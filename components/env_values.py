@@ -1,0 +1,63 @@
+"""`${VAR:-default}` references in component init parameters (not a component).
+
+A deployment limit (a timeout, a size) that the app's Settings also know is written in the pipeline YAML as
+`"${RAG_PARSE_TIMEOUT_S:-300}"`: the component keeps the reference as given (so `to_dict` round-trips it) and
+resolves it from the process environment when it warms up. `Settings.export_env()` exports the validated value
+before the pipelines load, so the app and the YAML agree; outside the app (Hayhooks, a script) the default after
+`:-` applies when the variable is unset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_REFERENCE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}$")
+
+NumberOrReference = int | float | str
+
+
+def check_number_reference(value: NumberOrReference, arg_name: str) -> None:
+    """Raise ValueError unless `value` is a positive number or a `${VAR}` / `${VAR:-number}` reference."""
+    if isinstance(value, bool):
+        raise ValueError(f"{arg_name} must be a positive number or a '${{VAR:-default}}' reference, got {value!r}")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError(f"{arg_name} must be positive, got {value!r}")
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{arg_name} must be a positive number or a '${{VAR:-default}}' reference, got {value!r}")
+    match = _REFERENCE.match(value.strip())
+    if match is None:
+        _positive(value, arg_name, value)  # a plain number written as a string
+    elif match.group("default") is not None:
+        _positive(match.group("default"), arg_name, value)
+
+
+def resolve_number(value: NumberOrReference, arg_name: str) -> float:
+    """The positive number `value` stands for: itself, or its environment variable's value (else its default).
+
+    :raises ValueError: the variable is unset without a default, or holds something that is not a positive number.
+    """
+    check_number_reference(value, arg_name)
+    if not isinstance(value, str):
+        return float(value)
+    match = _REFERENCE.match(value.strip())
+    if match is None:
+        return _positive(value, arg_name, value)
+    raw = os.environ.get(match.group("name"))
+    if raw is None or raw == "":
+        if match.group("default") is None:
+            raise ValueError(f"{arg_name}: environment variable {match.group('name')} is not set and has no default")
+        raw = match.group("default")
+    return _positive(raw, arg_name, value)
+
+
+def _positive(raw: str, arg_name: str, shown: str) -> float:
+    try:
+        number = float(raw)
+    except ValueError as error:
+        raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) is not a number") from error
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) must be a positive finite number")
+    return number
