@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import threading
@@ -133,9 +134,9 @@ class PdfToDocument:
     - Every Document gets meta `page` (1-based); empty pages produce no Document but keep the numbering.
       `title`, `author` and `created_at` (ISO-8601) come from the PDF's Info dictionary when present.
     - With `ocr="auto"`, pages whose text layer has fewer than `ocr_min_chars` non-space characters are
-      rendered at `ocr_dpi` and OCRed with tesseract (meta `ocr=True`). Without tesseract such pages are
-      skipped with a warning, and a PDF that yields no text at all because of that raises
-      `OcrUnavailableError`.
+      rendered at `ocr_dpi` (lower for pages bigger than `ocr_max_pixels`) and OCRed with tesseract (meta
+      `ocr=True`). Without tesseract such pages are skipped with a warning, and a PDF that yields no text at
+      all because of that raises `OcrUnavailableError`.
     - Encrypted PDFs are opened with the empty password; otherwise `ConversionError("encrypted PDF ...")`.
       Corrupt PDFs raise `ConversionError`. With `raise_on_failure=False` both are logged and skipped.
     """
@@ -148,6 +149,7 @@ class PdfToDocument:
         ocr_language: str = "eng",
         ocr_min_chars: int = 20,
         ocr_dpi: int = 200,
+        ocr_max_pixels: int = 20_000_000,
         ocr_timeout_s: float = 120,
         raise_on_failure: bool = True,
     ) -> None:
@@ -159,6 +161,8 @@ class PdfToDocument:
         :param ocr_language: tesseract language spec, e.g. "eng" or "eng+deu".
         :param ocr_min_chars: pages with fewer non-space characters than this are OCRed.
         :param ocr_dpi: rendering resolution for OCR (50-600).
+        :param ocr_max_pixels: pages that would render to more pixels at `ocr_dpi` (posters, a hostile 8400 pt
+            page) are rendered at the lower resolution that fits, so one page cannot take gigabytes and minutes.
         :param ocr_timeout_s: tesseract timeout per page, in seconds.
         :param raise_on_failure: raise ConversionError for an unreadable file (True) or log and skip it.
         :raises ValueError: on an invalid argument.
@@ -172,6 +176,8 @@ class PdfToDocument:
             raise ValueError(f"ocr_min_chars must be an int >= 0, got {ocr_min_chars!r}")
         if isinstance(ocr_dpi, bool) or not isinstance(ocr_dpi, int) or not 50 <= ocr_dpi <= 600:
             raise ValueError(f"ocr_dpi must be an int between 50 and 600, got {ocr_dpi!r}")
+        if isinstance(ocr_max_pixels, bool) or not isinstance(ocr_max_pixels, int) or ocr_max_pixels < 10_000:
+            raise ValueError(f"ocr_max_pixels must be an int >= 10000, got {ocr_max_pixels!r}")
         if isinstance(ocr_timeout_s, bool) or not isinstance(ocr_timeout_s, int | float) or ocr_timeout_s <= 0:
             raise ValueError(f"ocr_timeout_s must be a positive number, got {ocr_timeout_s!r}")
         if not isinstance(raise_on_failure, bool):
@@ -181,6 +187,7 @@ class PdfToDocument:
         self.ocr_language = ocr_language
         self.ocr_min_chars = ocr_min_chars
         self.ocr_dpi = ocr_dpi
+        self.ocr_max_pixels = ocr_max_pixels
         self.ocr_timeout_s = ocr_timeout_s
         self.raise_on_failure = raise_on_failure
 
@@ -198,6 +205,7 @@ class PdfToDocument:
             ocr_language=self.ocr_language,
             ocr_min_chars=self.ocr_min_chars,
             ocr_dpi=self.ocr_dpi,
+            ocr_max_pixels=self.ocr_max_pixels,
             ocr_timeout_s=self.ocr_timeout_s,
             raise_on_failure=self.raise_on_failure,
         )
@@ -320,10 +328,24 @@ class PdfToDocument:
             with _PDFIUM_LOCK:
                 page = pdf[index]
                 try:
-                    bitmap = page.render(scale=self.ocr_dpi / 72, grayscale=True)
+                    width, height = page.get_size()  # points
+                    scale = self.ocr_dpi / 72
+                    if width * height * scale * scale > self.ocr_max_pixels:
+                        scale = math.sqrt(self.ocr_max_pixels / (width * height))
+                        logger.debug(
+                            "Page {page} of {file} is {w}x{h} pt: rendered at {dpi} dpi for OCR",
+                            page=index + 1,
+                            file=name,
+                            w=round(width),
+                            h=round(height),
+                            dpi=round(scale * 72),
+                        )
+                    bitmap = page.render(scale=scale, grayscale=True)
                     try:
                         # convert() copies the pixels out of PDFium's buffer, so the bitmap can be freed here
-                        return bitmap.to_pil().convert("L")
+                        image = bitmap.to_pil().convert("L")
+                        image.info["dpi"] = (scale * 72, scale * 72)
+                        return image
                     finally:
                         bitmap.close()
                 finally:
@@ -353,7 +375,7 @@ class PdfToDocument:
                     continue
                 image = render(index)
                 ocr_text = _clean_text(
-                    ocr_image(image, language=self.ocr_language, timeout_s=self.ocr_timeout_s, dpi=self.ocr_dpi)
+                    ocr_image(image, language=self.ocr_language, timeout_s=self.ocr_timeout_s, dpi=image.info["dpi"][0])
                 )
                 if _visible_chars(ocr_text) > _visible_chars(text):
                     pages.append((page_number, ocr_text, True))

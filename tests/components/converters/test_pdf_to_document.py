@@ -39,6 +39,7 @@ def test_init_defaults() -> None:
     assert converter.ocr_language == "eng"
     assert converter.ocr_min_chars == 20
     assert converter.ocr_dpi == 200
+    assert converter.ocr_max_pixels == 20_000_000
     assert converter.ocr_timeout_s == 120
     assert converter.raise_on_failure is True
 
@@ -54,6 +55,7 @@ def test_init_defaults() -> None:
         {"ocr_min_chars": True},
         {"ocr_dpi": 10},
         {"ocr_dpi": 2000},
+        {"ocr_max_pixels": 100},
         {"ocr_timeout_s": 0},
         {"raise_on_failure": "yes"},
     ],
@@ -75,6 +77,7 @@ def test_to_dict_from_dict_round_trip() -> None:
         ocr_language="eng+deu",
         ocr_min_chars=5,
         ocr_dpi=300,
+        ocr_max_pixels=1_000_000,
         ocr_timeout_s=30.5,
         raise_on_failure=False,
     )
@@ -87,12 +90,26 @@ def test_to_dict_from_dict_round_trip() -> None:
             "ocr_language": "eng+deu",
             "ocr_min_chars": 5,
             "ocr_dpi": 300,
+            "ocr_max_pixels": 1_000_000,
             "ocr_timeout_s": 30.5,
             "raise_on_failure": False,
         },
     }
     restored = PdfToDocument.from_dict(data)
     assert restored.to_dict() == data
+
+
+def test_a_huge_page_is_rendered_for_ocr_within_the_pixel_budget() -> None:
+    pdf = pypdfium2.PdfDocument.new()
+    pdf.new_page(8400, 8400)  # ocrmypdf's hugemono.pdf page: 23333 x 23333 pixels at 200 dpi
+    pdf.new_page(612, 792)
+    converter = PdfToDocument(ocr_max_pixels=4_000_000)
+
+    huge = converter._render(pdf, 0, "huge.pdf")
+    letter = converter._render(pdf, 1, "letter.pdf")
+
+    assert huge.width * huge.height <= 4_010_000 and huge.info["dpi"][0] < 20  # within rounding
+    assert letter.size == (1700, 2200) and letter.info["dpi"][0] == 200
 
 
 @pytest.mark.parametrize(
