@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Populates .corpus/ (gitignored) with real third-party documents for the converter tests.
 #
-#   (a) test files shipped in the sdists of ocrmypdf, pypdf and python-docx (from PyPI, via pip)
+#   (a) test files shipped in the sdists of ocrmypdf, pypdf and python-docx (from PyPI, via pip), and the
+#       encrypted / malformed / hostile PDFs among them in .corpus/hostile/ (tests/app/api/test_bad_input.py)
 #   (b) checks the Debian documentation/tools listed in scripts/apt-packages*.txt are installed
 #   (c) generates a DOCX (pandoc, from the Python FAQ reST source) and a 2-frame TIFF (Pillow)
 #   (d) real CSVs from the vega_datasets wheel
@@ -31,6 +32,32 @@ PYPDF_FILES=(
   resources/encryption/unencrypted.pdf
   README.md
 )
+# Hostile PDFs (and one non-PDF): every one must give "indexed" or a 4xx with a reason, never a 5xx.
+HOSTILE_PYPDF_FILES=(
+  resources/encrypted-file.pdf                    # RC4, user password
+  resources/crazyones-encrypted-256.pdf           # AES-256, user password
+  resources/libreoffice-writer-password.pdf       # LibreOffice "open password"
+  resources/encrypted_doc_no_id.pdf               # encrypted without a file /ID (opens with the empty password)
+  resources/encryption/r2-user-password.pdf
+  resources/encryption/r4-aes-user-password.pdf
+  resources/encryption/r4-aes-v2-no-key-length.pdf   # AESV2 without /Length
+  resources/encryption/r5-user-password.pdf
+  resources/encryption/r6-both-passwords.pdf
+  resources/encryption/r6-cleartext-metadata.pdf
+  resources/issue-297.pdf                         # broken xref
+  resources/outlines-with-invalid-destinations.pdf
+  resources/lzw_decoder_table_overflow.bin        # an LZW stream that overflows its decoder table
+)
+HOSTILE_OCRMYPDF_FILES=(
+  invalid.pdf              # a header followed by %%EOF
+  enormous.pdf             # a 2160 x 2160 pt page
+  hugemono.pdf             # a 35000 x 35000 JBIG2 image on an 8400 pt page
+  jbig2_baddevicen.pdf     # a JBIG2 image with a bad DeviceN colour space
+  livecycle.pdf            # claims dynamic XFA forms, no page content
+  negzero.pdf              # a token qpdf rejects
+  no_contents.pdf          # a page without /Contents
+  docinfo_latin1_key.pdf   # a non-UTF-8 /DocumentInfo key
+)
 DOCX_FILES=(
   doc-coreprops.docx
   doc-no-coreprops.docx
@@ -51,7 +78,7 @@ DEBIAN_TOOLS=(tesseract pandoc pdftotext)
 log() { echo "[fetch_test_corpus] $*" >&2; }
 
 [[ "${FORCE:-0}" == "1" ]] && rm -rf "$CORPUS"
-mkdir -p "$CORPUS"/{sdist,ocrmypdf,pypdf,python-docx,vega,generated}
+mkdir -p "$CORPUS"/{sdist,ocrmypdf,pypdf,python-docx,vega,generated,hostile}
 
 # all_present DIR FILE... -> 0 when every DIR/basename(FILE) exists and is non-empty
 all_present() {
@@ -101,6 +128,16 @@ fi
 if ! all_present "$CORPUS/pypdf" "${PYPDF_FILES[@]}"; then
   tarball="$(sdist_tarball pypdf "$PYPDF_VERSION" "pypdf-$PYPDF_VERSION.tar.gz")"
   extract_members "$tarball" "pypdf-$PYPDF_VERSION" "$CORPUS/pypdf" "${PYPDF_FILES[@]}"
+fi
+
+if ! all_present "$CORPUS/hostile" "${HOSTILE_PYPDF_FILES[@]}"; then
+  tarball="$(sdist_tarball pypdf "$PYPDF_VERSION" "pypdf-$PYPDF_VERSION.tar.gz")"
+  extract_members "$tarball" "pypdf-$PYPDF_VERSION" "$CORPUS/hostile" "${HOSTILE_PYPDF_FILES[@]}"
+fi
+
+if ! all_present "$CORPUS/hostile" "${HOSTILE_OCRMYPDF_FILES[@]}"; then
+  tarball="$(sdist_tarball ocrmypdf "$OCRMYPDF_VERSION" "ocrmypdf-$OCRMYPDF_VERSION.tar.gz")"
+  extract_members "$tarball" "ocrmypdf-$OCRMYPDF_VERSION/tests/resources" "$CORPUS/hostile" "${HOSTILE_OCRMYPDF_FILES[@]}"
 fi
 
 if ! all_present "$CORPUS/python-docx" "${DOCX_FILES[@]}"; then

@@ -439,9 +439,17 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
         order = SQL(" ORDER BY score DESC LIMIT {top_k}").format(top_k=SQLLiteral(top_k))
         return select + where + order, where_params
 
-    @_pooled
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
-        """Upstream's write, in one transaction: a batch is stored completely or not at all (and commits once)."""
+        """Upstream's write, in one transaction: a batch is stored completely or not at all (and commits once).
+
+        An empty batch writes nothing (upstream would fail with psycopg's "no result available").
+        """
+        if not documents:
+            return 0
+        return self._write_documents(documents, policy)
+
+    @_pooled
+    def _write_documents(self, documents: list[Document], policy: DuplicatePolicy) -> int:
         connection = self._connection
         assert connection is not None
         connection.execute("BEGIN")

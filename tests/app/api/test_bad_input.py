@@ -1,7 +1,8 @@
 """Hostile and broken uploads: every one gets a 4xx with a reason, none a 5xx, none leaves chunks behind.
 
 The corpus is generated here (truncated, random, renamed, bombs) or comes from other projects' test files
-(pypdf's encrypted PDF); it runs against both stores.
+(pypdf's encrypted PDFs, the malformed and hostile PDFs of the pypdf and ocrmypdf sdists in `.corpus/hostile/`,
+fetched by scripts/fetch_test_corpus.sh); it runs against both stores.
 """
 
 import io
@@ -11,6 +12,33 @@ import zipfile
 import zlib
 
 import pytest
+
+# .corpus/hostile/ (scripts/fetch_test_corpus.sh): files a password protects, the rest (malformed, huge pages...)
+HOSTILE_ENCRYPTED = (
+    "encrypted-file.pdf",
+    "crazyones-encrypted-256.pdf",
+    "libreoffice-writer-password.pdf",
+    "r2-user-password.pdf",
+    "r4-aes-user-password.pdf",
+    "r5-user-password.pdf",
+    "r6-both-passwords.pdf",
+    "r6-cleartext-metadata.pdf",
+)
+HOSTILE_OTHERS = (
+    "encrypted_doc_no_id.pdf",
+    "r4-aes-v2-no-key-length.pdf",
+    "issue-297.pdf",
+    "outlines-with-invalid-destinations.pdf",
+    "lzw_decoder_table_overflow.bin",
+    "invalid.pdf",
+    "enormous.pdf",
+    "hugemono.pdf",
+    "jbig2_baddevicen.pdf",
+    "livecycle.pdf",
+    "negzero.pdf",
+    "no_contents.pdf",
+    "docinfo_latin1_key.pdf",
+)
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -72,6 +100,40 @@ def test_every_bad_file_is_a_4xx_with_a_reason_and_leaves_nothing(client, bad_fi
         assert error["code"] == code, (name, error)
         assert error["detail"]["files"][0]["error"], name
         assert store.count_documents() == before, f"{name} left chunks behind"
+
+
+@pytest.mark.integration
+def test_hostile_sdist_files_are_indexed_or_a_4xx_with_a_reason_never_partial(client, corpus_dir):
+    """Some "broken" PDFs legitimately parse (PDFium is tolerant); none may answer 5xx or leave partial chunks."""
+    store = client.app.state.rag.pipelines.document_store
+    outcomes: dict[str, tuple[int, str]] = {}
+    for name in HOSTILE_ENCRYPTED + HOSTILE_OTHERS:
+        path = corpus_dir / "hostile" / name
+        assert path.is_file(), f"{path} missing: run scripts/fetch_test_corpus.sh"
+        before = store.count_documents()
+        response = client.post(
+            "/documents/upload", files=[("files", (name, path.read_bytes()))], data={"collection": "hostile"}
+        )
+        if response.status_code == 200:
+            result = response.json()["files"][0]
+            assert result["status"] == "indexed" and result["chunks"] > 0, (name, result)
+            assert store.count_documents() == before + result["chunks"], name
+            outcomes[name] = (200, "indexed")
+        else:
+            assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
+            error = response.json()["error"]
+            reason = error["detail"]["files"][0]["error"]
+            assert reason and error["detail"]["files"][0]["error_code"] == error["code"], name
+            assert store.count_documents() == before, f"{name} left chunks behind"
+            outcomes[name] = (response.status_code, reason)
+
+    for name in HOSTILE_ENCRYPTED:
+        status, reason = outcomes[name]
+        assert status == 422 and "password is required" in reason, (name, outcomes[name])
+    assert outcomes["lzw_decoder_table_overflow.bin"][0] == 415
+    assert outcomes["invalid.pdf"][0] == 422
+    for name in ("livecycle.pdf", "no_contents.pdf"):  # pages without content: the reason says so on every store
+        assert outcomes[name] == (422, f"{name}: no text could be extracted"), outcomes[name]
 
 
 def test_a_traversal_file_name_is_reduced_to_its_base_name(client):

@@ -93,6 +93,11 @@ def _docs():
     ]
 
 
+def test_an_empty_batch_writes_nothing(store):
+    assert store.write_documents([]) == 0
+    assert store.count_documents() == 0
+
+
 def test_init_validates_early():
     for bad in (
         {"hnsw_iterative_scan": "sometimes"},
