@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from haystack import Document, logging
 from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import StreamingChunk
+from haystack.errors import FilterError
 
 from app import metrics, timing
 from app.errors import InvalidInputError, RagError
@@ -21,6 +25,7 @@ from app.upstream import upstream_error
 logger = logging.getLogger(__name__)
 
 _OPERATORS = {"==", "!=", ">", ">=", "<", "<=", "in", "not in"}
+_FIELD = re.compile(r"^(content|id|meta\.[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*)$")
 
 
 @dataclass
@@ -64,7 +69,40 @@ def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
         raise InvalidInputError(
             "a comparison filter needs 'field', 'operator' (==, !=, >, >=, <, <=, in, not in) and 'value'"
         )
+    if not _FIELD.match(filters["field"]):
+        raise InvalidInputError(f"filter field {filters['field']!r} must be 'content', 'id' or 'meta.<name>'")
+    value = filters["value"]
+    if filters["operator"] in ("in", "not in"):
+        if not isinstance(value, list) or not all(_is_filter_scalar(v) for v in value):
+            raise InvalidInputError(f"operator '{filters['operator']}' needs a list of strings, numbers or booleans")
+    elif not _is_filter_scalar(value) and value is not None:
+        raise InvalidInputError("a filter value must be a string, number, boolean or null (a list for 'in')")
     return filters
+
+
+def _filter_mismatch(error: BaseException) -> BaseException | None:
+    """The store's complaint about a filter's values (a type that cannot be compared with the stored one), if any.
+
+    Haystack's in-memory matching (LanceDB) raises `FilterError`; PostgreSQL refuses the cast or the comparison
+    (`DataError`: "invalid input syntax for type integer", `UndefinedFunction`: "operator does not exist").
+    """
+    seen: BaseException | None = error
+    for _ in range(20):
+        if seen is None:
+            return None
+        if isinstance(seen, FilterError | psycopg.DataError | psycopg.errors.UndefinedFunction):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _is_filter_scalar(value: Any) -> bool:
+    """Values every store can compare: strings, booleans, 64-bit integers, finite floats."""
+    if isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def scoped_filters(collection: str, filters: dict[str, Any] | None) -> dict[str, Any]:
@@ -143,9 +181,14 @@ class QueryService:
                 result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
             except PipelineRuntimeError as error:
                 upstream = upstream_error(error)
-                if upstream is None:
-                    raise
-                raise upstream from error
+                if upstream is not None:
+                    raise upstream from error
+                mismatch = _filter_mismatch(error)
+                if mismatch is not None:  # a well-formed filter whose values do not fit the stored ones
+                    raise InvalidInputError(
+                        f"the filter cannot be applied to the stored metadata: {str(mismatch).splitlines()[0]}"
+                    ) from error
+                raise
         total = (time.perf_counter() - started) * 1000.0
         outputs = spec.read_outputs(result)
         passages: list[Document] = outputs.get("passages") or []

@@ -136,6 +136,35 @@ def test_hostile_sdist_files_are_indexed_or_a_4xx_with_a_reason_never_partial(cl
         assert outcomes[name] == (422, f"{name}: no text could be extracted"), outcomes[name]
 
 
+def test_filters_whose_values_do_not_fit_the_stored_metadata_are_a_400(client):
+    """Metadata of one key with several types (a number, a word, a list): no comparison may reach a 5xx."""
+    for name, tags in (("n5.txt", '{"n": 5}'), ("nfive.txt", '{"n": "five"}'), ("nlist.txt", '{"n": [1, "a"]}')):
+        response = client.post(
+            "/documents/upload",
+            files=[("files", (name, f"harbour notes {name}".encode()))],
+            data={"collection": "mixed", "metadata": tags},
+        )
+        assert response.status_code == 200, response.text
+    for filters in (
+        {"field": "meta.n", "operator": ">", "value": 3},
+        {"field": "meta.n", "operator": "==", "value": 5},
+        {"field": "meta.n", "operator": "!=", "value": True},
+        {"field": "meta.n", "operator": "in", "value": ["a", 1, True]},
+        {"field": "meta.n", "operator": "<", "value": "x"},
+        {"field": "content", "operator": "==", "value": 3},
+        {"field": "id", "operator": ">", "value": 3},
+        {"field": "n", "operator": "==", "value": 1},
+        {"field": "meta.n", "operator": "==", "value": {"a": 1}},
+        {"field": "meta.n", "operator": "==", "value": 10**30},
+    ):
+        response = client.post(
+            "/query", json={"question": "harbour", "collection": "mixed", "filters": filters, "generate": False}
+        )
+        assert response.status_code in (200, 400), (filters, response.status_code, response.text)
+        if response.status_code == 400:
+            assert response.json()["error"]["code"] == "invalid_input", filters
+
+
 def test_a_traversal_file_name_is_reduced_to_its_base_name(client):
     response = client.post(
         "/documents/upload",
