@@ -12,10 +12,11 @@ from haystack import logging
 from app.api.deps import RagState
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.api.routes import collections, documents, health, openai, query
+from app.api.routes import collections, documents, health, keys, openai, query
 from app.api.routes.demo import mount_demo
 from app.logs import configure_logging
 from app.pipeline_loader import load_pipelines
+from app.services.api_keys import bootstrap_admin_key
 from app.settings import Settings
 from app.tracing import configure_tracing
 
@@ -39,6 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_tracing(settings)
         pipelines = load_pipelines(settings.pipelines_dir)
         state = RagState.build(settings, pipelines)
+        if settings.dev_mode:
+            logger.warning("Dev mode: API-key auth and rate limits are OFF; never expose this server")
+        elif (key_file := bootstrap_admin_key(state.keys, settings.bootstrap_key_file)) is not None:
+            logger.warning(
+                "No API key existed: an admin key was written to {path} (mode 600); create keys with it, then "
+                "revoke it",
+                path=str(key_file.resolve()),
+            )
         await asyncio.to_thread(pipelines.warm_up)
         state.warmed_up = True
         app.state.rag = state
@@ -49,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 413 above is logged and counted too
-    for router in (documents.router, query.router, collections.router, health.router, openai.router):
+    for router in (documents.router, query.router, collections.router, keys.router, health.router, openai.router):
         app.include_router(router)
     mount_demo(app)  # the demo page at / and its assets at /static
     return app

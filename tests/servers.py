@@ -54,13 +54,36 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def admin_headers(data_dir: Path, *, role: str = "admin", collections: frozenset[str] | None = None) -> dict[str, str]:
+    """Headers carrying a new API key (admin on every collection unless told otherwise) of the data dir's key store."""
+    from app.services.api_keys import KeyStore, Role
+    from app.settings import Settings
+
+    created = KeyStore(Settings(data_dir=data_dir).keys_db).create(
+        name="tests", role=Role(role), collections=collections
+    )
+    assert created is not None
+    return {"Authorization": f"Bearer {created[1]}"}
+
+
 @contextmanager
-def serve_rag(pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL."""
+def serve_rag(
+    pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None, auth: bool = False
+) -> Iterator[str]:
+    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL.
+
+    Without `auth` it runs in dev mode (no API keys); with it, requests need a key (see `admin_headers`).
+    """
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "server.log"
-    environment = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(pipelines_dir), **(env or {})}
+    environment = {
+        **os.environ,
+        "RAG_DATA_DIR": str(data_dir),
+        "RAG_PIPELINES_DIR": str(pipelines_dir),
+        "RAG_DEV_MODE": "false" if auth else "true",
+        **(env or {}),
+    }
     rag = str(Path(sys.executable).parent / "rag")
     with log.open("w") as out:
         proc = subprocess.Popen(

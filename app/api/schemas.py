@@ -17,6 +17,40 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No API key, or an unknown or revoked one"},
+    403: {"model": ErrorResponse, "description": "The key's role or collection scope does not allow this"},
+    429: {"model": ErrorResponse, "description": "The key's rate limit is exceeded (see `Retry-After`)"},
+}
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for (shown in listings).")
+    role: Literal["reader", "writer", "admin"] = Field(
+        description="reader: query and list; writer: + upload and delete documents; admin: + collections and keys."
+    )
+    collections: list[str] = Field(
+        default=["*"],
+        min_length=1,
+        max_length=1000,
+        description='Collections the key may use; `["*"]` is every collection (only an unscoped admin may grant it).',
+    )
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str = Field(description="The non-secret start of the key, `rag_<id>`.")
+    name: str
+    role: str
+    collections: list[str]
+    created_at: str
+    revoked_at: str | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret key. It is shown once and stored only as a hash.")
+
+
 class FileResult(BaseModel):
     document_id: str
     filename: str

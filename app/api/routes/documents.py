@@ -10,13 +10,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 
+from app.api.auth import Reader, Writer
 from app.api.deps import State
 from app.api.errors import error_body
-from app.api.schemas import DeletedDocument, DocumentOut, DocumentPage, ErrorResponse, FileResult, UploadResponse
+from app.api.schemas import (
+    AUTH_ERRORS,
+    DeletedDocument,
+    DocumentOut,
+    DocumentPage,
+    ErrorResponse,
+    FileResult,
+    UploadResponse,
+)
 from app.errors import InvalidInputError
+from app.services.api_keys import Role
 from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
 
-router = APIRouter(prefix="/documents", tags=["documents"])
+router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
 _CHUNK = 1 << 20
 
 
@@ -54,11 +64,13 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
 )
 async def upload(
     state: State,
+    key: Writer,
     files: Annotated[list[UploadFile], File(description="One or more files (PDF, DOCX, TXT, MD, CSV, HTML, images)")],
     collection: Annotated[str | None, Form(description="Target collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
 ) -> Any:
     collection = validate_collection(collection or state.settings.default_collection)
+    key.require(Role.WRITER, collection)
     tags = _parse_metadata(metadata)
     if not files:
         raise InvalidInputError("no files in the request")
@@ -113,11 +125,13 @@ async def upload(
 @router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")
 async def list_documents(
     state: State,
+    key: Reader,
     collection: Annotated[str | None, Query(description="Collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DocumentPage:
     collection = collection or state.settings.default_collection
+    key.require(Role.READER, collection)
     docs, total = await asyncio.to_thread(state.documents.list, collection, offset=offset, limit=limit)
     return DocumentPage(
         collection=collection,
@@ -134,6 +148,8 @@ async def list_documents(
     responses={404: {"model": ErrorResponse}},
     summary="Delete a document and all its chunks",
 )
-async def delete_document(document_id: str, state: State) -> DeletedDocument:
+async def delete_document(document_id: str, state: State, key: Writer) -> DeletedDocument:
+    if key.collections is not None:  # a scoped key may only delete documents of its collections
+        key.require(Role.WRITER, await asyncio.to_thread(state.documents.collection_of, document_id))
     deleted = await asyncio.to_thread(state.documents.delete, document_id)
     return DeletedDocument(document_id=document_id, deleted_chunks=deleted)
