@@ -13,6 +13,7 @@ from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.file_checks import FileLimits
 from app.services.ingest import IngestService
+from app.services.jobs import JobService, JobStore
 from app.services.query import QueryService
 from app.settings import Settings
 
@@ -27,6 +28,7 @@ class RagState:
     query: QueryService
     collections: CollectionService
     documents: DocumentService
+    jobs: JobService
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     warmed_up: bool = False
 
@@ -52,6 +54,7 @@ class RagState:
             ),
             collections=CollectionService(store, settings.collections_registry),
             documents=DocumentService(store),
+            jobs=JobService(JobStore(settings.jobs_db), settings.jobs_dir),
             ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
         )
 

@@ -10,11 +10,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 
-from app.api.deps import State
+from app.api.deps import RagState, State
 from app.api.errors import error_body
-from app.api.schemas import DeletedDocument, DocumentOut, DocumentPage, ErrorResponse, FileResult, UploadResponse
+from app.api.routes.jobs import job_out
+from app.api.schemas import (
+    DeletedDocument,
+    DocumentOut,
+    DocumentPage,
+    ErrorResponse,
+    FileResult,
+    JobOut,
+    UploadResponse,
+)
 from app.errors import InvalidInputError
+from app.services.file_checks import pdf_page_count
 from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
+from app.services.jobs import UploadedFile
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 _CHUNK = 1 << 20
@@ -44,19 +55,56 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
+def _is_large(state: RagState, datas: list[bytes | None]) -> bool:
+    """Beyond RAG_ASYNC_THRESHOLD_MB or RAG_ASYNC_THRESHOLD_PAGES in total: a background job."""
+    settings = state.settings
+    if sum(len(d) for d in datas if d) > settings.async_threshold_mb * 1024 * 1024:
+        return True
+    pages = sum(pdf_page_count(d) or 0 for d in datas if d and b"%PDF-" in d[:1024])
+    return pages > settings.async_threshold_pages
+
+
+async def _submit_job(
+    state: RagState, collection: str, tags: dict[str, Any], received: list[tuple[UploadFile, bytes | None]]
+) -> JSONResponse:
+    uploads = [
+        UploadedFile(
+            filename=upload_file.filename or "upload",
+            content_type=upload_file.content_type,
+            data=data,
+            error=None if data is not None else f"file is larger than {state.settings.max_upload_mb} MiB",
+            error_code=None if data is not None else "payload_too_large",
+        )
+        for upload_file, data in received
+    ]
+    job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
+    body = job_out(job)
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
+
+
 @router.post(
     "/upload",
     response_model=UploadResponse,
-    responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={
+        202: {"model": JobOut, "description": "Indexing in a background job; poll `status_url`."},
+        400: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+    },
     summary="Upload and index files into a collection",
     description="Each file is indexed on its own: one bad file never fails the others. A file whose content is "
-    "already in the collection answers `duplicate`. When no file could be indexed the answer is 422.",
+    "already in the collection answers `duplicate`. When no file could be indexed the answer is 422. "
+    "With `?async=true`, or beyond RAG_ASYNC_THRESHOLD_MB / RAG_ASYNC_THRESHOLD_PAGES, the files are spooled and "
+    "indexed by a background job: 202 with the job, whose `status_url` (`GET /jobs/{id}`) shows its progress.",
 )
 async def upload(
     state: State,
     files: Annotated[list[UploadFile], File(description="One or more files (PDF, DOCX, TXT, MD, CSV, HTML, images)")],
     collection: Annotated[str | None, Form(description="Target collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
+    run_async: Annotated[
+        bool,
+        Query(alias="async", description="Index in a background job: answers 202 with the job (see /jobs)."),
+    ] = False,
 ) -> Any:
     collection = validate_collection(collection or state.settings.default_collection)
     tags = _parse_metadata(metadata)
@@ -66,10 +114,12 @@ async def upload(
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
+    received = [(upload_file, await _read_limited(upload_file, limit)) for upload_file in files]
+    if run_async or await asyncio.to_thread(_is_large, state, [data for _, data in received]):
+        return await _submit_job(state, collection, tags, received)
     results: list[IngestResult] = []
-    for upload_file in files:
+    for upload_file, data in received:
         name = upload_file.filename or "upload"
-        data = await _read_limited(upload_file, limit)
         if data is None:
             results.append(
                 IngestResult(
