@@ -1,5 +1,6 @@
-"""Real local servers for tests: a llama.cpp OpenAI-compatible server, a fault-injecting HTTP server and a
-throwaway PostgreSQL cluster. Loaded as a pytest plugin from tests/conftest.py."""
+"""Real local servers for tests: `rag serve` / `rag worker` processes, a llama.cpp OpenAI-compatible server, a
+fault-injecting HTTP server, a throwaway PostgreSQL cluster and a throwaway Redis. Loaded as a pytest plugin from
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -54,25 +55,103 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+@dataclass
+class RagServer:
+    """A running `rag serve`: its base URL, process (to kill it) and log."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+
+def _rag_environment(pipelines_dir: Path, data_dir: Path, env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(pipelines_dir), **(env or {})}
+
+
 @contextmanager
-def serve_rag(pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL."""
+def rag_server(
+    pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None, log_name: str = "server.log"
+) -> Iterator[RagServer]:
+    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); stopped (or reaped) at exit."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / "server.log"
-    environment = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(pipelines_dir), **(env or {})}
+    log = data_dir / log_name
     rag = str(Path(sys.executable).parent / "rag")
     with log.open("w") as out:
         proc = subprocess.Popen(
             [rag, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=environment,
+            env=_rag_environment(pipelines_dir, data_dir, env),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/ready", proc, log)
-        yield base
+        yield RagServer(url=base, proc=proc, log=log)
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def serve_rag(pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL."""
+    with rag_server(pipelines_dir, data_dir, env=env) as server:
+        yield server.url
+
+
+@contextmanager
+def rag_worker(
+    pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None, log_name: str = "worker.log"
+) -> Iterator[subprocess.Popen]:
+    """A `rag worker` process (Redis job queue), ready once it logs that it listens."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / log_name
+    rag = str(Path(sys.executable).parent / "rag")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [rag, "worker"], env=_rag_environment(pipelines_dir, data_dir, env), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Job worker ready" not in log.read_text():
+            assert proc.poll() is None, f"rag worker exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"rag worker not ready in 120 s:\n{log.read_text()[-4000:]}"
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway `redis-server` on a free 127.0.0.1 port, no persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: apt-get install redis-server (scripts/apt-packages-test.txt)")
+    root = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log = root / "redis.log"
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*command, "--dir", str(root)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"redis-server exited ({proc.returncode}):\n{log.read_text()[-2000:]}"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"redis-server did not answer:\n{log.read_text()[-2000:]}"
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(proc)
 

@@ -356,6 +356,12 @@ class JobStore:
             )
             db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
 
+    def skip_unfinished(self, job_id: str) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE job_files SET state = 'skipped' WHERE job_id = ? AND state IN ('queued', 'running')", (job_id,)
+            )
+
     def cancel(self, job_id: str) -> Job:
         """Ask for cancellation: a job nobody runs is cancelled at once, a running one at its next step."""
         now = time.time()
@@ -616,6 +622,9 @@ class JobRunner:
 
     def _finish(self, job_id: str) -> None:
         job = self.store.get(job_id)
+        if job.cancel_requested:
+            self.store.skip_unfinished(job_id)
+            job = self.store.get(job_id)
         states = [f.state for f in job.files]
         if job.cancel_requested:
             self.store.set_state(job_id, "cancelled")
@@ -683,6 +692,12 @@ class JobService:
 
     def recent(self, **kwargs: Any) -> tuple[list[Job], int]:
         return self.store.recent(**kwargs)
+
+    def skip_unfinished(self, job_id: str) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE job_files SET state = 'skipped' WHERE job_id = ? AND state IN ('queued', 'running')", (job_id,)
+            )
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id)
