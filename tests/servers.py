@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -53,6 +54,27 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+JOB_TERMINAL = {"done", "failed", "cancelled"}
+
+
+def wait_for_job(
+    client: Any, job_id: str, *, until: set[str] = JOB_TERMINAL, seconds: float = 180
+) -> tuple[dict, list]:
+    """Poll `GET /jobs/{id}` (TestClient or httpx client) until the state is in `until`; the job and states seen."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if not seen or seen[-1] != job["state"]:
+            seen.append(job["state"])
+        if job["state"] in until:
+            return job, seen
+        time.sleep(0.02)
+    pytest.fail(f"job {job_id} still {seen[-1]} after {seconds} s")
 
 
 @dataclass

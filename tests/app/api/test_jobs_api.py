@@ -4,32 +4,14 @@ cancel, retry, the size/page threshold, 404 for unknown jobs."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from servers import wait_for_job
 
 from app.errors import UpstreamUnavailableError
 from app.main import create_app
-
-TERMINAL = {"done", "failed", "cancelled"}
-
-
-def wait_for_job(client: Any, job_id: str, *, until: set[str] = TERMINAL, seconds: float = 180) -> tuple[dict, list]:
-    """Poll the job until its state is in `until`; return it and the states seen on the way."""
-    seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        response = client.get(f"/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if not seen or seen[-1] != job["state"]:
-            seen.append(job["state"])
-        if job["state"] in until:
-            return job, seen
-        time.sleep(0.02)
-    pytest.fail(f"job {job_id} still {seen[-1]} after {seconds} s")
 
 
 def _documents(client: Any, collection: str) -> dict[str, int]:
