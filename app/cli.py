@@ -331,8 +331,10 @@ def worker(
             "(with the default RAG_JOB_QUEUE=embedded, `rag serve` runs the jobs itself)"
         )
         raise typer.Exit(code=2)
+    from app.logs import configure_logging
     from app.services.jobs import run_rq_worker
 
+    configure_logging(settings)
     run_rq_worker(settings, pipelines, burst=burst)
 
 
