@@ -104,7 +104,6 @@ def test_50_concurrent_uploads_with_queries_index_every_document_once(lancedb_pr
     )
 
 
-@pytest.mark.integration
 def test_redis_queue_jobs_run_in_a_separate_worker(lancedb_profile, tmp_path, redis_server, html_file):
     env = {"RAG_JOB_QUEUE": "redis", "RAG_REDIS_URL": redis_server}
     data_dir = tmp_path / "data"
@@ -113,7 +112,7 @@ def test_redis_queue_jobs_run_in_a_separate_worker(lancedb_profile, tmp_path, re
         with httpx.Client(base_url=server.url, timeout=120) as http:
             accepted = http.post("/documents/upload?async=true", files=files, data={"collection": "queued"})
             assert accepted.status_code == 202, accepted.text
-            job, seen = wait_for_job(http, accepted.json()["job_id"])
+            job, _ = wait_for_job(http, accepted.json()["job_id"])
             assert job["state"] == "done" and job["files"][0]["status"] == "indexed", job
             search = {"question": "Is Python free to use commercially?", "collection": "queued", "generate": False}
             sources = http.post("/query", json=search).json()["sources"]
