@@ -43,7 +43,13 @@ async def background_jobs(settings: Settings, state: RagState) -> AsyncIterator[
         finally:
             watchdog.cancel()
         return
-    runner = JobRunner(state.jobs.store, state.ingest, settings.jobs_dir, lease_seconds=settings.job_lease_seconds)
+    runner = JobRunner(
+        state.jobs.store,
+        state.ingest,
+        settings.jobs_dir,
+        lease_seconds=settings.job_lease_seconds,
+        on_indexed=state.collections.register,
+    )
     worker = EmbeddedWorker(runner, state.ingest_slots)
     state.jobs.notify = worker.wake
     worker.start()

@@ -492,11 +492,20 @@ class _FileProgress:
 class JobRunner:
     """Runs jobs through an `IngestService`, one file at a time, recording every step in the `JobStore`."""
 
-    def __init__(self, store: JobStore, ingest: IngestService, jobs_dir: Path, *, lease_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        ingest: IngestService,
+        jobs_dir: Path,
+        *,
+        lease_seconds: float = 30.0,
+        on_indexed: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.ingest = ingest
         self.jobs_dir = jobs_dir
         self.lease_seconds = lease_seconds
+        self.on_indexed = on_indexed  # told the collection once a job has indexed something (registers it)
         self.owner = new_owner_id()
 
     def run(
@@ -638,6 +647,8 @@ class JobRunner:
             self.store.set_state(job_id, "failed", error=reason)
         else:
             self.store.set_state(job_id, "done")
+        if self.on_indexed is not None and any(f.status in ("indexed", "duplicate") for f in job.files):
+            self.on_indexed(job.collection)
         if not any(state in ("failed", "skipped") for state in states):
             with contextlib.suppress(OSError):
                 (self.jobs_dir / job_id).rmdir()
@@ -692,12 +703,6 @@ class JobService:
 
     def recent(self, **kwargs: Any) -> tuple[list[Job], int]:
         return self.store.recent(**kwargs)
-
-    def skip_unfinished(self, job_id: str) -> None:
-        with self._connect() as db:
-            db.execute(
-                "UPDATE job_files SET state = 'skipped' WHERE job_id = ? AND state IN ('queued', 'running')", (job_id,)
-            )
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id)
@@ -840,7 +845,16 @@ def build_runner(settings: Any, pipelines: Any) -> JobRunner:
             max_unzipped_mb=settings.max_unzipped_mb,
         ),
     )
-    return JobRunner(JobStore(settings.jobs_db), ingest, settings.jobs_dir, lease_seconds=settings.job_lease_seconds)
+    from app.services.collections import CollectionService
+
+    collections = CollectionService(pipelines.document_store, settings.collections_registry)
+    return JobRunner(
+        JobStore(settings.jobs_db),
+        ingest,
+        settings.jobs_dir,
+        lease_seconds=settings.job_lease_seconds,
+        on_indexed=collections.register,
+    )
 
 
 def run_queued_job(job_id: str) -> bool:

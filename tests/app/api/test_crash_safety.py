@@ -6,6 +6,7 @@ Each test starts its own app(s) on the module's data dir, so a job is always run
 from __future__ import annotations
 
 import shutil
+import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -96,3 +97,34 @@ def test_a_file_interrupted_mid_write_is_cleaned_and_indexed_once(api_settings, 
         done, _ = wait_for_job(client, job.id)
         assert done["state"] == "done" and done["files"][0]["status"] == "indexed", done
         assert _chunks(client, "crashed") == {document_id: clean}
+
+
+def test_shutdown_mid_job_requeues_the_file_and_the_next_start_finishes_it(api_settings, html_file):
+    data = html_file.read_bytes()
+    with TestClient(create_app(api_settings)) as client:
+        ingest = client.app.state.rag.ingest
+        original = ingest.ingest_bytes
+        inside = threading.Event()
+        release = threading.Event()
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            inside.set()
+            assert release.wait(60)
+            return original(*args, **kwargs)
+
+        ingest.ingest_bytes = held
+        files = [("files", (html_file.name, data))]
+        job_id = client.post("/documents/upload?async=true", files=files, data={"collection": "stopped"}).json()[
+            "job_id"
+        ]
+        assert inside.wait(60)
+        threading.Timer(0.5, release.set).start()  # the file proceeds while the app is already shutting down
+    job = _service(api_settings).get(job_id)  # the worker stopped before the pipeline's next component
+    assert job.state == "queued" and job.owner is None
+    assert [(f.state, f.attempts) for f in job.files] == [("queued", 1)]
+    with TestClient(create_app(api_settings)) as client:
+        assert _chunks(client, "stopped") == {}  # nothing of the interrupted file is visible
+        done, _ = wait_for_job(client, job_id)
+        assert done["state"] == "done" and done["files"][0]["status"] == "indexed"
+        assert _chunks(client, "stopped") == {done["files"][0]["document_id"]: done["files"][0]["chunks"]}
+        assert "stopped" in [c["name"] for c in client.get("/collections").json()]
