@@ -665,34 +665,44 @@ class JobService:
 
     def submit(self, collection: str, tags: dict[str, Any], files: list[UploadedFile]) -> Job:
         """Spool the files to disk (fsynced), record the job, then tell the worker(s)."""
-        job_id = uuid.uuid4().hex
+        job_id = self.new_job_id()
+        specs = [self.spool(job_id, index, upload, collection) for index, upload in enumerate(files)]
+        return self.record(job_id, collection, tags, specs)
+
+    def new_job_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def spool(self, job_id: str, index: int, upload: UploadedFile, collection: str) -> dict[str, Any]:
+        """Write one file of a job to `jobs/<id>/<index>` (fsynced); its row for `record()`."""
+        spec: dict[str, Any] = {
+            "filename": Path(upload.filename or "upload").name,
+            "content_type": upload.content_type,
+            "size": len(upload.data or b""),
+            "document_id": "",
+            "pages_total": 1,
+            "spooled": upload.data is not None,
+            "error": upload.error,
+            "error_code": upload.error_code,
+        }
+        if upload.data is None:  # refused before spooling (too large): recorded as failed
+            spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
+            return spec
+        spec["document_id"] = document_id_for(collection, hashlib.sha256(upload.data).hexdigest())
+        spec["pages_total"] = (pdf_page_count(upload.data) if b"%PDF-" in upload.data[:1024] else None) or 1
         directory = self.jobs_dir / job_id
-        directory.mkdir(parents=True)
-        specs = []
-        for index, upload in enumerate(files):
-            spec: dict[str, Any] = {
-                "filename": Path(upload.filename or "upload").name,
-                "content_type": upload.content_type,
-                "size": len(upload.data or b""),
-                "document_id": "",
-                "pages_total": 1,
-                "spooled": upload.data is not None,
-                "error": upload.error,
-                "error_code": upload.error_code,
-            }
-            if upload.data is not None:
-                spec["document_id"] = document_id_for(collection, hashlib.sha256(upload.data).hexdigest())
-                spec["pages_total"] = (pdf_page_count(upload.data) if b"%PDF-" in upload.data[:1024] else None) or 1
-                _write_durably(directory / str(index), upload.data)
-            else:
-                spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
-            specs.append(spec)
-        _fsync_dir(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_durably(directory / str(index), upload.data)
+        return spec
+
+    def record(self, job_id: str, collection: str, tags: dict[str, Any], specs: list[dict[str, Any]]) -> Job:
+        """Record a job whose files are spooled, then tell the worker(s)."""
+        if (self.jobs_dir / job_id).is_dir():
+            _fsync_dir(self.jobs_dir / job_id)
         job = self.store.create(job_id, collection, tags, specs)
         logger.info(
             "Queued job {job_id}: {files} files into {collection}",
             job_id=job_id,
-            files=len(files),
+            files=len(specs),
             collection=collection,
         )
         self.notify(job_id)

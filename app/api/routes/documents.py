@@ -55,29 +55,42 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-def _is_large(state: RagState, datas: list[bytes | None]) -> bool:
-    """Beyond RAG_ASYNC_THRESHOLD_MB or RAG_ASYNC_THRESHOLD_PAGES in total: a background job."""
+async def _is_large(state: RagState, files: list[UploadFile], limit: int) -> bool:
+    """Beyond RAG_ASYNC_THRESHOLD_MB or RAG_ASYNC_THRESHOLD_PAGES in total: a background job. Reads one file at a
+    time (PDFs only, for their page count) and rewinds it."""
     settings = state.settings
-    if sum(len(d) for d in datas if d) > settings.async_threshold_mb * 1024 * 1024:
+    if sum(upload_file.size or 0 for upload_file in files) > settings.async_threshold_mb * 1024 * 1024:
         return True
-    pages = sum(pdf_page_count(d) or 0 for d in datas if d and b"%PDF-" in d[:1024])
+    pages = 0
+    for upload_file in files:
+        head = await upload_file.read(1024)
+        await upload_file.seek(0)
+        if b"%PDF-" not in head:
+            continue
+        data = await _read_limited(upload_file, limit)
+        await upload_file.seek(0)
+        counted = await asyncio.to_thread(pdf_page_count, data) if data is not None else None
+        pages += counted or 0
     return pages > settings.async_threshold_pages
 
 
 async def _submit_job(
-    state: RagState, collection: str, tags: dict[str, Any], received: list[tuple[UploadFile, bytes | None]]
+    state: RagState, collection: str, tags: dict[str, Any], files: list[UploadFile], limit: int
 ) -> JSONResponse:
-    uploads = [
-        UploadedFile(
+    """Spool the files one at a time (never all in memory), record the job, answer 202."""
+    job_id = state.jobs.new_job_id()
+    specs = []
+    for index, upload_file in enumerate(files):
+        data = await _read_limited(upload_file, limit)
+        upload = UploadedFile(
             filename=upload_file.filename or "upload",
             content_type=upload_file.content_type,
             data=data,
             error=None if data is not None else f"file is larger than {state.settings.max_upload_mb} MiB",
             error_code=None if data is not None else "payload_too_large",
         )
-        for upload_file, data in received
-    ]
-    job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
+        specs.append(await asyncio.to_thread(state.jobs.spool, job_id, index, upload, collection))
+    job = await asyncio.to_thread(state.jobs.record, job_id, collection, tags, specs)
     body = job_out(job)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
 
@@ -114,12 +127,12 @@ async def upload(
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
-    received = [(upload_file, await _read_limited(upload_file, limit)) for upload_file in files]
-    if run_async or await asyncio.to_thread(_is_large, state, [data for _, data in received]):
-        return await _submit_job(state, collection, tags, received)
+    if run_async or await _is_large(state, files, limit):
+        return await _submit_job(state, collection, tags, files, limit)
     results: list[IngestResult] = []
-    for upload_file, data in received:
+    for upload_file in files:
         name = upload_file.filename or "upload"
+        data = await _read_limited(upload_file, limit)
         if data is None:
             results.append(
                 IngestResult(
