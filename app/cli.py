@@ -383,6 +383,25 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part
 
 
 @cli.command()
+def worker(
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
+) -> None:
+    """Run background ingestion jobs from the Redis queue (RAG_JOB_QUEUE=redis); pipelines load once per process."""
+    if Settings().job_queue != "redis":
+        err_console.print(
+            "[red]error:[/red] `rag worker` serves the Redis job queue: set RAG_JOB_QUEUE=redis and RAG_REDIS_URL "
+            "(with the default RAG_JOB_QUEUE=embedded, `rag serve` runs the jobs itself)"
+        )
+        raise typer.Exit(code=2)
+    settings, pipelines = _load()
+    from app.logs import configure_logging
+    from app.services.jobs import run_rq_worker
+
+    configure_logging(settings)
+    run_rq_worker(settings, pipelines, burst=burst)
+
+
+@cli.command()
 def warmup() -> None:
     """Load both pipelines and their models once (reassembles and verifies the packaged LLM)."""
     settings, pipelines = _load()

@@ -84,6 +84,32 @@ class Settings(BaseSettings):
     ingest_concurrency: int = Field(
         default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
     )
+    async_threshold_mb: int = Field(
+        default=20,
+        ge=1,
+        le=10_240,
+        description="Uploads larger than this in total (MiB) are indexed by a background job: 202 + job id "
+        "(`?async=true` asks for a job whatever the size).",
+    )
+    async_threshold_pages: int = Field(
+        default=500, ge=1, le=100_000, description="Uploads with more PDF pages than this in total become a job too."
+    )
+    job_queue: Literal["embedded", "redis"] = Field(
+        default="embedded",
+        description="`embedded`: jobs run in the API process (an in-process worker); `redis`: job ids go to an rq "
+        "queue at RAG_REDIS_URL and separate `rag worker` processes run them (same data dir: the job table and "
+        "spooled uploads live there).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", max_length=2048, description="Redis of the job queue (RAG_JOB_QUEUE=redis)."
+    )
+    job_lease_seconds: int = Field(
+        default=30,
+        ge=2,
+        le=3600,
+        description="A worker renews its hold on a running job every third of this; a job whose worker stopped "
+        "renewing (crashed on another host) is resumed by another after this long.",
+    )
     host: str = Field(default="127.0.0.1", description="`rag serve` bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="`rag serve` port.")
     workers: int = Field(
@@ -147,6 +173,16 @@ class Settings(BaseSettings):
     def collections_registry(self) -> Path:
         """JSON list of explicitly created collections."""
         return self.data_dir / "collections.json"
+
+    @property
+    def jobs_db(self) -> Path:
+        """The durable table of background ingestion jobs (SQLite, WAL)."""
+        return self.data_dir / "jobs.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Uploads of background jobs, spooled until indexed (`<job id>/<file index>`)."""
+        return self.data_dir / "jobs"
 
     def export_env(self) -> None:
         """Publish the data dir to the process environment so YAML `${RAG_DATA_DIR}` paths resolve."""

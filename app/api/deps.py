@@ -14,6 +14,7 @@ from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.file_checks import FileLimits
 from app.services.ingest import IngestService
+from app.services.jobs import JobService, JobStore
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
 from app.settings import Settings
@@ -31,6 +32,7 @@ class RagState:
     documents: DocumentService
     keys: KeyStore
     rate_limiter: RateLimiter
+    jobs: JobService
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     warmed_up: bool = False
 
@@ -59,6 +61,7 @@ class RagState:
             documents=DocumentService(store),
             keys=KeyStore(settings.keys_db),
             rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
+            jobs=JobService(JobStore(settings.jobs_db), settings.jobs_dir),
             ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
         )
 

@@ -42,8 +42,14 @@ def tiny_profile(tmp_path, monkeypatch, make_tiny_profile):
 def test_help_lists_commands():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("ingest", "ask", "collections", "warmup"):
+    for command in ("ingest", "ask", "collections", "warmup", "worker"):
         assert command in result.output
+
+
+def test_worker_needs_the_redis_queue(data_dir, monkeypatch):
+    monkeypatch.setenv("RAG_JOB_QUEUE", "embedded")
+    result = _invoke("worker")
+    assert result.exit_code == 2 and "RAG_JOB_QUEUE=redis" in result.output
 
 
 def test_bad_tag_and_missing_files_fail_cleanly(data_dir, tmp_path):
