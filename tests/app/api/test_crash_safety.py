@@ -27,9 +27,9 @@ def _service(settings: Any) -> JobService:
     return JobService(JobStore(settings.jobs_db), settings.jobs_dir)
 
 
-def test_a_write_failing_halfway_leaves_no_chunks(api_settings, html_file):
+def test_a_write_failing_halfway_leaves_no_chunks(api_settings, auth_headers, html_file):
     files = [("files", (html_file.name, html_file.read_bytes()))]
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:
         store = client.app.state.rag.pipelines.document_store
         original = store.write_documents
 
@@ -51,31 +51,31 @@ def test_a_write_failing_halfway_leaves_no_chunks(api_settings, html_file):
         assert _chunks(client, "half") == {again["document_id"]: again["chunks"]}
 
 
-def test_a_queued_job_is_run_by_the_next_app_instance(api_settings, text_file):
+def test_a_queued_job_is_run_by_the_next_app_instance(api_settings, auth_headers, text_file):
     job = _service(api_settings).submit(
         "resumed", {"source": "restart"}, [UploadedFile(text_file.name, "text/plain", text_file.read_bytes())]
     )  # accepted (202) by a process that stopped before running it
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:
         done, _ = wait_for_job(client, job.id)
         assert done["state"] == "done" and done["files"][0]["status"] == "indexed"
         listed = client.get("/documents", params={"collection": "resumed"}).json()["documents"]
         assert [d["tags"] for d in listed] == [{"source": "restart"}]
 
 
-def test_a_job_whose_spooled_files_vanished_fails_with_the_reason(api_settings, text_file):
+def test_a_job_whose_spooled_files_vanished_fails_with_the_reason(api_settings, auth_headers, text_file):
     job = _service(api_settings).submit(
         "vanished", {}, [UploadedFile("gone.txt", "text/plain", b"words that never reach the index")]
     )
     shutil.rmtree(api_settings.jobs_dir / job.id)
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:
         failed, _ = wait_for_job(client, job.id)
     assert failed["state"] == "failed"
     assert "spooled files are gone" in failed["error"]
     assert failed["files"][0]["error_code"] == "spool_missing"
 
 
-def test_a_file_interrupted_mid_write_is_cleaned_and_indexed_once(api_settings, html_file):
-    with TestClient(create_app(api_settings)) as client:  # the chunk count of a clean ingest
+def test_a_file_interrupted_mid_write_is_cleaned_and_indexed_once(api_settings, auth_headers, html_file):
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:  # the chunk count of a clean ingest
         clean = client.post(
             "/documents/upload", files=[("files", (html_file.name, html_file.read_bytes()))], data={"collection": "c1"}
         ).json()["files"][0]["chunks"]
@@ -93,15 +93,15 @@ def test_a_file_interrupted_mid_write_is_cleaned_and_indexed_once(api_settings, 
         meta={"collection": "crashed", "document_id": document_id, "file_name": html_file.name},
     )
     store.write_documents([stray])
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:
         done, _ = wait_for_job(client, job.id)
         assert done["state"] == "done" and done["files"][0]["status"] == "indexed", done
         assert _chunks(client, "crashed") == {document_id: clean}
 
 
-def test_shutdown_mid_job_requeues_the_file_and_the_next_start_finishes_it(api_settings, html_file):
+def test_shutdown_mid_job_requeues_the_file_and_the_next_start_finishes_it(api_settings, auth_headers, html_file):
     data = html_file.read_bytes()
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:
         ingest = client.app.state.rag.ingest
         original = ingest.ingest_bytes
         inside = threading.Event()
@@ -122,7 +122,7 @@ def test_shutdown_mid_job_requeues_the_file_and_the_next_start_finishes_it(api_s
     job = _service(api_settings).get(job_id)  # the worker stopped before the pipeline's next component
     assert job.state == "queued" and job.owner is None
     assert [(f.state, f.attempts) for f in job.files] == [("queued", 1)]
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=auth_headers) as client:
         assert _chunks(client, "stopped") == {}  # nothing of the interrupted file is visible
         done, _ = wait_for_job(client, job_id)
         assert done["state"] == "done" and done["files"][0]["status"] == "indexed"

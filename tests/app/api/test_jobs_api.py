@@ -158,10 +158,10 @@ def test_unknown_job_is_a_404_json_error(client):
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_uploads_beyond_the_thresholds_become_jobs(api_settings, r_intro_pdf, text_file):
+def test_uploads_beyond_the_thresholds_become_jobs(api_settings, auth_headers, r_intro_pdf, text_file):
     settings = api_settings.model_copy(update={"async_threshold_pages": 100, "async_threshold_mb": 1})
     big_texts = [("files", (f"big{n}.txt", (f"Log {n} of the harbour. " * 30_000).encode())) for n in range(2)]
-    with TestClient(create_app(settings)) as small_threshold:
+    with TestClient(create_app(settings), headers=auth_headers) as small_threshold:
         below = small_threshold.post(
             "/documents/upload", files=[("files", (text_file.name, text_file.read_bytes()))], data={"collection": "th"}
         )
