@@ -349,3 +349,13 @@ def test_first_start_without_keys_writes_an_admin_key_file(tmp_path, api_setting
     key_file.unlink()
     with TestClient(create_app(fresh)):
         assert not key_file.exists()  # keys exist now: no second bootstrap key
+
+
+@pytest.mark.integration
+def test_rate_limit_counters_can_be_shared_through_redis(api_settings, keys, redis_server):
+    shared = api_settings.model_copy(update={"rate_limit": "3/minute", "rate_limit_storage": redis_server})
+    key = bearer(keys["reader_alpha"])
+    with TestClient(create_app(shared)) as first, TestClient(create_app(shared)) as second:
+        assert [c.get("/collections", headers=key).status_code for c in (first, second, first)] == [200, 200, 200]
+        refused = second.get("/collections", headers=key)  # the other "worker" saw the same three requests
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
