@@ -3,8 +3,9 @@
 Usage: .venv/bin/python bench/soak.py [--duration 120] [--clients 8] [--upload-share 0.2] [--stream-share 0.02]
        [--generate] [--workers 1] [--profile NAME | --pipelines-dir DIR] [--url URL [--server-pid PID]]
        [--api-key KEY] [--json FILE]
-Without --url it starts `rag serve` on a free 127.0.0.1 port with a fresh temporary data dir (RAG_DEV_MODE=true, so
-no API keys are needed). Every client loops until the time is up, picking per request:
+Without --url it starts `rag serve` on a free 127.0.0.1 port with a fresh temporary data dir, auth on as in
+production (a writer key is created with `rag keys create` and sent on every request) and the rate limit off.
+Every client loops until the time is up, picking per request:
   - an upload (--upload-share of requests): one small generated TXT / MD / CSV / HTML file, or now and then
     (--pdf-share of uploads) a one-page generated PDF; every file has distinct content, so nothing dedupes;
   - a query: POST /query ("generate": false unless --generate), or (--stream-share of queries, at most
@@ -149,11 +150,14 @@ def _free_port() -> int:
 
 
 def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    """`rag serve` on a free port with a fresh data dir, auth off (RAG_DEV_MODE); waits for /ready."""
+    """`rag serve` on a free port with a fresh data dir, auth on, rate limit off; waits for /ready.
+
+    Sets `args.api_key` to a new writer key of that data dir."""
     env = {
         **os.environ,
         "RAG_DATA_DIR": str(data_dir),
-        "RAG_DEV_MODE": "true",
+        "RAG_DEV_MODE": "false",
+        "RAG_RATE_LIMIT": "off",
         "HAYSTACK_TELEMETRY_ENABLED": "False",
     }
     if args.profile:
@@ -162,6 +166,13 @@ def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.P
         env["RAG_PIPELINES_DIR"] = str(Path(args.pipelines_dir).resolve())
     port = _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
+    args.api_key = subprocess.run(
+        [RAG, "keys", "create", "--role", "writer", "--name", "soak", "--quiet"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     log_path = data_dir / "server.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
