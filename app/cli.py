@@ -16,6 +16,7 @@ from rich.table import Table
 
 from app.errors import RagError
 from app.pipeline_loader import PipelineLoadError, PipelineSet, load_pipelines
+from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, parse_scope
 from app.services.collections import CollectionService
 from app.services.ingest import IngestService
 from app.services.query import QueryService
@@ -27,6 +28,7 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG backend:
 console = Console()
 err_console = Console(stderr=True)
 
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 SUPPORTED_SUFFIXES = {
     ".pdf",
     ".docx",
@@ -290,10 +292,14 @@ def serve(
     import uvicorn
 
     settings = Settings()
+    bind = host or settings.host
+    if settings.dev_mode and bind not in LOOPBACK_HOSTS:
+        err_console.print(f"[red]error:[/red] RAG_DEV_MODE (no auth) only serves on loopback, not on {bind}")
+        raise typer.Exit(code=2)
     count = workers or settings.workers
     # uvicorn's own logging config is off: the app formats every record (JSON or console) and logs each request
     options: dict[str, Any] = {
-        "host": host or settings.host,
+        "host": bind,
         "port": port or settings.port,
         "log_config": None,
         "access_log": False,
@@ -317,6 +323,82 @@ def _fresh_multiprocess_metrics_dir(settings: Settings) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(directory.resolve())
+
+
+keys_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys (hashed in RAG_DATA_DIR/auth.db).")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _key_store() -> KeyStore:
+    return KeyStore(Settings().keys_db)
+
+
+@keys_cli.command("create")
+def keys_create(
+    role: Annotated[
+        Role, typer.Option(help="reader: query; writer: + upload/delete documents; admin: + collections and keys.")
+    ],
+    collections: Annotated[str, typer.Option(help="Comma-separated collections the key may use; * is all.")] = "*",
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")] = False,
+) -> None:
+    """Create a key; the secret is printed once and stored only as a hash."""
+    try:
+        scope = parse_scope([c.strip() for c in collections.split(",") if c.strip()])
+        created = _key_store().create(name=name, role=role, collections=scope)
+    except RagError as error:
+        err_console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(code=2) from error
+    assert created is not None
+    key, secret = created
+    if quiet:
+        typer.echo(secret)
+        return
+    scope_text = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
+    typer.echo(f"created {key.prefix} ({key.role.value}, collections {scope_text}); it is not shown again:")
+    typer.echo(secret)
+
+
+@keys_cli.command("list")
+def keys_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """List keys (never their secrets)."""
+    table = Table("id", "name", "role", "collections", "created", "revoked")
+    for key in _key_store().list(include_revoked=all_keys):
+        scope = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
+        table.add_row(key.id, key.name, key.role.value, scope, key.created_at, key.revoked_at or "")
+    console.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part after `rag_`).")]) -> None:
+    """Revoke a key; every server process refuses it from its next request."""
+    try:
+        key = _key_store().revoke(key_id.removeprefix("rag_").split("_")[0])
+    except RagError as error:
+        err_console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(code=2) from error
+    console.print(f"revoked {key.prefix} ({key.name})")
+
+
+@cli.command()
+def worker(
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
+) -> None:
+    """Run background ingestion jobs from the Redis queue (RAG_JOB_QUEUE=redis); pipelines load once per process."""
+    if Settings().job_queue != "redis":
+        err_console.print(
+            "[red]error:[/red] `rag worker` serves the Redis job queue: set RAG_JOB_QUEUE=redis and RAG_REDIS_URL "
+            "(with the default RAG_JOB_QUEUE=embedded, `rag serve` runs the jobs itself)"
+        )
+        raise typer.Exit(code=2)
+    settings, pipelines = _load()
+    from app.logs import configure_logging
+    from app.services.jobs import run_rq_worker
+
+    configure_logging(settings)
+    run_rq_worker(settings, pipelines, burst=burst)
 
 
 @cli.command()

@@ -6,14 +6,15 @@ from typing import Any
 
 
 class RagError(Exception):
-    """Base class: a clear, user-facing reason plus optional structured detail."""
+    """Base class: a clear, user-facing reason plus optional structured detail (and HTTP headers to send)."""
 
     code = "rag_error"
 
-    def __init__(self, message: str, *, detail: Any = None) -> None:
+    def __init__(self, message: str, *, detail: Any = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.headers = headers
 
 
 class InvalidInputError(RagError):
@@ -38,6 +39,28 @@ class ParseTimeoutError(ExtractionError):
     """Parsing the file took longer than RAG_PARSE_TIMEOUT_S; its parser was stopped."""
 
     code = "parse_timeout"
+class AuthenticationError(RagError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class PermissionDeniedError(RagError):
+    """The API key is valid but its role or collection scope does not allow the request."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(RagError):
+    """The API key sent more requests than its rate limit allows; retry after `retry_after` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, detail={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
 class NotFoundError(RagError):

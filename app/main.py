@@ -12,10 +12,12 @@ from haystack import logging
 from app.api.deps import RagState
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.api.routes import collections, documents, health, openai, query
+from app.api.routes import collections, documents, health, jobs, keys, openai, query
 from app.api.routes.demo import mount_demo
 from app.logs import configure_logging
 from app.pipeline_loader import load_pipelines
+from app.services.api_keys import bootstrap_admin_key
+from app.services.jobs import EmbeddedWorker, JobRunner, JobStore, RedisQueue, requeue_unowned
 from app.settings import Settings
 from app.tracing import configure_tracing
 
@@ -26,6 +28,42 @@ Retrieval-augmented generation over your documents. Pipelines are Haystack YAML 
 runs offline (LanceDB + ONNX embedder + llama.cpp). Upload files into a collection, then query it: the answer cites
 its numbered sources, `[n]` matching `sources[].n`.
 """
+
+
+@asynccontextmanager
+async def background_jobs(settings: Settings, state: RagState) -> AsyncIterator[None]:
+    """Embedded: an in-process worker runs (and resumes) the jobs. Redis: jobs are enqueued for `rag worker`
+    processes, and this process re-queues the jobs of workers that died."""
+    if settings.job_queue == "redis":
+        queue = RedisQueue(settings.redis_url)
+        state.jobs.notify = queue.enqueue
+        await asyncio.to_thread(requeue_unowned, state.jobs.store, queue)
+        watchdog = asyncio.create_task(_requeue_orphans_forever(state.jobs.store, queue, settings.job_lease_seconds))
+        try:
+            yield
+        finally:
+            watchdog.cancel()
+        return
+    runner = JobRunner(
+        state.jobs.store,
+        state.ingest,
+        settings.jobs_dir,
+        lease_seconds=settings.job_lease_seconds,
+        on_indexed=state.collections.register,
+    )
+    worker = EmbeddedWorker(runner, state.ingest_slots)
+    state.jobs.notify = worker.wake
+    worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()
+
+
+async def _requeue_orphans_forever(store: JobStore, queue: RedisQueue, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(queue.requeue_orphans, store)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,17 +77,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_tracing(settings)
         pipelines = load_pipelines(settings.pipelines_dir)
         state = RagState.build(settings, pipelines)
+        if settings.dev_mode:
+            logger.warning("Dev mode: API-key auth and rate limits are OFF; never expose this server")
+        elif (key_file := bootstrap_admin_key(state.keys, settings.bootstrap_key_file)) is not None:
+            logger.warning(
+                "No API key existed: an admin key was written to {path} (mode 600); create keys with it, then "
+                "revoke it",
+                path=str(key_file.resolve()),
+            )
         await asyncio.to_thread(pipelines.warm_up)
         state.warmed_up = True
         app.state.rag = state
-        logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
-        yield
+        async with background_jobs(settings, state):
+            logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
+            yield
 
     app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 413 above is logged and counted too
-    for router in (documents.router, query.router, collections.router, health.router, openai.router):
+    for router in (
+        documents.router,
+        jobs.router,
+        query.router,
+        collections.router,
+        keys.router,
+        health.router,
+        openai.router,
+    ):
         app.include_router(router)
     mount_demo(app)  # the demo page at / and its assets at /static
     return app

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     )
     default_top_k: int = Field(default=5, ge=1, le=50, description="Passages retrieved when a query names no top_k.")
     max_top_k: int = Field(default=50, ge=1, le=200, description="Upper bound on a requested top_k.")
+    max_question_chars: int = Field(
+        default=4000, ge=100, le=100_000, description="Longer questions are refused (400) before any model runs."
+    )
     max_upload_mb: int = Field(default=50, ge=1, le=1024, description="Largest accepted upload file, in MiB.")
     max_request_mb: int = Field(
         default=200, ge=1, le=10_240, description="Largest request body; bigger ones get 413 before they are read."
@@ -72,9 +76,54 @@ class Settings(BaseSettings):
         description="Characters of text one file may yield; a file with more fails with 413 before it is split or "
         "embedded (5 M characters: ~2,000 book pages, ~1 h of embedding on 2 cores). "
         "Exported as RAG_MAX_TEXT_CHARS for the pipeline YAML.",
+    dev_mode: bool = Field(
+        default=False,
+        description="Development only: API-key auth and rate limits off (every request acts as an admin). "
+        "`rag serve` refuses it on a non-loopback address.",
+    )
+    public_endpoints: Annotated[set[Literal["health", "ready", "metrics"]], NoDecode] = Field(
+        default={"health", "ready", "metrics"},
+        description="Endpoints answered without an API key (comma-separated; empty: all need a key).",
+    )
+    rate_limit: str = Field(
+        default="300/minute",
+        max_length=64,
+        description="Requests per API key (moving window), e.g. `120/minute` or `10/second;300/hour`; `off` disables.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        max_length=256,
+        description="Where rate-limit counters live: `memory://` (per process) or `redis://host:6379/0` (shared "
+        "by every worker and replica).",
     )
     ingest_concurrency: int = Field(
         default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
+    )
+    async_threshold_mb: int = Field(
+        default=20,
+        ge=1,
+        le=10_240,
+        description="Uploads larger than this in total (MiB) are indexed by a background job: 202 + job id "
+        "(`?async=true` asks for a job whatever the size).",
+    )
+    async_threshold_pages: int = Field(
+        default=500, ge=1, le=100_000, description="Uploads with more PDF pages than this in total become a job too."
+    )
+    job_queue: Literal["embedded", "redis"] = Field(
+        default="embedded",
+        description="`embedded`: jobs run in the API process (an in-process worker); `redis`: job ids go to an rq "
+        "queue at RAG_REDIS_URL and separate `rag worker` processes run them (same data dir: the job table and "
+        "spooled uploads live there).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", max_length=2048, description="Redis of the job queue (RAG_JOB_QUEUE=redis)."
+    )
+    job_lease_seconds: int = Field(
+        default=30,
+        ge=2,
+        le=3600,
+        description="A worker renews its hold on a running job every third of this; a job whose worker stopped "
+        "renewing (crashed on another host) is resumed by another after this long.",
     )
     host: str = Field(default="127.0.0.1", description="`rag serve` bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="`rag serve` port.")
@@ -101,6 +150,23 @@ class Settings(BaseSettings):
         default="ragstack", min_length=1, max_length=64, description="OpenTelemetry service name."
     )
 
+    @field_validator("public_endpoints", mode="before")
+    @classmethod
+    def _split_endpoints(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {part.strip() for part in value.split(",") if part.strip()}
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            try:
+                parse_many(value)
+            except ValueError as error:
+                raise ValueError(f"rate_limit {value!r} is not like '120/minute' or 'off'") from error
+        return value
+
     @model_validator(mode="after")
     def _resolve_pipelines_dir(self) -> Settings:
         if self.pipelines_dir is None:
@@ -109,9 +175,29 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def keys_db(self) -> Path:
+        """SQLite file of the hashed API keys."""
+        return self.data_dir / "auth.db"
+
+    @property
+    def bootstrap_key_file(self) -> Path:
+        """Where the first start writes an admin key when no key exists (auth on)."""
+        return self.data_dir / "admin.key"
+
+    @property
     def collections_registry(self) -> Path:
         """JSON list of explicitly created collections."""
         return self.data_dir / "collections.json"
+
+    @property
+    def jobs_db(self) -> Path:
+        """The durable table of background ingestion jobs (SQLite, WAL)."""
+        return self.data_dir / "jobs.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Uploads of background jobs, spooled until indexed (`<job id>/<file index>`)."""
+        return self.data_dir / "jobs"
 
     def export_env(self) -> None:
         """Publish what pipeline YAML reads from the environment: `${RAG_DATA_DIR}` paths, converter limits."""

@@ -3,6 +3,10 @@
 `timed_run()` opens a collection scope (a context variable, so concurrent requests and worker threads started
 with `asyncio.to_thread` each see their own); the tracer adds the wall time of every `haystack.component.run`
 span to it under the component's name. An inner tracer (e.g. OpenTelemetry) keeps working underneath.
+
+`watch_components(watcher)` does the same for a `ComponentWatcher`: it is told when each component starts, what
+it received and what it returned (background jobs derive their stage and progress from it). A watcher may raise
+in `started` to stop the pipeline before that component runs.
 """
 
 from __future__ import annotations
@@ -11,18 +15,56 @@ import contextlib
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 from haystack import tracing
 from haystack.tracing import Span, Tracer
 from haystack.tracing.tracer import NullTracer
 
 _current: ContextVar[dict[str, float] | None] = ContextVar("rag_component_timings", default=None)
+_INPUT = "haystack.component.input"
+_OUTPUT = "haystack.component.output"
+
+
+class ComponentWatcher(Protocol):
+    """Told about every component run of the pipelines run inside `watch_components()`."""
+
+    def started(self, name: str, type_name: str) -> None: ...
+
+    def received(self, name: str, type_name: str, inputs: dict[str, Any]) -> None: ...
+
+    def returned(self, name: str, type_name: str, outputs: dict[str, Any]) -> None: ...
+
+
+_watcher: ContextVar[ComponentWatcher | None] = ContextVar("rag_component_watcher", default=None)
 
 
 class _NoopSpan(Span):
     def set_tag(self, key: str, value: Any) -> None:
         return None
+
+
+class _WatchedSpan(Span):
+    """Passes a component's inputs and outputs to the watcher, everything else to the real span."""
+
+    def __init__(self, inner: Span, watcher: ComponentWatcher, name: str, type_name: str) -> None:
+        self.inner, self.watcher, self.name, self.type_name = inner, watcher, name, type_name
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.inner.set_tag(key, value)
+
+    def set_content_tag(self, key: str, value: Any) -> None:
+        if key == _INPUT and isinstance(value, dict):
+            self.watcher.received(self.name, self.type_name, value)
+        elif key == _OUTPUT and isinstance(value, dict):
+            self.watcher.returned(self.name, self.type_name, value)
+        self.inner.set_content_tag(key, value)
+
+    def raw_span(self) -> Any:
+        return self.inner.raw_span()
+
+    def get_correlation_data_for_logs(self) -> dict[str, Any]:
+        return self.inner.get_correlation_data_for_logs()
 
 
 class ComponentTimingTracer(Tracer):
@@ -37,13 +79,17 @@ class ComponentTimingTracer(Tracer):
     ) -> Iterator[Span]:
         timings = _current.get()
         name = (tags or {}).get("haystack.component.name") if operation_name == "haystack.component.run" else None
+        watcher = _watcher.get() if name is not None else None
+        type_name = str((tags or {}).get("haystack.component.type", ""))
+        if watcher is not None:
+            watcher.started(str(name), type_name)
         start = time.perf_counter()
         try:
             if self.inner is not None:
                 with self.inner.trace(operation_name, tags, parent_span) as span:
-                    yield span
+                    yield span if watcher is None else _WatchedSpan(span, watcher, str(name), type_name)
             else:
-                yield _NoopSpan()
+                yield _NoopSpan() if watcher is None else _WatchedSpan(_NoopSpan(), watcher, str(name), type_name)
         finally:
             if timings is not None and name is not None:
                 timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
@@ -69,3 +115,14 @@ def timed_run() -> Iterator[dict[str, float]]:
         yield timings
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def watch_components(watcher: ComponentWatcher) -> Iterator[None]:
+    """Report the component runs of the pipelines run inside this block (this thread or task only) to `watcher`."""
+    install()
+    token = _watcher.set(watcher)
+    try:
+        yield
+    finally:
+        _watcher.reset(token)

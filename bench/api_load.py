@@ -49,7 +49,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _load(base: str, clients: int, total: int) -> tuple[float, list[float], int]:
+async def _load(base: str, clients: int, total: int, headers: dict[str, str]) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     errors = 0
     counter = iter(range(total))
@@ -64,16 +64,16 @@ async def _load(base: str, clients: int, total: int) -> tuple[float, list[float]
             errors += response.status_code != 200
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=headers) as http:
         started = time.perf_counter()
         await asyncio.gather(*(worker(http) for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return total / elapsed, latencies, errors
 
 
-def _ttft(base: str, n: int) -> list[float]:
+def _ttft(base: str, n: int, headers: dict[str, str]) -> list[float]:
     firsts = []
-    with httpx.Client(base_url=base, timeout=300) as http:
+    with httpx.Client(base_url=base, timeout=300, headers=headers) as http:
         for question in QUESTIONS[:n]:
             t0 = time.perf_counter()
             event = None
@@ -96,8 +96,23 @@ def main() -> None:
     args = parser.parse_args()
     port = _free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="rag-api-bench-"))
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "HAYSTACK_TELEMETRY_ENABLED": "False"}
+    # auth on (every request checks a real reader key), the rate limit off: this measures throughput
+    env = {
+        **os.environ,
+        "RAG_DATA_DIR": str(data_dir),
+        "HAYSTACK_TELEMETRY_ENABLED": "False",
+        "RAG_DEV_MODE": "false",
+        "RAG_RATE_LIMIT": "off",
+    }
     subprocess.run([RAG, "ingest", str(PDF), "-c", "bench"], env=env, check=True, capture_output=True)
+    key = subprocess.run(
+        [RAG, "keys", "create", "--role", "reader", "--collections", "bench", "--quiet"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    headers = {"Authorization": f"Bearer {key}"}
     log = (data_dir / "server.log").open("w")
     server = subprocess.Popen(
         [RAG, "serve", "--port", str(port), "--workers", str(args.workers)],
@@ -114,13 +129,13 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.5)
-        rps, latencies, errors = asyncio.run(_load(base, args.clients, args.requests))
+        rps, latencies, errors = asyncio.run(_load(base, args.clients, args.requests, headers))
         print(
             f"/query retrieval-only, {args.workers} worker(s), {args.clients} clients, {args.requests} requests: "
             f"{rps:.0f} req/s, "
             f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, errors {errors}"
         )
-        firsts = _ttft(base, args.ttft)
+        firsts = _ttft(base, args.ttft, headers)
         print(
             f"/query/stream time-to-first-token ({len(firsts)} questions, default model): "
             f"p50 {percentile(firsts, 50):.2f} s, max {max(firsts):.2f} s"

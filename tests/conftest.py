@@ -106,8 +106,9 @@ def _make_tiny_profile(target: Path, max_tokens: int = 32, profile: str = "defau
         for spec in pipeline["components"].values():
             store = spec.get("init_parameters", {}).get("document_store")
             if store and store["type"].endswith("PgvectorDocumentStore"):
-                store["init_parameters"].update(table_name=table, hnsw_index_name=f"{table}_hnsw",
-                                                keyword_index_name=f"{table}_tsv")
+                store["init_parameters"].update(
+                    table_name=table, hnsw_index_name=f"{table}_hnsw", keyword_index_name=f"{table}_tsv"
+                )
     (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
     (target / "indexing.yml").write_text(yaml.safe_dump(indexing, sort_keys=False))
     return target
@@ -130,5 +131,3 @@ def pg_dsn() -> str:
     except psycopg.OperationalError as error:
         pytest.fail(f"PostgreSQL at {PG_TEST_DSN} is not reachable (run scripts/postgres.sh): {error}")
     return PG_TEST_DSN
-
-

@@ -1,5 +1,6 @@
-"""Real local servers for tests: a llama.cpp OpenAI-compatible server, a fault-injecting HTTP server and a
-throwaway PostgreSQL cluster. Loaded as a pytest plugin from tests/conftest.py."""
+"""Real local servers for tests: `rag serve` / `rag worker` processes, a llama.cpp OpenAI-compatible server, a
+fault-injecting HTTP server, a throwaway PostgreSQL cluster and a throwaway Redis. Loaded as a pytest plugin from
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,25 +56,152 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+JOB_TERMINAL = {"done", "failed", "cancelled"}
+
+
+def admin_headers(data_dir: Path, *, role: str = "admin", collections: frozenset[str] | None = None) -> dict[str, str]:
+    """Headers carrying a new API key (admin on every collection unless told otherwise) of the data dir's key store."""
+    from app.services.api_keys import KeyStore, Role
+    from app.settings import Settings
+
+    created = KeyStore(Settings(data_dir=data_dir).keys_db).create(
+        name="tests", role=Role(role), collections=collections
+    )
+    assert created is not None
+    return {"Authorization": f"Bearer {created[1]}"}
+
+
+def wait_for_job(
+    client: Any, job_id: str, *, until: set[str] = JOB_TERMINAL, seconds: float = 180
+) -> tuple[dict, list]:
+    """Poll `GET /jobs/{id}` (TestClient or httpx client) until the state is in `until`; the job and states seen."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if not seen or seen[-1] != job["state"]:
+            seen.append(job["state"])
+        if job["state"] in until:
+            return job, seen
+        time.sleep(0.02)
+    pytest.fail(f"job {job_id} still {seen[-1]} after {seconds} s")
+
+
+@dataclass
+class RagServer:
+    """A running `rag serve`: its base URL, process (to kill it) and log."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+
+def _rag_environment(
+    pipelines_dir: Path, data_dir: Path, env: dict[str, str] | None, auth: bool = False
+) -> dict[str, str]:
+    """Without `auth` the server runs in dev mode (no API keys); with it, requests need one (`admin_headers`)."""
+    return {
+        **os.environ,
+        "RAG_DATA_DIR": str(data_dir),
+        "RAG_PIPELINES_DIR": str(pipelines_dir),
+        "RAG_DEV_MODE": "false" if auth else "true",
+        **(env or {}),
+    }
+
+
 @contextmanager
-def serve_rag(pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL."""
+def rag_server(
+    pipelines_dir: Path,
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    log_name: str = "server.log",
+    auth: bool = False,
+) -> Iterator[RagServer]:
+    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); stopped (or reaped) at exit."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / "server.log"
-    environment = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_PIPELINES_DIR": str(pipelines_dir), **(env or {})}
+    log = data_dir / log_name
     rag = str(Path(sys.executable).parent / "rag")
     with log.open("w") as out:
         proc = subprocess.Popen(
             [rag, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=environment,
+            env=_rag_environment(pipelines_dir, data_dir, env, auth),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/ready", proc, log)
-        yield base
+        yield RagServer(url=base, proc=proc, log=log)
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def serve_rag(
+    pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None, auth: bool = False
+) -> Iterator[str]:
+    """A real `rag serve` (uvicorn) on a free 127.0.0.1 port, ready (`/ready` 200); yields its base URL."""
+    with rag_server(pipelines_dir, data_dir, env=env, auth=auth) as server:
+        yield server.url
+
+
+@contextmanager
+def rag_worker(
+    pipelines_dir: Path, data_dir: Path, *, env: dict[str, str] | None = None, log_name: str = "worker.log"
+) -> Iterator[subprocess.Popen]:
+    """A `rag worker` process (Redis job queue), ready once it logs that it listens."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / log_name
+    rag = str(Path(sys.executable).parent / "rag")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [rag, "worker"], env=_rag_environment(pipelines_dir, data_dir, env), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Job worker ready" not in log.read_text():
+            assert proc.poll() is None, f"rag worker exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"rag worker not ready in 120 s:\n{log.read_text()[-4000:]}"
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway `redis-server` on a free 127.0.0.1 port, no persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: apt-get install redis-server (scripts/apt-packages-test.txt)")
+    root = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log = root / "redis.log"
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*command, "--dir", str(root)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"redis-server exited ({proc.returncode}):\n{log.read_text()[-2000:]}"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"redis-server did not answer:\n{log.read_text()[-2000:]}"
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(proc)
 

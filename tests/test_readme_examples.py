@@ -42,7 +42,7 @@ def test_readme_curl_examples_work(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.3)
         script = "set -euo pipefail\n" + _examples().replace("localhost:8000", f"localhost:{port}")
-        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
+        result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -56,3 +56,4 @@ def test_readme_curl_examples_work(tmp_path):
     assert '{"name":"manuals","documents":0,"chunks":0}204\n' in out  # created, then dropped (204)
     assert '"deleted_chunks":351' in out
     assert "python_gc_objects_collected_total" in out
+    assert '"error":{"code":"unauthorized"' not in out  # every call that needs the key carried it

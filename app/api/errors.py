@@ -13,12 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import metrics
 from app.errors import (
+    AuthenticationError,
     ConflictError,
     ExtractionError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     RagError,
+    RateLimitedError,
     UnsupportedFileTypeError,
     UpstreamBadGatewayError,
     UpstreamTimeoutError,
@@ -30,11 +33,14 @@ logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[RagError], int] = {
     InvalidInputError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     PayloadTooLargeError: 413,
     UnsupportedFileTypeError: 415,
     ExtractionError: 422,
+    RateLimitedError: 429,
     UpstreamBadGatewayError: 502,
     UpstreamUnavailableError: 503,
     UpstreamTimeoutError: 504,
@@ -56,7 +62,9 @@ def _status_for(error: RagError) -> int:
 async def _rag_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RagError)
     metrics.ERRORS.labels(type=error.code).inc()
-    return JSONResponse(error_body(error.code, error.message, error.detail), status_code=_status_for(error))
+    return JSONResponse(
+        error_body(error.code, error.message, error.detail), status_code=_status_for(error), headers=error.headers
+    )
 
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:

@@ -17,6 +17,40 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No API key, or an unknown or revoked one"},
+    403: {"model": ErrorResponse, "description": "The key's role or collection scope does not allow this"},
+    429: {"model": ErrorResponse, "description": "The key's rate limit is exceeded (see `Retry-After`)"},
+}
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for (shown in listings).")
+    role: Literal["reader", "writer", "admin"] = Field(
+        description="reader: query and list; writer: + upload and delete documents; admin: + collections and keys."
+    )
+    collections: list[str] = Field(
+        default=["*"],
+        min_length=1,
+        max_length=1000,
+        description='Collections the key may use; `["*"]` is every collection (only an unscoped admin may grant it).',
+    )
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str = Field(description="The non-secret start of the key, `rag_<id>`.")
+    name: str
+    role: str
+    collections: list[str]
+    created_at: str
+    revoked_at: str | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret key. It is shown once and stored only as a hash.")
+
+
 class FileResult(BaseModel):
     document_id: str
     filename: str
@@ -119,3 +153,53 @@ class CheckResult(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, CheckResult]
+
+
+class JobProgress(BaseModel):
+    files_done: int = Field(description="Files finished (indexed, duplicate, failed or skipped).")
+    files_total: int
+    pages_done: int = Field(description="Pages of the files past parsing.")
+    pages_total: int = Field(description="PDF page counts (1 for other files).")
+    chunks_done: int = Field(description="Chunks written.")
+    chunks_total: int = Field(description="Chunks of the files split so far (grows as files are parsed).")
+
+
+class JobFileOut(BaseModel):
+    index: int
+    filename: str
+    document_id: str
+    content_type: str | None
+    state: Literal["queued", "running", "done", "failed", "skipped"]
+    status: Literal["indexed", "duplicate", "failed"] | None = Field(
+        default=None, description="As in a synchronous upload, once the file is finished."
+    )
+    pages: int
+    chunks: int
+    error: str | None = None
+    error_code: str | None = Field(
+        default=None,
+        description="unsupported_file_type, payload_too_large, extraction_failed, an upstream_* error, or "
+        "spool_missing (the spooled upload was lost).",
+    )
+    duration_ms: float
+
+
+class JobOut(BaseModel):
+    job_id: str
+    status_url: str = Field(examples=["/jobs/0f3c..."])
+    collection: str
+    state: Literal["queued", "parsing", "embedding", "writing", "done", "failed", "cancelled"]
+    error: str | None = Field(default=None, description="Why the job failed, when it did.")
+    cancel_requested: bool
+    progress: JobProgress
+    files: list[JobFileOut]
+    created_at: float = Field(description="Unix time.")
+    updated_at: float
+    finished_at: float | None
+
+
+class JobPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    jobs: list[JobOut]

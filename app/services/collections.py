@@ -68,9 +68,9 @@ class CollectionService:
         """The names of every collection that holds chunks or was created explicitly (no counts)."""
         return sorted(self._registered() | self._in_store())
 
-    def list(self) -> list[CollectionInfo]:
-        """Every collection that holds chunks or was created explicitly, with its counts."""
-        return [self.info(name) for name in self.names()]
+    def list(self, *, within: frozenset[str] | None = None) -> list[CollectionInfo]:
+        """Every collection that holds chunks or was created explicitly (only those `within`, if given), counted."""
+        return [self.info(name) for name in self.names() if within is None or name in within]
 
     def exists(self, name: str) -> bool:
         """True when the collection was created or holds chunks."""

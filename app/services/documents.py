@@ -65,6 +65,13 @@ class DocumentService:
         ordered = sorted(grouped.values(), key=lambda d: ((d.filename or "").lower(), d.document_id))
         return ordered[offset : offset + limit], len(ordered)
 
+    def collection_of(self, document_id: str) -> str:
+        """The collection a document belongs to; 404 when it does not exist."""
+        chunks = self.store.filter_documents({"field": "meta.document_id", "operator": "==", "value": document_id})
+        if not chunks:
+            raise NotFoundError(f"document {document_id!r} does not exist")
+        return str(chunks[0].meta.get("collection"))
+
     def delete(self, document_id: str) -> int:
         """Delete every chunk of a document; 404 when there is none."""
         scope = {"field": "meta.document_id", "operator": "==", "value": document_id}

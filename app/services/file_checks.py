@@ -132,14 +132,21 @@ def _check_image(data: bytes, name: str, limits: FileLimits) -> None:
         )
 
 
-def _check_pdf(data: bytes, name: str, limits: FileLimits) -> None:
+def pdf_page_count(data: bytes) -> int | None:
+    """The page count a PDF's page tree declares; None when it cannot be read (encrypted, corrupt, not a PDF)."""
     # pypdf (pure Python, thread-safe) only reads the page tree here; pdfium is kept for the converter's own lock
     import pypdf
 
     try:
         root: Any = pypdf.PdfReader(io.BytesIO(data)).trailer["/Root"]
-        pages = int(root["/Pages"]["/Count"])  # the page tree's own total: no walk over the pages
+        return int(root["/Pages"]["/Count"])  # the page tree's own total: no walk over the pages
     except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
+        return None
+
+
+def _check_pdf(data: bytes, name: str, limits: FileLimits) -> None:
+    pages = pdf_page_count(data)
+    if pages is None:
         return  # encrypted or corrupt: the converter reports it with the precise reason
     if pages > limits.max_pdf_pages:
         raise PayloadTooLargeError(f"{name}: the PDF has {pages} pages, more than the limit of {limits.max_pdf_pages}")

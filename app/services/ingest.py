@@ -13,6 +13,7 @@ from typing import Any, Literal
 from haystack import logging
 from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import ByteStream
+from haystack.document_stores.errors import DocumentStoreError
 
 from app import metrics
 from app.errors import (
@@ -114,6 +115,16 @@ def document_id_for(collection: str, content_hash: str) -> str:
     return hashlib.sha256(f"{collection}\x00{content_hash}".encode()).hexdigest()[:32]
 
 
+def _document_filter(collection: str, document_id: str) -> dict[str, Any]:
+    return {
+        "operator": "AND",
+        "conditions": [
+            {"field": "meta.collection", "operator": "==", "value": collection},
+            {"field": "meta.document_id", "operator": "==", "value": document_id},
+        ],
+    }
+
+
 def _root_cause(error: BaseException) -> BaseException:
     seen = error
     while isinstance(seen, PipelineRuntimeError) and seen.__cause__ is not None:
@@ -131,16 +142,29 @@ class IngestService:
 
     def is_indexed(self, collection: str, document_id: str) -> bool:
         """True when chunks of this document already exist in the collection."""
-        filters = {
-            "operator": "AND",
-            "conditions": [
-                {"field": "meta.collection", "operator": "==", "value": collection},
-                {"field": "meta.document_id", "operator": "==", "value": document_id},
-            ],
-        }
+        filters = _document_filter(collection, document_id)
         if hasattr(self.store, "count_documents_by_filter"):
             return bool(self.store.count_documents_by_filter(filters))
         return bool(self.store.filter_documents(filters))
+
+    def discard(self, collection: str, document_id: str) -> int:
+        """Delete every chunk of a document (a failed or interrupted write must not leave part of it)."""
+        filters = _document_filter(collection, document_id)
+        if hasattr(self.store, "delete_by_filter"):
+            return int(self.store.delete_by_filter(filters))
+        ids = [doc.id for doc in self.store.filter_documents(filters)]
+        if ids:
+            self.store.delete_documents(ids)
+        return len(ids)
+
+    def _discard_after_failure(self, collection: str, document_id: str, name: str) -> None:
+        try:
+            removed = self.discard(collection, document_id) if self.is_indexed(collection, document_id) else 0
+        except (DocumentStoreError, OSError, RuntimeError, ValueError) as error:  # store down: the next run cleans up
+            logger.warning("Could not remove partial chunks of {file}: {error}", file=name, error=str(error))
+            return
+        if removed:
+            logger.warning("Removed {count} partial chunks of {file}", count=removed, file=name)
 
     def ingest_bytes(
         self,
@@ -165,9 +189,13 @@ class IngestService:
             if self.is_indexed(collection, document_id):
                 result.status = "duplicate"
             else:
-                result.pages, result.chunks = self._index(
-                    data, name, mime, collection, document_id, content_hash, clean_tags
-                )
+                try:
+                    result.pages, result.chunks = self._index(
+                        data, name, mime, collection, document_id, content_hash, clean_tags
+                    )
+                except BaseException:  # failed, store down or interrupted: no half-written document stays behind
+                    self._discard_after_failure(collection, document_id, name)
+                    raise
         except (ExtractionError, UnsupportedFileTypeError, PayloadTooLargeError) as error:
             result.status, result.error, result.error_code = "failed", error.message, error.code
         result.duration_ms = (time.perf_counter() - started) * 1000.0

@@ -131,11 +131,18 @@ class QueryService:
     """Runs the query pipeline of a `PipelineSet`."""
 
     def __init__(
-        self, pipelines: PipelineSet, *, default_top_k: int = 5, max_top_k: int = 50, log_content: bool = False
+        self,
+        pipelines: PipelineSet,
+        *,
+        default_top_k: int = 5,
+        max_top_k: int = 50,
+        max_question_chars: int = 4000,
+        log_content: bool = False,
     ) -> None:
         self.pipelines = pipelines
         self.default_top_k = default_top_k
         self.max_top_k = max_top_k
+        self.max_question_chars = max_question_chars
         self.log_content = log_content
 
     def _run_data(
@@ -143,8 +150,8 @@ class QueryService:
     ) -> tuple[dict[str, dict[str, Any]], int]:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("question must be a non-empty string")
-        if len(question) > 4000:
-            raise InvalidInputError("question is longer than 4000 characters")
+        if len(question) > self.max_question_chars:
+            raise InvalidInputError(f"question is longer than {self.max_question_chars} characters")
         validate_collection(collection)
         k = self.default_top_k if top_k is None else top_k
         if not 1 <= k <= self.max_top_k:

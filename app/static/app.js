@@ -46,8 +46,15 @@
     return status ? `request failed (HTTP ${status})` : "network error";
   }
 
+  // -- API key: kept in this tab's sessionStorage, sent as `Authorization: Bearer` on every call -------------
+  const KEY_STORAGE = "ragstack.apiKey";
+  function authHeaders() {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
   async function api(method, path, body) {
-    const init = { method, headers: { Accept: "application/json" } };
+    const init = { method, headers: { Accept: "application/json", ...authHeaders() } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -213,6 +220,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/documents/upload");
       xhr.setRequestHeader("Accept", "application/json");
+      for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
       xhr.upload.onprogress = (event) => {
         if (event.lengthComputable) {
           progress.value = Math.round((event.loaded / event.total) * 100);
@@ -447,7 +455,7 @@
     try {
       response = await fetch("/query/stream", {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...authHeaders() },
         body: JSON.stringify(body),
       });
     } catch (error) {
@@ -564,6 +572,15 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("collection-select").addEventListener("change", (e) => selectCollection(e.target.value));
     $("refresh-collections").addEventListener("click", () => loadCollections());
+    $("key-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const key = $("api-key").value.trim();
+      if (key) sessionStorage.setItem(KEY_STORAGE, key);
+      else sessionStorage.removeItem(KEY_STORAGE);
+      $("api-key").value = "";
+      $("api-key").placeholder = key ? "key set for this tab" : "rag_… (not needed in dev mode)";
+      loadCollections();
+    });
     $("create-form").addEventListener("submit", createCollection);
     $("upload-form").addEventListener("submit", upload);
     $("ask-form").addEventListener("submit", ask);

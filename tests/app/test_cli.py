@@ -42,8 +42,14 @@ def tiny_profile(tmp_path, monkeypatch, make_tiny_profile):
 def test_help_lists_commands():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("ingest", "ask", "collections", "warmup"):
+    for command in ("ingest", "ask", "collections", "warmup", "worker"):
         assert command in result.output
+
+
+def test_worker_needs_the_redis_queue(data_dir, monkeypatch):
+    monkeypatch.setenv("RAG_JOB_QUEUE", "embedded")
+    result = _invoke("worker")
+    assert result.exit_code == 2 and "RAG_JOB_QUEUE=redis" in result.output
 
 
 def test_bad_tag_and_missing_files_fail_cleanly(data_dir, tmp_path):
@@ -192,3 +198,35 @@ def test_kill_9_during_ingestion_leaves_a_consistent_store(tmp_path):
     assert resumed.returncode == 0, resumed.stdout
     assert resumed.stdout.count("duplicate") + resumed.stderr.count("duplicate") >= len(after_kill)
     assert _doc_chunk_counts(killed_dir) == reference
+
+
+def test_keys_create_list_revoke(data_dir):
+    from app.services.api_keys import KeyStore
+    from app.settings import Settings
+
+    created = _invoke("keys", "create", "--role", "writer", "--collections", "a,b", "--name", "uploader", "-q")
+    assert created.exit_code == 0
+    secret = created.output.strip()
+    store = KeyStore(Settings().keys_db)
+    key = store.authenticate(secret)
+    assert key is not None and key.role.value == "writer" and key.collections == {"a", "b"}
+    listed = _invoke("keys", "list")
+    assert key.id in listed.output and "uploader" in listed.output and secret not in listed.output
+    verbose = _invoke("keys", "create", "--role", "admin")
+    assert "not shown again" in verbose.output and "collections *" in verbose.output
+    assert _invoke("keys", "revoke", key.prefix).exit_code == 0
+    assert store.authenticate(secret) is None
+    assert key.id not in _invoke("keys", "list").output and key.id in _invoke("keys", "list", "--all").output
+
+
+def test_keys_bad_input_fails_cleanly(data_dir):
+    assert _invoke("keys", "create", "--role", "root").exit_code == 2
+    bad_scope = _invoke("keys", "create", "--role", "reader", "--collections", "../etc")
+    assert bad_scope.exit_code == 2 and "invalid collection name" in bad_scope.output
+    assert _invoke("keys", "revoke", "ffffffffffff").exit_code == 2
+
+
+def test_dev_mode_refuses_a_public_bind_address(data_dir, monkeypatch):
+    monkeypatch.setenv("RAG_DEV_MODE", "true")
+    refused = _invoke("serve", "--host", "0.0.0.0")
+    assert refused.exit_code == 2 and "loopback" in refused.output

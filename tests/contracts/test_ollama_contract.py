@@ -112,7 +112,7 @@ def client(ollama_replay: Replay, tmp_path: Path) -> Iterator[TestClient]:
         text = (PROFILE / name).read_text(encoding="utf-8")
         assert "http://localhost:11434" in text
         (profile / name).write_text(text.replace("http://localhost:11434", ollama_replay.url), encoding="utf-8")
-    app = create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=profile))
+    app = create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=profile, dev_mode=True))
     with TestClient(app) as test_client:
         upload = test_client.post(
             "/documents/upload",

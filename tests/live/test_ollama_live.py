@@ -31,7 +31,7 @@ def test_ollama_profile_indexes_answers_and_cleans_up(tmp_path: Path) -> None:
             text = text.replace("model: llama3.2:3b", f"model: {model}")
         (profile / name).write_text(text)
     collection = f"live-{uuid.uuid4().hex[:8]}"
-    app = create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=profile))
+    app = create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=profile, dev_mode=True))
 
     with TestClient(app) as client:
         upload = client.post(

@@ -6,15 +6,22 @@ import asyncio
 
 from fastapi import APIRouter, Response, status
 
+from app.api.auth import Admin, Reader
 from app.api.deps import State
-from app.api.schemas import CollectionCreate, CollectionOut, ErrorResponse
+from app.api.schemas import AUTH_ERRORS, CollectionCreate, CollectionOut, ErrorResponse
+from app.services.api_keys import Role
 
-router = APIRouter(prefix="/collections", tags=["collections"])
+router = APIRouter(prefix="/collections", tags=["collections"], responses=AUTH_ERRORS)
 
 
-@router.get("", response_model=list[CollectionOut], summary="List collections with document and chunk counts")
-async def list_collections(state: State) -> list[CollectionOut]:
-    infos = await asyncio.to_thread(state.collections.list)
+@router.get(
+    "",
+    response_model=list[CollectionOut],
+    summary="List collections with document and chunk counts",
+    description="Only the collections the API key may use.",
+)
+async def list_collections(state: State, key: Reader) -> list[CollectionOut]:
+    infos = await asyncio.to_thread(state.collections.list, within=key.collections)
     return [CollectionOut(name=i.name, documents=i.documents, chunks=i.chunks) for i in infos]
 
 
@@ -25,7 +32,8 @@ async def list_collections(state: State) -> list[CollectionOut]:
     responses={409: {"model": ErrorResponse}},
     summary="Create an empty collection",
 )
-async def create_collection(body: CollectionCreate, state: State) -> CollectionOut:
+async def create_collection(body: CollectionCreate, state: State, key: Admin) -> CollectionOut:
+    key.require(Role.ADMIN, body.name)
     info = await asyncio.to_thread(state.collections.create, body.name)
     return CollectionOut(name=info.name, documents=info.documents, chunks=info.chunks)
 
@@ -36,6 +44,7 @@ async def create_collection(body: CollectionCreate, state: State) -> CollectionO
     responses={404: {"model": ErrorResponse}},
     summary="Drop a collection and every chunk in it",
 )
-async def drop_collection(name: str, state: State) -> Response:
+async def drop_collection(name: str, state: State, key: Admin) -> Response:
+    key.require(Role.ADMIN, name)
     await asyncio.to_thread(state.collections.drop, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

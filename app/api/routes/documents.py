@@ -10,13 +10,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 
-from app.api.deps import State
+from app.api.auth import Reader, Writer
+from app.api.deps import RagState, State
 from app.api.errors import error_body
-from app.api.schemas import DeletedDocument, DocumentOut, DocumentPage, ErrorResponse, FileResult, UploadResponse
+from app.api.routes.jobs import job_out
+from app.api.schemas import (
+    AUTH_ERRORS,
+    DeletedDocument,
+    DocumentOut,
+    DocumentPage,
+    ErrorResponse,
+    FileResult,
+    JobOut,
+    UploadResponse,
+)
 from app.errors import InvalidInputError
+from app.services.api_keys import Role
+from app.services.file_checks import pdf_page_count
 from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
+from app.services.jobs import UploadedFile
 
-router = APIRouter(prefix="/documents", tags=["documents"])
+router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
 _CHUNK = 1 << 20
 
 
@@ -44,21 +58,73 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
+async def _is_large(state: RagState, files: list[UploadFile], limit: int) -> bool:
+    """Beyond RAG_ASYNC_THRESHOLD_MB or RAG_ASYNC_THRESHOLD_PAGES in total: a background job. Reads one file at a
+    time (PDFs only, for their page count) and rewinds it."""
+    settings = state.settings
+    if sum(upload_file.size or 0 for upload_file in files) > settings.async_threshold_mb * 1024 * 1024:
+        return True
+    pages = 0
+    for upload_file in files:
+        head = await upload_file.read(1024)
+        await upload_file.seek(0)
+        if b"%PDF-" not in head:
+            continue
+        data = await _read_limited(upload_file, limit)
+        await upload_file.seek(0)
+        counted = await asyncio.to_thread(pdf_page_count, data) if data is not None else None
+        pages += counted or 0
+    return pages > settings.async_threshold_pages
+
+
+async def _submit_job(
+    state: RagState, collection: str, tags: dict[str, Any], files: list[UploadFile], limit: int
+) -> JSONResponse:
+    """Spool the files one at a time (never all in memory), record the job, answer 202."""
+    job_id = state.jobs.new_job_id()
+    specs = []
+    for index, upload_file in enumerate(files):
+        data = await _read_limited(upload_file, limit)
+        upload = UploadedFile(
+            filename=upload_file.filename or "upload",
+            content_type=upload_file.content_type,
+            data=data,
+            error=None if data is not None else f"file is larger than {state.settings.max_upload_mb} MiB",
+            error_code=None if data is not None else "payload_too_large",
+        )
+        specs.append(await asyncio.to_thread(state.jobs.spool, job_id, index, upload, collection))
+    job = await asyncio.to_thread(state.jobs.record, job_id, collection, tags, specs)
+    body = job_out(job)
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
+
+
 @router.post(
     "/upload",
     response_model=UploadResponse,
-    responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={
+        202: {"model": JobOut, "description": "Indexing in a background job; poll `status_url`."},
+        400: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+    },
     summary="Upload and index files into a collection",
     description="Each file is indexed on its own: one bad file never fails the others. A file whose content is "
-    "already in the collection answers `duplicate`. When no file could be indexed the answer is 422.",
+    "already in the collection answers `duplicate`. When no file could be indexed the answer is 422. "
+    "With `?async=true`, or beyond RAG_ASYNC_THRESHOLD_MB / RAG_ASYNC_THRESHOLD_PAGES, the files are spooled and "
+    "indexed by a background job: 202 with the job, whose `status_url` (`GET /jobs/{id}`) shows its progress.",
 )
 async def upload(
     state: State,
+    key: Writer,
     files: Annotated[list[UploadFile], File(description="One or more files (PDF, DOCX, TXT, MD, CSV, HTML, images)")],
     collection: Annotated[str | None, Form(description="Target collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
+    run_async: Annotated[
+        bool,
+        Query(alias="async", description="Index in a background job: answers 202 with the job (see /jobs)."),
+    ] = False,
 ) -> Any:
     collection = validate_collection(collection or state.settings.default_collection)
+    key.require(Role.WRITER, collection)
     tags = _parse_metadata(metadata)
     if not files:
         raise InvalidInputError("no files in the request")
@@ -66,6 +132,8 @@ async def upload(
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
+    if run_async or await _is_large(state, files, limit):
+        return await _submit_job(state, collection, tags, files, limit)
     results: list[IngestResult] = []
     for upload_file in files:
         name = upload_file.filename or "upload"
@@ -113,11 +181,13 @@ async def upload(
 @router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")
 async def list_documents(
     state: State,
+    key: Reader,
     collection: Annotated[str | None, Query(description="Collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DocumentPage:
     collection = collection or state.settings.default_collection
+    key.require(Role.READER, collection)
     docs, total = await asyncio.to_thread(state.documents.list, collection, offset=offset, limit=limit)
     return DocumentPage(
         collection=collection,
@@ -134,6 +204,8 @@ async def list_documents(
     responses={404: {"model": ErrorResponse}},
     summary="Delete a document and all its chunks",
 )
-async def delete_document(document_id: str, state: State) -> DeletedDocument:
+async def delete_document(document_id: str, state: State, key: Writer) -> DeletedDocument:
+    if key.collections is not None:  # a scoped key may only delete documents of its collections
+        key.require(Role.WRITER, await asyncio.to_thread(state.documents.collection_of, document_id))
     deleted = await asyncio.to_thread(state.documents.delete, document_id)
     return DeletedDocument(document_id=document_id, deleted_chunks=deleted)

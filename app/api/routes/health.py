@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
 
 from app import metrics
+from app.api.auth import public_or_key
 from app.api.deps import State
 from app.api.schemas import CheckResult, ReadyResponse
 from app.upstream import upstream_error
@@ -18,13 +19,16 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness: the process answers")
+@router.get("/health", summary="Liveness: the process answers", dependencies=[Depends(public_or_key("health"))])
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
-    "/ready", summary="Readiness: store reachable, pipelines loaded, models warmed up", response_model=ReadyResponse
+    "/ready",
+    summary="Readiness: store reachable, pipelines loaded, models warmed up",
+    response_model=ReadyResponse,
+    dependencies=[Depends(public_or_key("ready"))],
 )
 async def ready(state: State) -> JSONResponse:
     checks: dict[str, CheckResult] = {"pipelines": CheckResult(status="ok")}
@@ -40,7 +44,12 @@ async def ready(state: State) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(public_or_key("metrics"))],
+)
 async def prometheus_metrics(state: State) -> Response:
     try:  # gauges that describe the store are read at scrape time
         chunks = await asyncio.to_thread(state.pipelines.document_store.count_documents)

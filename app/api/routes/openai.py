@@ -20,13 +20,15 @@ from fastapi.responses import StreamingResponse
 from haystack import logging
 from pydantic import BaseModel, Field
 
+from app.api.auth import Reader
 from app.api.deps import State
-from app.api.schemas import ErrorResponse
+from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError
+from app.services.api_keys import Role
 from app.services.query import stream_answer
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=AUTH_ERRORS)
 MODEL_ID = "rag"
 
 
@@ -60,7 +62,7 @@ def _completion_id() -> str:
 
 
 @router.get("/models", summary="The models this endpoint serves (one: the RAG pipeline)")
-async def models() -> dict[str, Any]:
+async def models(_: Reader) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "ragstack"}]}
 
 
@@ -69,9 +71,10 @@ async def models() -> dict[str, Any]:
     responses={400: {"model": ErrorResponse}, 200: {"content": {"text/event-stream": {}}}},
     summary="OpenAI-compatible chat completion answered by the query pipeline",
 )
-async def chat_completions(body: ChatCompletionRequest, state: State) -> Any:
-    question = _question(body.messages)
+async def chat_completions(body: ChatCompletionRequest, state: State, key: Reader) -> Any:
     collection = body.collection or state.settings.default_collection
+    key.require(Role.READER, collection)
+    question = _question(body.messages)
     if body.stream:
         return StreamingResponse(
             _stream(state, body, question, collection),

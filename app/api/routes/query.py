@@ -12,12 +12,14 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from haystack import logging
 
+from app.api.auth import Reader
 from app.api.deps import State
-from app.api.schemas import ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
+from app.api.schemas import AUTH_ERRORS, ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
+from app.services.api_keys import Role
 from app.services.query import StreamEvent, stream_answer
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/query", tags=["query"])
+router = APIRouter(prefix="/query", tags=["query"], responses=AUTH_ERRORS)
 
 
 @router.post(
@@ -26,11 +28,13 @@ router = APIRouter(prefix="/query", tags=["query"])
     responses={400: {"model": ErrorResponse}},
     summary="Answer a question from a collection, with numbered sources",
 )
-async def query(body: QueryRequest, state: State) -> QueryResponse:
+async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
+    collection = body.collection or state.settings.default_collection
+    key.require(Role.READER, collection)
     result = await asyncio.to_thread(
         state.query.ask,
         body.question,
-        collection=body.collection or state.settings.default_collection,
+        collection=collection,
         top_k=body.top_k,
         filters=body.filters,
         generate=body.generate,
@@ -62,11 +66,13 @@ def _event_data(event: StreamEvent) -> Any:
     description="Events: one `sources` (the numbered passages), then `token` events as the LLM produces them, then "
     "`done` with the answer, the cited numbers and timings; `error` if the pipeline fails mid-way.",
 )
-async def query_stream(body: QueryRequest, state: State) -> StreamingResponse:
+async def query_stream(body: QueryRequest, state: State, key: Reader) -> StreamingResponse:
+    collection = body.collection or state.settings.default_collection
+    key.require(Role.READER, collection)
     events = stream_answer(
         state.query,
         body.question,
-        collection=body.collection or state.settings.default_collection,
+        collection=collection,
         top_k=body.top_k,
         filters=body.filters,
     )

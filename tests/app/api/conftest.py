@@ -28,13 +28,21 @@ def store_profile(request):
 def api_settings(tmp_path_factory, make_tiny_profile, store_profile):
     root = tmp_path_factory.mktemp("api")
     pipelines = make_tiny_profile(root / "pipelines", profile=store_profile)
-    return Settings(data_dir=root / "data", pipelines_dir=pipelines, max_upload_mb=1)
+    return Settings(data_dir=root / "data", pipelines_dir=pipelines, max_upload_mb=1, rate_limit="off")
 
 
 @pytest.fixture(scope="module")
-def client(api_settings):
+def auth_headers(api_settings):
+    """An admin API key on every collection (auth is on in the suite, as in production)."""
+    from servers import admin_headers  # a plugin registered in pytest_configure, after this conftest loads
+
+    return admin_headers(api_settings.data_dir)
+
+
+@pytest.fixture(scope="module")
+def client(api_settings, auth_headers):
     app = create_app(api_settings)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=auth_headers) as test_client:
         yield test_client
 
 

@@ -186,12 +186,12 @@ def test_content_decides_the_type_not_the_name(client, r_intro_pdf):
     assert result["content_type"] == "application/pdf" and result["pages"] == 113
 
 
-def test_pdf_page_limit(api_settings, r_intro_pdf):
+def test_pdf_page_limit(api_settings, auth_headers, r_intro_pdf):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
-    with TestClient(create_app(api_settings.model_copy(update={"max_pdf_pages": 50}))) as limited:
+    with TestClient(create_app(api_settings.model_copy(update={"max_pdf_pages": 50})), headers=auth_headers) as limited:
         response = limited.post("/documents/upload", files=[("files", (r_intro_pdf.name, r_intro_pdf.read_bytes()))])
     assert response.status_code == 413
     assert "113 pages, more than the limit of 50" in response.json()["error"]["detail"]["files"][0]["error"]

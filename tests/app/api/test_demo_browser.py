@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import serve_rag
+from servers import admin_headers, serve_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,9 +38,20 @@ def demo_profile_dir(tmp_path_factory, make_tiny_profile):
 
 
 @pytest.fixture(scope="module")
-def server(demo_profile_dir, tmp_path_factory):
-    with serve_rag(demo_profile_dir, tmp_path_factory.mktemp("demo-data")) as base:
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo-data")
+
+
+@pytest.fixture(scope="module")
+def server(demo_profile_dir, data_dir):
+    """A server with API-key auth on, as in production."""
+    with serve_rag(demo_profile_dir, data_dir, auth=True) as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def api_key(server, data_dir):
+    return admin_headers(data_dir)["Authorization"].removeprefix("Bearer ")
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +67,10 @@ def browser():
 
 
 @pytest.fixture
-def demo_page(browser, server):
-    """A fresh page, and a log of its request URLs, console errors and uncaught exceptions."""
+def demo_page(browser, server, api_key):
+    """A fresh page with an API key already entered, and a log of its request URLs, console errors and exceptions."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+    context.add_init_script(f"sessionStorage.setItem('ragstack.apiKey', {api_key!r})")
     page = context.new_page()
     page.set_default_timeout(30_000)
     log: dict[str, list[str]] = {"requests": [], "problems": []}
@@ -209,3 +221,23 @@ def _run_demo(page: Any, server: str, r_intro_pdf: Path) -> None:
     expect(page.locator("#documents-summary")).to_contain_text("No documents", timeout=60_000)
     expect(page.locator("#documents li")).to_have_count(0)
     expect(page.locator("#documents-message")).to_contain_text("Deleted R-intro.pdf")
+
+
+def test_demo_page_asks_for_an_api_key_and_uses_the_one_entered(browser, server, api_key):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=server)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto("/")
+        page.wait_for_selector("body[data-ready=true]")
+        info = page.locator("#collection-info")
+        assert "API key is required" in info.inner_text()
+        page.fill("#api-key", api_key)
+        page.click("#key-form button[type=submit]")
+        expect(info).not_to_contain_text("API key")  # polls from Python: the page's CSP forbids eval
+        assert page.input_value("#api-key") == ""  # the key is not left in the field
+        assert page.evaluate("sessionStorage.getItem('ragstack.apiKey')") == api_key
+    finally:
+        context.close()

@@ -12,7 +12,7 @@ from app.settings import Settings
 @pytest.fixture(scope="module")
 def plain_client(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo-page")
-    app = create_app(Settings(data_dir=root / "data", pipelines_dir=root / "pipelines"))
+    app = create_app(Settings(data_dir=root / "data", pipelines_dir=root / "pipelines", dev_mode=True))
     return TestClient(app)  # no `with`: the lifespan (pipeline loading) never runs
 
 

@@ -15,6 +15,7 @@ from app.tracing import configure_tracing
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture(scope="module")
 def store_profile():
     """Observability does not depend on the store: run once, on the embedded default."""

@@ -5,10 +5,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def sdk(client, html_file):
+def sdk(client, auth_headers, html_file):
     files = [("files", (html_file.name, html_file.read_bytes(), "text/html"))]
     assert client.post("/documents/upload", files=files, data={"collection": "chat"}).status_code == 200
-    return OpenAI(base_url=f"{client.base_url}/v1", api_key="unused", http_client=client, max_retries=0)
+    return OpenAI(
+        base_url=f"{client.base_url}/v1",
+        api_key=auth_headers["Authorization"].removeprefix("Bearer "),
+        http_client=client,
+        max_retries=0,
+    )
 
 
 def test_models_lists_the_rag_model(sdk):

@@ -14,8 +14,8 @@ def store_profile():
 
 
 @pytest.fixture(scope="module")
-def limited(api_settings):
-    with TestClient(create_app(api_settings.model_copy(update={"max_request_mb": 1}))) as client:
+def limited(api_settings, auth_headers):
+    with TestClient(create_app(api_settings.model_copy(update={"max_request_mb": 1})), headers=auth_headers) as client:
         yield client
 
 
@@ -66,3 +66,13 @@ async def test_middleware_stops_reading_once_past_the_limit():
 def test_bodies_under_the_limit_pass(limited, text_file):
     response = limited.post("/documents/upload", files=[("files", (text_file.name, text_file.read_bytes()))])
     assert response.status_code == 200
+
+
+def test_question_length_and_top_k_bounds_come_from_settings(api_settings, auth_headers):
+    settings = api_settings.model_copy(update={"max_question_chars": 200, "max_top_k": 7})
+    with TestClient(create_app(settings), headers=auth_headers) as client:
+        ok = client.post("/query", json={"question": "q" * 200, "generate": False, "top_k": 7})
+        assert ok.status_code == 200, ok.text
+        long = client.post("/query", json={"question": "q" * 201, "generate": False})
+        assert long.status_code == 400 and "longer than 200 characters" in long.json()["error"]["message"]
+        assert client.post("/query", json={"question": "q", "generate": False, "top_k": 8}).status_code == 400

@@ -12,8 +12,9 @@ from app.settings import Settings
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
-def test_health_ready_and_503_while_postgres_is_down(throwaway_postgres, tmp_path, make_tiny_profile, html_file,
-                                                     monkeypatch):
+def test_health_ready_and_503_while_postgres_is_down(
+    throwaway_postgres, tmp_path, make_tiny_profile, html_file, monkeypatch
+):
     pipelines = make_tiny_profile(tmp_path / "pipelines", profile="pgvector")
     for name in ("indexing.yml", "query.yml"):
         data = yaml.safe_load((pipelines / name).read_text())
@@ -24,7 +25,7 @@ def test_health_ready_and_503_while_postgres_is_down(throwaway_postgres, tmp_pat
         (pipelines / name).write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.setenv("PG_CONN_STR", throwaway_postgres.dsn)
     search = {"question": "What is Python?", "collection": "o", "generate": False, "top_k": 2}
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=pipelines))) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=pipelines, dev_mode=True))) as client:
         files = [("files", (html_file.name, html_file.read_bytes()))]
         assert client.post("/documents/upload", files=files, data={"collection": "o"}).status_code == 200
         before = client.post("/query", json=search).json()["sources"]

@@ -21,13 +21,13 @@ def client(fault_server, tmp_path_factory, make_tiny_profile, html_file):
     root = tmp_path_factory.mktemp("faults")
     pipelines = make_tiny_profile(root / "pipelines", profile="openai")
     query = yaml.safe_load((pipelines / "query.yml").read_text())
-    query["components"]["llm"]["init_parameters"].update(
-        api_base_url=fault_server.base_url, timeout=1.0, max_retries=2
-    )
+    query["components"]["llm"]["init_parameters"].update(api_base_url=fault_server.base_url, timeout=1.0, max_retries=2)
     (pipelines / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-fault-test")
-        with TestClient(create_app(Settings(data_dir=root / "data", pipelines_dir=pipelines))) as test_client:
+        with TestClient(
+            create_app(Settings(data_dir=root / "data", pipelines_dir=pipelines, dev_mode=True))
+        ) as test_client:
             files = [("files", (html_file.name, html_file.read_bytes()))]
             assert test_client.post("/documents/upload", files=files, data={"collection": "f"}).status_code == 200
             yield test_client

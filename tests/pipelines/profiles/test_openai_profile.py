@@ -24,9 +24,12 @@ def client(llama_server, tmp_path_factory, make_tiny_profile, html_file):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-local-test")
         patch.setenv("OPENAI_BASE_URL", llama_server.base_url)  # api_base_url is null in the shipped YAML
-        with TestClient(create_app(Settings(data_dir=root / "data", pipelines_dir=pipelines))) as test_client:
+        with TestClient(
+            create_app(Settings(data_dir=root / "data", pipelines_dir=pipelines, dev_mode=True))
+        ) as test_client:
             upload = test_client.post(
-                "/documents/upload", files=[("files", (html_file.name, html_file.read_bytes()))],
+                "/documents/upload",
+                files=[("files", (html_file.name, html_file.read_bytes()))],
                 data={"collection": "oa"},
             )
             assert upload.status_code == 200, upload.text

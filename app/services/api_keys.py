@@ -1,0 +1,216 @@
+"""API keys: created and revoked by an admin (REST or `rag keys`), stored hashed in SQLite, scoped to collections.
+
+A key reads `rag_<id>_<secret>`: the id finds the row, the secret is never stored (only a SHA-256 of the whole key;
+keys are 256-bit random, so a fast hash is the right one) and is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from app.services.ingest import validate_collection
+
+KEY_PATTERN = re.compile(r"^rag_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+ALL_COLLECTIONS = "*"
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared against when the id is unknown: same timing
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    collections TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+)
+"""
+
+
+class Role(StrEnum):
+    """Each role can do what the roles before it can: reader < writer < admin."""
+
+    READER = "reader"  # query, list collections and documents
+    WRITER = "writer"  # + upload and delete documents
+    ADMIN = "admin"  # + create and drop collections, create and revoke keys
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key (never its secret). `collections` None means every collection."""
+
+    id: str
+    name: str
+    role: Role
+    collections: frozenset[str] | None
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The non-secret part of the key, safe to show and log."""
+        return f"rag_{self.id}"
+
+    def has_role(self, role: Role) -> bool:
+        return self.role.rank >= role.rank
+
+    def allows(self, collection: str) -> bool:
+        return self.collections is None or collection in self.collections
+
+    def require(self, role: Role, collection: str | None = None) -> None:
+        """Raise PermissionDeniedError unless this key has `role` (and may use `collection`)."""
+        if not self.has_role(role):
+            raise PermissionDeniedError(f"this API key has role {self.role.value!r}; {role.value!r} is needed")
+        if collection is not None and not self.allows(collection):
+            raise PermissionDeniedError(f"this API key may not use collection {collection!r}")
+
+    def covers(self, other: ApiKey | frozenset[str] | None) -> bool:
+        """True when every collection of `other` (a key or a scope) is within this key's scope."""
+        scope = other.collections if isinstance(other, ApiKey) else other
+        if self.collections is None:
+            return True
+        return scope is not None and scope <= self.collections
+
+
+DEV_KEY = ApiKey(id="dev", name="dev mode", role=Role.ADMIN, collections=None, created_at="")
+
+
+def parse_scope(collections: list[str] | None) -> frozenset[str] | None:
+    """`["*"]` (or nothing) is every collection; otherwise validated collection names."""
+    if not collections or ALL_COLLECTIONS in collections:
+        if collections and len(collections) > 1:
+            raise InvalidInputError("'*' (every collection) cannot be combined with collection names")
+        return None
+    return frozenset(validate_collection(c) for c in collections)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def bootstrap_admin_key(keys: KeyStore, path: Path) -> Path | None:
+    """First start with no key at all: create an admin key and write it to `path` (mode 600), else None."""
+    created = keys.create(name="bootstrap admin", role=Role.ADMIN, collections=None, only_if_empty=True)
+    if created is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(created[1] + "\n")
+    return path
+
+
+class KeyStore:
+    """The `api_keys` table of a SQLite file (one short connection per call: safe across threads and processes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @staticmethod
+    def _row(row: tuple[str, str, str, str, str, str | None]) -> ApiKey:
+        key_id, name, role, collections, created_at, revoked_at = row
+        scope = json.loads(collections)
+        return ApiKey(
+            id=key_id,
+            name=name,
+            role=Role(role),
+            collections=None if scope == [ALL_COLLECTIONS] else frozenset(scope),
+            created_at=created_at,
+            revoked_at=revoked_at,
+        )
+
+    def create(
+        self, *, name: str, role: Role, collections: frozenset[str] | None, only_if_empty: bool = False
+    ) -> tuple[ApiKey, str] | None:
+        """A new key and its secret (shown once). With `only_if_empty`, None when any key exists already."""
+        if not name or len(name) > 100:
+            raise InvalidInputError("a key name is 1-100 characters")
+        key_id = secrets.token_hex(6)
+        secret = f"rag_{key_id}_{secrets.token_urlsafe(32)}"
+        record = ApiKey(id=key_id, name=name, role=role, collections=collections, created_at=_now())
+        scope = [ALL_COLLECTIONS] if collections is None else sorted(collections)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # serializes the first-start bootstrap between worker processes
+            if only_if_empty and db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
+                db.execute("ROLLBACK")
+                return None
+            db.execute(
+                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key_id, name, role.value, json.dumps(scope), hash_key(secret), record.created_at),
+            )
+            db.execute("COMMIT")
+        return record, secret
+
+    def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        sql = "SELECT id, name, role, collections, created_at, revoked_at FROM api_keys"
+        if not include_revoked:
+            sql += " WHERE revoked_at IS NULL"
+        with self._connect() as db:
+            return [self._row(r) for r in db.execute(sql + " ORDER BY created_at, id")]
+
+    def get(self, key_id: str) -> ApiKey:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT id, name, role, collections, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"API key {key_id!r} does not exist")
+        return self._row(row)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke at once (every process checks the table on each request); 404 for an unknown id."""
+        key = self.get(key_id)
+        if key.revoked_at is None:
+            with self._connect() as db:
+                db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id))
+        return self.get(key_id)
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        """The active key matching `presented`, else None; the secret comparison is constant-time."""
+        match = KEY_PATTERN.fullmatch(presented)
+        row = None
+        if match:
+            with self._connect() as db:
+                row = db.execute(
+                    "SELECT id, name, role, collections, created_at, revoked_at, key_hash FROM api_keys WHERE id = ?",
+                    (match.group(1),),
+                ).fetchone()
+        expected = row[6] if row else _DUMMY_HASH
+        if not hmac.compare_digest(hash_key(presented), expected) or row is None:
+            return None
+        key = self._row(row[:6])
+        return None if key.revoked_at else key

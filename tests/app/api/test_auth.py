@@ -1,0 +1,361 @@
+"""API-key auth on every endpoint: 401 without a key, 403 outside the key's role or collections, success within."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.services.api_keys import KeyStore, Role
+
+TEXT = b"The lighthouse keeper lights the lamp at dusk and logs every passing ship in the register."
+
+
+@pytest.fixture(scope="module")
+def store_profile():
+    """Auth sits in front of the routes: one store is enough."""
+    return "default"
+
+
+@pytest.fixture(scope="module")
+def keys(api_settings) -> dict[str, str]:
+    store = KeyStore(api_settings.keys_db)
+
+    def make(role: Role, *collections: str) -> str:
+        created = store.create(
+            name=f"{role.value}-{'-'.join(collections) or 'all'}", role=role, collections=frozenset(collections) or None
+        )
+        assert created is not None
+        return created[1]
+
+    return {
+        "admin": make(Role.ADMIN),
+        "admin_alpha": make(Role.ADMIN, "alpha", "alpha-new"),
+        "writer_alpha": make(Role.WRITER, "alpha"),
+        "reader_alpha": make(Role.READER, "alpha"),
+        "reader_beta": make(Role.READER, "beta"),
+    }
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def api(api_settings, keys):
+    """A client that sends no key by default; alpha and beta each hold one document."""
+    with TestClient(create_app(api_settings)) as client:
+        for collection in ("alpha", "beta"):
+            files = [("files", (f"{collection}.txt", TEXT + collection.encode(), "text/plain"))]
+            upload = client.post(
+                "/documents/upload", files=files, data={"collection": collection}, headers=bearer(keys["admin"])
+            )
+            assert upload.status_code == 200, upload.text
+        yield client
+
+
+def _document_in(client: TestClient, admin: str, collection: str) -> str:
+    files = [("files", ("doc.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
+    upload = client.post("/documents/upload", files=files, data={"collection": collection}, headers=bearer(admin))
+    return str(upload.json()["files"][0]["document_id"])
+
+
+def _job_in(client: TestClient, admin: str, collection: str) -> str:
+    files = [("files", ("job.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
+    upload = client.post(
+        "/documents/upload",
+        params={"async": "true"},
+        files=files,
+        data={"collection": collection},
+        headers=bearer(admin),
+    )
+    assert upload.status_code == 202, upload.text
+    return str(upload.json()["job_id"])
+
+
+def _key_in(client: TestClient, admin: str, collection: str) -> str:
+    body = {"name": "victim", "role": "reader", "collections": [collection]}
+    return str(client.post("/keys", json=body, headers=bearer(admin)).json()["id"])
+
+
+@dataclass
+class Case:
+    """One endpoint: how to call it on `collection`, the role it needs and the status it answers on success."""
+
+    method: str
+    path: str
+    role: str
+    ok: int | set[int]
+    call: Callable[[TestClient, dict[str, str], str, dict[str, str]], Any]
+
+
+def _query(path: str, extra: dict[str, Any] | None = None) -> Callable[..., Any]:
+    def call(client: TestClient, keys: dict[str, str], collection: str, headers: dict[str, str]) -> Any:
+        body = {"question": "When is the lamp lit?", "collection": collection, "generate": False, **(extra or {})}
+        return client.post(path, json=body, headers=headers)
+
+    return call
+
+
+def _chat(client: TestClient, keys: dict[str, str], collection: str, headers: dict[str, str]) -> Any:
+    body = {"messages": [{"role": "user", "content": "When is the lamp lit?"}], "collection": collection}
+    return client.post("/v1/chat/completions", json=body, headers=headers)
+
+
+CASES = {
+    "list documents": Case(
+        "GET",
+        "/documents",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get("/documents", params={"collection": col}, headers=h),
+    ),
+    "upload": Case(
+        "POST",
+        "/documents/upload",
+        "writer",
+        200,
+        lambda c, k, col, h: c.post(
+            "/documents/upload",
+            files=[("files", ("new.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))],
+            data={"collection": col},
+            headers=h,
+        ),
+    ),
+    "delete document": Case(
+        "DELETE",
+        "/documents/{document_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.delete(f"/documents/{_document_in(c, k['admin'], col)}", headers=h),
+    ),
+    "query": Case("POST", "/query", "reader", 200, _query("/query")),
+    "query stream": Case("POST", "/query/stream", "reader", 200, _query("/query/stream")),
+    "chat completions": Case("POST", "/v1/chat/completions", "reader", 200, _chat),
+    "create collection": Case(
+        "POST",
+        "/collections",
+        "admin",
+        201,
+        lambda c, k, col, h: (
+            c.delete(f"/collections/{col}-new", headers=bearer(k["admin"]))
+            and c.post("/collections", json={"name": f"{col}-new"}, headers=h)
+        ),
+    ),
+    "drop collection": Case(
+        "DELETE",
+        "/collections/{name}",
+        "admin",
+        204,
+        lambda c, k, col, h: (
+            c.post("/collections", json={"name": f"{col}-new"}, headers=bearer(k["admin"]))
+            and c.delete(f"/collections/{col}-new", headers=h)
+        ),
+    ),
+    "create key": Case(
+        "POST",
+        "/keys",
+        "admin",
+        201,
+        lambda c, k, col, h: c.post("/keys", json={"name": "n", "role": "reader", "collections": [col]}, headers=h),
+    ),
+    "job status": Case(
+        "GET",
+        "/jobs/{job_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/jobs/{_job_in(c, k['admin'], col)}", headers=h),
+    ),
+    # a job may finish before the call: 409 (nothing to cancel or retry) also means the key was let through
+    "cancel job": Case(
+        "POST",
+        "/jobs/{job_id}/cancel",
+        "writer",
+        {200, 409},
+        lambda c, k, col, h: c.post(f"/jobs/{_job_in(c, k['admin'], col)}/cancel", headers=h),
+    ),
+    "retry job": Case(
+        "POST",
+        "/jobs/{job_id}/retry",
+        "writer",
+        {200, 409},
+        lambda c, k, col, h: c.post(f"/jobs/{_job_in(c, k['admin'], col)}/retry", headers=h),
+    ),
+    "revoke key": Case(
+        "DELETE",
+        "/keys/{key_id}",
+        "admin",
+        204,
+        lambda c, k, col, h: c.delete(f"/keys/{_key_in(c, k['admin'], col)}", headers=h),
+    ),
+}
+# Endpoints every valid key may call; what they show is filtered by the key's scope (tested below).
+UNSCOPED = {("GET", "/collections"), ("GET", "/keys"), ("GET", "/v1/models"), ("GET", "/jobs")}
+PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/")}
+
+# the key with exactly the needed role on alpha; a key one role short, or the right role on another collection
+SUCCESS_KEY = {"reader": "reader_alpha", "writer": "writer_alpha", "admin": "admin_alpha"}
+WRONG_ROLE_KEY = {"writer": "reader_alpha", "admin": "writer_alpha"}
+
+
+def test_every_route_is_covered_by_the_matrix(api):
+    routes = {
+        (method, route.path) for route in api.app.routes if isinstance(route, APIRoute) for method in route.methods
+    }
+    covered = {(case.method, case.path) for case in CASES.values()} | UNSCOPED | PUBLIC
+    assert routes - covered == set(), "a new route needs an auth case in tests/app/api/test_auth.py"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_no_key_is_401(api, keys, name):
+    response = CASES[name].call(api, keys, "alpha", {})
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_an_unknown_or_malformed_key_is_401(api, keys, name):
+    forged = keys["admin"][:-4] + "AAAA"
+    for headers in (bearer(forged), {"X-API-Key": "not-a-key"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+        assert CASES[name].call(api, keys, "alpha", headers).status_code == 401
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_outside_the_keys_collections_is_403(api, keys, name):
+    case = CASES[name]
+    other = {"reader": "reader_beta", "writer": "writer_alpha", "admin": "admin_alpha"}[case.role]
+    collection = "alpha" if case.role == "reader" else "beta"  # reader_beta on alpha; alpha keys on beta
+    response = case.call(api, keys, collection, bearer(keys[other]))
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.role != "reader"])
+def test_a_lower_role_is_403(api, keys, name):
+    case = CASES[name]
+    response = case.call(api, keys, "alpha", bearer(keys[WRONG_ROLE_KEY[case.role]]))
+    assert response.status_code == 403, response.text
+    assert "role" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_right_key_succeeds(api, keys, name):
+    case = CASES[name]
+    response = case.call(api, keys, "alpha", bearer(keys[SUCCESS_KEY[case.role]]))
+    assert response.status_code in ({case.ok} if isinstance(case.ok, int) else case.ok), response.text
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_x_api_key_header_works_too(api, keys, name):
+    case = CASES[name]
+    response = case.call(api, keys, "alpha", {"X-API-Key": keys[SUCCESS_KEY[case.role]]})
+    assert response.status_code in ({case.ok} if isinstance(case.ok, int) else case.ok), response.text
+
+
+def test_unscoped_listings_need_a_key_and_show_only_the_keys_collections(api, keys):
+    for path in ("/collections", "/keys", "/v1/models", "/jobs"):
+        assert api.get(path).status_code == 401
+    _job_in(api, keys["admin"], "beta")
+    _job_in(api, keys["admin"], "alpha")
+    beta_jobs = api.get("/jobs", headers=bearer(keys["reader_beta"])).json()["jobs"]
+    assert beta_jobs and {j["collection"] for j in beta_jobs} == {"beta"}
+    assert api.get("/jobs", params={"collection": "alpha"}, headers=bearer(keys["reader_beta"])).status_code == 403
+    all_jobs = api.get("/jobs", headers=bearer(keys["admin"])).json()["jobs"]
+    assert {"alpha", "beta"} <= {j["collection"] for j in all_jobs}
+    names = {c["name"] for c in api.get("/collections", headers=bearer(keys["reader_beta"])).json()}
+    assert names == {"beta"}
+    assert {"alpha", "beta"} <= {c["name"] for c in api.get("/collections", headers=bearer(keys["admin"])).json()}
+    assert api.get("/v1/models", headers=bearer(keys["reader_beta"])).status_code == 200
+    assert api.get("/keys", headers=bearer(keys["writer_alpha"])).status_code == 403
+    scoped = api.get("/keys", headers=bearer(keys["admin_alpha"])).json()
+    assert scoped and all(set(k["collections"]) <= {"alpha", "alpha-new"} for k in scoped)
+    assert all("key" not in k for k in scoped)  # secrets are never listed
+    everything = api.get("/keys", headers=bearer(keys["admin"])).json()
+    assert len(everything) > len(scoped)
+
+
+def test_a_scoped_admin_cannot_grant_more_than_it_has(api, keys):
+    for collections in (["*"], ["alpha", "beta"]):
+        body = {"name": "escalate", "role": "admin", "collections": collections}
+        assert api.post("/keys", json=body, headers=bearer(keys["admin_alpha"])).status_code == 403
+
+
+def test_a_created_key_works_at_once_and_a_revoked_one_is_refused_at_once(api, keys):
+    created = api.post(
+        "/keys", json={"name": "ci", "role": "reader", "collections": ["alpha"]}, headers=bearer(keys["admin"])
+    ).json()
+    assert created["key"].startswith(created["prefix"] + "_") and created["role"] == "reader"
+    search = {"question": "lamp", "collection": "alpha", "generate": False}
+    assert api.post("/query", json=search, headers=bearer(created["key"])).status_code == 200
+    assert api.delete(f"/keys/{created['id']}", headers=bearer(keys["admin"])).status_code == 204
+    refused = api.post("/query", json=search, headers=bearer(created["key"]))
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
+    assert api.delete("/keys/000000000000", headers=bearer(keys["admin"])).status_code == 404
+
+
+def test_bad_key_requests_are_4xx(api, keys):
+    admin = bearer(keys["admin"])
+    assert api.post("/keys", json={"name": "x", "role": "root"}, headers=admin).status_code == 422
+    assert (
+        api.post("/keys", json={"name": "x", "role": "reader", "collections": ["../etc"]}, headers=admin).status_code
+        == 400
+    )
+    mixed = {"name": "x", "role": "reader", "collections": ["*", "alpha"]}
+    assert api.post("/keys", json=mixed, headers=admin).status_code == 400
+
+
+def test_health_ready_metrics_are_public_by_default_and_can_require_a_key(api_settings, api, keys):
+    for path in ("/health", "/ready", "/metrics"):
+        assert api.get(path).status_code == 200
+    closed = api_settings.model_copy(update={"public_endpoints": set()})
+    with TestClient(create_app(closed)) as client:
+        for path in ("/health", "/ready", "/metrics"):
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers=bearer(keys["reader_beta"])).status_code == 200
+        assert client.get("/").status_code == 200  # the demo page itself is static; its API calls need a key
+
+
+def test_dev_mode_needs_no_key(api_settings):
+    with TestClient(create_app(api_settings.model_copy(update={"dev_mode": True}))) as client:
+        assert client.post("/collections", json={"name": "devmode"}).status_code == 201
+        assert client.delete("/collections/devmode").status_code == 204
+
+
+def test_rate_limit_is_per_key_with_retry_after(api_settings, keys):
+    limited = api_settings.model_copy(update={"rate_limit": "3/minute"})
+    with TestClient(create_app(limited)) as client:
+        first = bearer(keys["reader_alpha"])
+        statuses = [client.get("/collections", headers=first).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        refused = client.get("/collections", headers=first)
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert client.get("/collections", headers=bearer(keys["reader_beta"])).status_code == 200  # its own budget
+        assert client.get("/health").status_code == 200  # public endpoints are not limited
+
+
+def test_first_start_without_keys_writes_an_admin_key_file(tmp_path, api_settings):
+    fresh = api_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    with TestClient(create_app(fresh)) as client:
+        key_file = fresh.bootstrap_key_file
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_text().strip()
+        assert client.post("/collections", json={"name": "boot"}, headers=bearer(key)).status_code == 201
+    key_file.unlink()
+    with TestClient(create_app(fresh)):
+        assert not key_file.exists()  # keys exist now: no second bootstrap key
+
+
+@pytest.mark.integration
+def test_rate_limit_counters_can_be_shared_through_redis(api_settings, keys, redis_server):
+    shared = api_settings.model_copy(update={"rate_limit": "3/minute", "rate_limit_storage": redis_server})
+    key = bearer(keys["reader_alpha"])
+    with TestClient(create_app(shared)) as first, TestClient(create_app(shared)) as second:
+        assert [c.get("/collections", headers=key).status_code for c in (first, second, first)] == [200, 200, 200]
+        refused = second.get("/collections", headers=key)  # the other "worker" saw the same three requests
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
