@@ -39,6 +39,8 @@ class ParseTimeoutError(ExtractionError):
     """Parsing the file took longer than RAG_PARSE_TIMEOUT_S; its parser was stopped."""
 
     code = "parse_timeout"
+
+
 class AuthenticationError(RagError):
     """No API key, or one that is unknown or revoked."""
 

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
         description="Characters of text one file may yield; a file with more fails with 413 before it is split or "
         "embedded (5 M characters: ~2,000 book pages, ~1 h of embedding on 2 cores). "
         "Exported as RAG_MAX_TEXT_CHARS for the pipeline YAML.",
+    )
     dev_mode: bool = Field(
         default=False,
         description="Development only: API-key auth and rate limits off (every request acts as an admin). "
