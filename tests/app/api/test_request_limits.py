@@ -1,10 +1,12 @@
-"""Request bodies over RAG_MAX_REQUEST_MB get a JSON 413 before they are read."""
+"""Request limits: bodies over RAG_MAX_REQUEST_MB (413 before they are read), files per upload, question length,
+top_k bounds, and a scanned PDF when OCR is off."""
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api.middleware import BodySizeLimitMiddleware
 from app.main import create_app
+from app.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,28 @@ def test_question_length_and_top_k_bounds_come_from_settings(api_settings, auth_
         long = client.post("/query", json={"question": "q" * 201, "generate": False})
         assert long.status_code == 400 and "longer than 200 characters" in long.json()["error"]["message"]
         assert client.post("/query", json={"question": "q", "generate": False, "top_k": 8}).status_code == 400
+
+
+def test_more_files_than_allowed_is_a_400(api_settings, auth_headers, text_file):
+    with TestClient(create_app(api_settings.model_copy(update={"max_files_per_upload": 2})), headers=auth_headers) as c:
+        files = [("files", (f"{n}.txt", text_file.read_bytes() + str(n).encode(), "text/plain")) for n in range(3)]
+        refused = c.post("/documents/upload", files=files, data={"collection": "many"})
+        assert refused.status_code == 400 and "at most 2 files" in refused.json()["error"]["message"]
+        assert c.get("/documents", params={"collection": "many"}).json()["total"] == 0
+
+
+def test_an_image_only_pdf_without_ocr_is_a_422_with_a_reason(tmp_path, make_tiny_profile, linn_pdf):
+    import yaml
+    from servers import admin_headers
+
+    pipelines = make_tiny_profile(tmp_path / "pipelines")
+    indexing = yaml.safe_load((pipelines / "indexing.yml").read_text())
+    indexing["components"]["pdf_converter"]["init_parameters"]["converter"]["init_parameters"]["ocr"] = "off"
+    (pipelines / "indexing.yml").write_text(yaml.safe_dump(indexing, sort_keys=False))
+    settings = Settings(data_dir=tmp_path / "data", pipelines_dir=pipelines)
+    with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as client:
+        response = client.post("/documents/upload", files=[("files", (linn_pdf.name, linn_pdf.read_bytes()))])
+        assert response.status_code == 422
+        result = response.json()["error"]["detail"]["files"][0]
+        assert result["error_code"] == "extraction_failed" and "no text could be extracted" in result["error"]
+        assert client.app.state.rag.pipelines.document_store.count_documents() == 0
