@@ -165,6 +165,8 @@ class TestInit:
             {"indexed_meta_fields": ["a", "a"]},
             {"vector_index_min_rows": -1},
             {"optimize_every_writes": -1},
+            {"index_cache_mb": 0},
+            {"metadata_cache_mb": True},
         ],
     )
     def test_invalid_arguments_raise(self, kwargs: dict[str, Any]) -> None:
@@ -207,6 +209,8 @@ class TestInit:
             vector_index_min_rows=500,
             vector_search_rows=1000,
             optimize_every_writes=7,
+            index_cache_mb=32,
+            metadata_cache_mb=8,
         )
         data = s.to_dict()
         assert data == {
@@ -219,6 +223,8 @@ class TestInit:
                 "vector_index_min_rows": 500,
                 "vector_search_rows": 1000,
                 "optimize_every_writes": 7,
+                "index_cache_mb": 32,
+                "metadata_cache_mb": 8,
             },
         }
         restored = LanceDBDocumentStore.from_dict(data)
