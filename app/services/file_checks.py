@@ -42,10 +42,15 @@ class FileLimits:
     max_unzipped_mb: int = 200
 
 
+def looks_like_pdf(head: bytes) -> bool:
+    """True when the first KiB holds a PDF header (readers accept junk before it, so do we)."""
+    return b"%PDF-" in head[:1024]
+
+
 def sniff_content_type(data: bytes, guessed: str | None) -> str:
     """The content type the bytes show; `guessed` (from the name) only picks among text formats."""
     head = data[:2048]
-    if b"%PDF-" in head[:1024]:
+    if looks_like_pdf(head):
         return PDF
     for magic, mime in _IMAGE_MAGIC:
         if head.startswith(magic):

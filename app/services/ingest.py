@@ -159,7 +159,7 @@ class IngestService:
 
     def _discard_after_failure(self, collection: str, document_id: str, name: str) -> None:
         try:
-            removed = self.discard(collection, document_id) if self.is_indexed(collection, document_id) else 0
+            removed = self.discard(collection, document_id)  # one delete; it finds nothing when nothing was written
         except (DocumentStoreError, OSError, RuntimeError, ValueError) as error:  # store down: the next run cleans up
             logger.warning("Could not remove partial chunks of {file}: {error}", file=name, error=str(error))
             return

@@ -35,7 +35,7 @@ from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
 
 from app.errors import ConflictError, NotFoundError, RagError
-from app.services.file_checks import pdf_page_count
+from app.services.file_checks import looks_like_pdf, pdf_page_count
 from app.services.ingest import IngestResult, IngestService, document_id_for, guess_content_type
 from app.timing import watch_components
 from app.upstream import upstream_error
@@ -698,7 +698,7 @@ class JobService:
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
             return spec
         spec["document_id"] = document_id_for(collection, hashlib.sha256(upload.data).hexdigest())
-        spec["pages_total"] = (pdf_page_count(upload.data) if b"%PDF-" in upload.data[:1024] else None) or 1
+        spec["pages_total"] = (pdf_page_count(upload.data) if looks_like_pdf(upload.data) else None) or 1
         directory = self.jobs_dir / job_id
         directory.mkdir(parents=True, exist_ok=True)
         _write_durably(directory / str(index), upload.data)

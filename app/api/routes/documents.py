@@ -26,7 +26,7 @@ from app.api.schemas import (
 )
 from app.errors import InvalidInputError
 from app.services.api_keys import Role
-from app.services.file_checks import pdf_page_count
+from app.services.file_checks import looks_like_pdf, pdf_page_count
 from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
 from app.services.jobs import UploadedFile
 
@@ -68,7 +68,7 @@ async def _is_large(state: RagState, files: list[UploadFile], limit: int) -> boo
     for upload_file in files:
         head = await upload_file.read(1024)
         await upload_file.seek(0)
-        if b"%PDF-" not in head:
+        if not looks_like_pdf(head):
             continue
         data = await _read_limited(upload_file, limit)
         await upload_file.seek(0)
