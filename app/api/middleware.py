@@ -14,6 +14,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.api.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +125,7 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         limit_mb = self.max_bytes / 1024 / 1024
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body larger than {limit_mb:g} MiB",
-                    "detail": None,
-                }
-            }
-        ).encode()
+        body = json.dumps(error_body("payload_too_large", f"request body larger than {limit_mb:g} MiB")).encode()
         metrics.ERRORS.labels(type="payload_too_large").inc()
         await send(
             {
