@@ -1,0 +1,33 @@
+"""Init-argument checks shared by the components (one wording for every bounded integer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _describe(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"an integer between {minimum} and {maximum}"
+    if minimum == 1:
+        return "a positive integer"
+    if minimum is not None:
+        return f"an integer >= {minimum}"
+    if maximum is not None:
+        return f"an integer <= {maximum}"
+    return "an integer"
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return `value` if it is an int (not a bool) within `[minimum, maximum]`; raise ValueError naming `name`.
+
+    >>> check_int(5, "top_k", minimum=1)
+    5
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise ValueError(f"{name} must be {_describe(minimum, maximum)}, got {value!r}")
+    return value
