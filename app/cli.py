@@ -14,12 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.composition import Services, build_services, key_store
 from app.errors import RagError
-from app.pipeline_loader import PipelineLoadError, PipelineSet, load_pipelines
+from app.pipeline_loader import PipelineLoadError
 from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, parse_scope
-from app.services.collections import CollectionService
-from app.services.ingest import IngestService
-from app.services.query import QueryService
 from app.settings import Settings
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -46,11 +44,10 @@ SUPPORTED_SUFFIXES = {
 }
 
 
-def _load() -> tuple[Settings, PipelineSet]:
-    settings = Settings()
-    settings.export_env()
+def _services(settings: Settings | None = None) -> Services:
+    """The same services the API builds (app.composition), so every limit in Settings applies here too."""
     try:
-        return settings, load_pipelines(settings.pipelines_dir)
+        return build_services(settings or Settings())
     except PipelineLoadError as error:
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
@@ -79,7 +76,9 @@ def _parse_tags(tags: list[str]) -> dict[str, str]:
 @cli.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
-    collection: Annotated[str, typer.Option("--collection", "-c", help="Target collection.")] = "default",
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="Target collection (default RAG_DEFAULT_COLLECTION).")
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Metadata tag key=value (repeatable).")] = None,
 ) -> None:
     """Index files (PDF, DOCX, TXT, MD, CSV, HTML, images) into a collection."""
@@ -88,8 +87,9 @@ def ingest(
     if not files:
         err_console.print("[red]error:[/red] no files to ingest")
         raise typer.Exit(code=2)
-    _, pipelines = _load()
-    service = IngestService(pipelines)
+    services = _services()
+    collection = collection or services.settings.default_collection
+    service = services.ingest
     pages = chunks = failed = 0
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -122,17 +122,19 @@ def ingest(
 @cli.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve.")] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="Collection (default RAG_DEFAULT_COLLECTION).")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Passages (default RAG_DEFAULT_TOP_K).")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print tokens as they are generated.")] = False,
     search_only: Annotated[bool, typer.Option("--search-only", help="Return passages only, no LLM call.")] = False,
     filters: Annotated[str | None, typer.Option("--filters", help="Haystack filter as JSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
 ) -> None:
     """Answer a question from a collection, with numbered sources."""
-    settings, pipelines = _load()
-    pipelines.query.pipeline.warm_up()  # load the models before the clock starts
-    service = QueryService(pipelines, default_top_k=settings.default_top_k, max_top_k=settings.max_top_k)
+    services = _services()
+    services.pipelines.query.pipeline.warm_up()  # load the models before the clock starts
+    service = services.query
     parsed_filters = None
     if filters:
         try:
@@ -149,7 +151,7 @@ def ask(
     try:
         result = service.ask(
             question,
-            collection=collection,
+            collection=collection or services.settings.default_collection,
             top_k=top_k,
             filters=parsed_filters,
             generate=not search_only,
@@ -194,9 +196,8 @@ def ask(
 @cli.command()
 def collections() -> None:
     """List collections with their document and chunk counts."""
-    settings, pipelines = _load()
     table = Table("collection", "documents", "chunks")
-    for info in CollectionService(pipelines.document_store, settings.collections_registry).list():
+    for info in _services().collections.list():
         table.add_row(info.name, str(info.documents), str(info.chunks))
     console.print(table)
 
@@ -228,6 +229,7 @@ def evaluate(
     gate: Annotated[Path | None, typer.Option(help="JSON thresholds; exit 1 when a metric is below.")] = None,
 ) -> None:
     """Evaluate pipelines on a question set: retrieval, answer, refusal and latency metrics (A/B with two dirs)."""
+    from app.composition import eval_services
     from app.eval_report import console_table, write_reports
     from app.services.evaluation import Evaluator, load_eval_set
 
@@ -248,7 +250,7 @@ def evaluate(
     names = ["A", "B"] if len(dirs) == 2 else ["pipeline"]
     for name, directory in zip(names, dirs, strict=False):
         try:
-            evaluator = Evaluator(directory, data_dir=data_dir or settings.data_dir / "eval")
+            evaluator = Evaluator(eval_services(settings, directory, data_dir or settings.data_dir / "eval"))
         except PipelineLoadError as error:
             err_console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(code=2) from error
@@ -330,7 +332,7 @@ cli.add_typer(keys_cli, name="keys")
 
 
 def _key_store() -> KeyStore:
-    return KeyStore(Settings().keys_db)
+    return key_store(Settings())
 
 
 @keys_cli.command("create")
@@ -387,16 +389,22 @@ def worker(
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
 ) -> None:
     """Run background ingestion jobs from the Redis queue (RAG_JOB_QUEUE=redis); pipelines load once per process."""
-    if Settings().job_queue != "redis":
+    settings = Settings()
+    if settings.job_queue != "redis":
         err_console.print(
             "[red]error:[/red] `rag worker` serves the Redis job queue: set RAG_JOB_QUEUE=redis and RAG_REDIS_URL "
             "(with the default RAG_JOB_QUEUE=embedded, `rag serve` runs the jobs itself)"
         )
         raise typer.Exit(code=2)
-    settings, pipelines = _load()
+    from app.composition import load_pipeline_set
     from app.logs import configure_logging
     from app.services.jobs import run_rq_worker
 
+    try:
+        pipelines = load_pipeline_set(settings)
+    except PipelineLoadError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
     configure_logging(settings)
     run_rq_worker(settings, pipelines, burst=burst)
 
@@ -404,8 +412,9 @@ def worker(
 @cli.command()
 def warmup() -> None:
     """Load both pipelines and their models once (reassembles and verifies the packaged LLM)."""
-    settings, pipelines = _load()
-    pipelines.warm_up()
+    services = _services()
+    services.pipelines.warm_up()
+    settings = services.settings
     console.print(
         f"pipelines from {settings.pipelines_dir} loaded and warmed up; data dir {settings.data_dir.resolve()}"
     )

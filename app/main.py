@@ -9,15 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from haystack import logging
 
-from app.api.deps import RagState
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query
 from app.api.routes.demo import mount_demo
 from app.logs import configure_logging
-from app.pipeline_loader import load_pipelines
+from app.composition import Services, build_services, job_runner, load_pipeline_set
 from app.services.api_keys import bootstrap_admin_key
-from app.services.jobs import EmbeddedWorker, JobRunner, JobStore, RedisQueue, requeue_unowned
+from app.services.jobs import EmbeddedWorker, JobStore, RedisQueue, requeue_unowned
 from app.settings import Settings
 from app.tracing import configure_tracing
 
@@ -31,7 +30,7 @@ its numbered sources, `[n]` matching `sources[].n`.
 
 
 @asynccontextmanager
-async def background_jobs(settings: Settings, state: RagState) -> AsyncIterator[None]:
+async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[None]:
     """Embedded: an in-process worker runs (and resumes) the jobs. Redis: jobs are enqueued for `rag worker`
     processes, and this process re-queues the jobs of workers that died."""
     if settings.job_queue == "redis":
@@ -44,13 +43,7 @@ async def background_jobs(settings: Settings, state: RagState) -> AsyncIterator[
         finally:
             watchdog.cancel()
         return
-    runner = JobRunner(
-        state.jobs.store,
-        state.ingest,
-        settings.jobs_dir,
-        lease_seconds=settings.job_lease_seconds,
-        on_indexed=state.collections.register,
-    )
+    runner = job_runner(settings, state.pipelines, state.jobs.store)
     worker = EmbeddedWorker(runner, state.ingest_slots)
     state.jobs.notify = worker.wake
     worker.start()
@@ -73,10 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.export_env()
         configure_tracing(settings)
-        pipelines = load_pipelines(settings.pipelines_dir)
-        state = RagState.build(settings, pipelines)
+        pipelines = load_pipeline_set(settings)
+        state = build_services(settings, pipelines)
         if settings.dev_mode:
             logger.warning("Dev mode: API-key auth and rate limits are OFF; never expose this server")
         elif (key_file := bootstrap_admin_key(state.keys, settings.bootstrap_key_file)) is not None:

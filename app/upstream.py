@@ -19,6 +19,7 @@ from types import ModuleType
 
 import openai
 import psycopg
+from haystack.errors import FilterError
 from psycopg_pool import PoolTimeout
 
 from app.errors import UpstreamBadGatewayError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
@@ -97,4 +98,16 @@ def upstream_error(error: BaseException) -> UpstreamError | None:
         classified = _classify_one(link)
         if classified is not None:
             return classified
+    return None
+
+
+def filter_mismatch(error: BaseException) -> BaseException | None:
+    """The store's complaint about a filter's values (a type that cannot be compared with the stored one), if any.
+
+    Haystack's in-memory matching (LanceDB) raises `FilterError`; PostgreSQL refuses the cast or the comparison
+    (`DataError`: "invalid input syntax for type integer", `UndefinedFunction`: "operator does not exist").
+    """
+    for link in _chain(error):
+        if isinstance(link, FilterError | psycopg.DataError | psycopg.errors.UndefinedFunction):
+            return link
     return None

@@ -35,15 +35,13 @@ def main() -> None:
             embedder["batch_size"] = args.batch_size
 
     temp_profile(edit_indexing=edit)
-    from app.pipeline_loader import load_pipelines
-    from app.services.ingest import IngestService
+    from app.composition import build_services
     from app.settings import Settings
 
-    settings = Settings()
-    settings.export_env()
-    pipelines = load_pipelines(settings.pipelines_dir)
+    services = build_services(Settings())
+    pipelines = services.pipelines
     pipelines.indexing.pipeline.warm_up()
-    service = IngestService(pipelines)
+    service = services.ingest
     started = time.perf_counter()
     result = service.ingest_path(Path(args.pdf), collection="bench")
     elapsed = time.perf_counter() - started

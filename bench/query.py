@@ -82,13 +82,11 @@ def main() -> None:
 
     for size in args.sizes:
         temp_profile(edit_query=edit, edit_indexing=edit, source=args.profile)
-        from app.pipeline_loader import load_pipelines
-        from app.services.query import QueryService
+        from app.composition import build_services
         from app.settings import Settings
 
-        settings = Settings()
-        settings.export_env()
-        pipelines = load_pipelines(settings.pipelines_dir)
+        services = build_services(Settings())
+        pipelines = services.pipelines
         store = pipelines.document_store
         started = time.perf_counter()
         if args.profile == "pgvector":
@@ -109,7 +107,7 @@ def main() -> None:
         if hasattr(store, "create_indices"):  # LanceDB builds its indexes after loading; pgvector keeps HNSW live
             store.create_indices()
         load_s = time.perf_counter() - started
-        service = QueryService(pipelines)
+        service = services.query
         questions = [" ".join(rng.choice(words, size=4)) for _ in range(args.queries)]
         modes = ["any", "all"] if args.profile == "pgvector" else [None]
         for mode in modes:  # pgvector: full-text matching any query term (default) and all of them

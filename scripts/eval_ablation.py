@@ -82,7 +82,9 @@ def _hit1_by_style(eval_set: Path, run: Any) -> dict[str, float]:
 
 
 def main() -> None:
+    from app.composition import eval_services
     from app.services.evaluation import Evaluator, load_eval_set
+    from app.settings import Settings
 
     eval_set = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "eval/sqlite/questions.jsonl")
     questions = load_eval_set(eval_set)
@@ -96,7 +98,7 @@ def main() -> None:
         edit(indexing, query)
         (profile / "indexing.yml").write_text(yaml.safe_dump(indexing, sort_keys=False))
         (profile / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
-        evaluator = Evaluator(profile, data_dir=work / "data")
+        evaluator = Evaluator(eval_services(Settings(), profile, work / "data"))
         run = evaluator.run(questions, eval_set.parent / "corpus", name=name, generate=False)
         chunks = evaluator.pipelines.document_store.count_documents_by_filter(
             {"field": "meta.collection", "operator": "==", "value": run.collection}

@@ -98,11 +98,17 @@ class DeletedDocument(BaseModel):
 
 
 class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=4000, examples=["How do you create a vector in R?"])
+    question: str = Field(
+        min_length=1,
+        examples=["How do you create a vector in R?"],
+        description="At most RAG_MAX_QUESTION_CHARS characters (400 beyond).",
+    )
     collection: str | None = Field(
         default=None, examples=["default"], description="Collection to search (default: RAG_DEFAULT_COLLECTION)."
     )
-    top_k: int | None = Field(default=None, ge=1, le=200, examples=[5])
+    top_k: int | None = Field(
+        default=None, ge=1, examples=[5], description="Passages to retrieve: 1 to RAG_MAX_TOP_K (400 beyond)."
+    )
     filters: dict[str, Any] | None = Field(
         default=None,
         description="Haystack filter syntax on chunk metadata, ANDed with the collection.",

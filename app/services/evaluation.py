@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from haystack import Document
 from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
 
 from app.errors import InvalidInputError
-from app.pipeline_loader import load_pipelines
-from app.services.ingest import IngestService
-from app.services.query import QueryResult, QueryService
+from app.services.query import QueryResult
+
+if TYPE_CHECKING:
+    from app.composition import Services
 
 Progress = Callable[[str], None]
 
@@ -173,12 +173,12 @@ def retrieval_metrics(
 class Evaluator:
     """Runs an eval set through one pipeline profile."""
 
-    def __init__(self, pipelines_dir: Path, *, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        os.environ["RAG_DATA_DIR"] = str(data_dir.resolve())
-        self.pipelines_dir = pipelines_dir
-        self.pipelines = load_pipelines(pipelines_dir)
-        self.query = QueryService(self.pipelines, max_top_k=200)
+    def __init__(self, services: Services) -> None:
+        """`services` from `app.composition.eval_services` (its own pipelines dir and data dir)."""
+        self.pipelines_dir = services.settings.pipelines_dir
+        self.pipelines = services.pipelines
+        self.query = services.query
+        self.ingest = services.ingest
         self._text_embedder: Any = None
 
     def ensure_corpus(self, corpus_dir: Path, progress: Progress | None = None) -> str:
@@ -187,7 +187,7 @@ class Evaluator:
         store = self.pipelines.document_store
         if store.count_documents_by_filter({"field": "meta.collection", "operator": "==", "value": collection}):
             return collection
-        ingest = IngestService(self.pipelines)
+        ingest = self.ingest
         files = sorted(p for p in corpus_dir.rglob("*") if p.is_file())
         if not files:
             raise InvalidInputError(f"corpus folder {corpus_dir} has no files")

@@ -853,42 +853,17 @@ def requeue_unowned(store: JobStore, queue: RedisQueue) -> int:
     return len(claimable)
 
 
-def build_runner(settings: Any, pipelines: Any) -> JobRunner:
-    """A runner over a `PipelineSet` with the deployment's limits."""
-    from app.services.file_checks import FileLimits
-
-    ingest = IngestService(
-        pipelines,
-        limits=FileLimits(
-            max_pdf_pages=settings.max_pdf_pages,
-            max_image_pixels=settings.max_image_pixels,
-            max_unzipped_mb=settings.max_unzipped_mb,
-        ),
-    )
-    from app.services.collections import CollectionService
-
-    collections = CollectionService(pipelines.document_store, settings.collections_registry)
-    return JobRunner(
-        JobStore(settings.jobs_db),
-        ingest,
-        settings.jobs_dir,
-        lease_seconds=settings.job_lease_seconds,
-        on_indexed=collections.register,
-    )
-
-
 def run_queued_job(job_id: str) -> bool:
     """The rq task: run one job with this process's runner (pipelines loaded once per worker process)."""
     global _rq_runner
     if _rq_runner is None:
-        from app.pipeline_loader import load_pipelines
+        from app.composition import job_runner, load_pipeline_set
         from app.settings import Settings
 
         settings = Settings()
-        settings.export_env()
-        pipelines = load_pipelines(settings.pipelines_dir)
+        pipelines = load_pipeline_set(settings)
         pipelines.warm_up()
-        _rq_runner = build_runner(settings, pipelines)
+        _rq_runner = job_runner(settings, pipelines)
     return _rq_runner.run(job_id)
 
 
@@ -897,9 +872,11 @@ def run_rq_worker(settings: Any, pipelines: Any, *, burst: bool = False) -> None
     from redis import Redis
     from rq import SimpleWorker
 
+    from app.composition import job_runner
+
     global _rq_runner
     pipelines.warm_up()
-    _rq_runner = build_runner(settings, pipelines)
+    _rq_runner = job_runner(settings, pipelines)
     queue = RedisQueue(settings.redis_url)
     resumed = queue.requeue_orphans(_rq_runner.store)
     logger.info("Job worker ready on {queue} ({resumed} orphaned jobs re-queued)", queue=RQ_QUEUE_NAME, resumed=resumed)

@@ -10,17 +10,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from haystack import Document, logging
 from haystack.core.errors import PipelineRuntimeError
-from haystack.dataclasses import StreamingChunk
-from haystack.errors import FilterError
+from haystack.dataclasses import GeneratedAnswer, StreamingChunk
 
 from app import metrics, timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
 from app.services.ingest import validate_collection
-from app.upstream import upstream_error
+from app.upstream import filter_mismatch, upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -78,22 +76,6 @@ def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
     elif not _is_filter_scalar(value) and value is not None:
         raise InvalidInputError("a filter value must be a string, number, boolean or null (a list for 'in')")
     return filters
-
-
-def _filter_mismatch(error: BaseException) -> BaseException | None:
-    """The store's complaint about a filter's values (a type that cannot be compared with the stored one), if any.
-
-    Haystack's in-memory matching (LanceDB) raises `FilterError`; PostgreSQL refuses the cast or the comparison
-    (`DataError`: "invalid input syntax for type integer", `UndefinedFunction`: "operator does not exist").
-    """
-    seen: BaseException | None = error
-    for _ in range(20):
-        if seen is None:
-            return None
-        if isinstance(seen, FilterError | psycopg.DataError | psycopg.errors.UndefinedFunction):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _is_filter_scalar(value: Any) -> bool:
@@ -190,7 +172,7 @@ class QueryService:
                 upstream = upstream_error(error)
                 if upstream is not None:
                     raise upstream from error
-                mismatch = _filter_mismatch(error)
+                mismatch = filter_mismatch(error)
                 if mismatch is not None:  # a well-formed filter whose values do not fit the stored ones
                     raise InvalidInputError(
                         f"the filter cannot be applied to the stored metadata: {str(mismatch).splitlines()[0]}"
@@ -198,35 +180,61 @@ class QueryService:
                 raise
         total = (time.perf_counter() - started) * 1000.0
         outputs = spec.read_outputs(result)
-        passages: list[Document] = outputs.get("passages") or []
         answers = outputs.get("answers") or []
         retrieval = _retrieval_ms(components_ms, spec.outputs.get("passages"))
+        return self.result(
+            collection=collection,
+            top_k=k,
+            passages=outputs.get("passages") or [],
+            answer=answers[0] if generate and answers else None,
+            relevant=bool(outputs.get("relevant", True)),
+            retrieval_ms=retrieval,
+            total_ms=total,
+            components_ms=components_ms,
+            question=question,
+        )
+
+    def result(
+        self,
+        *,
+        collection: str,
+        top_k: int,
+        passages: list[Document],
+        answer: GeneratedAnswer | None,
+        relevant: bool,
+        retrieval_ms: float,
+        total_ms: float,
+        components_ms: dict[str, float] | None = None,
+        streamed_tokens: int = 0,
+        question: str = "",
+    ) -> QueryResult:
+        """The one way a pipeline run becomes a result (JSON answer and SSE stream alike): sources and what they
+        cite, refusal, timings, metrics and the log line. `answer` is None for a search-only run."""
         timings = {
-            "retrieval": round(retrieval, 2),
-            "generation": round(max(total - retrieval, 0.0), 2) if generate else 0.0,
-            "total": round(total, 2),
+            "retrieval": round(retrieval_ms, 2),
+            "generation": round(max(total_ms - retrieval_ms, 0.0), 2) if answer is not None else 0.0,
+            "total": round(total_ms, 2),
         }
-        if not generate or not answers:
+        if answer is None:
             sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
             metrics.record_query(timings, generated=False)
-            self._log_query(collection, k, timings, len(sources), refused=None, usage=None)
-            return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms)
-        answer = answers[0]
-        refused = not outputs.get("relevant", True) or _is_refusal(answer.data)
+            self._log_query(collection, top_k, timings, len(sources), refused=None, usage=None)
+            return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms or {})
+        refused = not relevant or _is_refusal(answer.data)
         sources = [
             _source(int(doc.meta.get("source_index", i + 1)), doc, bool(doc.meta.get("referenced")))
             for i, doc in enumerate(answer.documents or [])
         ]
-        usage = _usage(answer.meta)
-        llm_ran = bool(outputs.get("relevant", True))
-        metrics.record_query(timings, generated=llm_ran)
-        if usage:
-            metrics.record_tokens(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        self._log_query(collection, k, timings, len(sources), refused=refused, usage=usage)
+        usage = _usage(answer.meta) or {}
+        if streamed_tokens and not usage.get("completion_tokens"):
+            usage["completion_tokens"] = streamed_tokens  # streamed llama.cpp replies carry no usage: chunk = token
+        metrics.record_query(timings, generated=relevant)
+        metrics.record_tokens(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self._log_query(collection, top_k, timings, len(sources), refused=refused, usage=usage or None)
         if self.log_content:
             logger.info("Question {question!r} answered {answer!r}", question=question, answer=answer.data)
         return QueryResult(
-            answer=answer.data, sources=sources, timings_ms=timings, refused=refused, components_ms=components_ms
+            answer=answer.data, sources=sources, timings_ms=timings, refused=refused, components_ms=components_ms or {}
         )
 
     @staticmethod
@@ -310,7 +318,8 @@ async def stream_answer(
     async def drive() -> None:
         started = time.perf_counter()
         retrieval_ms = 0.0
-        answer = None
+        answer: GeneratedAnswer | None = None
+        passages: list[Document] = []
         relevant = True
         sent_sources = False
         try:
@@ -327,40 +336,27 @@ async def stream_answer(
                 if answers_component in partial:
                     answer = (partial[answers_component].get("answers") or [None])[0]
             total = (time.perf_counter() - started) * 1000.0
-            text = answer.data if answer is not None else ""
-            if text and not streamed:  # a refusal from the gate: no LLM ran, send it as one token
-                queue.put_nowait(StreamEvent("token", text))
-            cited = (
-                [int(d.meta["source_index"]) for d in (answer.documents or []) if d.meta.get("referenced")]
-                if answer
-                else []
-            )
-            timings = {
-                "retrieval": round(retrieval_ms, 2),
-                "generation": round(total - retrieval_ms, 2),
-                "total": round(total, 2),
-            }
-            usage = _usage(answer.meta if answer is not None else None) or {}
-            # streamed llama.cpp replies carry no usage: one streamed chunk is one token there
-            completion = usage.get("completion_tokens") or (len(streamed) if streamed else None)
-            metrics.record_query(timings, generated=relevant)
-            metrics.record_tokens(usage.get("prompt_tokens"), completion)
-            service._log_query(
-                collection,
-                k,
-                timings,
-                len(cited),
-                refused=not relevant or _is_refusal(text),
-                usage={**usage, "completion_tokens": completion or 0},
+            if answer is not None and answer.data and not streamed:  # a refusal from the gate: no LLM ran
+                queue.put_nowait(StreamEvent("token", answer.data))
+            result = service.result(
+                collection=collection,
+                top_k=k,
+                passages=passages,
+                answer=answer,
+                relevant=relevant,
+                retrieval_ms=retrieval_ms,
+                total_ms=total,
+                streamed_tokens=len(streamed),
+                question=question,
             )
             queue.put_nowait(
                 StreamEvent(
                     "done",
                     {
-                        "answer": text,
-                        "refused": not relevant or _is_refusal(text),
-                        "cited": cited,
-                        "timings_ms": timings,
+                        "answer": result.answer or "",
+                        "refused": result.refused,
+                        "cited": [source.n for source in result.sources if source.cited],
+                        "timings_ms": result.timings_ms,
                     },
                 )
             )

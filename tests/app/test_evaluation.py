@@ -147,10 +147,13 @@ def test_eval_with_generation_scores_answers_and_refusals(eval_set, tmp_path, ma
 @pytest.mark.integration
 @pytest.mark.slow
 def test_llm_judged_metrics_with_tiny_model(eval_set, tmp_path, make_tiny_profile):
+    from app.composition import eval_services
     from app.services.evaluation import Evaluator
+    from app.settings import Settings
 
     profile = make_tiny_profile(tmp_path / "tiny", max_tokens=48)
     questions = load_eval_set(eval_set)[:2]
-    run = Evaluator(profile, data_dir=tmp_path / "d").run(questions, eval_set.parent / "corpus", name="t", judge=True)
+    evaluator = Evaluator(eval_services(Settings(), profile, tmp_path / "d"))
+    run = evaluator.run(questions, eval_set.parent / "corpus", name="t", judge=True)
     for name in ("faithfulness", "context_relevance", "faithfulness_judged", "context_relevance_judged"):
         assert 0.0 <= run.metrics[name] <= 1.0

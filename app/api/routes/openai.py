@@ -42,7 +42,9 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
     collection: str | None = Field(default=None, description="Extension: the collection to answer from.")
-    top_k: int | None = Field(default=None, ge=1, le=200, description="Extension: passages to retrieve.")
+    top_k: int | None = Field(
+        default=None, ge=1, description="Extension: passages to retrieve, 1 to RAG_MAX_TOP_K (400 beyond)."
+    )
     filters: dict[str, Any] | None = Field(default=None, description="Extension: Haystack metadata filter.")
     model_config = {"extra": "allow"}
 

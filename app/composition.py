@@ -1,0 +1,129 @@
+"""The composition root: the one place that builds the service objects from `Settings` and the loaded pipelines.
+
+The app's lifespan, every `rag` command, the job workers (embedded and `rag worker`) and `rag eval` call these
+functions, so a limit or default set in `Settings` means the same thing on every path. Nothing else constructs
+`IngestService`, `QueryService`, `JobService`, `JobRunner` or the stores behind keys and collections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.pipeline_loader import PipelineSet, load_pipelines
+from app.services.api_keys import KeyStore
+from app.services.collections import CollectionService
+from app.services.documents import DocumentService
+from app.services.file_checks import FileLimits
+from app.services.ingest import IngestService
+from app.services.jobs import JobRunner, JobService, JobStore
+from app.services.query import QueryService
+from app.services.rate_limit import RateLimiter
+from app.settings import Settings
+
+
+@dataclass
+class Services:
+    """Every service of one process, built once (`build_services`); the routes read it as `State`."""
+
+    settings: Settings
+    pipelines: PipelineSet
+    ingest: IngestService
+    query: QueryService
+    collections: CollectionService
+    documents: DocumentService
+    keys: KeyStore
+    rate_limiter: RateLimiter
+    jobs: JobService
+    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    warmed_up: bool = False
+
+
+def load_pipeline_set(settings: Settings) -> PipelineSet:
+    """Publish the settings the YAML reads (`${RAG_DATA_DIR}`, converter limits), then load both pipelines."""
+    settings.export_env()
+    return load_pipelines(settings.pipelines_dir)
+
+
+def file_limits(settings: Settings) -> FileLimits:
+    """The per-file limits checked before a file reaches the indexing pipeline."""
+    return FileLimits(
+        max_pdf_pages=settings.max_pdf_pages,
+        max_image_pixels=settings.max_image_pixels,
+        max_unzipped_mb=settings.max_unzipped_mb,
+    )
+
+
+def ingest_service(settings: Settings, pipelines: PipelineSet) -> IngestService:
+    """Indexing, one file at a time, with the deployment's file limits."""
+    return IngestService(pipelines, limits=file_limits(settings))
+
+
+def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
+    """Questions, with the deployment's top_k and question-length limits."""
+    return QueryService(
+        pipelines,
+        default_top_k=settings.default_top_k,
+        max_top_k=settings.max_top_k,
+        max_question_chars=settings.max_question_chars,
+        log_content=settings.log_content,
+    )
+
+
+def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
+    """Collections over the pipelines' document store and the registry under the data directory."""
+    return CollectionService(pipelines.document_store, settings.collections_registry)
+
+
+def key_store(settings: Settings) -> KeyStore:
+    """API keys (hashed) under the data directory; needs no pipelines (`rag keys`)."""
+    return KeyStore(settings.keys_db)
+
+
+def job_service(settings: Settings) -> JobService:
+    """Submitting, listing, cancelling and retrying ingestion jobs."""
+    return JobService(JobStore(settings.jobs_db), settings.jobs_dir)
+
+
+def job_runner(settings: Settings, pipelines: PipelineSet, store: JobStore | None = None) -> JobRunner:
+    """The runner that executes jobs (the embedded worker and `rag worker`), on `store` or its own."""
+    return JobRunner(
+        store or JobStore(settings.jobs_db),
+        ingest_service(settings, pipelines),
+        settings.jobs_dir,
+        lease_seconds=settings.job_lease_seconds,
+        on_indexed=collection_service(settings, pipelines).register,
+    )
+
+
+def build_services(settings: Settings, pipelines: PipelineSet | None = None) -> Services:
+    """Everything the API needs (the CLI and eval use the same objects); loads the pipelines unless given."""
+    pipelines = pipelines if pipelines is not None else load_pipeline_set(settings)
+    return Services(
+        settings=settings,
+        pipelines=pipelines,
+        ingest=ingest_service(settings, pipelines),
+        query=query_service(settings, pipelines),
+        collections=collection_service(settings, pipelines),
+        documents=DocumentService(pipelines.document_store),
+        keys=key_store(settings),
+        rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
+        jobs=job_service(settings),
+        ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
+    )
+
+
+EVAL_MAX_TOP_K = 200  # eval ranks more passages than a request may ask for (recall@k, nDCG@10)
+
+
+def eval_services(settings: Settings, pipelines_dir: Path, data_dir: Path) -> Services:
+    """Services for `rag eval`: the given pipeline profile over its own data directory, the deployment's limits."""
+    run_settings = settings.model_copy(
+        update={
+            "pipelines_dir": pipelines_dir,
+            "data_dir": data_dir,
+            "max_top_k": max(settings.max_top_k, EVAL_MAX_TOP_K),
+        }
+    )
+    return build_services(run_settings)
