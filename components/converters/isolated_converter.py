@@ -36,6 +36,7 @@ from pebble import ProcessExpired, ProcessPool
 from components.converters.errors import ConversionError, ParseTimeoutError, TextTooLargeError
 from components.converters.sources import source_name
 from components.env_values import NumberOrReference, check_number_reference, resolve_number
+from components.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -195,13 +196,11 @@ class IsolatedConverter:
         _import_converter(type_name)  # only converters from the allowed packages: a worker re-imports it by name
         check_number_reference(timeout_s, "timeout_s")
         check_number_reference(max_text_chars, "max_text_chars")
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-            raise ValueError(f"workers must be an int between 1 and {MAX_WORKERS}, got {workers!r}")
+        self.workers = check_int(workers, "workers", minimum=1, maximum=MAX_WORKERS)
         self.converter = converter
         self._spec: dict[str, Any] = component_to_dict(converter, "converter")  # what a worker rebuilds it from
         self.timeout_s = timeout_s
         self.max_text_chars = max_text_chars
-        self.workers = workers
         self._timeout: float | None = None
         self._max_chars: int | None = None
         self._pool: ProcessPool | None = None
@@ -225,7 +224,7 @@ class IsolatedConverter:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
+        """Serialize the component: the defaults, with the inner converter in its serialized form."""
         return default_to_dict(
             self,
             converter=self._spec,
@@ -233,11 +232,6 @@ class IsolatedConverter:
             max_text_chars=self.max_text_chars,
             workers=self.workers,
         )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IsolatedConverter:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(

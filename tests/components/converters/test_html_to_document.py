@@ -10,6 +10,7 @@ import lxml.html
 import pytest
 import trafilatura
 from haystack import Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 
 from components.converters import html_to_document
@@ -37,12 +38,12 @@ def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
 
 def test_to_dict_from_dict_round_trip() -> None:
     converter = TrafilaturaHtmlToDocument(include_tables=False, favor_recall=False, raise_on_failure=False)
-    data = converter.to_dict()
+    data = component_to_dict(converter, "converter")
     assert data == {
         "type": "components.converters.html_to_document.TrafilaturaHtmlToDocument",
         "init_parameters": {"include_tables": False, "favor_recall": False, "raise_on_failure": False},
     }
-    assert TrafilaturaHtmlToDocument.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(TrafilaturaHtmlToDocument, data, "converter"), "converter") == data
 
 
 # -- real pages --------------------------------------------------------------------------------------------

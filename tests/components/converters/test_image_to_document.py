@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from haystack import Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 from PIL import Image
 
@@ -45,12 +46,12 @@ def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
 
 def test_to_dict_from_dict_round_trip() -> None:
     converter = TesseractImageToDocument(language="eng+nld", timeout_s=30, raise_on_failure=False)
-    data = converter.to_dict()
+    data = component_to_dict(converter, "converter")
     assert data == {
         "type": "components.converters.image_to_document.TesseractImageToDocument",
         "init_parameters": {"language": "eng+nld", "timeout_s": 30, "raise_on_failure": False},
     }
-    assert TesseractImageToDocument.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(TesseractImageToDocument, data, "converter"), "converter") == data
 
 
 # -- real files -------------------------------------------------------------------------------------------
