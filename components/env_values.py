@@ -1,7 +1,7 @@
 """`${VAR:-default}` references in component init parameters (not a component).
 
 A deployment limit (a timeout, a size) that the app's Settings also know is written in the pipeline YAML as
-`"${RAG_PARSE_TIMEOUT_S:-300}"`: the component keeps the reference as given (so `to_dict` round-trips it) and
+`"${RAG_PARSE_TIMEOUT_S:-300}"`: the component keeps the reference as given (so the serialized pipeline keeps it) and
 resolves it from the process environment when it warms up. `Settings.export_env()` exports the validated value
 before the pipelines load, so the app and the YAML agree; outside the app (Hayhooks, a script) the default after
 `:-` applies when the variable is unset.

@@ -27,9 +27,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, default_to_dict, logging
 from haystack.components.converters.utils import normalize_metadata
-from haystack.core.serialization import component_to_dict
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 from pebble import ProcessExpired, ProcessPool
 
@@ -67,9 +67,7 @@ def build_converter(spec: dict[str, Any]) -> Any:
         raise ValueError(f"a serialized converter is a mapping with 'type' and 'init_parameters', got {spec!r}")
     cls = _import_converter(spec.get("type", ""))
     data = {"type": spec["type"], "init_parameters": dict(spec.get("init_parameters") or {})}
-    if hasattr(cls, "from_dict"):
-        return cls.from_dict(data)
-    return default_from_dict(cls, data)
+    return component_from_dict(cls, data, "converter")
 
 
 # -- the worker process side --------------------------------------------------------------------------------------
@@ -158,7 +156,7 @@ class IsolatedConverter:
 
     `converter` is the inner converter (in YAML: its `type` + `init_parameters`, nested); it must be a class from
     `haystack.components.converters` or this project's `components.converters`. Each source is converted in a
-    worker process, by a copy of the inner converter built from its `to_dict()`; the Documents come back as the
+    worker process, by a copy of the inner converter rebuilt from its serialized form; the Documents come back as the
     inner converter made them.
 
     - A file that takes longer than `timeout_s` raises `ParseTimeoutError`; its worker is killed and replaced.
