@@ -1,7 +1,7 @@
 """`${VAR:-default}` references in component init parameters (not a component).
 
 A deployment limit (a timeout, a size) that the app's Settings also know is written in the pipeline YAML as
-`"${RAG_PARSE_TIMEOUT_S:-300}"`: the component keeps the reference as given (so `to_dict` round-trips it) and
+`"${RAG_PARSE_TIMEOUT_S:-300}"`: the component keeps the reference as given (so the serialized pipeline keeps it) and
 resolves it from the process environment when it warms up. `Settings.export_env()` exports the validated value
 before the pipelines load, so the app and the YAML agree; outside the app (Hayhooks, a script) the default after
 `:-` applies when the variable is unset.
@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 
+from components.validation import check_positive_number
+
 _REFERENCE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}$")
 
 NumberOrReference = int | float | str
@@ -19,11 +21,8 @@ NumberOrReference = int | float | str
 
 def check_number_reference(value: NumberOrReference, arg_name: str) -> None:
     """Raise ValueError unless `value` is a positive number or a `${VAR}` / `${VAR:-number}` reference."""
-    if isinstance(value, bool):
-        raise ValueError(f"{arg_name} must be a positive number or a '${{VAR:-default}}' reference, got {value!r}")
-    if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError(f"{arg_name} must be positive, got {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        check_positive_number(value, arg_name)
         return
     if not isinstance(value, str):
         raise ValueError(f"{arg_name} must be a positive number or a '${{VAR:-default}}' reference, got {value!r}")

@@ -31,3 +31,21 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
     ):
         raise ValueError(f"{name} must be {_describe(minimum, maximum)}, got {value!r}")
     return value
+
+
+def check_positive_number(value: Any, name: str) -> float:
+    """Return `value` if it is an int or float (not a bool) greater than 0; raise ValueError naming `name`.
+
+    >>> check_positive_number(0.5, "timeout_s")
+    0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return `value` if it is a bool (YAML `true`/`false`, not `"yes"` or `1`); raise ValueError naming `name`."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return value

@@ -66,7 +66,7 @@ def visible_text(path: Path) -> str:
 def converter_texts(paths: list[Path]) -> dict[str, str]:
     """Text of each page as the indexing pipeline extracts it (components.converters, trafilatura)."""
     sys.path.insert(0, str(ROOT))
-    from components.converters.html_to_document import TrafilaturaHtmlToDocument
+    from components.converters.trafilatura_html_to_document import TrafilaturaHtmlToDocument
 
     converter = TrafilaturaHtmlToDocument()
     texts = {}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 from haystack.dataclasses import ChatMessage
+
+from components.validation import check_int
 
 _TOKEN = re.compile(r"[a-z0-9_][a-z0-9_.$@-]*(?:\(\))?", re.IGNORECASE)
 _STOPWORDS = frozenset(
@@ -38,24 +39,9 @@ class CitationAttributor:
         :param max_citations: At most this many passages are cited (the best, then any within 80 % of its score).
         :param refusal_prefix: Replies starting with this text are refusals and get no citation.
         """
-        if min_overlap < 1:
-            raise ValueError(f"min_overlap must be >= 1, got {min_overlap}")
-        if max_citations < 1:
-            raise ValueError(f"max_citations must be >= 1, got {max_citations}")
-        self.min_overlap = min_overlap
-        self.max_citations = max_citations
+        self.min_overlap = check_int(min_overlap, "min_overlap", minimum=1)
+        self.max_citations = check_int(max_citations, "max_citations", minimum=1)
         self.refusal_prefix = refusal_prefix
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self, min_overlap=self.min_overlap, max_citations=self.max_citations, refusal_prefix=self.refusal_prefix
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CitationAttributor:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(replies=list[ChatMessage])
     def run(self, replies: list[ChatMessage], documents: list[Document] | None = None) -> dict[str, list[ChatMessage]]:

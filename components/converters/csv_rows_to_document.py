@@ -5,15 +5,15 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, logging
 from haystack.dataclasses import ByteStream
 
 from components.converters.errors import ConversionError
-from components.converters.sources import convert_sources
+from components.converters.sources import convert_sources, document_meta
+from components.validation import check_bool, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -58,35 +58,16 @@ class CsvRowsToDocument:
         :param raise_on_failure: raise ConversionError for an unreadable file (True) or log and skip it.
         :raises ValueError: on an invalid argument.
         """
-        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-            raise ValueError(f"max_chars must be a positive int, got {max_chars!r}")
+        self.max_chars = check_int(max_chars, "max_chars", minimum=1)
         try:
             codecs.lookup(encoding)
         except (LookupError, TypeError) as error:
             raise ValueError(f"unknown encoding {encoding!r}") from error
         if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n"):
             raise ValueError(f"delimiter must be a single character (not a newline) or None, got {delimiter!r}")
-        if not isinstance(raise_on_failure, bool):
-            raise ValueError(f"raise_on_failure must be a bool, got {raise_on_failure!r}")
-        self.max_chars = max_chars
         self.encoding = encoding
         self.delimiter = delimiter
-        self.raise_on_failure = raise_on_failure
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self,
-            max_chars=self.max_chars,
-            encoding=self.encoding,
-            delimiter=self.delimiter,
-            raise_on_failure=self.raise_on_failure,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CsvRowsToDocument:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
+        self.raise_on_failure = check_bool(raise_on_failure, "raise_on_failure")
 
     @component.output_types(documents=list[Document])
     def run(
@@ -150,10 +131,7 @@ class CsvRowsToDocument:
         columns += [f"column_{i + 1}" for i in range(len(columns), width)]
         header_line = "Columns: " + ", ".join(columns)
 
-        base_meta = {**bytestream.meta, **metadata}
-        if file_path := base_meta.get("file_path"):
-            base_meta["file_path"] = os.path.basename(str(file_path))
-
+        base_meta = document_meta(bytestream, metadata)
         documents: list[Document] = []
         lines: list[str] = []
         size = len(header_line)

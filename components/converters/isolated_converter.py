@@ -27,15 +27,16 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, default_to_dict, logging
 from haystack.components.converters.utils import normalize_metadata
-from haystack.core.serialization import component_to_dict
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 from pebble import ProcessExpired, ProcessPool
 
 from components.converters.errors import ConversionError, ParseTimeoutError, TextTooLargeError
 from components.converters.sources import source_name
 from components.env_values import NumberOrReference, check_number_reference, resolve_number
+from components.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,7 @@ def build_converter(spec: dict[str, Any]) -> Any:
         raise ValueError(f"a serialized converter is a mapping with 'type' and 'init_parameters', got {spec!r}")
     cls = _import_converter(spec.get("type", ""))
     data = {"type": spec["type"], "init_parameters": dict(spec.get("init_parameters") or {})}
-    if hasattr(cls, "from_dict"):
-        return cls.from_dict(data)
-    return default_from_dict(cls, data)
+    return component_from_dict(cls, data, "converter")
 
 
 # -- the worker process side --------------------------------------------------------------------------------------
@@ -157,7 +156,7 @@ class IsolatedConverter:
 
     `converter` is the inner converter (in YAML: its `type` + `init_parameters`, nested); it must be a class from
     `haystack.components.converters` or this project's `components.converters`. Each source is converted in a
-    worker process, by a copy of the inner converter built from its `to_dict()`; the Documents come back as the
+    worker process, by a copy of the inner converter rebuilt from its serialized form; the Documents come back as the
     inner converter made them.
 
     - A file that takes longer than `timeout_s` raises `ParseTimeoutError`; its worker is killed and replaced.
@@ -195,13 +194,11 @@ class IsolatedConverter:
         _import_converter(type_name)  # only converters from the allowed packages: a worker re-imports it by name
         check_number_reference(timeout_s, "timeout_s")
         check_number_reference(max_text_chars, "max_text_chars")
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-            raise ValueError(f"workers must be an int between 1 and {MAX_WORKERS}, got {workers!r}")
+        self.workers = check_int(workers, "workers", minimum=1, maximum=MAX_WORKERS)
         self.converter = converter
         self._spec: dict[str, Any] = component_to_dict(converter, "converter")  # what a worker rebuilds it from
         self.timeout_s = timeout_s
         self.max_text_chars = max_text_chars
-        self.workers = workers
         self._timeout: float | None = None
         self._max_chars: int | None = None
         self._pool: ProcessPool | None = None
@@ -225,7 +222,7 @@ class IsolatedConverter:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
+        """Serialize the component: the defaults, with the inner converter in its serialized form."""
         return default_to_dict(
             self,
             converter=self._spec,
@@ -233,11 +230,6 @@ class IsolatedConverter:
             max_text_chars=self.max_text_chars,
             workers=self.workers,
         )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IsolatedConverter:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -16,13 +15,14 @@ import pypdf
 import pypdf.errors
 import pypdfium2
 import pypdfium2.raw as pdfium_c
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, logging
 from haystack.dataclasses import ByteStream
 from PIL import Image
 
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
-from components.converters.sources import convert_sources
+from components.converters.sources import convert_sources, document_meta
+from components.validation import check_bool, check_int, check_positive_number
 
 logger = logging.getLogger(__name__)
 
@@ -171,49 +171,19 @@ class PdfToDocument:
             raise ValueError(f"backend must be one of {get_args(Backend)}, got {backend!r}")
         if ocr not in get_args(OcrMode):
             raise ValueError(f"ocr must be one of {get_args(OcrMode)}, got {ocr!r}")
-        validate_language(ocr_language)
-        if isinstance(ocr_min_chars, bool) or not isinstance(ocr_min_chars, int) or ocr_min_chars < 0:
-            raise ValueError(f"ocr_min_chars must be an int >= 0, got {ocr_min_chars!r}")
-        if isinstance(ocr_dpi, bool) or not isinstance(ocr_dpi, int) or not 50 <= ocr_dpi <= 600:
-            raise ValueError(f"ocr_dpi must be an int between 50 and 600, got {ocr_dpi!r}")
-        if isinstance(ocr_max_pixels, bool) or not isinstance(ocr_max_pixels, int) or ocr_max_pixels < 10_000:
-            raise ValueError(f"ocr_max_pixels must be an int >= 10000, got {ocr_max_pixels!r}")
-        if isinstance(ocr_timeout_s, bool) or not isinstance(ocr_timeout_s, int | float) or ocr_timeout_s <= 0:
-            raise ValueError(f"ocr_timeout_s must be a positive number, got {ocr_timeout_s!r}")
-        if not isinstance(raise_on_failure, bool):
-            raise ValueError(f"raise_on_failure must be a bool, got {raise_on_failure!r}")
         self.backend = backend
         self.ocr = ocr
-        self.ocr_language = ocr_language
-        self.ocr_min_chars = ocr_min_chars
-        self.ocr_dpi = ocr_dpi
-        self.ocr_max_pixels = ocr_max_pixels
-        self.ocr_timeout_s = ocr_timeout_s
-        self.raise_on_failure = raise_on_failure
+        self.ocr_language = validate_language(ocr_language)
+        self.ocr_min_chars = check_int(ocr_min_chars, "ocr_min_chars", minimum=0)
+        self.ocr_dpi = check_int(ocr_dpi, "ocr_dpi", minimum=50, maximum=600)
+        self.ocr_max_pixels = check_int(ocr_max_pixels, "ocr_max_pixels", minimum=10_000)
+        self.ocr_timeout_s = check_positive_number(ocr_timeout_s, "ocr_timeout_s")
+        self.raise_on_failure = check_bool(raise_on_failure, "raise_on_failure")
 
     def warm_up(self) -> None:
         """Check (once, cached) whether tesseract is available, so the first scanned page does not pay for it."""
         if self.ocr == "auto" and not tesseract_available():
             logger.warning("tesseract is not installed: scanned PDF pages will be skipped (OCR not available)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self,
-            backend=self.backend,
-            ocr=self.ocr,
-            ocr_language=self.ocr_language,
-            ocr_min_chars=self.ocr_min_chars,
-            ocr_dpi=self.ocr_dpi,
-            ocr_max_pixels=self.ocr_max_pixels,
-            ocr_timeout_s=self.ocr_timeout_s,
-            raise_on_failure=self.raise_on_failure,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PdfToDocument:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(
@@ -240,9 +210,7 @@ class PdfToDocument:
         else:
             file_meta, pages = self._extract_pypdf(data, name)
 
-        base_meta = {**file_meta, **bytestream.meta, **metadata}
-        if file_path := base_meta.get("file_path"):
-            base_meta["file_path"] = os.path.basename(str(file_path))
+        base_meta = document_meta(bytestream, metadata, file_meta)
         documents = []
         for page_number, text, from_ocr in pages:
             page_meta = {**base_meta, "page": page_number}

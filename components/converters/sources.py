@@ -7,6 +7,7 @@ raises a `ConversionError` (the app indexes one file per run and reports the err
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,17 @@ def source_name(source: str | Path | ByteStream) -> str:
         name = source.meta.get("file_name") or source.meta.get("file_path")
         return str(name) if name else "<bytes>"
     return str(source)
+
+
+def document_meta(
+    bytestream: ByteStream, metadata: dict[str, Any], file_meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The meta of a source's Documents: what the file itself says (`file_meta`), overridden by the ByteStream's
+    meta, overridden by the `meta` argument; `file_path` is reduced to its base name (no server paths stored)."""
+    merged = {**(file_meta or {}), **bytestream.meta, **metadata}
+    if file_path := merged.get("file_path"):
+        merged["file_path"] = os.path.basename(str(file_path))
+    return merged
 
 
 def convert_sources(

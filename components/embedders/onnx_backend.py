@@ -18,6 +18,8 @@ import onnxruntime as ort
 from haystack import logging
 from tokenizers import Tokenizer
 
+from components.validation import check_int
+
 logger = logging.getLogger(__name__)
 
 #: Name used in YAML for the packaged default model.
@@ -123,12 +125,9 @@ _encoders_lock = threading.Lock()
 
 def validate_encoder_args(*, max_length: int, batch_size: int, threads: int) -> None:
     """Raise ValueError early for settings the encoder cannot work with."""
-    if not 8 <= max_length <= 512:
-        raise ValueError(f"max_length must be between 8 and 512 tokens, got {max_length}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    check_int(max_length, "max_length", minimum=8, maximum=512)
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(threads, "threads", minimum=1)
 
 
 def get_encoder(*, model: str, tokenizer: str, max_length: int, threads: int) -> OnnxSentenceEncoder:

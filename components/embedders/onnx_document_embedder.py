@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 
 from components.embedders.onnx_backend import DEFAULT_MODEL, OnnxSentenceEncoder, get_encoder, validate_encoder_args
 
@@ -65,26 +64,6 @@ class OnnxDocumentEmbedder:
             self._encoder = get_encoder(
                 model=self.model, tokenizer=self.tokenizer, max_length=self.max_length, threads=self.threads
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self,
-            model=self.model,
-            tokenizer=self.tokenizer,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            threads=self.threads,
-            prefix=self.prefix,
-            suffix=self.suffix,
-            meta_fields_to_embed=self.meta_fields_to_embed,
-            embedding_separator=self.embedding_separator,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OnnxDocumentEmbedder:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     def _text_of(self, document: Document) -> str:
         fields = [str(document.meta[key]) for key in self.meta_fields_to_embed if document.meta.get(key) is not None]

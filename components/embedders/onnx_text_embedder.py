@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from haystack import component, default_from_dict, default_to_dict
+from haystack import component
 
 from components.embedders.onnx_backend import DEFAULT_MODEL, OnnxSentenceEncoder, get_encoder, validate_encoder_args
 
@@ -55,23 +54,6 @@ class OnnxTextEmbedder:
             self._encoder = get_encoder(
                 model=self.model, tokenizer=self.tokenizer, max_length=self.max_length, threads=self.threads
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self,
-            model=self.model,
-            tokenizer=self.tokenizer,
-            max_length=self.max_length,
-            threads=self.threads,
-            prefix=self.prefix,
-            suffix=self.suffix,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OnnxTextEmbedder:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:

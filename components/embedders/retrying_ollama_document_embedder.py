@@ -3,14 +3,13 @@
 import asyncio
 from typing import Any
 
-from haystack import component, default_from_dict
+from haystack import component
 from haystack_integrations.components.embedders.ollama import OllamaDocumentEmbedder
 from tenacity import AsyncRetrying, Retrying
 from tqdm import tqdm
 
 from components.generators.retrying_ollama_chat_generator import (
     ollama_retry_kwargs,
-    retrying_to_dict,
     validate_retry_settings,
 )
 
@@ -78,20 +77,6 @@ class RetryingOllamaDocumentEmbedder(OllamaDocumentEmbedder):
         self.retries = retries
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
-
-    def to_dict(self) -> dict[str, Any]:
-        """
-        Serialize the component: `OllamaDocumentEmbedder`'s init parameters plus the retry settings.
-
-        `OllamaDocumentEmbedder` has no `to_dict`; its parameters are read from the instance as Haystack's default
-        serialization does.
-        """
-        return retrying_to_dict(self, OllamaDocumentEmbedder)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RetryingOllamaDocumentEmbedder":
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     def _embed_batch(
         self, texts_to_embed: list[str], batch_size: int, generation_kwargs: dict[str, Any] | None = None

@@ -2,13 +2,12 @@
 
 from typing import Any
 
-from haystack import component, default_from_dict
+from haystack import component
 from haystack_integrations.components.embedders.ollama import OllamaTextEmbedder
 from tenacity import AsyncRetrying, Retrying
 
 from components.generators.retrying_ollama_chat_generator import (
     ollama_retry_kwargs,
-    retrying_to_dict,
     validate_retry_settings,
 )
 
@@ -62,20 +61,6 @@ class RetryingOllamaTextEmbedder(OllamaTextEmbedder):
         self.retries = retries
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
-
-    def to_dict(self) -> dict[str, Any]:
-        """
-        Serialize the component: `OllamaTextEmbedder`'s init parameters plus the retry settings.
-
-        `OllamaTextEmbedder` has no `to_dict`; its parameters are read from the instance as Haystack's default
-        serialization does.
-        """
-        return retrying_to_dict(self, OllamaTextEmbedder)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RetryingOllamaTextEmbedder":
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(

@@ -4,14 +4,15 @@ import os
 import threading
 from typing import Any
 
-from haystack import component, default_from_dict, default_to_dict
+from haystack import component, default_to_dict
 from haystack.dataclasses import ChatMessage
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT
 from haystack.tools import ToolsType
-from haystack.utils import deserialize_callable, serialize_callable
+from haystack.utils import serialize_callable
 from haystack_integrations.components.generators.llama_cpp import LlamaCppChatGenerator
 
 from components.generators.gguf_models import CATALOG, resolve_gguf
+from components.validation import check_int
 
 
 @component
@@ -50,10 +51,10 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
         """
         if not model:
             raise ValueError(f"model must be a GGUF path or one of {sorted(CATALOG)}")
-        if n_ctx < 256:
-            raise ValueError(f"n_ctx must be >= 256, got {n_ctx}")
-        if n_threads is not None and n_threads < 1:
-            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        check_int(n_ctx, "n_ctx", minimum=256)
+        check_int(n_batch, "n_batch", minimum=1)
+        if n_threads is not None:
+            check_int(n_threads, "n_threads", minimum=1)
         self.model = model
         self.cache_dir = cache_dir
         self.n_threads = n_threads
@@ -82,7 +83,8 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
         LlamaCppChatGenerator.warm_up(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
+        """Serialize the component: `model_kwargs` as given (not the merged llama.cpp arguments), the callback by its
+        import path. `LlamaCppChatGenerator.from_dict` deserializes into this class."""
         return default_to_dict(
             self,
             model=self.model,
@@ -94,14 +96,6 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
             generation_kwargs=self.generation_kwargs,
             streaming_callback=serialize_callable(self.streaming_callback) if self.streaming_callback else None,
         )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PackagedLlamaCppChatGenerator":
-        """Deserialize the component from a dictionary."""
-        params = data.get("init_parameters", {})
-        if params.get("streaming_callback"):
-            params["streaming_callback"] = deserialize_callable(params["streaming_callback"])
-        return default_from_dict(cls, data)
 
     @component.output_types(replies=list[ChatMessage])
     def run(

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
-from haystack import component, default_from_dict, default_to_dict, logging
+from haystack import component, logging
 from haystack.dataclasses import ChatMessage, StreamingCallbackT, StreamingChunk
-from haystack.tools import ToolsType, deserialize_tools_or_toolset_inplace
-from haystack.utils.callable_serialization import deserialize_callable
+from haystack.tools import ToolsType
 from haystack_integrations.components.generators.ollama import OllamaChatGenerator
 from ollama import ResponseError
 from pydantic.json_schema import JsonSchemaValue
@@ -33,6 +32,8 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+from components.validation import check_int, check_positive_number
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +60,9 @@ def is_transient_ollama_error(error: BaseException) -> bool:
 
 def validate_retry_settings(retries: int, retry_initial_delay: float, retry_max_delay: float) -> None:
     """Raise `ValueError` unless `retries >= 0` and `0 < retry_initial_delay <= retry_max_delay`."""
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
-    for label, delay in (("retry_initial_delay", retry_initial_delay), ("retry_max_delay", retry_max_delay)):
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay <= 0:
-            raise ValueError(f"{label} must be a number > 0, got {delay!r}")
+    check_int(retries, "retries", minimum=0)
+    check_positive_number(retry_initial_delay, "retry_initial_delay")
+    check_positive_number(retry_max_delay, "retry_max_delay")
     if retry_initial_delay > retry_max_delay:
         raise ValueError(
             f"retry_initial_delay ({retry_initial_delay}) must not exceed retry_max_delay ({retry_max_delay})"
@@ -111,16 +110,6 @@ def ollama_retry_kwargs(
         "reraise": True,
         "before_sleep": log_retry,
     }
-
-
-RETRY_PARAMETERS = ("retries", "retry_initial_delay", "retry_max_delay")
-
-
-def retrying_to_dict(owner: Any, parent: Any) -> dict[str, Any]:
-    """Serialize a retrying subclass of a component without its own `to_dict`: the parent's init parameters (read
-    from the instance, as Haystack's default serialization does) plus the retry settings."""
-    names = [name for name in inspect.signature(parent.__init__).parameters if name != "self"]
-    return default_to_dict(owner, **{name: getattr(owner, name) for name in (*names, *RETRY_PARAMETERS)})
 
 
 def _is_async_callable(callback: Callable[..., Any]) -> bool:
@@ -224,21 +213,13 @@ class RetryingOllamaChatGenerator(OllamaChatGenerator):
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialize the component: `OllamaChatGenerator`'s parameters plus the retry settings."""
+        """Serialize the component: `OllamaChatGenerator`'s parameters (tools and callback serialized) plus the retry
+        settings. `OllamaChatGenerator.from_dict` deserializes into this class."""
         data = OllamaChatGenerator.to_dict(self)
         data["init_parameters"].update(
             retries=self.retries, retry_initial_delay=self.retry_initial_delay, retry_max_delay=self.retry_max_delay
         )
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RetryingOllamaChatGenerator":
-        """Deserialize the component (as `OllamaChatGenerator.from_dict` does, but into this class)."""
-        params = data["init_parameters"]
-        deserialize_tools_or_toolset_inplace(params, key="tools")
-        if callback := params.get("streaming_callback"):
-            params["streaming_callback"] = deserialize_callable(callback)
-        return default_from_dict(cls, data)
 
     @component.output_types(replies=list[ChatMessage])
     def run(

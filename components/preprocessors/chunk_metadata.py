@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 
 _DEFAULT_DROP = ["_split_overlap", "split_idx_start", "source_id", "parent_id", "split_id", "page_number"]
 
@@ -31,15 +31,6 @@ class ChunkMetadata:
             raise ValueError("group_by must name a meta field")
         self.group_by = group_by
         self.drop_fields = list(_DEFAULT_DROP if drop_fields is None else drop_fields)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(self, group_by=self.group_by, drop_fields=self.drop_fields)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChunkMetadata:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:

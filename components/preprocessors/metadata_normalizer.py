@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, logging
+
+from components.validation import check_bool
 
 logger = logging.getLogger(__name__)
 
@@ -80,18 +82,7 @@ class MetadataNormalizer:
         :param default_title_from_file_name: set `title` to the file name without extension when it is missing.
         :raises ValueError: on an invalid argument.
         """
-        if not isinstance(default_title_from_file_name, bool):
-            raise ValueError(f"default_title_from_file_name must be a bool, got {default_title_from_file_name!r}")
-        self.default_title_from_file_name = default_title_from_file_name
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(self, default_title_from_file_name=self.default_title_from_file_name)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MetadataNormalizer:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
+        self.default_title_from_file_name = check_bool(default_title_from_file_name, "default_title_from_file_name")
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 from haystack.dataclasses import ChatMessage
 
 DEFAULT_REFUSAL = "I don't know. The indexed documents do not contain the answer to this question."
@@ -39,15 +39,6 @@ class RelevanceGate:
             raise ValueError("refusal must be a non-empty text")
         self.min_score = min_score
         self.refusal = refusal
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(self, min_score=self.min_score, refusal=self.refusal)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RelevanceGate:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(passages=list[Document], documents=list[Document], replies=list[ChatMessage], relevant=bool)
     def run(

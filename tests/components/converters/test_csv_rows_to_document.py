@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 
 from components.converters.csv_rows_to_document import CsvRowsToDocument
@@ -81,12 +82,12 @@ def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
 
 def test_to_dict_from_dict_round_trip() -> None:
     converter = CsvRowsToDocument(max_chars=500, encoding="latin-1", delimiter=";", raise_on_failure=False)
-    data = converter.to_dict()
+    data = component_to_dict(converter, "converter")
     assert data == {
         "type": "components.converters.csv_rows_to_document.CsvRowsToDocument",
         "init_parameters": {"max_chars": 500, "encoding": "latin-1", "delimiter": ";", "raise_on_failure": False},
     }
-    assert CsvRowsToDocument.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(CsvRowsToDocument, data, "converter"), "converter") == data
 
 
 # -- real files -------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pypdfium2
 import pytest
 from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 
 from components.converters.errors import ConversionError, OcrUnavailableError
@@ -81,7 +82,7 @@ def test_to_dict_from_dict_round_trip() -> None:
         ocr_timeout_s=30.5,
         raise_on_failure=False,
     )
-    data = converter.to_dict()
+    data = component_to_dict(converter, "converter")
     assert data == {
         "type": "components.converters.pdf_to_document.PdfToDocument",
         "init_parameters": {
@@ -95,8 +96,8 @@ def test_to_dict_from_dict_round_trip() -> None:
             "raise_on_failure": False,
         },
     }
-    restored = PdfToDocument.from_dict(data)
-    assert restored.to_dict() == data
+    restored = component_from_dict(PdfToDocument, data, "converter")
+    assert component_to_dict(restored, "converter") == data
 
 
 def test_a_huge_page_is_rendered_for_ocr_within_the_pixel_budget() -> None:

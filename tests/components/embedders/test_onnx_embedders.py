@@ -3,6 +3,7 @@ import asyncio
 import numpy as np
 import pytest
 from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 
 from components.embedders.onnx_backend import EmbeddingModelError, get_encoder, resolve_model_path
 from components.embedders.onnx_document_embedder import OnnxDocumentEmbedder
@@ -23,12 +24,13 @@ def test_document_embedder_init_validates():
 
 def test_to_dict_from_dict_round_trip():
     text = OnnxTextEmbedder(max_length=128, prefix="q: ")
-    data = text.to_dict()
+    data = component_to_dict(text, "text")
     assert data["type"] == "components.embedders.onnx_text_embedder.OnnxTextEmbedder"
     assert data["init_parameters"]["prefix"] == "q: "
-    assert OnnxTextEmbedder.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(OnnxTextEmbedder, data, "text"), "text") == data
     doc = OnnxDocumentEmbedder(meta_fields_to_embed=["title"], batch_size=8)
-    assert OnnxDocumentEmbedder.from_dict(doc.to_dict()).to_dict() == doc.to_dict()
+    data = component_to_dict(doc, "doc")
+    assert component_to_dict(component_from_dict(OnnxDocumentEmbedder, data, "doc"), "doc") == data
 
 
 def test_text_embedding_is_normalized_and_semantic():

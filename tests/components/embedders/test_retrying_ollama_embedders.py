@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from ollama import ResponseError
 from servers import FakeOllama
 from servers import fake_embedding as vector
@@ -77,7 +78,7 @@ def test_text_embedder_to_dict_from_dict_round_trip() -> None:
         model="nomic-embed-text", url="http://ollama:11434", timeout=30, keep_alive="5m", dimensions=256, retries=5
     )
 
-    data = embedder.to_dict()
+    data = component_to_dict(embedder, "embedder")
 
     assert data == {
         "type": "components.embedders.retrying_ollama_text_embedder.RetryingOllamaTextEmbedder",
@@ -93,10 +94,10 @@ def test_text_embedder_to_dict_from_dict_round_trip() -> None:
             "retry_max_delay": 8.0,
         },
     }
-    restored = RetryingOllamaTextEmbedder.from_dict(copy.deepcopy(data))
+    restored = component_from_dict(RetryingOllamaTextEmbedder, copy.deepcopy(data), "embedder")
     assert isinstance(restored, RetryingOllamaTextEmbedder)
     assert restored.retries == 5 and restored.timeout == 30
-    assert restored.to_dict() == data
+    assert component_to_dict(restored, "restored") == data
 
 
 def test_document_embedder_to_dict_from_dict_round_trip() -> None:
@@ -111,16 +112,16 @@ def test_document_embedder_to_dict_from_dict_round_trip() -> None:
         retry_max_delay=2.0,
     )
 
-    data = embedder.to_dict()
+    data = component_to_dict(embedder, "embedder")
 
     params = data["init_parameters"]
     assert data["type"] == "components.embedders.retrying_ollama_document_embedder.RetryingOllamaDocumentEmbedder"
     assert (params["retries"], params["retry_initial_delay"], params["retry_max_delay"]) == (0, 1.0, 2.0)
     assert (params["batch_size"], params["meta_fields_to_embed"], params["progress_bar"]) == (8, ["title"], False)
-    restored = RetryingOllamaDocumentEmbedder.from_dict(copy.deepcopy(data))
+    restored = component_from_dict(RetryingOllamaDocumentEmbedder, copy.deepcopy(data), "embedder")
     assert isinstance(restored, RetryingOllamaDocumentEmbedder)
     assert (restored.retries, restored.retry_initial_delay, restored.retry_max_delay) == (0, 1.0, 2.0)
-    assert restored.to_dict() == data
+    assert component_to_dict(restored, "restored") == data
 
 
 # --- RetryingOllamaTextEmbedder ---------------------------------------------------------------------------------

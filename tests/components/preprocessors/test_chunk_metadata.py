@@ -1,5 +1,6 @@
 import pytest
 from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 
 from components.preprocessors.chunk_metadata import ChunkMetadata
 
@@ -8,7 +9,8 @@ def test_init_validates_and_round_trips():
     with pytest.raises(ValueError):
         ChunkMetadata(group_by="")
     component = ChunkMetadata(drop_fields=["x"])
-    assert ChunkMetadata.from_dict(component.to_dict()).to_dict() == component.to_dict()
+    data = component_to_dict(component, "chunks")
+    assert component_to_dict(component_from_dict(ChunkMetadata, data, "chunks"), "chunks") == data
 
 
 def test_numbers_chunks_per_document_and_drops_bookkeeping():

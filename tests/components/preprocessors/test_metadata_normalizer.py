@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from haystack import Document
 from haystack.components.converters.docx import DOCXMetadata
+from haystack.core.serialization import component_from_dict, component_to_dict
 
 from components.preprocessors.metadata_normalizer import MetadataNormalizer
 
@@ -46,12 +47,12 @@ def _run(*metas: dict, **init: bool) -> list[dict]:
 def test_init_and_serialization() -> None:
     assert MetadataNormalizer().default_title_from_file_name is True
     normalizer = MetadataNormalizer(default_title_from_file_name=False)
-    data = normalizer.to_dict()
+    data = component_to_dict(normalizer, "normalizer")
     assert data == {
         "type": "components.preprocessors.metadata_normalizer.MetadataNormalizer",
         "init_parameters": {"default_title_from_file_name": False},
     }
-    assert MetadataNormalizer.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(MetadataNormalizer, data, "normalizer"), "normalizer") == data
     with pytest.raises(ValueError):
         MetadataNormalizer(default_title_from_file_name="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):

@@ -1,5 +1,6 @@
 import pytest
 from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 
 from components.routers.relevance_gate import DEFAULT_REFUSAL, RelevanceGate
 
@@ -17,7 +18,8 @@ def test_init_validates():
 
 def test_round_trip():
     gate = RelevanceGate(min_score=0.42, refusal="No idea.")
-    assert RelevanceGate.from_dict(gate.to_dict()).to_dict() == gate.to_dict()
+    data = component_to_dict(gate, "gate")
+    assert component_to_dict(component_from_dict(RelevanceGate, data, "gate"), "gate") == data
 
 
 def test_relevant_passages_go_to_prompt():

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from haystack import Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 from PIL import Image
 
 from components.converters import ocr as ocr_module
 from components.converters.errors import ConversionError, OcrUnavailableError
-from components.converters.image_to_document import TesseractImageToDocument
+from components.converters.tesseract_image_to_document import TesseractImageToDocument
 
 # words of the typewritten Dutch recipe in typewriter.png
 TYPEWRITER_WORDS = ["Linzensoep", "Waterman", "linzen", "liter", "water", "uien", "boter", "melk", "kerrie"]
@@ -45,12 +46,12 @@ def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
 
 def test_to_dict_from_dict_round_trip() -> None:
     converter = TesseractImageToDocument(language="eng+nld", timeout_s=30, raise_on_failure=False)
-    data = converter.to_dict()
+    data = component_to_dict(converter, "converter")
     assert data == {
-        "type": "components.converters.image_to_document.TesseractImageToDocument",
+        "type": "components.converters.tesseract_image_to_document.TesseractImageToDocument",
         "init_parameters": {"language": "eng+nld", "timeout_s": 30, "raise_on_failure": False},
     }
-    assert TesseractImageToDocument.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(TesseractImageToDocument, data, "converter"), "converter") == data
 
 
 # -- real files -------------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ components:
     init_parameters:
       mime_types: ["image/png", "image/jpeg", "image/tiff"]
   ocr:
-    type: components.converters.image_to_document.TesseractImageToDocument
+    type: components.converters.tesseract_image_to_document.TesseractImageToDocument
     init_parameters:
       language: eng
       timeout_s: 60

@@ -10,11 +10,12 @@ import lxml.html
 import pytest
 import trafilatura
 from haystack import Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ByteStream
 
-from components.converters import html_to_document
+from components.converters import trafilatura_html_to_document
 from components.converters.errors import ConversionError
-from components.converters.html_to_document import TrafilaturaHtmlToDocument, decode_html
+from components.converters.trafilatura_html_to_document import TrafilaturaHtmlToDocument, decode_html
 
 # Sphinx chrome around the FAQ's body: present in the HTML, must not reach the Document
 NAVIGATION = ["Navigation", "Previous topic", "Next topic", "This Page", "Report a Bug", "Show Source", "Quick search"]
@@ -37,12 +38,12 @@ def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
 
 def test_to_dict_from_dict_round_trip() -> None:
     converter = TrafilaturaHtmlToDocument(include_tables=False, favor_recall=False, raise_on_failure=False)
-    data = converter.to_dict()
+    data = component_to_dict(converter, "converter")
     assert data == {
-        "type": "components.converters.html_to_document.TrafilaturaHtmlToDocument",
+        "type": "components.converters.trafilatura_html_to_document.TrafilaturaHtmlToDocument",
         "init_parameters": {"include_tables": False, "favor_recall": False, "raise_on_failure": False},
     }
-    assert TrafilaturaHtmlToDocument.from_dict(data).to_dict() == data
+    assert component_to_dict(component_from_dict(TrafilaturaHtmlToDocument, data, "converter"), "converter") == data
 
 
 # -- real pages --------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_fallback_to_visible_body_text() -> None:
 @pytest.mark.integration
 def test_fallback_when_trafilatura_finds_nothing(html_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trafilatura, "bare_extraction", lambda *_args, **_kwargs: None)
-    assert html_to_document.trafilatura.bare_extraction(b"") is None
+    assert trafilatura_html_to_document.trafilatura.bare_extraction(b"") is None
     document = TrafilaturaHtmlToDocument().run(sources=[html_file])["documents"][0]
     assert "What is Python?" in document.content
     assert "¶" not in document.content
@@ -160,7 +161,7 @@ components:
     init_parameters:
       mime_types: ["text/html"]
   html:
-    type: components.converters.html_to_document.TrafilaturaHtmlToDocument
+    type: components.converters.trafilatura_html_to_document.TrafilaturaHtmlToDocument
     init_parameters:
       include_tables: true
 connections:

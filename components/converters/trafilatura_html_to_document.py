@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,13 @@ from typing import Any
 import lxml.etree
 import lxml.html
 import trafilatura
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, logging
 from haystack.dataclasses import ByteStream
 from trafilatura.utils import decode_file
 
 from components.converters.errors import ConversionError
-from components.converters.sources import convert_sources
+from components.converters.sources import convert_sources, document_meta
+from components.validation import check_bool
 
 logger = logging.getLogger(__name__)
 
@@ -100,30 +100,9 @@ class TrafilaturaHtmlToDocument:
         :param raise_on_failure: raise for a page without text (True) or log a warning and skip it.
         :raises ValueError: on an invalid argument.
         """
-        for arg_name, value in (
-            ("include_tables", include_tables),
-            ("favor_recall", favor_recall),
-            ("raise_on_failure", raise_on_failure),
-        ):
-            if not isinstance(value, bool):
-                raise ValueError(f"{arg_name} must be a bool, got {value!r}")
-        self.include_tables = include_tables
-        self.favor_recall = favor_recall
-        self.raise_on_failure = raise_on_failure
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self,
-            include_tables=self.include_tables,
-            favor_recall=self.favor_recall,
-            raise_on_failure=self.raise_on_failure,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrafilaturaHtmlToDocument:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
+        self.include_tables = check_bool(include_tables, "include_tables")
+        self.favor_recall = check_bool(favor_recall, "favor_recall")
+        self.raise_on_failure = check_bool(raise_on_failure, "raise_on_failure")
 
     @component.output_types(documents=list[Document])
     def run(
@@ -185,7 +164,4 @@ class TrafilaturaHtmlToDocument:
         if date:
             file_meta["created_at"] = str(date)
 
-        merged = {**file_meta, **bytestream.meta, **metadata}
-        if file_path := merged.get("file_path"):
-            merged["file_path"] = os.path.basename(str(file_path))
-        return Document(content=text, meta=merged)
+        return Document(content=text, meta=document_meta(bytestream, metadata, file_meta))

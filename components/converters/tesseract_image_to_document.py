@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict, logging
+from haystack import Document, component, logging
 from haystack.dataclasses import ByteStream
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
-from components.converters.sources import convert_sources
+from components.converters.sources import convert_sources, document_meta
+from components.validation import check_bool, check_positive_number
 
 logger = logging.getLogger(__name__)
 
@@ -43,30 +43,14 @@ class TesseractImageToDocument:
         :param raise_on_failure: raise for an unreadable image (True) or log a warning and skip it.
         :raises ValueError: on an invalid argument.
         """
-        validate_language(language)
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
-            raise ValueError(f"timeout_s must be a positive number, got {timeout_s!r}")
-        if not isinstance(raise_on_failure, bool):
-            raise ValueError(f"raise_on_failure must be a bool, got {raise_on_failure!r}")
-        self.language = language
-        self.timeout_s = timeout_s
-        self.raise_on_failure = raise_on_failure
+        self.language = validate_language(language)
+        self.timeout_s = check_positive_number(timeout_s, "timeout_s")
+        self.raise_on_failure = check_bool(raise_on_failure, "raise_on_failure")
 
     def warm_up(self) -> None:
         """Check (once, cached) whether tesseract is installed; warn early when it is not."""
         if not tesseract_available():
             logger.warning("tesseract is not installed: images cannot be converted (OCR not available)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(
-            self, language=self.language, timeout_s=self.timeout_s, raise_on_failure=self.raise_on_failure
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TesseractImageToDocument:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(
@@ -87,10 +71,7 @@ class TesseractImageToDocument:
         return {"documents": documents}
 
     def _convert(self, bytestream: ByteStream, metadata: dict[str, Any], name: str) -> list[Document]:
-        base_meta = {**bytestream.meta, **metadata}
-        if file_path := base_meta.get("file_path"):
-            base_meta["file_path"] = os.path.basename(str(file_path))
-
+        base_meta = document_meta(bytestream, metadata)
         documents = []
         try:
             with Image.open(io.BytesIO(bytestream.data)) as image:
