@@ -2,7 +2,10 @@
 
 One Lance table holds the documents (layout in `components.stores.lancedb.converters`); filters on promoted meta
 fields are pushed down to LanceDB as SQL, the rest is evaluated in Python (`components.stores.lancedb.filters`);
-the vector, full-text and scalar indices are kept up to date by `components.stores.lancedb.indexes`.
+the vector, full-text and scalar indices are kept up to date by `components.stores.lancedb.indexes`; the queries
+themselves are in `components.stores.lancedb.search` and `components.stores.lancedb.metadata`. This module holds
+only the store class, i.e. Haystack's DocumentStore protocol with its extended, retrieval and async methods, which
+is why it is a little over 600 lines.
 
 Every write is a single LanceDB commit (an append, a merge-insert or a delete), so a crash leaves the table at
 the previous or the new version, never in between.
