@@ -487,15 +487,6 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
                 self._pool.close()
                 self._pool = None
 
-    def ping(self) -> None:
-        """Check that PostgreSQL answers; raises `StoreUnavailableError` otherwise (used by readiness checks)."""
-        self._ping()
-
-    @_pooled
-    def _ping(self) -> None:
-        assert self._connection is not None
-        self._connection.execute("SELECT 1")
-
 
 def pgvector_store_from_dict(data: dict[str, Any]) -> PgvectorDocumentStore:
     """Deserialize a `PgvectorDocumentStore` or subclass named by `type` (upstream retrievers hard-code the base)."""
