@@ -23,7 +23,7 @@ from haystack.errors import FilterError
 from psycopg_pool import PoolTimeout
 
 from app.errors import UpstreamBadGatewayError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from components.stores.pooled_pgvector_document_store import StoreUnavailableError
+from components.stores.pgvector.document_store import StoreUnavailableError
 
 _MAX_DEPTH = 20
 # httpx, and its fork httpx2 that recent openai clients use: the same exception names in both

@@ -145,7 +145,7 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
 
 
 def _doc_chunk_counts(data_dir: Path) -> dict[str, int]:
-    from components.stores.lancedb_document_store import LanceDBDocumentStore
+    from components.stores.lancedb.document_store import LanceDBDocumentStore
 
     store = LanceDBDocumentStore(path=str(data_dir / "lancedb"), table_name="chunks")
     counts: dict[str, int] = {}

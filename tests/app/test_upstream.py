@@ -8,7 +8,7 @@ from psycopg_pool import PoolTimeout
 
 from app.errors import UpstreamBadGatewayError, UpstreamTimeoutError, UpstreamUnavailableError
 from app.upstream import upstream_error
-from components.stores.pooled_pgvector_document_store import StoreUnavailableError
+from components.stores.pgvector.document_store import StoreUnavailableError
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 

@@ -41,12 +41,11 @@ from haystack.testing.document_store_async import (
     UpdateByFilterAsyncTest,
     WriteDocumentsAsyncTest,
 )
-from haystack.utils.filters import document_matches_filter
 
-from components.stores.lancedb_document_store import LanceDBDocumentStore, sanitize_fts_query
-from components.stores.lancedb_filters import plan_filters
+from components.stores.lancedb import LanceDBDocumentStore
+from components.stores.lancedb.search import sanitize_fts_query
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
 SUITE_EMBEDDING_DIM = 768  # haystack.testing.document_store uses 768-d random embeddings
 
 
@@ -142,6 +141,10 @@ def _unit(rng: np.random.Generator, dim: int = DIM) -> list[float]:
     return v.tolist()
 
 
+def _c(field: str, op: str, value: Any) -> dict[str, Any]:
+    return {"field": field, "operator": op, "value": value}
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> LanceDBDocumentStore:
     return LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=DIM)
@@ -214,7 +217,7 @@ class TestInit:
         )
         data = s.to_dict()
         assert data == {
-            "type": "components.stores.lancedb_document_store.LanceDBDocumentStore",
+            "type": "components.stores.lancedb.document_store.LanceDBDocumentStore",
             "init_parameters": {
                 "path": str(tmp_path / "db"),
                 "table_name": "chunks",
@@ -408,173 +411,6 @@ class TestWrite:
         assert s.count_documents() == 7
 
 
-# ----------------------------------------------------------------------------------------------- filters
-
-_FILTER_DOCS = [
-    Document(id="d1", content="alpha", meta={"collection": "a", "file_name": "x.pdf", "n": 1}, embedding=[0.5] * DIM),
-    Document(
-        id="d2",
-        content="beta",
-        meta={"collection": "b", "file_name": "y.pdf", "n": 2},
-        blob=ByteStream(data=b"%PDF", mime_type="application/pdf"),
-    ),
-    Document(id="d3", content="gamma", meta={"collection": "it's", "n": 3}),
-    Document(id="d4", content=None, meta={"collection": None, "file_name": "x.pdf"}),
-    Document(id="d5", content="delta", meta={}),
-    Document(id="d6", content="epsilon", meta={"collection": "a\\b", "file_name": ""}),
-    Document(id="d7", content="it's", meta={"collection": "ümlaut 日本", "n": 7}),
-    Document(id="d8", content="zeta", meta={"collection": "' OR '1'='1", "n": 8}),
-    Document(id="d9", content="eta", meta={"collection": "2024-01-01", "n": 9}),
-    Document(id="d10", content="theta", meta={"collection": "A", "n": 10}),
-    Document(id="d11", content="2024-01-01", meta={"sparse": "x", 'we"ird': 1, "nest": {"a": 1}, "n": 11}),
-    Document(id="d12", content="iota", meta={"ключ": 5, "note": 'has "sparse": inside'}),
-]
-
-
-def _c(field: str, op: str, value: Any) -> dict[str, Any]:
-    return {"field": field, "operator": op, "value": value}
-
-
-# Filters that are fully translated to SQL when `collection`/`file_name` are promoted.
-_SQL_FILTERS: list[dict[str, Any]] = [
-    _c("meta.collection", "==", "a"),
-    _c("meta.collection", "==", "it's"),
-    _c("meta.collection", "==", "' OR '1'='1"),
-    _c("meta.collection", "==", "a\\b"),
-    _c("meta.collection", "==", "ümlaut 日本"),
-    _c("meta.collection", "==", None),
-    _c("meta.collection", "!=", "a"),
-    _c("meta.collection", "!=", None),
-    _c("meta.collection", "in", ["a", "b", "nope"]),
-    _c("meta.collection", "in", ["a", None]),
-    _c("meta.collection", "in", []),
-    _c("meta.collection", "not in", ["a", "b"]),
-    _c("meta.collection", "not in", [None]),
-    _c("meta.collection", "not in", []),
-    _c("meta.collection", ">", None),
-    _c("meta.file_name", "==", ""),
-    _c("collection", "==", "b"),  # legacy field without the meta. prefix
-    _c("id", "==", "d3"),
-    _c("id", "in", ["d1", "d9", "zz"]),
-    _c("content", "==", "it's"),
-    _c("content", "!=", "alpha"),
-    _c("content", "==", None),
-    {"operator": "NOT", "conditions": [_c("meta.collection", "==", "a")]},
-    {"operator": "NOT", "conditions": [_c("meta.collection", "in", ["a", "b"]), _c("meta.file_name", "==", "x.pdf")]},
-    {"operator": "OR", "conditions": [_c("meta.collection", "==", "a"), _c("meta.file_name", "==", "x.pdf")]},
-    {"operator": "AND", "conditions": [_c("meta.collection", "!=", "b"), _c("meta.file_name", "!=", None)]},
-    {
-        "operator": "OR",
-        "conditions": [
-            {"operator": "NOT", "conditions": [_c("meta.file_name", "!=", "x.pdf")]},
-            {"operator": "AND", "conditions": [_c("id", "!=", "d1"), _c("meta.collection", "==", None)]},
-        ],
-    },
-    {"operator": "AND", "conditions": []},
-    {"operator": "OR", "conditions": []},
-    {"operator": "NOT", "conditions": []},
-]
-
-# Filters that need Python (ISO dates, non-string values, unpromoted fields), fully or partly.
-_PYTHON_FILTERS: list[dict[str, Any]] = [
-    _c("meta.collection", "==", "2024-01-01T00:00:00"),  # compared as a date by Haystack
-    _c("meta.collection", "==", 1),
-    _c("meta.n", ">", 3),
-    _c("meta.n", "in", [1, 2, 10]),
-    {"operator": "AND", "conditions": [_c("meta.collection", "==", "a"), _c("meta.n", "==", 1)]},
-    {"operator": "AND", "conditions": [_c("meta.collection", "!=", "b"), _c("meta.n", "<", 8)]},
-    {"operator": "OR", "conditions": [_c("meta.collection", "==", "b"), _c("meta.n", ">=", 9)]},
-    {"operator": "NOT", "conditions": [_c("meta.n", "==", 7)]},
-    # keys present on few documents (rows without the key are evaluated without parsing their meta)
-    _c("meta.sparse", "!=", "x"),
-    _c("meta.sparse", "==", None),
-    _c("meta.sparse", "==", "x"),
-    _c("sparse", "not in", ["x"]),
-    _c('meta.we"ird', "==", 1),
-    _c("meta.nest.a", "==", 1),
-    _c("meta.nest.a", "!=", 1),
-    _c("meta.ключ", ">", 1),
-    _c("meta", "==", {}),
-    _c("content", "==", "2024-01-01T00:00"),
-    # Document fields other than id/content/meta: evaluated on full documents
-    _c("embedding", "==", None),
-    _c("embedding", "!=", None),
-    {"operator": "AND", "conditions": [_c("meta.collection", "==", "b"), _c("blob", "!=", None)]},
-    {"operator": "OR", "conditions": [_c("meta.sparse", "==", "x"), _c("meta.ключ", "==", 5)]},
-]
-
-
-@pytest.fixture(scope="module")
-def filter_stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[LanceDBDocumentStore, LanceDBDocumentStore]:
-    base = tmp_path_factory.mktemp("filters")
-    promoted = LanceDBDocumentStore(
-        path=str(base / "promoted"), embedding_dim=DIM, indexed_meta_fields=["collection", "file_name"]
-    )
-    plain = LanceDBDocumentStore(path=str(base / "plain"), embedding_dim=DIM, indexed_meta_fields=[])
-    promoted.write_documents(_FILTER_DOCS)
-    plain.write_documents(_FILTER_DOCS)
-    return promoted, plain
-
-
-def _expected_ids(filters: dict[str, Any]) -> list[str]:
-    return sorted(d.id for d in _FILTER_DOCS if document_matches_filter(filters, d))
-
-
-@pytest.mark.parametrize("filters", _SQL_FILTERS, ids=repr)
-def test_sql_path_matches_python_semantics(
-    filter_stores: tuple[LanceDBDocumentStore, LanceDBDocumentStore], filters: dict[str, Any]
-) -> None:
-    promoted, plain = filter_stores
-    assert plan_filters(filters, frozenset(promoted.indexed_meta_fields)).residual is None  # really SQL
-    expected = _expected_ids(filters)
-    assert sorted(d.id for d in promoted.filter_documents(filters)) == expected
-    assert sorted(d.id for d in plain.filter_documents(filters)) == expected
-    assert promoted.count_documents_by_filter(filters) == len(expected)
-
-
-@pytest.mark.parametrize("filters", _PYTHON_FILTERS, ids=repr)
-def test_python_path_matches_python_semantics(
-    filter_stores: tuple[LanceDBDocumentStore, LanceDBDocumentStore], filters: dict[str, Any]
-) -> None:
-    promoted, plain = filter_stores
-    assert plan_filters(filters, frozenset(promoted.indexed_meta_fields)).residual is not None
-    expected = _expected_ids(filters)
-    assert sorted(d.id for d in promoted.filter_documents(filters)) == expected
-    assert sorted(d.id for d in plain.filter_documents(filters)) == expected
-    assert promoted.count_documents_by_filter(filters) == len(expected)
-
-
-def test_injection_attempt_matches_only_its_literal(
-    filter_stores: tuple[LanceDBDocumentStore, LanceDBDocumentStore],
-) -> None:
-    promoted, _ = filter_stores
-    got = promoted.filter_documents(_c("meta.collection", "==", "x' OR '1'='1"))
-    assert got == []
-    assert [d.id for d in promoted.filter_documents(_c("meta.collection", "==", "' OR '1'='1"))] == ["d8"]
-
-
-@pytest.mark.parametrize(
-    "filters",
-    [
-        {"conditions": [_c("meta.collection", "==", "a")]},
-        {"operator": "AND"},
-        {"operator": "XOR", "conditions": []},
-        {"field": "meta.collection", "operator": "~", "value": "a"},
-        {"field": "meta.collection", "value": "a"},
-        {"field": "meta.collection", "operator": "=="},
-        {"field": "meta.collection", "operator": "in", "value": "a"},
-    ],
-)
-def test_malformed_filters_raise(store: LanceDBDocumentStore, filters: dict[str, Any]) -> None:
-    store.write_documents([Document(content="x")])
-    with pytest.raises(FilterError):
-        store.filter_documents(filters)
-    with pytest.raises(FilterError):
-        store.embedding_retrieval([1.0] * DIM, filters=filters)
-    with pytest.raises(FilterError):
-        store.bm25_retrieval("x", filters=filters)
-
-
 # ----------------------------------------------------------------------------------------------- retrieval
 
 
@@ -633,7 +469,7 @@ class TestEmbeddingRetrieval:
         ]
         for start in range(0, len(docs), 500):
             s.write_documents(docs[start : start + 500])
-        assert s._has_vector_index  # built automatically past vector_index_min_rows
+        assert s._indexes.has_vector_index  # built automatically past vector_index_min_rows
         # a few rows written after the index was built are found too
         late = Document(id="late", content="late", meta={"collection": "rare", "n": -1}, embedding=_unit(rng))
         s.write_documents([late])
@@ -671,7 +507,7 @@ class TestEmbeddingRetrieval:
 
     def test_partial_probe_falls_back_to_exact(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """When probing few partitions finds fewer than top_k rows under a filter, the search is redone exactly."""
-        import components.stores.lancedb_document_store as module
+        import components.stores.lancedb.indexes as module
 
         monkeypatch.setattr(module, "_ROWS_PER_PARTITION", 50)  # many small partitions
         rng = np.random.default_rng(5)
@@ -681,7 +517,7 @@ class TestEmbeddingRetrieval:
             for i in range(800)
         ]
         s.write_documents(docs)
-        assert s._has_vector_index and s._vector_index_partitions == 16
+        assert s._indexes.has_vector_index and s._indexes.vector_index_partitions == 16
         monkeypatch.setattr(LanceDBDocumentStore, "_nprobes", lambda self, table: 1)  # as on a very big table
         query = _unit(rng)
         got = s.embedding_retrieval(query, filters=_c("meta.collection", "==", "rare"), top_k=10)
@@ -690,7 +526,7 @@ class TestEmbeddingRetrieval:
         assert [d.id for d in got] == [d.id for d in rare[:10]]
 
     def test_vector_search_rows_sets_probe_share(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        import components.stores.lancedb_document_store as module
+        import components.stores.lancedb.indexes as module
 
         monkeypatch.setattr(module, "_ROWS_PER_PARTITION", 50)
         rng = np.random.default_rng(6)
@@ -698,12 +534,12 @@ class TestEmbeddingRetrieval:
         exact = LanceDBDocumentStore(path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300)
         exact.write_documents(docs)
         table = exact._table
-        assert exact._nprobes(table) >= exact._vector_index_partitions  # 800 rows <= default: every partition
+        assert exact._nprobes(table) >= exact._indexes.vector_index_partitions  # 800 rows <= default: every partition
         partial = LanceDBDocumentStore(
             path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300, vector_search_rows=200
         )
         partial.count_documents()
-        partial._vector_index_partitions = exact._vector_index_partitions
+        partial._indexes.vector_index_partitions = exact._indexes.vector_index_partitions
         assert partial._nprobes(table) == 4  # 200 of 800 rows: a quarter of 16 partitions
         with pytest.raises(ValueError, match="vector_search_rows"):
             LanceDBDocumentStore(path=str(tmp_path / "b"), vector_search_rows=0)
@@ -797,7 +633,7 @@ _WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {root!r})
     from haystack import Document
-    from components.stores.lancedb_document_store import LanceDBDocumentStore
+    from components.stores.lancedb.document_store import LanceDBDocumentStore
 
     store = LanceDBDocumentStore(path={path!r}, embedding_dim=4, optimize_every_writes=5)
     batch = 0

@@ -15,12 +15,12 @@ as it is and changes how connections are obtained:
 * an expression index on `meta->>'collection'` keeps the collection scope a cheap prefilter;
 * an existing table whose vector column has another dimension than `embedding_dimension` is a clear error.
 
-The async API runs the sync implementation in a worker thread, so both share the pool.
+The async API runs the sync implementation in a worker thread (`components.stores.async_methods.in_thread`, as the
+LanceDB store does), so both share the pool.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import random
 import threading
@@ -44,6 +44,9 @@ from psycopg.rows import dict_row
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg.sql import Literal as SQLLiteral
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+from components.stores.async_methods import in_thread
+from components.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -77,23 +80,6 @@ SELECT {table_name}.*, ts_rank_cd(content_tsv, query) AS score
 FROM {schema_name}.{table_name}, plainto_tsquery({language}::regconfig, %s) query
 WHERE content_tsv @@ query
 """
-
-# Public methods of the upstream store that touch the database; each borrows one pooled connection.
-_POOLED_METHODS = (
-    "count_documents",
-    "filter_documents",
-    "delete_documents",
-    "delete_all_documents",
-    "delete_by_filter",
-    "update_by_filter",
-    "count_documents_by_filter",
-    "count_unique_metadata_by_filter",
-    "get_metadata_fields_info",
-    "get_metadata_field_min_max",
-    "get_metadata_field_unique_values",
-    "_keyword_retrieval",
-    "_embedding_retrieval",
-)
 
 
 class StoreUnavailableError(DocumentStoreError):
@@ -156,15 +142,6 @@ def _pooled(method: F) -> F:
         raise AssertionError("unreachable")  # pragma: no cover
 
     return cast(F, wrapper)
-
-
-def _in_thread(name: str) -> Callable[..., Any]:
-    async def run_in_thread(self: PooledPgvectorDocumentStore, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(getattr(self, name), *args, **kwargs)
-
-    run_in_thread.__name__ = f"{name}_async"
-    run_in_thread.__doc__ = f"Async `{name}`: runs the pooled sync call in a worker thread."
-    return run_in_thread
 
 
 class PooledPgvectorDocumentStore(PgvectorDocumentStore):
@@ -238,19 +215,18 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             raise ValueError(f"hnsw_iterative_scan must be one of {ITERATIVE_SCAN_MODES}, got {hnsw_iterative_scan!r}")
         if keyword_match not in ("any", "all"):
             raise ValueError(f"keyword_match must be 'any' or 'all', got {keyword_match!r}")
-        if not 1 <= pool_min_size <= pool_max_size:
-            raise ValueError("pool sizes must satisfy 1 <= pool_min_size <= pool_max_size")
+        check_int(pool_min_size, "pool_min_size", minimum=1)
+        check_int(pool_max_size, "pool_max_size", minimum=pool_min_size)
+        check_int(connect_timeout, "connect_timeout", minimum=1)
+        check_int(statement_timeout_ms, "statement_timeout_ms", minimum=1)
+        check_int(retries, "retries", minimum=0)
         for name, value in (
             ("pool_timeout", pool_timeout),
-            ("connect_timeout", connect_timeout),
-            ("statement_timeout_ms", statement_timeout_ms),
             ("retry_initial_delay", retry_initial_delay),
             ("retry_max_delay", retry_max_delay),
         ):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
         self.hnsw_iterative_scan = hnsw_iterative_scan
         self.keyword_match = keyword_match
         self.pool_min_size = pool_min_size
@@ -472,27 +448,44 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             self._initializing = False
             self._table_initialized = False
 
+    # Every upstream call that touches the database borrows one pooled connection.
+    count_documents = _pooled(PgvectorDocumentStore.count_documents)
+    filter_documents = _pooled(PgvectorDocumentStore.filter_documents)
+    delete_documents = _pooled(PgvectorDocumentStore.delete_documents)
+    delete_all_documents = _pooled(PgvectorDocumentStore.delete_all_documents)
+    delete_by_filter = _pooled(PgvectorDocumentStore.delete_by_filter)
+    update_by_filter = _pooled(PgvectorDocumentStore.update_by_filter)
+    count_documents_by_filter = _pooled(PgvectorDocumentStore.count_documents_by_filter)
+    count_unique_metadata_by_filter = _pooled(PgvectorDocumentStore.count_unique_metadata_by_filter)
+    get_metadata_fields_info = _pooled(PgvectorDocumentStore.get_metadata_fields_info)
+    get_metadata_field_min_max = _pooled(PgvectorDocumentStore.get_metadata_field_min_max)
+    get_metadata_field_unique_values = _pooled(PgvectorDocumentStore.get_metadata_field_unique_values)
+    _keyword_retrieval = _pooled(PgvectorDocumentStore._keyword_retrieval)
+    _embedding_retrieval = _pooled(PgvectorDocumentStore._embedding_retrieval)
+
+    # The async API: the same pooled calls, in a worker thread (upstream's own async connection is never opened).
+    count_documents_async = in_thread(count_documents)
+    filter_documents_async = in_thread(filter_documents)
+    write_documents_async = in_thread(write_documents)
+    delete_documents_async = in_thread(delete_documents)
+    delete_all_documents_async = in_thread(delete_all_documents)
+    delete_by_filter_async = in_thread(delete_by_filter)
+    update_by_filter_async = in_thread(update_by_filter)
+    count_documents_by_filter_async = in_thread(count_documents_by_filter)
+    count_unique_metadata_by_filter_async = in_thread(count_unique_metadata_by_filter)
+    get_metadata_fields_info_async = in_thread(get_metadata_fields_info)
+    get_metadata_field_min_max_async = in_thread(get_metadata_field_min_max)
+    get_metadata_field_unique_values_async = in_thread(get_metadata_field_unique_values)
+    delete_table_async = in_thread(delete_table)
+    _keyword_retrieval_async = in_thread(_keyword_retrieval)
+    _embedding_retrieval_async = in_thread(_embedding_retrieval)
+
     def close(self) -> None:
         """Close the pool (idempotent)."""
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
-
-    def ping(self) -> None:
-        """Check that PostgreSQL answers; raises `StoreUnavailableError` otherwise (used by readiness checks)."""
-        self._ping()
-
-    @_pooled
-    def _ping(self) -> None:
-        assert self._connection is not None
-        self._connection.execute("SELECT 1")
-
-
-for _name in _POOLED_METHODS:
-    setattr(PooledPgvectorDocumentStore, _name, _pooled(getattr(PgvectorDocumentStore, _name)))
-for _name in (*_POOLED_METHODS, "write_documents", "delete_table"):
-    setattr(PooledPgvectorDocumentStore, f"{_name}_async", _in_thread(_name))
 
 
 def pgvector_store_from_dict(data: dict[str, Any]) -> PgvectorDocumentStore:

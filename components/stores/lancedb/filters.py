@@ -1,4 +1,4 @@
-"""Translate Haystack metadata filters into LanceDB SQL ``WHERE`` clauses.
+"""Haystack metadata filters on the LanceDB table: SQL pushdown plus a Python residual.
 
 Only the subset of the Haystack filter language whose SQL meaning is *exactly* the Python meaning of
 :func:`haystack.utils.filters.document_matches_filter` is translated. Everything else is reported as
@@ -16,16 +16,28 @@ Every translated leaf evaluates to ``TRUE`` or ``FALSE``, never ``NULL``: a comp
 ``(x = 'a' AND x IS NOT NULL)``, which is ``FALSE`` (not ``NULL``) for a missing ``x``, the same as
 ``COALESCE(x = 'a', FALSE)`` but still usable by LanceDB's scalar indices. So ``NOT`` and ``OR`` keep Python's
 two-valued semantics: ``!=`` matches missing values, ``NOT (x == 'a')`` matches rows where ``x`` is missing, etc.
+
+:func:`plan_filters` splits a filter into the SQL part and the residual; :func:`select_rows`, :func:`matching_ids`
+and :func:`filtered_search` apply such a plan to the table, evaluating the residual with Haystack's own
+``document_matches_filter`` on the rows the SQL part selected.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from haystack.dataclasses import Document
 from haystack.errors import FilterError
+from haystack.utils.filters import document_matches_filter
+
+from components.stores.lancedb.converters import BASE_COLUMNS, arrow_to_documents
 
 COMPARISON_OPERATORS = frozenset({"==", "!=", ">", ">=", "<", "<=", "in", "not in"})
 LOGICAL_OPERATORS = frozenset({"AND", "OR", "NOT"})
@@ -39,6 +51,10 @@ IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Characters that are not safe inside a SQL string literal for every engine layer (NUL terminates C strings).
 _UNSAFE_LITERAL_CHARS = ("\x00",)
+
+# An `id IN (...)` list longer than this is slow to parse and evaluate: bigger id sets are handled by
+# over-fetching from the search and filtering in Python.
+_MAX_IN_IDS = 1000
 
 
 @dataclass(frozen=True)
@@ -267,3 +283,177 @@ def and_sql(*parts: str | None) -> str | None:
     if len(present) == 1:
         return present[0]
     return " AND ".join(f"({p})" for p in present)
+
+
+def require_filters(filters: dict[str, Any], operation: str, alternative: str) -> None:
+    """Refuse an empty filter for a destructive operation.
+
+    :raises FilterError: naming `alternative`, the call that does what an empty filter would.
+    """
+    if not filters:
+        raise FilterError(f"{operation} needs a non-empty filter; use {alternative} instead")
+
+
+# ---------------------------------------------------------------------- applying a plan to the table
+
+
+def scan(table: Any, columns: list[str], where: str | None) -> pa.Table:
+    """Return `columns` of the rows matching the SQL predicate `where` (all rows if `None`)."""
+    builder = table.search().select(columns)
+    if where:
+        builder = builder.where(where)
+    return builder.to_arrow()
+
+
+def select_rows(table: Any, plan: FilterPlan, columns: list[str], embedding_dim: int) -> pa.Table:
+    """Return the rows matching `plan` (SQL pushdown, then the Python residual) with `columns`."""
+    if plan.residual is None:
+        return scan(table, columns, plan.sql)
+    eval_columns = residual_columns(plan.residual)
+    rows = scan(table, sorted(set(columns) | set(eval_columns)), plan.sql)
+    mask = residual_mask(rows, plan.residual, embedding_dim)
+    return rows.filter(pa.array(mask, type=pa.bool_())).select(columns)
+
+
+def matching_ids(table: Any, plan: FilterPlan, embedding_dim: int) -> list[str]:
+    """Return the ids (in table order) of the rows matching `plan`."""
+    if plan.residual is None:
+        return scan(table, ["id"], plan.sql).column("id").to_pylist()
+    rows = scan(table, residual_columns(plan.residual), plan.sql)
+    mask = residual_mask(rows, plan.residual, embedding_dim)
+    ids = rows.column("id").to_pylist()
+    return [i for i, keep in zip(ids, mask, strict=True) if keep]
+
+
+def filtered_search(
+    table: Any,
+    search: Callable[[str | None, int], pa.Table],
+    plan: FilterPlan,
+    top_k: int,
+    embedding_dim: int,
+) -> pa.Table | None:
+    """
+    Run `search(where, limit)` so that its best `top_k` rows all match `plan` (`None`: nothing can match).
+
+    SQL-only plans are pushed down. With a Python residual, the matching ids are computed first: a small id
+    set is pushed down as `id IN (...)`; a large one is applied to over-fetched search results, fetching more
+    until `top_k` matches are found or the search is exhausted.
+    """
+    if plan.residual is None:
+        return search(plan.sql, top_k)
+    allowed = matching_ids(table, plan, embedding_dim)
+    if not allowed:
+        return None
+    if len(allowed) <= _MAX_IN_IDS:
+        return search(and_sql(plan.sql, in_list_sql("id", allowed)), top_k)
+    allowed_set = set(allowed)
+    candidates = int(table.count_rows(plan.sql)) if plan.sql else int(table.count_rows())
+    ratio = len(allowed) / max(candidates, 1)
+    limit = min(max(top_k * 2, math.ceil(top_k / ratio * 1.5)), max(candidates, top_k))
+    while True:
+        rows = search(plan.sql, limit)
+        ids = rows.column("id").to_pylist()
+        mask = [i in allowed_set for i in ids]
+        hits = rows.filter(pa.array(mask, type=pa.bool_()))
+        if hits.num_rows >= top_k or rows.num_rows < limit or limit >= candidates:
+            return hits.slice(0, top_k)
+        limit = min(limit * 4, candidates)
+
+
+# ---------------------------------------------------------------------- the Python residual
+
+
+def residual_columns(residual: dict[str, Any]) -> list[str]:
+    """Columns needed to evaluate `residual` in Python."""
+    needed = {"id", "meta_json"}
+    roots = {f.split(".", 1)[0] for f in referenced_fields(residual)}
+    if "content" in roots:
+        needed.add("content")
+    if roots & {"blob", "embedding", "sparse_embedding"}:
+        needed.update(BASE_COLUMNS)
+    return sorted(needed)
+
+
+def residual_mask(rows: pa.Table, residual: dict[str, Any], embedding_dim: int) -> list[bool]:
+    """Evaluate `residual` with Haystack's `document_matches_filter` on each row (of `residual_columns`)."""
+    if "embedding" in rows.column_names:  # the filter reads blob/embedding/sparse fields: full documents
+        docs = arrow_to_documents(rows, embedding_dim=embedding_dim, include_embedding=True)
+        return [document_matches_filter(residual, doc) for doc in docs]
+    return _python_mask(rows, residual)
+
+
+_WHOLE_META = "\x00whole-meta"
+
+
+def _meta_keys(filters: dict[str, Any]) -> set[str]:
+    """Top-level meta keys a filter reads (`_WHOLE_META` if it reads `meta` itself)."""
+    keys: set[str] = set()
+    for field in referenced_fields(filters):
+        if field.startswith("meta."):
+            keys.add(field[len("meta.") :].split(".", 1)[0])
+        elif field == "meta":
+            keys.add(_WHOLE_META)
+        elif "." not in field and field not in DOCUMENT_FIELDS:
+            keys.add(field)  # legacy field name without the "meta." prefix
+    return keys
+
+
+@dataclass(slots=True)
+class _FilterView:
+    """
+    A light stand-in for a Document, with the same field names, for `document_matches_filter`.
+
+    Building 100k real Documents costs ~0.3 s more than these (`__init__`, `__post_init__`, mutation guards);
+    they are only read by the filter and never returned.
+    """
+
+    id: str
+    content: str | None
+    meta: dict[str, Any]
+    blob: None = None
+    score: None = None
+    embedding: None = None
+    sparse_embedding: None = None
+
+
+def _python_mask(rows: pa.Table, residual: dict[str, Any]) -> list[bool]:
+    """
+    Evaluate `residual` on rows holding `id`, `meta_json` and, if the filter reads it, `content`.
+
+    The meta JSON is parsed only for rows whose text contains one of the filter's meta keys (as written by
+    `json.dumps`, `"key": `). In the other rows every key the filter reads is missing, so, unless the filter also
+    reads `id` or `content`, they all get the result of the filter on an empty document, computed once.
+    """
+    n = rows.num_rows
+    meta_keys = _meta_keys(residual)
+    meta_column = rows.column("meta_json")
+    if _WHOLE_META in meta_keys:
+        present = [True] * n
+    elif not meta_keys:
+        present = [False] * n
+    else:
+        mask = None
+        for key in meta_keys:
+            hit = pc.match_substring(meta_column, json.dumps(key, ensure_ascii=False) + ":")
+            mask = hit if mask is None else pc.or_(mask, hit)
+        present = [bool(v) for v in mask.to_pylist()] if mask is not None else [False] * n
+
+    row_specific = bool(referenced_fields(residual) & {"id", "content"})
+    constant: bool | None = None
+    if not row_specific and not all(present):
+        constant = document_matches_filter(residual, cast(Any, _FilterView(id="", content=None, meta={})))
+    if constant is not None and not any(present):
+        return [constant] * n
+
+    ids = rows.column("id").to_pylist()
+    raw = meta_column.to_pylist()
+    contents = rows.column("content").to_pylist() if "content" in rows.column_names else [None] * n
+    out: list[bool] = []
+    for i in range(n):
+        if not present[i] and constant is not None:
+            out.append(constant)
+            continue
+        meta = json.loads(raw[i]) if present[i] and raw[i] else {}
+        view = _FilterView(id=ids[i], content=contents[i], meta=meta)
+        out.append(document_matches_filter(residual, cast(Any, view)))
+    return out

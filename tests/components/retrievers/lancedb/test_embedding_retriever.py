@@ -13,12 +13,12 @@ from haystack.core.errors import DeserializationError
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import FilterPolicy
 
-from components.retrievers.lancedb_embedding_retriever import LanceDBEmbeddingRetriever
-from components.stores.lancedb_document_store import LanceDBDocumentStore
+from components.retrievers.lancedb.embedding_retriever import LanceDBEmbeddingRetriever
+from components.stores.lancedb.document_store import LanceDBDocumentStore
 
 DIM = 4
-TYPE = "components.retrievers.lancedb_embedding_retriever.LanceDBEmbeddingRetriever"
-STORE_TYPE = "components.stores.lancedb_document_store.LanceDBDocumentStore"
+TYPE = "components.retrievers.lancedb.embedding_retriever.LanceDBEmbeddingRetriever"
+STORE_TYPE = "components.stores.lancedb.document_store.LanceDBDocumentStore"
 
 
 def _c(field: str, op: str, value: Any) -> dict[str, Any]:

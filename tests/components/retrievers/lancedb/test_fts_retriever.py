@@ -12,11 +12,11 @@ from haystack.core.errors import DeserializationError
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import FilterPolicy
 
-from components.retrievers.lancedb_fts_retriever import LanceDBFTSRetriever
-from components.stores.lancedb_document_store import LanceDBDocumentStore
+from components.retrievers.lancedb.fts_retriever import LanceDBFTSRetriever
+from components.stores.lancedb.document_store import LanceDBDocumentStore
 
-TYPE = "components.retrievers.lancedb_fts_retriever.LanceDBFTSRetriever"
-STORE_TYPE = "components.stores.lancedb_document_store.LanceDBDocumentStore"
+TYPE = "components.retrievers.lancedb.fts_retriever.LanceDBFTSRetriever"
+STORE_TYPE = "components.stores.lancedb.document_store.LanceDBDocumentStore"
 
 
 def _c(field: str, op: str, value: Any) -> dict[str, Any]:

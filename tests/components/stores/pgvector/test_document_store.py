@@ -20,9 +20,9 @@ from haystack.testing.document_store import (
 )
 from haystack.utils import Secret
 
-from components.retrievers.pooled_pgvector_embedding_retriever import PooledPgvectorEmbeddingRetriever
-from components.retrievers.pooled_pgvector_keyword_retriever import PooledPgvectorKeywordRetriever
-from components.stores.pooled_pgvector_document_store import PooledPgvectorDocumentStore, StoreUnavailableError
+from components.retrievers.pgvector.embedding_retriever import PooledPgvectorEmbeddingRetriever
+from components.retrievers.pgvector.keyword_retriever import PooledPgvectorKeywordRetriever
+from components.stores.pgvector.document_store import PooledPgvectorDocumentStore, StoreUnavailableError
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -114,7 +114,7 @@ def test_to_dict_from_dict_round_trip(monkeypatch):
     monkeypatch.setenv("PG_CONN_STR", "postgresql://x@127.0.0.1/db")
     store = PooledPgvectorDocumentStore(table_name="t", embedding_dimension=384, pool_max_size=4, keyword_match="all")
     data = store.to_dict()
-    assert data["type"] == "components.stores.pooled_pgvector_document_store.PooledPgvectorDocumentStore"
+    assert data["type"] == "components.stores.pgvector.document_store.PooledPgvectorDocumentStore"
     assert data["init_parameters"]["connection_string"] == {
         "type": "env_var",
         "env_vars": ["PG_CONN_STR"],
@@ -216,11 +216,11 @@ def test_retrievers_in_a_yaml_pipeline(store, monkeypatch):
     yaml_text = f"""
 components:
   keyword_retriever:
-    type: components.retrievers.pooled_pgvector_keyword_retriever.PooledPgvectorKeywordRetriever
+    type: components.retrievers.pgvector.keyword_retriever.PooledPgvectorKeywordRetriever
     init_parameters:
       top_k: 2
       document_store:
-        type: components.stores.pooled_pgvector_document_store.PooledPgvectorDocumentStore
+        type: components.stores.pgvector.document_store.PooledPgvectorDocumentStore
         init_parameters:
           connection_string: {{type: env_var, env_vars: [PG_CONN_STR], strict: true}}
           table_name: {store.table_name}

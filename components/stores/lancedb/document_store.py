@@ -1,0 +1,643 @@
+"""A durable, embedded Haystack DocumentStore on LanceDB.
+
+One Lance table holds the documents (layout in `components.stores.lancedb.converters`); filters on promoted meta
+fields are pushed down to LanceDB as SQL, the rest is evaluated in Python (`components.stores.lancedb.filters`);
+the vector, full-text and scalar indices are kept up to date by `components.stores.lancedb.indexes`; the queries
+themselves are in `components.stores.lancedb.search` and `components.stores.lancedb.metadata`. This module holds
+only the store class, i.e. Haystack's DocumentStore protocol with its extended, retrieval and async methods, which
+is why it is a little over 600 lines.
+
+Every write is a single LanceDB commit (an append, a merge-insert or a delete), so a crash leaves the table at
+the previous or the new version, never in between.
+
+The connection is opened lazily, on first use: LanceDB must not be opened before a process forks, and a loader
+may still change ``path`` after ``__init__``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from haystack import default_from_dict, default_to_dict, logging
+from haystack.dataclasses import Document
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+
+from components.stores.async_methods import in_thread
+from components.stores.lancedb import metadata
+from components.stores.lancedb.converters import (
+    BASE_COLUMNS,
+    DOC_COLUMNS,
+    arrow_to_documents,
+    check_table_schema,
+    checked_embedding,
+    documents_to_arrow,
+    table_schema,
+)
+from components.stores.lancedb.filters import (
+    DOCUMENT_FIELDS,
+    IDENTIFIER_RE,
+    filtered_search,
+    in_list_sql,
+    matching_ids,
+    plan_filters,
+    require_filters,
+    select_rows,
+)
+from components.stores.lancedb.indexes import EXHAUSTIVE_PROBE_ROWS, TableIndexes, cache_session
+from components.stores.lancedb.search import fts_search, sanitize_fts_query, vector_search
+from components.validation import check_int
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name")
+
+_RESERVED_NAMES = frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {"_distance", "_score", "_rowid", "_relevance_score"}
+# How many ids go into one `id IN (...)` lookup when checking for duplicates.
+_ID_LOOKUP_CHUNK = 1000
+
+
+class LanceDBDocumentStore:
+    """
+    A Haystack DocumentStore persisted in an embedded LanceDB table.
+
+    Usage:
+    ```python
+    store = LanceDBDocumentStore(path="data/lancedb", embedding_dim=384)
+    store.write_documents(docs)
+    hits = store.embedding_retrieval(query_embedding, filters={"field": "meta.collection", "operator": "==",
+                                                                "value": "manuals"}, top_k=5)
+    ```
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "lancedb",
+        table_name: str = "documents",
+        embedding_dim: int = 384,
+        indexed_meta_fields: list[str] | None = None,
+        vector_index_min_rows: int = 20000,
+        vector_search_rows: int = EXHAUSTIVE_PROBE_ROWS,
+        optimize_every_writes: int = 20,
+        index_cache_mb: int = 256,
+        metadata_cache_mb: int = 64,
+    ) -> None:
+        """
+        Create the store. Nothing is opened until the first operation.
+
+        :param path: Directory of the LanceDB database. Environment variables (`${RAG_DATA_DIR}/lancedb`) and `~`
+            are expanded when the store is first used; a relative path is relative to the working directory.
+        :param table_name: Name of the Lance table that holds the documents.
+        :param embedding_dim: Dimension of the document embeddings.
+        :param indexed_meta_fields: Meta fields mirrored into their own string columns so that filters on them are
+            evaluated by LanceDB. Their values must be `str` or `None`. Defaults to
+            `["collection", "document_id", "file_name"]`.
+        :param vector_index_min_rows: Build an approximate vector index once this many documents have embeddings.
+        :param vector_search_rows: Up to this many rows a vector search probes every IVF partition (exact results);
+            above it, it probes the share of partitions holding about this many rows (at least 10 %), trading recall
+            for latency (scan time grows with the rows probed: ~13 ms per 100k 384-d rows on 2 cores).
+        :param optimize_every_writes: Compact the table and update its indices after this many writes
+            (0 disables automatic optimization).
+        :param index_cache_mb: Bound of LanceDB's in-memory cache of index pages (full-text, vector, scalar), MiB.
+            Unbounded, it grows with every index version a long-running server reads.
+        :param metadata_cache_mb: Bound of LanceDB's cache of table manifests and fragment metadata, MiB.
+        :raises ValueError: if a parameter is invalid.
+        """
+        if not isinstance(path, str) or not path:
+            raise ValueError("path must be a non-empty string")
+        if not isinstance(table_name, str) or not table_name.strip():
+            raise ValueError("table_name must be a non-empty string")
+        if not IDENTIFIER_RE.match(table_name):
+            raise ValueError(f"table_name {table_name!r} must contain only letters, digits and underscores")
+        check_int(embedding_dim, "embedding_dim", minimum=1)
+        fields = list(DEFAULT_INDEXED_META_FIELDS) if indexed_meta_fields is None else list(indexed_meta_fields)
+        for name in fields:
+            if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
+                raise ValueError(f"indexed meta field {name!r} must be a plain identifier (letters, digits, _)")
+            if name in _RESERVED_NAMES:
+                raise ValueError(f"indexed meta field {name!r} clashes with a reserved column or Document field")
+        if len(set(fields)) != len(fields):
+            raise ValueError(f"indexed_meta_fields contains duplicates: {fields}")
+        check_int(vector_index_min_rows, "vector_index_min_rows", minimum=0)
+        check_int(vector_search_rows, "vector_search_rows", minimum=1)
+        check_int(optimize_every_writes, "optimize_every_writes", minimum=0)
+        check_int(index_cache_mb, "index_cache_mb", minimum=1, maximum=65536)
+        check_int(metadata_cache_mb, "metadata_cache_mb", minimum=1, maximum=65536)
+
+        self.path = path
+        self.table_name = table_name
+        self.embedding_dim = embedding_dim
+        self.indexed_meta_fields = fields
+        self.vector_index_min_rows = vector_index_min_rows
+        self.vector_search_rows = vector_search_rows
+        self.optimize_every_writes = optimize_every_writes
+        self.index_cache_mb = index_cache_mb
+        self.metadata_cache_mb = metadata_cache_mb
+
+        self._session: Any = None  # one bounded cache for every connection this store opens
+        self._lock = threading.RLock()
+        self._db: Any = None
+        self._table: Any = None
+        self._opened_path: str | None = None
+        self._opened_pid: int | None = None
+        self._writes_since_optimize = 0
+        self._indexes = TableIndexes(table_name=table_name, scalar_columns=["id", *fields], lock=self._lock)
+
+    # ------------------------------------------------------------------ serialization (the DocumentStore protocol)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the store's configuration."""
+        return default_to_dict(
+            self,
+            path=self.path,
+            table_name=self.table_name,
+            embedding_dim=self.embedding_dim,
+            indexed_meta_fields=list(self.indexed_meta_fields),
+            vector_index_min_rows=self.vector_index_min_rows,
+            vector_search_rows=self.vector_search_rows,
+            optimize_every_writes=self.optimize_every_writes,
+            index_cache_mb=self.index_cache_mb,
+            metadata_cache_mb=self.metadata_cache_mb,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LanceDBDocumentStore:
+        """Deserialize a store from `to_dict` output."""
+        return default_from_dict(cls, data)
+
+    # ------------------------------------------------------------------ connection / table
+
+    @property
+    def _promoted(self) -> frozenset[str]:
+        return frozenset(self.indexed_meta_fields)
+
+    def _connect(self) -> Any:
+        if self._opened_pid is not None and self._opened_pid != os.getpid():
+            raise RuntimeError(
+                "This LanceDBDocumentStore was opened before the process forked; LanceDB handles cannot be used "
+                "across a fork. Create (or first use) the store in the worker process instead."
+            )
+        if self._db is None or self._opened_path != self.path:
+            resolved = os.path.expanduser(os.path.expandvars(self.path))
+            if "$" in resolved:
+                raise ValueError(f"LanceDB path {self.path!r} names an unset environment variable")
+            if self._session is None:
+                self._session = cache_session(
+                    index_cache_mb=self.index_cache_mb, metadata_cache_mb=self.metadata_cache_mb
+                )
+            self._db = lancedb.connect(resolved, read_consistency_interval=timedelta(0), session=self._session)
+            self._opened_path = self.path
+            self._opened_pid = os.getpid()
+            self._table = None
+            logger.debug("Connected to LanceDB at {path}", path=self.path)
+        return self._db
+
+    def _table_exists(self, db: Any) -> bool:
+        page_token: str | None = None
+        while True:
+            response = db.list_tables(page_token=page_token)
+            if self.table_name in response.tables:
+                return True
+            page_token = response.page_token
+            if not page_token:
+                return False
+
+    def _get_table(self, *, create: bool) -> Any:
+        """Return the open table, opening (or, with `create`, creating) it on first use; `None` if absent."""
+        with self._lock:
+            if self._table is not None and self._opened_path == self.path and self._opened_pid == os.getpid():
+                return self._table
+            db = self._connect()
+            if self._table_exists(db):
+                table = db.open_table(self.table_name)
+                self._check_schema(table.schema)
+            elif create:
+                schema = table_schema(self.embedding_dim, self.indexed_meta_fields)
+                table = db.create_table(self.table_name, schema=schema, mode="create", exist_ok=True)
+                self._check_schema(table.schema)
+                logger.info("Created LanceDB table {table_name} at {path}", table_name=self.table_name, path=self.path)
+            else:
+                return None
+            self._table = table
+            self._indexes.refresh(table)
+            return table
+
+    def _check_schema(self, schema: pa.Schema) -> None:
+        check_table_schema(
+            schema,
+            embedding_dim=self.embedding_dim,
+            indexed_meta_fields=self.indexed_meta_fields,
+            table_name=self.table_name,
+            path=self.path,
+        )
+
+    # ------------------------------------------------------------------ DocumentStore protocol
+
+    def count_documents(self) -> int:
+        """Return the number of stored documents."""
+        table = self._get_table(create=False)
+        return 0 if table is None else int(table.count_rows())
+
+    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
+        """
+        Return the documents that match the filters, with their embeddings.
+
+        :param filters: A Haystack filter, see https://docs.haystack.deepset.ai/docs/metadata-filtering.
+        :raises FilterError: if the filter is malformed.
+        """
+        plan = plan_filters(filters, self._promoted)
+        table = self._get_table(create=False)
+        if table is None:
+            return []
+        rows = select_rows(table, plan, list(BASE_COLUMNS), self.embedding_dim)
+        return self._to_documents(rows, include_embedding=True)
+
+    def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+        """
+        Write documents in a single commit.
+
+        :param documents: The documents to write.
+        :param policy: `NONE` and `FAIL` raise `DuplicateDocumentError` if an id already exists (nothing is written);
+            `SKIP` keeps the stored documents; `OVERWRITE` replaces them.
+        :returns: The number of documents written.
+        :raises ValueError: if the input is not a list of Documents or a document cannot be stored.
+        :raises DuplicateDocumentError: on an existing id with policy `NONE`/`FAIL`.
+        """
+        if not isinstance(documents, Iterable) or isinstance(documents, str | bytes | dict):
+            raise ValueError("Please provide a list of Documents.")
+        documents = list(documents)
+        if any(not isinstance(doc, Document) for doc in documents):
+            raise ValueError("Please provide a list of Documents.")
+        if policy == DuplicatePolicy.NONE:
+            policy = DuplicatePolicy.FAIL
+        if not documents:
+            return 0
+        documents = self._dedupe_batch(documents, policy)
+        data = self._documents_to_arrow(documents)
+
+        with self._lock:
+            table = self._get_table(create=True)
+            if policy == DuplicatePolicy.FAIL:
+                existing = self._existing_ids(table, [d.id for d in documents])
+                if existing:
+                    raise DuplicateDocumentError(
+                        f"{len(existing)} document id(s) already exist, e.g. '{sorted(existing)[0]}'"
+                    )
+                table.add(data, on_bad_vectors="null")
+                written = len(documents)
+            elif policy == DuplicatePolicy.SKIP:
+                result = table.merge_insert("id").when_not_matched_insert_all().execute(data, on_bad_vectors="null")
+                written = int(result.num_inserted_rows)
+                if written < len(documents):
+                    logger.info("Skipped {skipped} documents whose ids already exist", skipped=len(documents) - written)
+            else:
+                (
+                    table.merge_insert("id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(data, on_bad_vectors="null")
+                )
+                written = len(documents)
+            self._after_write(table)
+        logger.debug("Wrote {count} documents to {table_name}", count=written, table_name=self.table_name)
+        return written
+
+    def delete_documents(self, document_ids: list[str]) -> None:
+        """Delete the documents with these ids (unknown ids are ignored), in one commit."""
+        ids = [i for i in dict.fromkeys(document_ids) if isinstance(i, str)]
+        if not ids:
+            return
+        with self._lock:
+            table = self._get_table(create=False)
+            if table is None:
+                return
+            table.delete(in_list_sql("id", ids))
+            self._after_write(table)
+
+    # ------------------------------------------------------------------ extended operations
+
+    def delete_all_documents(self, recreate_index: bool = False) -> None:
+        """
+        Delete every document.
+
+        :param recreate_index: If `True`, drop the table (and its indices) and create it anew with the current
+            schema; otherwise delete all rows in one commit and keep the indices.
+        """
+        with self._lock:
+            table = self._get_table(create=False)
+            if table is None:
+                return
+            if recreate_index:
+                db = self._connect()
+                db.drop_table(self.table_name, ignore_missing=True)
+                self._table = None
+                self._indexes.reset()
+                self._get_table(create=True)
+                logger.info("Recreated LanceDB table {table_name}", table_name=self.table_name)
+            else:
+                table.delete("TRUE")
+                self._after_write(table)
+
+    def delete_by_filter(self, filters: dict[str, Any]) -> int:
+        """
+        Delete the documents matching `filters` in one commit; return how many were deleted.
+
+        :raises FilterError: if `filters` is empty or malformed (use `delete_all_documents` to delete everything).
+        """
+        require_filters(filters, "delete_by_filter", "delete_all_documents()")
+        plan = plan_filters(filters, self._promoted)
+        with self._lock:
+            table = self._get_table(create=False)
+            if table is None:
+                return 0
+            if plan.residual is None:
+                where = plan.sql or "TRUE"
+            else:
+                ids = matching_ids(table, plan, self.embedding_dim)
+                if not ids:
+                    return 0
+                where = in_list_sql("id", ids)
+            before = int(table.count_rows())
+            table.delete(where)
+            deleted = before - int(table.count_rows())
+            if deleted:
+                self._after_write(table)
+        return deleted
+
+    def update_by_filter(self, filters: dict[str, Any], meta: dict[str, Any]) -> int:
+        """
+        Merge `meta` into the metadata of every document matching `filters`, in one commit.
+
+        :returns: The number of updated documents.
+        :raises ValueError: if `meta` is not a dict or sets a promoted field to a non-string value.
+        """
+        if not isinstance(meta, dict):
+            raise ValueError("meta must be a dictionary")
+        require_filters(filters, "update_by_filter", "a filter matching every document")
+        plan = plan_filters(filters, self._promoted)
+        with self._lock:
+            table = self._get_table(create=False)
+            if table is None:
+                return 0
+            rows = select_rows(table, plan, list(BASE_COLUMNS), self.embedding_dim)
+            if rows.num_rows == 0:
+                return 0
+            docs = self._to_documents(rows, include_embedding=True)
+            updated = [
+                Document(
+                    id=d.id,
+                    content=d.content,
+                    blob=d.blob,
+                    meta={**d.meta, **meta},
+                    embedding=d.embedding,
+                    sparse_embedding=d.sparse_embedding,
+                )
+                for d in docs
+            ]
+            data = self._documents_to_arrow(updated)
+            table.merge_insert("id").when_matched_update_all().execute(data, on_bad_vectors="null")
+            self._after_write(table)
+        return len(updated)
+
+    def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
+        """Return the number of documents matching `filters`."""
+        plan = plan_filters(filters, self._promoted)
+        table = self._get_table(create=False)
+        if table is None:
+            return 0
+        if plan.residual is None:
+            return int(table.count_rows(plan.sql)) if plan.sql else int(table.count_rows())
+        return len(matching_ids(table, plan, self.embedding_dim))
+
+    def count_unique_metadata_by_filter(self, filters: dict[str, Any], metadata_fields: list[str]) -> dict[str, int]:
+        """
+        Count the distinct values of each meta field among the documents matching `filters`.
+
+        :param metadata_fields: Field names, with or without the `meta.` prefix.
+        :returns: `{field name without "meta.": number of distinct non-null values}`.
+        """
+        return metadata.count_unique(self._matching_metas(filters), metadata_fields)
+
+    def get_metadata_fields_info(self) -> dict[str, dict[str, str]]:
+        """Return `{meta field: {"type": "keyword" | "int" | "float" | "boolean"}}` inferred from stored values."""
+        return metadata.field_types(self._matching_metas(None))
+
+    def get_metadata_field_min_max(self, metadata_field: str) -> dict[str, Any]:
+        """Return `{"min": ..., "max": ...}` of a meta field (`None`s if absent or not comparable)."""
+        return metadata.min_max(self._matching_metas(None), metadata_field)
+
+    def get_metadata_field_unique_values(
+        self,
+        metadata_field: str,
+        search_term: str | None = None,
+        from_: int = 0,
+        size: int = 10,
+        filters: dict[str, Any] | None = None,
+    ) -> tuple[list[Any], int]:
+        """
+        Return a page of the distinct values of a meta field and the total number of distinct values.
+
+        :param metadata_field: Field name, with or without the `meta.` prefix.
+        :param search_term: Keep only values whose string form contains this, case-insensitively.
+        :param from_: Offset of the page in the sorted values.
+        :param size: Page size.
+        :param filters: Consider only documents matching these filters.
+        """
+        return metadata.unique_values(self._matching_metas(filters), metadata_field, search_term, from_, size)
+
+    # ------------------------------------------------------------------ retrieval
+
+    def embedding_retrieval(
+        self,
+        query_embedding: list[float],
+        *,
+        filters: dict[str, Any] | None = None,
+        top_k: int = 10,
+        return_embedding: bool = False,
+    ) -> list[Document]:
+        """
+        Return the `top_k` documents most similar to `query_embedding` (cosine), best first.
+
+        `Document.score` is the cosine similarity (1 - cosine distance). Documents without an embedding are never
+        returned.
+
+        :raises ValueError: if the query embedding or `top_k` is invalid.
+        :raises FilterError: if the filter is malformed.
+        """
+        query = self._validate_query_embedding(query_embedding)
+        check_int(top_k, "top_k", minimum=1)
+        plan = plan_filters(filters, self._promoted)
+        table = self._get_table(create=False)
+        if table is None:
+            return []
+        self._indexes.maybe_build(table, min_rows=self.vector_index_min_rows)
+        columns = list(BASE_COLUMNS) if return_embedding else list(DOC_COLUMNS)
+
+        def search(where: str | None, limit: int) -> pa.Table:
+            # LanceDB never returns rows whose embedding is NULL; no `embedding IS NOT NULL` here, it is costly.
+            return vector_search(
+                table,
+                query,
+                where=where,
+                limit=limit,
+                columns=columns,
+                indexed=self._indexes.has_vector_index,
+                nprobes=lambda: self._nprobes(table),
+            )
+
+        rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
+        if rows is None:
+            return []
+        distances = rows.column("_distance").to_pylist()
+        scores: list[float | None] = [1.0 - float(d) if d is not None else None for d in distances]
+        return self._to_documents(rows, include_embedding=return_embedding, scores=scores)
+
+    def bm25_retrieval(self, query: str, *, filters: dict[str, Any] | None = None, top_k: int = 10) -> list[Document]:
+        """
+        Return the `top_k` documents whose content best matches `query` (LanceDB full-text search, BM25), best first.
+
+        The query is reduced to its word terms (punctuation, quotes and operators are ignored), any of which may
+        match. `Document.score` is the full-text relevance score. An empty query returns `[]`.
+
+        :raises FilterError: if the filter is malformed.
+        """
+        check_int(top_k, "top_k", minimum=1)
+        if not isinstance(query, str):
+            raise ValueError("query must be a string")
+        plan = plan_filters(filters, self._promoted)
+        terms = sanitize_fts_query(query)
+        if not terms:
+            return []
+        table = self._get_table(create=False)
+        if table is None or table.count_rows() == 0:
+            return []
+        self._indexes.ensure_fts(table)
+        columns = list(DOC_COLUMNS)
+
+        def search(where: str | None, limit: int) -> pa.Table:
+            return fts_search(table, terms, where=where, limit=limit, columns=columns)
+
+        rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
+        if rows is None:
+            return []
+        scores: list[float | None] = [float(s) for s in rows.column("_score").to_pylist()]
+        return self._to_documents(rows, include_embedding=False, scores=scores)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def optimize(self) -> None:
+        """
+        Compact the table's files and bring its indices up to date with the latest writes.
+
+        New rows are added to the existing indices; the vector index is retrained instead once the table has
+        doubled since this instance trained it, so that its partitions keep matching the data.
+        """
+        with self._lock:
+            table = self._get_table(create=False)
+            if table is None:
+                return
+            self._indexes.compact(table)
+            self._writes_since_optimize = 0
+            # A long-lived handle keeps native state for every version it has seen (~0.15 MiB per write, measured by
+            # bench/soak.py); reopening after each compaction lets it go. Callers mid-read keep their own reference.
+            self._table = None
+            self._db = None
+            logger.info("Optimized LanceDB table {table_name}", table_name=self.table_name)
+
+    def create_indices(self) -> None:
+        """
+        Build every index now: full-text on `content`, BTREE on `id` and the promoted meta columns, and, if at
+        least 256 rows have embeddings, the vector index (rebuilt, retraining its partitions on the current data).
+        """
+        with self._lock:
+            table = self._get_table(create=False)
+            if table is None or table.count_rows() == 0:
+                return
+            self._indexes.build_all(table)
+
+    # ------------------------------------------------------------------ async variants
+
+    count_documents_async = in_thread(count_documents)
+    filter_documents_async = in_thread(filter_documents)
+    write_documents_async = in_thread(write_documents)
+    delete_documents_async = in_thread(delete_documents)
+    delete_all_documents_async = in_thread(delete_all_documents)
+    delete_by_filter_async = in_thread(delete_by_filter)
+    update_by_filter_async = in_thread(update_by_filter)
+    count_documents_by_filter_async = in_thread(count_documents_by_filter)
+    count_unique_metadata_by_filter_async = in_thread(count_unique_metadata_by_filter)
+    get_metadata_fields_info_async = in_thread(get_metadata_fields_info)
+    get_metadata_field_min_max_async = in_thread(get_metadata_field_min_max)
+    get_metadata_field_unique_values_async = in_thread(get_metadata_field_unique_values)
+    embedding_retrieval_async = in_thread(embedding_retrieval)
+    bm25_retrieval_async = in_thread(bm25_retrieval)
+
+    # ------------------------------------------------------------------ internals: writing and reading
+
+    @staticmethod
+    def _dedupe_batch(documents: list[Document], policy: DuplicatePolicy) -> list[Document]:
+        """Resolve repeated ids inside one batch the way sequential writes would."""
+        by_id: dict[str, Document] = {}
+        for doc in documents:
+            if doc.id in by_id:
+                if policy == DuplicatePolicy.FAIL:
+                    raise DuplicateDocumentError(f"ID '{doc.id}' appears more than once in the batch.")
+                if policy == DuplicatePolicy.SKIP:
+                    continue
+                del by_id[doc.id]  # OVERWRITE: the last one wins
+            by_id[doc.id] = doc
+        return list(by_id.values())
+
+    def _documents_to_arrow(self, documents: list[Document]) -> pa.Table:
+        return documents_to_arrow(
+            documents, embedding_dim=self.embedding_dim, indexed_meta_fields=self.indexed_meta_fields
+        )
+
+    def _to_documents(
+        self, rows: pa.Table, *, include_embedding: bool, scores: list[float | None] | None = None
+    ) -> list[Document]:
+        return arrow_to_documents(
+            rows, embedding_dim=self.embedding_dim, include_embedding=include_embedding, scores=scores
+        )
+
+    def _existing_ids(self, table: Any, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
+            chunk = ids[start : start + _ID_LOOKUP_CHUNK]
+            rows = table.search().where(in_list_sql("id", chunk)).select(["id"]).to_arrow()
+            found.update(rows.column("id").to_pylist())
+        return found
+
+    def _after_write(self, table: Any) -> None:
+        self._writes_since_optimize += 1
+        if self.optimize_every_writes and self._writes_since_optimize >= self.optimize_every_writes:
+            self.optimize()
+        self._indexes.maybe_build(table, min_rows=self.vector_index_min_rows)
+
+    def _matching_metas(self, filters: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Return the meta dicts of the documents matching `filters`."""
+        plan = plan_filters(filters, self._promoted)
+        table = self._get_table(create=False)
+        if table is None:
+            return []
+        rows = select_rows(table, plan, ["meta_json"], self.embedding_dim)
+        return [json.loads(m) for m in rows.column("meta_json").to_pylist()]
+
+    # ------------------------------------------------------------------ internals: search
+
+    def _nprobes(self, table: Any) -> int:
+        return self._indexes.nprobes(table, self.vector_search_rows)
+
+    def _validate_query_embedding(self, query_embedding: list[float]) -> np.ndarray:
+        if query_embedding is None or len(query_embedding) == 0:
+            raise ValueError("query_embedding must be a non-empty list of floats")
+        return checked_embedding(query_embedding, self.embedding_dim, "query_embedding")
