@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.composition import build_services
 from app.pipeline_loader import load_pipelines
-from app.services.ingest import IngestService
-from app.settings import PROJECT_ROOT
+from app.settings import PROJECT_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,9 +88,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, html_file: Path) -> Iterato
         mp.setenv("RAG_DATA_DIR", str(data_dir))
         pipelines = load_pipelines(pipelines_dir)
         pipelines.indexing.pipeline.warm_up()
-        result = IngestService(pipelines).ingest_path(html_file, collection=COLLECTION)
+        services = build_services(Settings(data_dir=data_dir, pipelines_dir=pipelines_dir), pipelines)
+        result = services.ingest.ingest_path(html_file, collection=COLLECTION)
         assert result.status == "indexed" and result.chunks > 0, result
-        del pipelines
+        del pipelines, services
 
     port = _free_port()
     log = root / "hayhooks.log"

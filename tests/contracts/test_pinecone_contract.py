@@ -22,10 +22,10 @@ import pytest
 from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
+from app.composition import build_services
 from app.pipeline_loader import PipelineSet, load_pipelines
-from app.services.collections import CollectionService, collection_filter
-from app.services.documents import DocumentService
-from app.services.ingest import IngestService
+from app.services.collections import collection_filter
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "pipelines" / "profiles" / "pinecone"
@@ -282,9 +282,8 @@ def test_services_index_list_and_drop_through_the_profile(
     pipelines: PipelineSet, pinecone_replay: Replay, tmp_path: Path
 ) -> None:
     """The real indexing pipeline (converters, splitter, ONNX embedder) writes through the replayed API."""
-    ingest = IngestService(pipelines)
-    collections = CollectionService(pipelines.document_store, tmp_path / "collections.json")
-    documents = DocumentService(pipelines.document_store)
+    services = build_services(Settings(data_dir=tmp_path / "data", pipelines_dir=PROFILE), pipelines)
+    ingest, collections, documents = services.ingest, services.collections, services.documents
 
     result = ingest.ingest_bytes(b"The kettle warranty lasts 24 months.\n", "kettle.txt", collection="c1")
     again = ingest.ingest_bytes(b"The kettle warranty lasts 24 months.\n", "kettle.txt", collection="c1")

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
+from app.composition import build_services
 from app.pipeline_loader import load_pipelines
-from app.services.collections import CollectionService, collection_filter
-from app.services.ingest import IngestService
-from app.services.query import QueryService
+from app.services.collections import collection_filter
+from app.settings import Settings
 
 pytestmark = [
     pytest.mark.live,
@@ -59,8 +59,9 @@ def test_pinecone_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
     pipelines = load_pipelines(profile)
     store = pipelines.document_store
     scope = collection_filter(collection)
+    services = build_services(Settings(data_dir=tmp_path / "data", pipelines_dir=profile), pipelines)
     try:
-        result = IngestService(pipelines).ingest_bytes(
+        result = services.ingest.ingest_bytes(
             b"The warranty of the Acme kettle lasts 24 months.\n\nDescaling: use vinegar once a month.\n",
             "kettle.txt",
             collection=collection,
@@ -68,10 +69,10 @@ def test_pinecone_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
         assert result.status == "indexed"
         chunks = _eventually(lambda: store.count_documents_by_filter(scope), lambda n: n == result.chunks)
         assert chunks == result.chunks
-        info = CollectionService(store, tmp_path / "collections.json").info(collection)
+        info = services.collections.info(collection)
         assert (info.documents, info.chunks) == (1, result.chunks)
 
-        answer = QueryService(pipelines).ask("How long is the kettle warranty?", collection=collection, generate=False)
+        answer = services.query.ask("How long is the kettle warranty?", collection=collection, generate=False)
         assert answer.sources and answer.sources[0].filename == "kettle.txt"
         assert "24 months" in " ".join(s.text for s in answer.sources)
         assert answer.sources[0].score is not None and answer.sources[0].score > 0.3

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.composition import build_services
 from app.pipeline_loader import PipelineSet, _StoreSharing, load_pipeline
-from app.services.collections import CollectionService
-from app.services.ingest import IngestService
-from app.services.query import QueryService
+from app.settings import Settings
 
 pytestmark = [
     pytest.mark.live,
@@ -55,22 +54,23 @@ def test_weaviate_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
     query = load_pipeline(tmp_path / "profile" / "query.yml", on_component_init=sharing)
     (store,) = sharing.stores.values()
     pipelines = PipelineSet(tmp_path / "profile", indexing, query, store, [store])
+    services = build_services(Settings(data_dir=tmp_path / "data", pipelines_dir=tmp_path / "profile"), pipelines)
     try:
-        result = IngestService(pipelines).ingest_bytes(
+        result = services.ingest.ingest_bytes(
             b"The warranty of the Acme kettle lasts 24 months.\n\nDescaling: use vinegar once a month.\n",
             "kettle.txt",
             collection=collection,
         )
         assert result.status == "indexed"
-        collections = CollectionService(store, tmp_path / "collections.json")
+        collections = services.collections
         info = collections.info(collection)
         assert (info.documents, info.chunks) == (1, result.chunks)
         assert collection in {c.name for c in collections.list()}
 
-        answer = QueryService(pipelines).ask("How long is the kettle warranty?", collection=collection, generate=False)
+        answer = services.query.ask("How long is the kettle warranty?", collection=collection, generate=False)
         assert answer.sources and answer.sources[0].filename == "kettle.txt"
         assert "24 months" in " ".join(s.text for s in answer.sources)
-        other = QueryService(pipelines).ask("kettle warranty", collection=f"{collection}-x", generate=False)
+        other = services.query.ask("kettle warranty", collection=f"{collection}-x", generate=False)
         assert other.sources == []
 
         assert collections.drop(collection) == result.chunks
