@@ -1,5 +1,6 @@
 """Every relative link in the Markdown documentation (README, CONTRIBUTING, SECURITY, docs/) points to a file that
-exists, and every `#anchor` to a heading of its target page."""
+exists, every `#anchor` to a heading of its target page, and every repository path quoted in backticks
+(`app/...`, `components/...`, `tests/...`, ...) to a file or folder of the repository."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "SECURITY.m
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.M)
+QUOTED_PATH = re.compile(r"`((?:app|components|tests|scripts|bench|eval|pipelines|deploy|docs)/[^`\s<>$]*)`")
+# Quoted paths that exist only once made: a test's screenshot, the eval corpus built by scripts/build_eval_corpus.sh.
+GENERATED = {"tests/artifacts/demo.png", "eval/sqlite/corpus/"}
 
 
 def _slug(heading: str) -> str:
@@ -38,6 +42,30 @@ def broken_links(page: Path) -> list[str]:
         elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
             broken.append(target)
     return broken
+
+
+def missing_paths(page: Path, root: Path = ROOT) -> list[str]:
+    """Repository paths quoted in backticks in `page` (glob patterns allowed) that match nothing under `root`."""
+    missing = []
+    for quoted in QUOTED_PATH.findall(page.read_text()):
+        if quoted in GENERATED or "..." in quoted:  # `app/...`: a placeholder, not a path
+            continue
+        if not (any(root.glob(quoted.rstrip("/"))) if "*" in quoted else (root / quoted).exists()):
+            missing.append(quoted)
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_quoted_repository_paths_exist(page):
+    assert missing_paths(page) == []
+
+
+def test_a_moved_file_is_found(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "settings.py").write_text("")
+    page = tmp_path / "page.md"
+    page.write_text("`app/settings.py`, `app/*.py`, `app/services/jobs.py`, `components/*/gone_*.py`, `app/...`\n")
+    assert missing_paths(page, tmp_path) == ["app/services/jobs.py", "components/*/gone_*.py"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
