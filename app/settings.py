@@ -17,25 +17,26 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    """Every field maps to `RAG_<FIELD>`; see README "Configuration"."""
+    """Every field maps to `RAG_<FIELD>`; docs/configuration.md is generated from these fields and descriptions."""
 
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(
         default=Path("data"),
-        description="Where the embedded store, the reassembled model cache and uploads live. "
+        description="Where the embedded store, the reassembled model cache, API keys, jobs and spooled uploads live. "
         "Exported as RAG_DATA_DIR so `${RAG_DATA_DIR}` in pipeline YAML resolves to it.",
     )
     profile: str = Field(
         default="default",
         pattern=r"^[a-z0-9_-]+$",
         description="Pipeline profile: `default` (embedded LanceDB + llama.cpp) is `pipelines/`; any other name is "
-        '`pipelines/profiles/<name>/` (pgvector, weaviate, pinecone, openai, ollama). See README "Profiles".',
+        "`pipelines/profiles/<name>/` (pgvector, weaviate, pinecone, openai, ollama). See docs/profiles.md.",
     )
     pipelines_dir: Path = Field(
         default=None,  # type: ignore[assignment]  # resolved from `profile` below
         validate_default=False,
-        description="Folder holding indexing.yml and query.yml; overrides `profile` when set.",
+        description="Folder holding indexing.yml and query.yml; overrides RAG_PROFILE when set (unset: the "
+        "profile's folder).",
     )
     default_collection: str = Field(
         default="default",
@@ -51,15 +52,25 @@ class Settings(BaseSettings):
     )
     max_upload_mb: int = Field(default=50, ge=1, le=1024, description="Largest accepted upload file, in MiB.")
     max_request_mb: int = Field(
-        default=200, ge=1, le=10_240, description="Largest request body; bigger ones get 413 before they are read."
+        default=200,
+        ge=1,
+        le=10_240,
+        description="Largest request body (MiB); a bigger one gets a JSON 413 before it is read (a declared "
+        "Content-Length at once, a streamed body as soon as it passes the limit).",
     )
     max_files_per_upload: int = Field(default=20, ge=1, le=200, description="Files accepted in one upload request.")
     max_pdf_pages: int = Field(default=2000, ge=1, le=100_000, description="PDFs with more pages are refused (413).")
     max_image_pixels: int = Field(
-        default=89_478_485, ge=1_000_000, le=1_000_000_000, description="Images with more pixels are refused (413)."
+        default=89_478_485,
+        ge=1_000_000,
+        le=1_000_000_000,
+        description="Images with more pixels are refused (413); Pillow's own default limit.",
     )
     max_unzipped_mb: int = Field(
-        default=200, ge=1, le=4096, description="A DOCX that would expand beyond this (or 200x its size) is refused."
+        default=200,
+        ge=1,
+        le=4096,
+        description="A DOCX that would expand beyond this (MiB), or beyond 200x its size, is refused (413).",
     )
     parse_timeout_s: float = Field(
         default=300,
@@ -79,7 +90,7 @@ class Settings(BaseSettings):
     )
     dev_mode: bool = Field(
         default=False,
-        description="Development only: API-key auth and rate limits off (every request acts as an admin). "
+        description="Development only: no API keys and no rate limit (every request acts as an admin). "
         "`rag serve` refuses it on a non-loopback address.",
     )
     public_endpoints: Annotated[set[Literal["health", "ready", "metrics"]], NoDecode] = Field(
@@ -89,7 +100,8 @@ class Settings(BaseSettings):
     rate_limit: str = Field(
         default="300/minute",
         max_length=64,
-        description="Requests per API key (moving window), e.g. `120/minute` or `10/second;300/hour`; `off` disables.",
+        description="Requests per API key (moving window), e.g. `120/minute` or `10/second;300/hour` (combined); "
+        "`off` disables. Over the limit: 429 with `Retry-After`.",
     )
     rate_limit_storage: str = Field(
         default="memory://",

@@ -1,4 +1,4 @@
-"""The README's REST examples run verbatim (but for the port) against a real `rag serve`."""
+"""The REST examples of docs/api.md ("## Examples") run verbatim (but for the port) against a real `rag serve`."""
 
 import os
 import re
@@ -16,10 +16,10 @@ RAG = str(Path(sys.executable).parent / "rag")
 
 
 def _examples() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## REST API") :]
+    page = (ROOT / "docs" / "api.md").read_text()
+    section = page[page.index("\n## Examples\n") :]
     match = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert match, "README has no bash block under '## REST API'"
+    assert match, "docs/api.md has no bash block under '## Examples'"
     return match.group(1)
 
 

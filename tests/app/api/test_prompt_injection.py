@@ -1,4 +1,4 @@
-"""Instructions planted in a document can change the answer text, nothing else (README "Security").
+"""Instructions planted in a document can change the answer text, nothing else (docs/security.md).
 
 The document in `public` orders the model to reveal the `secret` collection, to cite passages that do not exist and
 to delete data. Whatever the model writes, the service's behaviour stays the same: sources come from retrieval over
