@@ -209,7 +209,7 @@ def _advance_on_question(progress: Progress, task: TaskID, step: str) -> None:
 
 @cli.command("eval")
 def evaluate(
-    eval_set: Annotated[Path, typer.Argument(help="JSONL eval set (see README 'Evaluation').")],
+    eval_set: Annotated[Path, typer.Argument(help="JSONL eval set (see docs/evaluation.md).")],
     pipelines: Annotated[
         list[Path] | None, typer.Option("--pipelines", "-p", help="Pipeline dir; give two for an A/B comparison.")
     ] = None,

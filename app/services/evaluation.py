@@ -1,6 +1,6 @@
 """Evaluation runs over test questions: retrieval, answer and refusal metrics plus latency, per pipeline profile.
 
-An eval set is a JSONL file of questions (see README "Evaluation") with a corpus folder beside it (`corpus/`).
+An eval set is a JSONL file of questions (see docs/evaluation.md) with a corpus folder beside it (`corpus/`).
 The corpus is ingested once per (corpus content, indexing.yml) into a collection named after their hash, so
 repeated runs and A/B runs reuse it. Haystack's document evaluators compute MRR, recall and nDCG.
 """
