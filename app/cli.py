@@ -397,8 +397,8 @@ def worker(
         )
         raise typer.Exit(code=2)
     from app.composition import load_pipeline_set
+    from app.jobs.workers import run_rq_worker
     from app.logs import configure_logging
-    from app.services.jobs import run_rq_worker
 
     try:
         pipelines = load_pipeline_set(settings)

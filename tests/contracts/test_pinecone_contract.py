@@ -283,7 +283,7 @@ def test_services_index_list_and_drop_through_the_profile(
 ) -> None:
     """The real indexing pipeline (converters, splitter, ONNX embedder) writes through the replayed API."""
     ingest = IngestService(pipelines)
-    collections = CollectionService(pipelines.document_store, tmp_path / "collections.json")
+    collections = CollectionService(pipelines.document_store, tmp_path / "collections.db")
     documents = DocumentService(pipelines.document_store)
 
     result = ingest.ingest_bytes(b"The kettle warranty lasts 24 months.\n", "kettle.txt", collection="c1")

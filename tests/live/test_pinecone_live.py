@@ -68,7 +68,7 @@ def test_pinecone_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
         assert result.status == "indexed"
         chunks = _eventually(lambda: store.count_documents_by_filter(scope), lambda n: n == result.chunks)
         assert chunks == result.chunks
-        info = CollectionService(store, tmp_path / "collections.json").info(collection)
+        info = CollectionService(store, tmp_path / "collections.db").info(collection)
         assert (info.documents, info.chunks) == (1, result.chunks)
 
         answer = QueryService(pipelines).ask("How long is the kettle warranty?", collection=collection, generate=False)

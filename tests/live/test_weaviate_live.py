@@ -62,7 +62,7 @@ def test_weaviate_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
             collection=collection,
         )
         assert result.status == "indexed"
-        collections = CollectionService(store, tmp_path / "collections.json")
+        collections = CollectionService(store, tmp_path / "collections.db")
         info = collections.info(collection)
         assert (info.documents, info.chunks) == (1, result.chunks)
         assert collection in {c.name for c in collections.list()}
