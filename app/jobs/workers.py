@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from haystack import logging
@@ -96,14 +97,28 @@ class EmbeddedWorker:
 # -- Redis mode (rq) -------------------------------------------------------------------------------------------
 
 
+class QueueUnavailableError(RuntimeError):
+    """RAG_JOB_QUEUE=redis, but rq and redis (the `[redis]` extra) are not installed."""
+
+
+def _rq() -> tuple[ModuleType, ModuleType]:
+    """The `redis` and `rq` modules, imported on first use (only Redis mode needs them)."""
+    try:
+        import redis
+        import rq
+    except ImportError as error:
+        raise QueueUnavailableError(
+            f"RAG_JOB_QUEUE=redis needs rq and redis ({error.name} is missing): pip install 'ragstack[redis]'"
+        ) from error
+    return redis, rq
+
+
 class RedisQueue:
     """Enqueues job ids on an rq queue; `rag worker` processes run them."""
 
     def __init__(self, url: str) -> None:
-        from redis import Redis
-        from rq import Queue
-
-        self.queue = Queue(RQ_QUEUE_NAME, connection=Redis.from_url(url))
+        redis, rq = _rq()
+        self.queue = rq.Queue(RQ_QUEUE_NAME, connection=redis.Redis.from_url(url))
 
     def enqueue(self, job_id: str) -> None:
         self.queue.enqueue_call(
@@ -172,16 +187,14 @@ def run_queued_job(job_id: str) -> bool:
 
 def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = False) -> None:
     """`rag worker`: warm the pipelines once, resume orphaned jobs, then run queued jobs in this process."""
-    from redis import Redis
-    from rq import SimpleWorker
-
     from app.composition import job_runner
 
+    redis, rq = _rq()
     pipelines.warm_up()
     runner = job_runner(settings, pipelines)
     PROCESS_RUNNER.install(runner)
     queue = RedisQueue(settings.redis_url)
     resumed = queue.requeue_orphans(runner.store)
     logger.info("Job worker ready on {queue} ({resumed} orphaned jobs re-queued)", queue=RQ_QUEUE_NAME, resumed=resumed)
-    worker = SimpleWorker([queue.queue], connection=Redis.from_url(settings.redis_url))
+    worker = rq.SimpleWorker([queue.queue], connection=redis.Redis.from_url(settings.redis_url))
     worker.work(burst=burst, with_scheduler=False)

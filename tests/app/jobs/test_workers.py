@@ -4,10 +4,20 @@ runs a queued job with its process's runner."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
+import pytest
+
 from app.jobs import workers
-from app.jobs.workers import EmbeddedWorker, ProcessRunner, requeue_unowned, run_queued_job
+from app.jobs.workers import (
+    EmbeddedWorker,
+    ProcessRunner,
+    QueueUnavailableError,
+    RedisQueue,
+    requeue_unowned,
+    run_queued_job,
+)
 
 
 async def _wait_finished(service, job_id: str, timeout: float = 10.0) -> str:
@@ -68,3 +78,9 @@ def test_a_queued_job_runs_with_the_runner_installed_in_the_process(service, sub
     assert run_queued_job(job_id)
     assert service.get(job_id).state == "done" and ingest.calls == [("ingest", "a.txt")]
     assert not run_queued_job(job_id)  # enqueued twice: the second run finds it finished
+
+
+def test_redis_mode_without_the_redis_extra_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rq", None)  # as if `pip install ragstack` without `[redis]`
+    with pytest.raises(QueueUnavailableError, match=r"pip install 'ragstack\[redis\]'"):
+        RedisQueue("redis://127.0.0.1:1/0")
