@@ -397,8 +397,8 @@ def worker(
         )
         raise typer.Exit(code=2)
     from app.composition import load_pipeline_set
+    from app.jobs.workers import QueueUnavailableError, run_rq_worker
     from app.logs import configure_logging
-    from app.services.jobs import run_rq_worker
 
     try:
         pipelines = load_pipeline_set(settings)
@@ -406,7 +406,11 @@ def worker(
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
     configure_logging(settings)
-    run_rq_worker(settings, pipelines, burst=burst)
+    try:
+        run_rq_worker(settings, pipelines, burst=burst)
+    except QueueUnavailableError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
 
 
 @cli.command()

@@ -11,13 +11,13 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.jobs import JobRunner, JobService, JobStore
 from app.pipeline_loader import PipelineSet, load_pipelines
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.file_checks import FileLimits
 from app.services.ingest import IngestService
-from app.services.jobs import JobRunner, JobService, JobStore
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
 from app.settings import Settings
@@ -73,7 +73,9 @@ def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
 
 def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
     """Collections over the pipelines' document store and the registry under the data directory."""
-    return CollectionService(pipelines.document_store, settings.collections_registry)
+    return CollectionService(
+        pipelines.document_store, settings.collections_db, legacy_registry=settings.collections_registry
+    )
 
 
 def key_store(settings: Settings) -> KeyStore:
@@ -86,14 +88,26 @@ def job_service(settings: Settings) -> JobService:
     return JobService(JobStore(settings.jobs_db), settings.jobs_dir)
 
 
-def job_runner(settings: Settings, pipelines: PipelineSet, store: JobStore | None = None) -> JobRunner:
-    """The runner that executes jobs (the embedded worker and `rag worker`), on `store` or its own."""
+def job_runner(settings: Settings, pipelines: PipelineSet) -> JobRunner:
+    """The runner of a `rag worker` process: its own job store, ingest service and collections."""
     return JobRunner(
-        store or JobStore(settings.jobs_db),
+        JobStore(settings.jobs_db),
         ingest_service(settings, pipelines),
         settings.jobs_dir,
         lease_seconds=settings.job_lease_seconds,
         on_indexed=collection_service(settings, pipelines).register,
+    )
+
+
+def embedded_job_runner(services: Services) -> JobRunner:
+    """The runner of the API's embedded worker: the app's own job store, ingest service and collections (a job is
+    indexed exactly as a synchronous upload of the same process would be)."""
+    return JobRunner(
+        services.jobs.store,
+        services.ingest,
+        services.settings.jobs_dir,
+        lease_seconds=services.settings.job_lease_seconds,
+        on_indexed=services.collections.register,
     )
 
 

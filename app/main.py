@@ -13,10 +13,11 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query
 from app.api.routes.demo import mount_demo
-from app.composition import Services, build_services, job_runner, load_pipeline_set
+from app.composition import Services, build_services, embedded_job_runner, load_pipeline_set
+from app.jobs import JobStore
+from app.jobs.workers import EmbeddedWorker, RedisQueue, requeue_unowned
 from app.logs import configure_logging
 from app.services.api_keys import bootstrap_admin_key
-from app.services.jobs import EmbeddedWorker, JobStore, RedisQueue, requeue_unowned
 from app.settings import Settings
 from app.tracing import configure_tracing
 
@@ -43,7 +44,7 @@ async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[
         finally:
             watchdog.cancel()
         return
-    runner = job_runner(settings, state.pipelines, state.jobs.store)
+    runner = embedded_job_runner(state)
     worker = EmbeddedWorker(runner, state.ingest_slots)
     state.jobs.notify = worker.wake
     worker.start()

@@ -198,8 +198,13 @@ class Settings(BaseSettings):
         return self.data_dir / "admin.key"
 
     @property
+    def collections_db(self) -> Path:
+        """SQLite file of the explicitly created collections (those holding chunks are found in the store)."""
+        return self.data_dir / "collections.db"
+
+    @property
     def collections_registry(self) -> Path:
-        """JSON list of explicitly created collections."""
+        """The JSON list of created collections of earlier releases, imported into `collections_db` once."""
         return self.data_dir / "collections.json"
 
     @property

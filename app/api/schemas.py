@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.jobs.models import FileState, FileStatus, JobState
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["not_found"])
@@ -175,8 +177,8 @@ class JobFileOut(BaseModel):
     filename: str
     document_id: str
     content_type: str | None
-    state: Literal["queued", "running", "done", "failed", "skipped"]
-    status: Literal["indexed", "duplicate", "failed"] | None = Field(
+    state: FileState
+    status: FileStatus | None = Field(
         default=None, description="As in a synchronous upload, once the file is finished."
     )
     pages: int
@@ -194,7 +196,7 @@ class JobOut(BaseModel):
     job_id: str
     status_url: str = Field(examples=["/jobs/0f3c..."])
     collection: str
-    state: Literal["queued", "parsing", "embedding", "writing", "done", "failed", "cancelled"]
+    state: JobState
     error: str | None = Field(default=None, description="Why the job failed, when it did.")
     cancel_requested: bool
     progress: JobProgress

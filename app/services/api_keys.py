@@ -13,8 +13,6 @@ import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,22 +20,27 @@ from pathlib import Path
 
 from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from app.services.ingest import validate_collection
+from app.sqlite import SQLiteDatabase
 
 KEY_PATTERN = re.compile(r"^rag_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 ALL_COLLECTIONS = "*"
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared against when the id is unknown: same timing
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    collections TEXT NOT NULL,
-    key_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
+# Append-only schema steps (`app.sqlite`); step 1 is the first release's table, so its auth.db opens unchanged.
+MIGRATIONS = (
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        collections TEXT NOT NULL,
+        key_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
 )
-"""
+_COLUMNS = "id, name, role, collections, created_at, revoked_at"
 
 
 class Role(StrEnum):
@@ -127,30 +130,18 @@ class KeyStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        try:
-            yield db
-        finally:
-            db.close()
+        self.db = SQLiteDatabase(path, migrations=MIGRATIONS, timeout=10.0)
 
     @staticmethod
-    def _row(row: tuple[str, str, str, str, str, str | None]) -> ApiKey:
-        key_id, name, role, collections, created_at, revoked_at = row
-        scope = json.loads(collections)
+    def _row(row: sqlite3.Row) -> ApiKey:
+        scope = json.loads(row["collections"])
         return ApiKey(
-            id=key_id,
-            name=name,
-            role=Role(role),
+            id=row["id"],
+            name=row["name"],
+            role=Role(row["role"]),
             collections=None if scope == [ALL_COLLECTIONS] else frozenset(scope),
-            created_at=created_at,
-            revoked_at=revoked_at,
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
         )
 
     def create(
@@ -163,30 +154,25 @@ class KeyStore:
         secret = f"rag_{key_id}_{secrets.token_urlsafe(32)}"
         record = ApiKey(id=key_id, name=name, role=role, collections=collections, created_at=_now())
         scope = [ALL_COLLECTIONS] if collections is None else sorted(collections)
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")  # serializes the first-start bootstrap between worker processes
+        with self.db.transaction() as db:  # serializes the first-start bootstrap between worker processes
             if only_if_empty and db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
-                db.execute("ROLLBACK")
                 return None
             db.execute(
                 "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (key_id, name, role.value, json.dumps(scope), hash_key(secret), record.created_at),
             )
-            db.execute("COMMIT")
         return record, secret
 
     def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
-        sql = "SELECT id, name, role, collections, created_at, revoked_at FROM api_keys"
+        sql = f"SELECT {_COLUMNS} FROM api_keys"
         if not include_revoked:
             sql += " WHERE revoked_at IS NULL"
-        with self._connect() as db:
+        with self.db.connect() as db:
             return [self._row(r) for r in db.execute(sql + " ORDER BY created_at, id")]
 
     def get(self, key_id: str) -> ApiKey:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT id, name, role, collections, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)
-            ).fetchone()
+        with self.db.connect() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"API key {key_id!r} does not exist")
         return self._row(row)
@@ -195,7 +181,7 @@ class KeyStore:
         """Revoke at once (every process checks the table on each request); 404 for an unknown id."""
         key = self.get(key_id)
         if key.revoked_at is None:
-            with self._connect() as db:
+            with self.db.connect() as db:
                 db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id))
         return self.get(key_id)
 
@@ -204,13 +190,12 @@ class KeyStore:
         match = KEY_PATTERN.fullmatch(presented)
         row = None
         if match:
-            with self._connect() as db:
+            with self.db.connect() as db:
                 row = db.execute(
-                    "SELECT id, name, role, collections, created_at, revoked_at, key_hash FROM api_keys WHERE id = ?",
-                    (match.group(1),),
+                    f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE id = ?", (match.group(1),)
                 ).fetchone()
-        expected = row[6] if row else _DUMMY_HASH
+        expected = row["key_hash"] if row else _DUMMY_HASH
         if not hmac.compare_digest(hash_key(presented), expected) or row is None:
             return None
-        key = self._row(row[:6])
+        key = self._row(row)
         return None if key.revoked_at else key

@@ -2,20 +2,34 @@
 
 Listing, counting and dropping use the store's own filter/count/delete methods (Haystack's extended
 DocumentStore API), so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores. Collections created
-explicitly but still empty are remembered in a small JSON registry under the data directory.
+explicitly but still empty are remembered in a small SQLite table under the data directory (`app.sqlite`: shared by
+every process of the deployment). The JSON registry of earlier releases is imported on first open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.errors import ConflictError, NotFoundError
 from app.services.ingest import validate_collection
+from app.sqlite import SQLiteDatabase
+
+# Append-only schema steps of collections.db (`app.sqlite`).
+MIGRATIONS = (
+    """
+    CREATE TABLE IF NOT EXISTS collections (
+        name TEXT PRIMARY KEY,
+        created_at REAL NOT NULL
+    );
+    """,
+)
 
 
 @dataclass
@@ -35,22 +49,35 @@ def collection_filter(name: str) -> dict[str, Any]:
 class CollectionService:
     """List, create, count and drop collections."""
 
-    def __init__(self, store: Any, registry_path: Path) -> None:
+    def __init__(self, store: Any, registry_path: Path, *, legacy_registry: Path | None = None) -> None:
+        """`registry_path`: the SQLite file of created collections; `legacy_registry`: a JSON list of names written
+        by an earlier release, imported once (then renamed `<name>.imported`)."""
         self.store = store
-        self.registry_path = registry_path
+        self.registry = SQLiteDatabase(registry_path, migrations=MIGRATIONS)
         self._lock = threading.Lock()
+        if legacy_registry is not None:
+            self._import(legacy_registry)
+
+    def _import(self, path: Path) -> None:
+        try:
+            names = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        now = time.time()
+        with self.registry.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", [(str(n), now) for n in names]
+            )
+        with contextlib.suppress(FileNotFoundError):  # another process imported it at the same time
+            os.replace(path, path.with_name(path.name + ".imported"))
 
     def _registered(self) -> set[str]:
-        try:
-            return set(json.loads(self.registry_path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return set()
+        with self.registry.connect() as db:
+            return {row["name"] for row in db.execute("SELECT name FROM collections")}
 
-    def _save(self, names: set[str]) -> None:
-        self.registry_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.registry_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(names)), encoding="utf-8")
-        os.replace(tmp, self.registry_path)
+    def _is_registered(self, name: str) -> bool:
+        with self.registry.connect() as db:
+            return db.execute("SELECT 1 FROM collections WHERE name = ?", (name,)).fetchone() is not None
 
     def _in_store(self) -> set[str]:
         names, _ = self.store.get_metadata_field_unique_values("meta.collection", size=100_000)
@@ -74,23 +101,26 @@ class CollectionService:
 
     def exists(self, name: str) -> bool:
         """True when the collection was created or holds chunks."""
-        return name in self._registered() or self.store.count_documents_by_filter(collection_filter(name)) > 0
+        return self._is_registered(name) or self.store.count_documents_by_filter(collection_filter(name)) > 0
 
     def create(self, name: str) -> CollectionInfo:
-        """Create an empty collection; 409 when it exists."""
+        """Create an empty collection; 409 when it exists (also when another process created it at the same time)."""
         validate_collection(name)
         with self._lock:
-            if self.exists(name):
+            if self.store.count_documents_by_filter(collection_filter(name)) > 0:
                 raise ConflictError(f"collection {name!r} already exists")
-            self._save(self._registered() | {name})
+            with self.registry.connect() as db:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time())
+                ).rowcount
+            if not inserted:
+                raise ConflictError(f"collection {name!r} already exists")
         return self.info(name)
 
     def register(self, name: str) -> None:
         """Remember a collection (ingest into a new collection creates it implicitly)."""
-        with self._lock:
-            names = self._registered()
-            if name not in names:
-                self._save(names | {name})
+        with self.registry.connect() as db:
+            db.execute("INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time()))
 
     def drop(self, name: str) -> int:
         """Delete every chunk of the collection and forget it; 404 when it does not exist."""
@@ -99,5 +129,6 @@ class CollectionService:
             if not self.exists(name):
                 raise NotFoundError(f"collection {name!r} does not exist")
             deleted = int(self.store.delete_by_filter(collection_filter(name)))
-            self._save(self._registered() - {name})
+            with self.registry.connect() as db:
+                db.execute("DELETE FROM collections WHERE name = ?", (name,))
         return deleted

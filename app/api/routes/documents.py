@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
@@ -25,10 +26,10 @@ from app.api.schemas import (
     UploadResponse,
 )
 from app.errors import InvalidInputError
+from app.jobs import UploadedFile
 from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf, pdf_page_count
 from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
-from app.services.jobs import UploadedFile
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
 _CHUNK = 1 << 20
@@ -46,11 +47,11 @@ def _parse_metadata(metadata: str | None) -> dict[str, Any]:
     return validate_tags(parsed)
 
 
-async def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
-    """The file's bytes, or None when it is larger than `limit`."""
+def _read_limited(stream: BinaryIO, limit: int) -> bytes | None:
+    """The rest of the file's bytes, or None when it is larger than `limit` (blocking: call it in a thread)."""
     parts: list[bytes] = []
     size = 0
-    while chunk := await upload.read(_CHUNK):
+    while chunk := stream.read(_CHUNK):
         size += len(chunk)
         if size > limit:
             return None
@@ -70,30 +71,32 @@ async def _is_large(state: RagState, files: list[UploadFile], limit: int) -> boo
         await upload_file.seek(0)
         if not looks_like_pdf(head):
             continue
-        data = await _read_limited(upload_file, limit)
+        data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
         await upload_file.seek(0)
         counted = await asyncio.to_thread(pdf_page_count, data) if data is not None else None
         pages += counted or 0
     return pages > settings.async_threshold_pages
 
 
+def _uploads(files: list[UploadFile], limit: int, max_upload_mb: int) -> Iterator[UploadedFile]:
+    """The files of an async upload, each read only when the job service asks for it (one in memory at a time)."""
+    for upload_file in files:
+        data = _read_limited(upload_file.file, limit)
+        yield UploadedFile(
+            filename=upload_file.filename or "upload",
+            content_type=upload_file.content_type,
+            data=data,
+            error=None if data is not None else f"file is larger than {max_upload_mb} MiB",
+            error_code=None if data is not None else "payload_too_large",
+        )
+
+
 async def _submit_job(
     state: RagState, collection: str, tags: dict[str, Any], files: list[UploadFile], limit: int
 ) -> JSONResponse:
     """Spool the files one at a time (never all in memory), record the job, answer 202."""
-    job_id = state.jobs.new_job_id()
-    specs = []
-    for index, upload_file in enumerate(files):
-        data = await _read_limited(upload_file, limit)
-        upload = UploadedFile(
-            filename=upload_file.filename or "upload",
-            content_type=upload_file.content_type,
-            data=data,
-            error=None if data is not None else f"file is larger than {state.settings.max_upload_mb} MiB",
-            error_code=None if data is not None else "payload_too_large",
-        )
-        specs.append(await asyncio.to_thread(state.jobs.spool, job_id, index, upload, collection))
-    job = await asyncio.to_thread(state.jobs.record, job_id, collection, tags, specs)
+    uploads = _uploads(files, limit, state.settings.max_upload_mb)
+    job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
     body = job_out(job)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
 
@@ -137,7 +140,7 @@ async def upload(
     results: list[IngestResult] = []
     for upload_file in files:
         name = upload_file.filename or "upload"
-        data = await _read_limited(upload_file, limit)
+        data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
         if data is None:
             results.append(
                 IngestResult(

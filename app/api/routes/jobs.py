@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from app.api.auth import Reader, Writer
 from app.api.deps import State
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, JobFileOut, JobOut, JobPage, JobProgress
+from app.jobs import Job, JobState
 from app.services.api_keys import ApiKey, Role
-from app.services.jobs import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
@@ -24,7 +24,7 @@ def job_out(job: Job) -> JobOut:
         job_id=job.id,
         status_url=f"/jobs/{job.id}",
         collection=job.collection,
-        state=job.state,  # type: ignore[arg-type]
+        state=job.state,
         error=job.error,
         cancel_requested=job.cancel_requested,
         progress=JobProgress(**job.progress),
@@ -34,8 +34,8 @@ def job_out(job: Job) -> JobOut:
                 filename=f.filename,
                 document_id=f.document_id,
                 content_type=f.content_type,
-                state=f.state,  # type: ignore[arg-type]
-                status=f.status,  # type: ignore[arg-type]
+                state=f.state,
+                status=f.status,
                 pages=f.pages,
                 chunks=f.chunks,
                 error=f.error,
@@ -62,10 +62,7 @@ async def list_jobs(
     state: State,
     key: Reader,
     collection: Annotated[str | None, Query(description="Only the jobs of this collection")] = None,
-    job_state: Annotated[
-        Literal["queued", "parsing", "embedding", "writing", "done", "failed", "cancelled"] | None,
-        Query(alias="state", description="Only jobs in this state"),
-    ] = None,
+    job_state: Annotated[JobState | None, Query(alias="state", description="Only jobs in this state")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from haystack import Document
 from servers import wait_for_job
 
+from app.composition import job_service
+from app.jobs import JobService, UploadedFile
 from app.main import create_app
-from app.services.jobs import JobService, JobStore, UploadedFile
 
 
 def _chunks(client: Any, collection: str) -> dict[str, int]:
@@ -24,7 +25,7 @@ def _chunks(client: Any, collection: str) -> dict[str, int]:
 
 def _service(settings: Any) -> JobService:
     """The job table as another process (a crashed API) left it."""
-    return JobService(JobStore(settings.jobs_db), settings.jobs_dir)
+    return job_service(settings)
 
 
 def test_a_write_failing_halfway_leaves_no_chunks(api_settings, auth_headers, html_file):

@@ -1,0 +1,109 @@
+"""What the API does with jobs: submit (spool + record + notify), read, cancel, retry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from haystack import logging
+
+from app.jobs.models import Job, JobState, UploadedFile
+from app.jobs.store import JobStore
+from app.services.file_checks import looks_like_pdf, pdf_page_count
+from app.services.ingest import document_id_for, guess_content_type
+
+logger = logging.getLogger(__name__)
+
+
+class JobService:
+    """Submits jobs (their uploads spooled to `jobs_dir/<id>/<n>`, fsynced, before the job is recorded) and reads,
+    cancels and retries them. `notify` tells the worker(s) a job is ready (the embedded worker, or the Redis queue)."""
+
+    def __init__(self, store: JobStore, jobs_dir: Path, *, notify: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.jobs_dir = jobs_dir
+        self.notify: Callable[[str], None] = notify or (lambda _job_id: None)
+
+    def submit(self, collection: str, tags: dict[str, Any], files: Iterable[UploadedFile]) -> Job:
+        """Spool the files to disk (fsynced), record the job, then tell the worker(s).
+
+        `files` is consumed one at a time, each spooled before the next is taken: an iterator that reads each upload
+        when asked (as the upload route passes) keeps a single file in memory.
+        """
+        job_id = uuid.uuid4().hex
+        specs = [self._spool(job_id, index, upload, collection) for index, upload in enumerate(files)]
+        if (self.jobs_dir / job_id).is_dir():
+            _fsync_dir(self.jobs_dir / job_id)
+        job = self.store.create(job_id, collection, tags, specs)
+        logger.info(
+            "Queued job {job_id}: {files} files into {collection}",
+            job_id=job_id,
+            files=len(specs),
+            collection=collection,
+        )
+        self.notify(job_id)
+        return job
+
+    def _spool(self, job_id: str, index: int, upload: UploadedFile, collection: str) -> dict[str, Any]:
+        """Write one file of a job to `jobs/<id>/<index>` (fsynced); its row for the store."""
+        spec: dict[str, Any] = {
+            "filename": Path(upload.filename or "upload").name,
+            "content_type": upload.content_type,
+            "size": len(upload.data or b""),
+            "document_id": "",
+            "pages_total": 1,
+            "spooled": upload.data is not None,
+            "error": upload.error,
+            "error_code": upload.error_code,
+        }
+        if upload.data is None:  # refused before spooling (too large): recorded as failed
+            spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
+            return spec
+        spec["document_id"] = document_id_for(collection, hashlib.sha256(upload.data).hexdigest())
+        spec["pages_total"] = (pdf_page_count(upload.data) if looks_like_pdf(upload.data) else None) or 1
+        directory = self.jobs_dir / job_id
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_durably(directory / str(index), upload.data)
+        return spec
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id)
+
+    def recent(
+        self,
+        *,
+        collection: str | None = None,
+        within: frozenset[str] | None = None,
+        state: JobState | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[Job], int]:
+        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total."""
+        return self.store.recent(collection=collection, within=within, state=state, offset=offset, limit=limit)
+
+    def cancel(self, job_id: str) -> Job:
+        return self.store.cancel(job_id)
+
+    def retry(self, job_id: str) -> Job:
+        job = self.store.retry(job_id)
+        self.notify(job_id)
+        return job
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with path.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

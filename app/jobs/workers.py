@@ -1,0 +1,200 @@
+"""The workers that run jobs: the embedded one (default) and the Redis queue's (`RAG_JOB_QUEUE=redis`).
+
+- Embedded: an in-process worker (an asyncio task started by the app's lifespan) polls the job table.
+- Redis: the API enqueues job ids with rq and `rag worker` processes (rq's `SimpleWorker`, pipelines loaded once per
+  process) run them; the job table stays in SQLite on the shared data volume. rq and redis are imported only here,
+  inside the functions that use them (the `[redis]` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from haystack import logging
+
+from app.jobs.models import JobState
+from app.jobs.runner import JobRunner
+from app.jobs.store import JobStore
+
+if TYPE_CHECKING:
+    from app.pipeline_loader import PipelineSet
+    from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RQ_QUEUE_NAME = "rag-ingest"
+_POLL_SECONDS = 1.0
+
+
+class EmbeddedWorker:
+    """The in-process worker: an asyncio task polling the job table; each file takes one of the app's ingest slots
+    (shared with synchronous uploads), so background jobs never add CPU contention beyond RAG_INGEST_CONCURRENCY."""
+
+    def __init__(self, runner: JobRunner, slots: asyncio.Semaphore) -> None:
+        self.runner = runner
+        self.slots = slots
+        self.stopping = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="rag-job-worker")
+
+    def wake(self, _job_id: str = "") -> None:
+        """Look for work now (callable from any thread)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self) -> None:
+        """Stop at the next component boundary; an interrupted file is re-queued and resumed at the next start."""
+        self.stopping.set()
+        self.wake()
+        if self._task is not None:
+            await self._task
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self.slots.acquire(), self._loop).result()
+        try:
+            yield
+        finally:
+            self._loop.call_soon_threadsafe(self.slots.release)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self.stopping.is_set():
+            self._wake.clear()
+            ran = False
+            for job_id in await asyncio.to_thread(self.runner.store.claimable):
+                if self.stopping.is_set():
+                    break
+                try:
+                    ran = (
+                        await asyncio.to_thread(self.runner.run, job_id, slot=self._slot, stopping=self.stopping) or ran
+                    )
+                except Exception:  # the worker's outermost boundary: one broken job must not stop the others
+                    logger.exception("Job {job_id} failed unexpectedly", job_id=job_id)
+                    await asyncio.to_thread(
+                        self.runner.store.set_state,
+                        job_id,
+                        JobState.FAILED,
+                        error="internal error while running the job (see the service log)",
+                    )
+            if not ran:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=_POLL_SECONDS)
+
+
+# -- Redis mode (rq) -------------------------------------------------------------------------------------------
+
+
+class QueueUnavailableError(RuntimeError):
+    """RAG_JOB_QUEUE=redis, but rq and redis (the `[redis]` extra) are not installed."""
+
+
+def _rq() -> tuple[ModuleType, ModuleType]:
+    """The `redis` and `rq` modules, imported on first use (only Redis mode needs them)."""
+    try:
+        import redis
+        import rq
+    except ImportError as error:
+        raise QueueUnavailableError(
+            f"RAG_JOB_QUEUE=redis needs rq and redis ({error.name} is missing): pip install 'ragstack[redis]'"
+        ) from error
+    return redis, rq
+
+
+class RedisQueue:
+    """Enqueues job ids on an rq queue; `rag worker` processes run them."""
+
+    def __init__(self, url: str) -> None:
+        redis, rq = _rq()
+        self.queue = rq.Queue(RQ_QUEUE_NAME, connection=redis.Redis.from_url(url))
+
+    def enqueue(self, job_id: str) -> None:
+        self.queue.enqueue_call(
+            run_queued_job,
+            args=(job_id,),
+            timeout=-1,
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+            description=f"ingest job {job_id}",
+        )
+
+    def requeue_orphans(self, store: JobStore) -> int:
+        """Enqueue every unfinished job nobody runs (at start and periodically: a dead worker's job is resumed)."""
+        orphans = store.requeue_orphans()
+        for job_id in orphans:
+            self.enqueue(job_id)
+        return len(orphans)
+
+
+def requeue_unowned(store: JobStore, queue: RedisQueue) -> int:
+    """At API start: enqueue every unfinished job no live worker holds (one recorded just before a crash was
+    perhaps never enqueued; a job enqueued twice runs once: the second run finds it finished or claimed)."""
+    store.requeue_orphans()
+    claimable = store.claimable()
+    for job_id in claimable:
+        queue.enqueue(job_id)
+    return len(claimable)
+
+
+class ProcessRunner:
+    """The `JobRunner` of one worker process, built once: an rq task is a plain function called with a job id, so the
+    runner it uses (pipelines loaded and warmed once per process) is held here, not rebuilt per task.
+
+    `rag worker` installs the runner it built before it starts taking tasks; a process that runs a task without one
+    (another rq worker command) builds it from `Settings()` through the composition root on first use.
+    """
+
+    def __init__(self) -> None:
+        self._runner: JobRunner | None = None
+        self._lock = threading.Lock()
+
+    def install(self, runner: JobRunner) -> None:
+        with self._lock:
+            self._runner = runner
+
+    def get(self) -> JobRunner:
+        with self._lock:
+            if self._runner is None:
+                from app.composition import job_runner, load_pipeline_set
+                from app.settings import Settings
+
+                settings = Settings()
+                pipelines = load_pipeline_set(settings)
+                pipelines.warm_up()
+                self._runner = job_runner(settings, pipelines)
+            return self._runner
+
+
+PROCESS_RUNNER = ProcessRunner()
+
+
+def run_queued_job(job_id: str) -> bool:
+    """The rq task: run one job with this process's runner."""
+    return PROCESS_RUNNER.get().run(job_id)
+
+
+def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = False) -> None:
+    """`rag worker`: warm the pipelines once, resume orphaned jobs, then run queued jobs in this process."""
+    from app.composition import job_runner
+
+    redis, rq = _rq()
+    pipelines.warm_up()
+    runner = job_runner(settings, pipelines)
+    PROCESS_RUNNER.install(runner)
+    queue = RedisQueue(settings.redis_url)
+    resumed = queue.requeue_orphans(runner.store)
+    logger.info("Job worker ready on {queue} ({resumed} orphaned jobs re-queued)", queue=RQ_QUEUE_NAME, resumed=resumed)
+    worker = rq.SimpleWorker([queue.queue], connection=redis.Redis.from_url(settings.redis_url))
+    worker.work(burst=burst, with_scheduler=False)

@@ -1,0 +1,64 @@
+"""Fixtures of the job tests: a job service on a temporary data dir and a recording stand-in for the ingest service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.jobs import JobRunner, JobService, JobStore, UploadedFile
+from app.services.ingest import IngestResult
+
+
+class RecordingIngest:
+    """Records discard and ingest calls; `fail` maps a file name to an exception raised once."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail: dict[str, Exception] = {}
+
+    def discard(self, collection: str, document_id: str) -> int:
+        self.calls.append(("discard", document_id))
+        return 3
+
+    def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> IngestResult:
+        self.calls.append(("ingest", filename))
+        if filename in self.fail:
+            raise self.fail.pop(filename)
+        return IngestResult(
+            document_id="d", filename=filename, content_type="text/plain", status="indexed", pages=1, chunks=2
+        )
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> JobService:
+    return JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs")
+
+
+@pytest.fixture
+def ingest() -> RecordingIngest:
+    return RecordingIngest()
+
+
+@pytest.fixture
+def submit(service: JobService) -> Callable[..., str]:
+    """Submit text files by name; the job's id."""
+
+    def submit_files(*names: str, collection: str = "c") -> str:
+        files = [
+            UploadedFile(filename=name, content_type="text/plain", data=f"text of {name}".encode()) for name in names
+        ]
+        return service.submit(collection, {"team": "qa"}, files).id
+
+    return submit_files
+
+
+@pytest.fixture
+def runner_for(service: JobService) -> Callable[..., JobRunner]:
+    """A runner on the service's store and spool with the given ingest stand-in."""
+
+    def runner(ingest: RecordingIngest, lease: float = 30.0) -> JobRunner:
+        return JobRunner(service.store, ingest, service.jobs_dir, lease_seconds=lease)  # type: ignore[arg-type]
+
+    return runner

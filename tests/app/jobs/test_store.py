@@ -1,0 +1,142 @@
+"""The job table: leases, the versioned schema (a previous release's jobs.db opens and keeps its jobs), states."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from app.jobs import FileState, FileStatus, JobState, JobStore
+from app.jobs.store import MIGRATIONS
+from app.sqlite import SchemaVersionError
+
+# The schema of jobs.db as the release before versioning created it (no user_version), written out as it was.
+PREVIOUS_RELEASE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_collection ON jobs (collection, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS job_files (
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    idx INTEGER NOT NULL,
+    filename TEXT NOT NULL,
+    content_type TEXT,
+    size INTEGER NOT NULL,
+    document_id TEXT NOT NULL,
+    spooled INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT,
+    pages_total INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    pages_done INTEGER NOT NULL DEFAULT 0,
+    chunks_total INTEGER NOT NULL DEFAULT 0,
+    chunks_done INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    error_code TEXT,
+    duration_ms REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, idx)
+);
+"""
+
+
+def test_lease_keeps_others_out_until_it_expires(service, submit):
+    job_id = submit("a.txt")
+    store = service.store
+    assert store.claim(job_id, "host-a:1:x", lease_seconds=0.3)
+    assert not store.claim(job_id, "host-b:2:y", lease_seconds=10)
+    assert job_id not in store.claimable()
+    time.sleep(0.35)
+    assert job_id in store.claimable()
+    assert store.claim(job_id, "host-b:2:y", lease_seconds=10)
+
+
+def test_a_job_held_by_a_dead_process_of_this_host_is_claimable_at_once(service, submit):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    job_id = submit("a.txt")
+    assert service.store.claim(job_id, f"{socket.gethostname()}:{dead.stdout.strip()}:x", lease_seconds=3600)
+    assert service.store.claimable() == [job_id]
+
+
+def _previous_release_db(path) -> None:
+    """A jobs.db as the previous release left it: one finished job, one queued job held by a dead worker."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(PREVIOUS_RELEASE_SCHEMA)
+        db.execute(
+            "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at, finished_at) "
+            "VALUES ('old-done', 'docs', '{\"team\": \"qa\"}', 'done', 1.0, 2.0, 2.0)"
+        )
+        db.execute(
+            "INSERT INTO job_files (job_id, idx, filename, content_type, size, document_id, spooled, state, status, "
+            "pages_total, pages, chunks, pages_done, chunks_done, chunks_total) "
+            "VALUES ('old-done', 0, 'a.pdf', 'application/pdf', 10, 'doc-a', 1, 'done', 'indexed', 3, 3, 7, 3, 7, 7)"
+        )
+        db.execute(
+            "INSERT INTO jobs (id, collection, tags, state, owner, lease_until, created_at, updated_at) "
+            "VALUES ('old-queued', 'docs', '{}', 'embedding', 'gone:1:x', 5.0, 3.0, 4.0)"
+        )
+        db.execute(
+            "INSERT INTO job_files (job_id, idx, filename, content_type, size, document_id, spooled, state, "
+            "pages_total, attempts) VALUES ('old-queued', 0, 'b.txt', 'text/plain', 5, 'doc-b', 1, 'running', 1, 1)"
+        )
+
+
+def test_a_previous_release_jobs_db_is_migrated_and_its_jobs_readable(tmp_path):
+    path = tmp_path / "jobs.db"
+    _previous_release_db(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    store = JobStore(path)
+    assert store.db.version == len(MIGRATIONS)
+    done = store.get("old-done")
+    assert (done.state, done.tags, done.finished_at) == (JobState.DONE, {"team": "qa"}, 2.0)
+    assert [(f.filename, f.state, f.status, f.chunks) for f in done.files] == [
+        ("a.pdf", FileState.DONE, FileStatus.INDEXED, 7)
+    ]
+    assert store.claimable() == ["old-queued"]  # its worker's lease ran out long ago: it is resumed
+    jobs, total = store.recent(collection="docs")
+    assert total == 2 and [j.id for j in jobs] == ["old-queued", "old-done"]
+    assert JobStore(path).db.version == len(MIGRATIONS)  # opening again changes nothing
+
+
+def test_a_jobs_db_of_a_newer_release_is_refused(tmp_path):
+    path = tmp_path / "jobs.db"
+    JobStore(path)
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(SchemaVersionError, match="newer"):
+        JobStore(path)
+
+
+def test_states_are_stored_as_the_enum_values(service, submit, tmp_path):
+    job_id = submit("a.txt")
+    service.store.set_state(job_id, JobState.EMBEDDING)
+    service.store.update_file(job_id, 0, state=FileState.RUNNING)
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        assert db.execute("SELECT state, tags FROM jobs").fetchone() == ("embedding", json.dumps({"team": "qa"}))
+        assert db.execute("SELECT state FROM job_files").fetchone() == ("running",)
+    with pytest.raises(ValueError):
+        service.store.set_state(job_id, "nonsense")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        service.store.update_file(job_id, 0, state="nonsense")
+    assert service.get(job_id).state is JobState.EMBEDDING
