@@ -56,7 +56,8 @@ def test_cli_and_api_refuse_the_same_over_limit_pdf_with_the_same_reason(tiny_se
     with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as client:
         response = client.post("/documents/upload", files=[("files", (multipage_pdf.name, multipage_pdf.read_bytes()))])
         assert response.status_code == 413, response.text
-        api_reason = response.json()["error"]["message"]
+        (refused,) = response.json()["error"]["detail"]["files"]
+        api_reason = refused["error"]
         assert client.app.state.rag.pipelines.document_store.count_documents() == 0
     assert "more than the limit of 3" in api_reason
     result = runner.invoke(cli, ["ingest", str(multipage_pdf)], catch_exceptions=False)
