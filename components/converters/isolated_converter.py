@@ -41,14 +41,26 @@ logger = logging.getLogger(__name__)
 
 # Inner converters may only come from these packages (the YAML names them; nothing else is imported).
 ALLOWED_CONVERTER_MODULES = ("haystack.components.converters.", "components.converters.")
+# The test support's converters (app.testing) are accepted too only while this variable is "1": the test plugin
+# sets it for the test session (worker processes inherit it); shipped YAML never names them.
+TEST_COMPONENTS_ENV = "RAG_ALLOW_TEST_COMPONENTS"
+TEST_CONVERTER_MODULES = ("app.testing.",)
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_MAX_TEXT_CHARS = 5_000_000
 MAX_WORKERS = 16
 
 
+def allowed_converter_modules() -> tuple[str, ...]:
+    """The packages inner converters may come from (with `app.testing.` while RAG_ALLOW_TEST_COMPONENTS=1)."""
+    if os.environ.get(TEST_COMPONENTS_ENV) == "1":
+        return ALLOWED_CONVERTER_MODULES + TEST_CONVERTER_MODULES
+    return ALLOWED_CONVERTER_MODULES
+
+
 def _import_converter(type_name: str) -> type:
-    if not isinstance(type_name, str) or not type_name.startswith(ALLOWED_CONVERTER_MODULES):
-        raise ValueError(f"converter type must be a class in {ALLOWED_CONVERTER_MODULES}, got {type_name!r}")
+    allowed = allowed_converter_modules()
+    if not isinstance(type_name, str) or not type_name.startswith(allowed):
+        raise ValueError(f"converter type must be a class in {allowed}, got {type_name!r}")
     module_name, _, class_name = type_name.rpartition(".")
     try:
         module = importlib.import_module(module_name)

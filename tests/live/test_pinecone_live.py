@@ -27,7 +27,7 @@ pytestmark = [
 ]
 
 PROFILE = Path(__file__).resolve().parents[2] / "pipelines" / "profiles" / "pinecone"
-TINY_LLM = "smollm2-135m-instruct-q4_1"  # as tests/conftest.py make_tiny_profile: quick to warm up, not under test
+TINY_LLM = "smollm2-135m-instruct-q4_1"  # as app.testing.profiles.tiny_profile: quick to warm up, not under test
 
 
 def _eventually(read: Callable[[], Any], done: Callable[[Any], bool], attempts: int = 120) -> Any:

@@ -23,7 +23,7 @@ pytestmark = [
 ]
 
 PROFILE = Path(__file__).resolve().parents[2] / "pipelines" / "profiles" / "weaviate"
-TINY_LLM = "smollm2-135m-instruct-q4_1"  # as tests/conftest.py make_tiny_profile: quick to warm up, not under test
+TINY_LLM = "smollm2-135m-instruct-q4_1"  # as app.testing.profiles.tiny_profile: quick to warm up, not under test
 
 
 def _copy_profile(target: Path, class_name: str) -> None:

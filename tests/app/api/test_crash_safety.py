@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from haystack import Document
-from servers import wait_for_job
 
 from app.main import create_app
 from app.services.jobs import JobService, JobStore, UploadedFile
+from app.testing.api import wait_for_job
 
 
 def _chunks(client: Any, collection: str) -> dict[str, int]:
