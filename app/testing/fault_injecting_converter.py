@@ -4,8 +4,9 @@ It reads UTF-8 text like Haystack's `TextFileToDocument`, except for files whose
 those make it sleep, spin the CPU, or exit the process, as a stuck or crashing parser would. Wrapped in
 `IsolatedConverter` it shows that a stuck parser costs one file, not the server.
 
-`IsolatedConverter` accepts its type (`app.testing.fault_injecting_converter.FaultInjectingConverter`) only while
-`RAG_ALLOW_TEST_COMPONENTS=1`, which the test plugin (`app.testing.plugin`) sets for the test session.
+Pipelines (and `IsolatedConverter`) accept its type, `app.testing.fault_injecting_converter.FaultInjectingConverter`,
+only while Haystack's HAYSTACK_DESERIALIZATION_ALLOWLIST names `app.testing`, as the test plugin
+(`app.testing.plugin`) does for a test session.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@
 - servers: `llama_server` (session), `redis_server`, `throwaway_postgres`, `pg_dsn` (the test PostgreSQL);
 - fault-injecting fakes: `fake_ollama`, `fake_openai` (module-wide: each test sets `mode` or calls `reset()`).
 
-It also sets RAG_ALLOW_TEST_COMPONENTS=1 for the session, so YAML used by tests may name the test support's
-converters (`app.testing.fault_injecting_converter`); see `components.converters.isolated_converter`.
+It also adds `app.testing` to Haystack's HAYSTACK_DESERIALIZATION_ALLOWLIST for the session (inherited by worker
+processes and served subprocesses), so pipeline YAML used by tests may name the test support's converter
+(`app.testing.fault_injecting_converter`); the product's allowlist (`app.pipeline_loader.ALLOWED_MODULES`) and the
+shipped YAML do not name it.
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ from app.testing import servers
 from app.testing.fakes import FakeOllama, FakeOpenAI
 from app.testing.profiles import tiny_profile
 from app.testing.servers import LlamaServer, ThrowawayPostgres
-from components.converters.isolated_converter import TEST_COMPONENTS_ENV
+from components.converters.isolated_converter import DESERIALIZATION_ALLOWLIST_ENV
 
 pytest_plugins = ["app.testing.corpus"]
 
 PG_TEST_DSN = os.environ.get("RAG_TEST_PG_DSN", "postgresql://rag:rag@127.0.0.1:5432/rag")
 
 
+TEST_SUPPORT_MODULE = "app.testing"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Allow the test support's components in pipeline YAML for this session (inherited by worker processes)."""
-    os.environ[TEST_COMPONENTS_ENV] = "1"
+    """Trust the test support's components in pipeline YAML for this session (inherited by worker processes)."""
+    patterns = [p for p in os.environ.get(DESERIALIZATION_ALLOWLIST_ENV, "").split(",") if p.strip()]
+    if TEST_SUPPORT_MODULE not in patterns:
+        os.environ[DESERIALIZATION_ALLOWLIST_ENV] = ",".join([*patterns, TEST_SUPPORT_MODULE])
 
 
 @pytest.fixture(scope="session")

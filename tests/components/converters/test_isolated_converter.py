@@ -17,7 +17,7 @@ from components.converters.errors import (
     ParseTimeoutError,
     TextTooLargeError,
 )
-from components.converters.isolated_converter import TEST_COMPONENTS_ENV, IsolatedConverter
+from components.converters.isolated_converter import DESERIALIZATION_ALLOWLIST_ENV, IsolatedConverter
 
 FAULTS = "app.testing.fault_injecting_converter.FaultInjectingConverter"
 pytestmark = pytest.mark.integration  # starts worker processes
@@ -48,10 +48,14 @@ def test_the_inner_converter_parameters_are_checked_at_init():
         IsolatedConverter(converter={"type": FAULTS, "init_parameters": {"fault": "explode"}})
 
 
-def test_the_test_support_converter_needs_the_test_session_switch(monkeypatch):
-    IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})  # the test plugin sets the switch
-    monkeypatch.delenv(TEST_COMPONENTS_ENV)
-    with pytest.raises(ValueError, match="converter type must be a class in"):
+def test_the_test_support_converter_needs_the_deserialization_allowlist(monkeypatch):
+    IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})  # the test plugin allowlists app.testing
+    for patterns in ("", "app.test", "components,app.testing.other", "app.*.fault_injecting"):
+        monkeypatch.setenv(DESERIALIZATION_ALLOWLIST_ENV, patterns)
+        with pytest.raises(ValueError, match="converter type must be a class in"):
+            IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})
+    for patterns in ("app", "app.testing.fault_injecting_converter", "x, app.testing.*"):
+        monkeypatch.setenv(DESERIALIZATION_ALLOWLIST_ENV, patterns)
         IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})
 
 
