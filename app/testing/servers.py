@@ -105,9 +105,6 @@ class ServerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
-    def log_text(self) -> str:
-        return log_tail(self.log, chars=10_000_000)
-
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM (its whole process group when it runs in a session of its own), SIGKILL after `timeout` s."""
         stop(self.proc, timeout=timeout, group=self.new_session)
