@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import tempfile
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,15 +17,10 @@ def peak_rss_mb() -> float:
 
 def temp_profile(edit_indexing=None, edit_query=None, source: str = "default") -> tuple[Path, Path]:
     """Copy a shipped profile to a temp dir (optionally edited) and point RAG_DATA_DIR at a fresh temp dir."""
+    from app.testing.profiles import copy_profile
+
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
-    profile = work / "pipelines"
-    origin = ROOT / "pipelines" if source == "default" else ROOT / "pipelines" / "profiles" / source
-    shutil.copytree(origin, profile, ignore=shutil.ignore_patterns("profiles"))
-    for name, edit in (("indexing.yml", edit_indexing), ("query.yml", edit_query)):
-        if edit is not None:
-            data = yaml.safe_load((profile / name).read_text())
-            edit(data)
-            (profile / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    profile = copy_profile(work / "pipelines", source, indexing=edit_indexing, query=edit_query)
     os.environ["RAG_DATA_DIR"] = str(work / "data")
     os.environ["RAG_PIPELINES_DIR"] = str(profile)
     return profile, work / "data"

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,9 +20,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.testing.servers import rag_command, rag_environment, rag_server
 from bench._common import percentile
 
-RAG = str(Path(sys.executable).parent / "rag")
 PDF = Path("/usr/share/R/doc/manual/R-intro.pdf")
 QUESTIONS = [
     "How do you create a vector in R?",
@@ -41,12 +38,6 @@ QUESTIONS = [
     "How do I loop over values?",
     "How do I generate a sequence of numbers?",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _load(base: str, clients: int, total: int, headers: dict[str, str]) -> tuple[float, list[float], int]:
@@ -94,41 +85,14 @@ def main() -> None:
     parser.add_argument("--ttft", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    port = _free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="rag-api-bench-"))
     # auth on (every request checks a real reader key), the rate limit off: this measures throughput
-    env = {
-        **os.environ,
-        "RAG_DATA_DIR": str(data_dir),
-        "HAYSTACK_TELEMETRY_ENABLED": "False",
-        "RAG_DEV_MODE": "false",
-        "RAG_RATE_LIMIT": "off",
-    }
-    subprocess.run([RAG, "ingest", str(PDF), "-c", "bench"], env=env, check=True, capture_output=True)
-    key = subprocess.run(
-        [RAG, "keys", "create", "--role", "reader", "--collections", "bench", "--quiet"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    env = rag_environment(data_dir, auth=True, env={"HAYSTACK_TELEMETRY_ENABLED": "False", "RAG_RATE_LIMIT": "off"})
+    rag_command("ingest", str(PDF), "-c", "bench", env=env)
+    key = rag_command("keys", "create", "--role", "reader", "--collections", "bench", "--quiet", env=env)
     headers = {"Authorization": f"Bearer {key}"}
-    log = (data_dir / "server.log").open("w")
-    server = subprocess.Popen(
-        [RAG, "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
+    with rag_server(None, data_dir, env=env, auth=True, workers=args.workers, seconds=180) as server:
+        base = server.url
         rps, latencies, errors = asyncio.run(_load(base, args.clients, args.requests, headers))
         print(
             f"/query retrieval-only, {args.workers} worker(s), {args.clients} clients, {args.requests} requests: "
@@ -140,10 +104,6 @@ def main() -> None:
             f"/query/stream time-to-first-token ({len(firsts)} questions, default model): "
             f"p50 {percentile(firsts, 50):.2f} s, max {max(firsts):.2f} s"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 if __name__ == "__main__":

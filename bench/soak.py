@@ -27,13 +27,13 @@ import json
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.testing.servers import ServerNotReady, ServerProcess, log_tail, rag_command, rag_environment, rag_server
 from bench._common import percentile
 
-RAG = str(Path(sys.executable).parent / "rag")
 KINDS = ("upload", "query", "stream")
 TOPICS = [
     "vectors", "matrices", "data frames", "factors", "regression", "histograms", "loops", "functions", "packages",
@@ -143,66 +143,26 @@ def make_question(rng: random.Random) -> str:
 # ---------------------------------------------------------------------------------------------------------- server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _server_env(args: argparse.Namespace) -> dict[str, str]:
+    extra = {"RAG_RATE_LIMIT": "off", "HAYSTACK_TELEMETRY_ENABLED": "False"}
+    if args.profile:
+        extra["RAG_PROFILE"] = args.profile
+    return extra
 
 
-def start_server(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    """`rag serve` on a free port with a fresh data dir, auth on, rate limit off; waits for /ready.
+@contextmanager
+def start_server(args: argparse.Namespace, data_dir: Path) -> Iterator[ServerProcess]:
+    """`rag serve` on a free port with a fresh data dir, auth on, rate limit off; ready (/ready); stopped at exit.
 
     Sets `args.api_key` to a new writer key of that data dir."""
-    env = {
-        **os.environ,
-        "RAG_DATA_DIR": str(data_dir),
-        "RAG_DEV_MODE": "false",
-        "RAG_RATE_LIMIT": "off",
-        "HAYSTACK_TELEMETRY_ENABLED": "False",
-    }
-    if args.profile:
-        env["RAG_PROFILE"] = args.profile
-    if args.pipelines_dir:
-        env["RAG_PIPELINES_DIR"] = str(Path(args.pipelines_dir).resolve())
-    port = _free_port()
+    pipelines_dir = Path(args.pipelines_dir).resolve() if args.pipelines_dir else None
+    env = rag_environment(data_dir, pipelines_dir, _server_env(args), auth=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    args.api_key = subprocess.run(
-        [RAG, "keys", "create", "--role", "writer", "--name", "soak", "--quiet"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    log_path = data_dir / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [RAG, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + args.ready_timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"rag serve exited ({server.returncode}):\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    stop_server(server)
-    raise SystemExit(f"{base}/ready did not answer in {args.ready_timeout} s:\n{log_path.read_text()[-4000:]}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=10)
+    args.api_key = rag_command("keys", "create", "--role", "writer", "--name", "soak", "--quiet", env=env)
+    with rag_server(
+        pipelines_dir, data_dir, env=env, auth=True, workers=args.workers, seconds=args.ready_timeout
+    ) as server:
+        yield server
 
 
 def tree_rss_mib(pid: int) -> float | None:
@@ -571,23 +531,22 @@ def main() -> None:
     server = None
     data_dir = None
     pid = args.server_pid
-    if args.url:
-        base = args.url.rstrip("/")
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="rag-soak-"))
-        print(f"starting rag serve (data dir {data_dir}, {args.workers} worker(s)) ...", flush=True)
-        server, base = start_server(args, data_dir)
-        pid = server.pid
-    try:
+    with ExitStack() as stack:
+        if args.url:
+            base = args.url.rstrip("/")
+        else:
+            data_dir = Path(tempfile.mkdtemp(prefix="rag-soak-"))
+            print(f"starting rag serve (data dir {data_dir}, {args.workers} worker(s)) ...", flush=True)
+            try:
+                server = stack.enter_context(start_server(args, data_dir))
+            except ServerNotReady as error:
+                raise SystemExit(str(error)) from None
+            base, pid = server.url, server.pid
         print(f"soak: {args.clients} clients for {args.duration:.0f} s against {base}", flush=True)
         stats, drain = asyncio.run(run_load(base, args, pid))
-        if server is not None and server.poll() is not None:
-            log = (data_dir / "server.log").read_text()[-4000:] if data_dir else ""
-            raise SystemExit(f"rag serve exited during the run ({server.returncode}):\n{log}")
+        if server is not None and server.proc.poll() is not None:
+            raise SystemExit(f"rag serve exited during the run ({server.proc.returncode}):\n{log_tail(server.log)}")
         check = verify_documents(base, args, stats)
-    finally:
-        if server is not None:
-            stop_server(server)
     if data_dir is not None and not args.keep_data:
         shutil.rmtree(data_dir, ignore_errors=True)
     figures = report(args, stats, drain, check)

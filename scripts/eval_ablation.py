@@ -8,7 +8,6 @@ so every variant is a plain pipeline dir you can inspect or copy). Prints a Mark
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -85,14 +84,14 @@ def main() -> None:
     from app.composition import eval_services
     from app.services.evaluation import Evaluator, load_eval_set
     from app.settings import Settings
+    from app.testing.profiles import copy_profile
 
     eval_set = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "eval/sqlite/questions.jsonl")
     questions = load_eval_set(eval_set)
     work = Path(tempfile.mkdtemp(prefix="rag-ablation-"))
     rows = []
     for index, (name, edit) in enumerate(VARIANTS.items()):
-        profile = work / f"variant{index}"
-        shutil.copytree(ROOT / "pipelines", profile)
+        profile = copy_profile(work / f"variant{index}")
         indexing = yaml.safe_load((profile / "indexing.yml").read_text())
         query = yaml.safe_load((profile / "query.yml").read_text())
         edit(indexing, query)

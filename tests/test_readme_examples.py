@@ -2,17 +2,14 @@
 
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from app.testing.servers import RAG, http_ok, server_process
+
 ROOT = Path(__file__).resolve().parent.parent
-RAG = str(Path(sys.executable).parent / "rag")
 
 
 def _examples() -> str:
@@ -26,27 +23,16 @@ def _examples() -> str:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_readme_curl_examples_work(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([RAG, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert time.monotonic() < deadline, "server not ready"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        script = "set -euo pipefail\n" + _examples().replace("localhost:8000", f"localhost:{port}")
+    with server_process(
+        lambda port: [RAG, "serve", "--port", str(port)],
+        log=tmp_path / "server.log",
+        ready=lambda port: http_ok(f"http://127.0.0.1:{port}/ready"),
+        env=env,
+        what="rag serve",
+    ) as server:
+        script = "set -euo pipefail\n" + _examples().replace("localhost:8000", f"localhost:{server.port}")
         result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert '"status":"indexed"' in out and '"pages":113' in out

@@ -17,6 +17,7 @@ multiprocessing, a script that runs a pipeline must keep its top-level code unde
 from __future__ import annotations
 
 import atexit
+import fnmatch
 import importlib
 import json
 import multiprocessing
@@ -42,14 +43,38 @@ logger = logging.getLogger(__name__)
 
 # Inner converters may only come from these packages (the YAML names them; nothing else is imported).
 ALLOWED_CONVERTER_MODULES = ("haystack.components.converters.", "components.converters.")
+# Haystack's own setting for modules a deployment trusts in pipeline YAML ("mypkg,otherpkg.*"): inner converters from
+# those modules are accepted too. The test plugin adds `app.testing` for a test session (worker processes inherit it).
+DESERIALIZATION_ALLOWLIST_ENV = "HAYSTACK_DESERIALIZATION_ALLOWLIST"
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_MAX_TEXT_CHARS = 5_000_000
 MAX_WORKERS = 16
 
 
+def _trusted_by_env(module_name: str) -> bool:
+    """Whether HAYSTACK_DESERIALIZATION_ALLOWLIST names `module_name` (Haystack's matching: a glob, or a package)."""
+    for pattern in (p.strip() for p in os.environ.get(DESERIALIZATION_ALLOWLIST_ENV, "").split(",")):
+        if not pattern:
+            continue
+        if pattern.endswith(".*") and not any(char in pattern[:-2] for char in "*?["):
+            pattern = pattern[:-2]  # `pkg.*`: pkg and its submodules
+        if any(char in pattern for char in "*?["):
+            if fnmatch.fnmatchcase(module_name, pattern):
+                return True
+        elif module_name == pattern or module_name.startswith(pattern + "."):
+            return True
+    return False
+
+
 def _import_converter(type_name: str) -> type:
-    if not isinstance(type_name, str) or not type_name.startswith(ALLOWED_CONVERTER_MODULES):
-        raise ValueError(f"converter type must be a class in {ALLOWED_CONVERTER_MODULES}, got {type_name!r}")
+    allowed = isinstance(type_name, str) and (
+        type_name.startswith(ALLOWED_CONVERTER_MODULES) or _trusted_by_env(type_name.rpartition(".")[0])
+    )
+    if not allowed:
+        raise ValueError(
+            f"converter type must be a class in {ALLOWED_CONVERTER_MODULES} or in a module named by "
+            f"{DESERIALIZATION_ALLOWLIST_ENV}, got {type_name!r}"
+        )
     module_name, _, class_name = type_name.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -155,7 +180,8 @@ class IsolatedConverter:
     Runs a file converter in a worker process with a time limit per file and a limit on the extracted text.
 
     `converter` is the inner converter (in YAML: its `type` + `init_parameters`, nested); it must be a class from
-    `haystack.components.converters` or this project's `components.converters`. Each source is converted in a
+    `haystack.components.converters`, this project's `components.converters`, or a module the deployment trusts
+    through Haystack's `HAYSTACK_DESERIALIZATION_ALLOWLIST` (as the pipeline needs). Each source is converted in a
     worker process, by a copy of the inner converter rebuilt from its serialized form; the Documents come back as the
     inner converter made them.
 

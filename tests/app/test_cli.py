@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.settings import PROJECT_ROOT
+from app.testing.profiles import copy_profile
 
 RAG = str(Path(sys.executable).parent / "rag")
 runner = CliRunner()
@@ -62,8 +62,7 @@ def test_bad_tag_and_missing_files_fail_cleanly(data_dir, tmp_path):
 
 
 def test_broken_pipeline_yaml_is_a_clear_startup_error(data_dir, tmp_path, monkeypatch):
-    broken = tmp_path / "broken"
-    shutil.copytree(PROJECT_ROOT / "pipelines", broken)
+    broken = copy_profile(tmp_path / "broken")
     (broken / "query.yml").write_text((broken / "query.yml").read_text().replace("RelevanceGate", "NoSuchGate"))
     monkeypatch.setenv("RAG_PIPELINES_DIR", str(broken))
     result = _invoke("ask", "anything")

@@ -50,7 +50,7 @@ def test_services_take_their_limits_from_settings(tiny_settings):
 def test_cli_and_api_refuse_the_same_over_limit_pdf_with_the_same_reason(tiny_settings, multipage_pdf, monkeypatch):
     """RAG_MAX_PDF_PAGES=3: the 6-page PDF is refused by `rag ingest` exactly as by the upload route."""
     monkeypatch.setenv("RAG_MAX_PDF_PAGES", "3")
-    from servers import admin_headers
+    from app.testing.api import admin_headers
 
     settings = Settings()
     with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as client:
@@ -79,7 +79,7 @@ def test_rag_ingest_uses_the_default_collection_setting(tiny_settings, tmp_path,
 
 
 def test_max_question_chars_raises_and_lowers_the_query_limit(tiny_settings):
-    from servers import admin_headers
+    from app.testing.api import admin_headers
 
     headers = admin_headers(tiny_settings.data_dir)
     question = "q" * 6000

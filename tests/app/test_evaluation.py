@@ -2,13 +2,13 @@ import json
 import shutil
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.errors import InvalidInputError
 from app.services.evaluation import EvalQuestion, load_eval_set, retrieval_metrics
 from app.settings import PROJECT_ROOT
+from app.testing.profiles import copy_profile
 
 FAQ = "/usr/share/doc/python3.11/html/faq"
 QUESTIONS = [
@@ -80,15 +80,14 @@ def test_retrieval_metrics_by_hand():
 
 def _broken_profile(tmp_path):
     """The shipped pipelines with retrievers that can never match (a filter on a file that does not exist)."""
-    target = tmp_path / "broken"
-    shutil.copytree(PROJECT_ROOT / "pipelines", target)
-    query = yaml.safe_load((target / "query.yml").read_text())
-    for name in ("embedding_retriever", "keyword_retriever"):
-        params = query["components"][name]["init_parameters"]
-        params["filters"] = {"field": "meta.file_name", "operator": "==", "value": "no-such-file.html"}
-        params["filter_policy"] = "merge"
-    (target / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
-    return target
+
+    def never_match(query):
+        for name in ("embedding_retriever", "keyword_retriever"):
+            params = query["components"][name]["init_parameters"]
+            params["filters"] = {"field": "meta.file_name", "operator": "==", "value": "no-such-file.html"}
+            params["filter_policy"] = "merge"
+
+    return copy_profile(tmp_path / "broken", query=never_match)
 
 
 @pytest.mark.integration

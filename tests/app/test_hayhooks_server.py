@@ -8,13 +8,7 @@ indexed in-process through `IngestService` and a tmp copy of the pipelines using
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,6 +17,8 @@ import pytest
 from app.composition import build_services
 from app.pipeline_loader import load_pipelines
 from app.settings import PROJECT_ROOT, Settings
+from app.testing.profiles import copy_profile
+from app.testing.servers import free_port, http_ok, server_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,20 +28,8 @@ READY_TIMEOUT_S = 45.0
 EVIL_ORIGIN = "http://evil.example"
 
 
-@dataclass
-class Server:
-    base_url: str
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _tiny_pipelines(target: Path) -> Path:
-    shutil.copytree(PROJECT_ROOT / "pipelines", target)
+    copy_profile(target)
     query = target / "query.yml"
     text = query.read_text(encoding="utf-8")
     assert "model: qwen2.5-coder-0.5b-instruct-q4_k_m" in text
@@ -53,34 +37,12 @@ def _tiny_pipelines(target: Path) -> Path:
     return target
 
 
-def _wait_ready(process: subprocess.Popen[bytes], client: httpx.Client, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"hayhooks exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            response = client.get("/status", timeout=2.0)
-            if response.status_code == 200 and "query" in response.json().get("pipelines", []):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"hayhooks not ready after {READY_TIMEOUT_S} s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+def _serves_query(response: httpx.Response) -> bool:
+    return "query" in response.json().get("pipelines", [])
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, html_file: Path) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, html_file: Path) -> Iterator[str]:
     root = tmp_path_factory.mktemp("hayhooks")
     data_dir = root / "data"
     pipelines_dir = _tiny_pipelines(root / "pipelines")
@@ -93,8 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, html_file: Path) -> Iterato
         assert result.status == "indexed" and result.chunks > 0, result
         del pipelines, services
 
-    port = _free_port()
-    log = root / "hayhooks.log"
+    port = free_port()
     env = {
         **os.environ,
         "RAG_DATA_DIR": str(data_dir),
@@ -105,22 +66,24 @@ def server(tmp_path_factory: pytest.TempPathFactory, html_file: Path) -> Iterato
     }
     for inherited in ("HAYHOOKS_CORS_ALLOW_ORIGINS", "HAYHOOKS_TRACING_ENABLED", "RAG_HAYHOOKS_PIPELINES"):
         env.pop(inherited, None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["bash", str(SCRIPT)], env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base_url, trust_env=False) as client:
-            _wait_ready(process, client, log)
-        yield Server(base_url=base_url, log=log)
-    finally:
-        _stop(process)
+    with server_process(
+        ["bash", str(SCRIPT)],
+        log=root / "hayhooks.log",
+        ready=lambda port: http_ok(f"http://127.0.0.1:{port}/status", accept=_serves_query),
+        env=env,
+        cwd=root,
+        port=port,
+        seconds=READY_TIMEOUT_S,
+        new_session=True,
+        stop_timeout=15,
+        what="hayhooks",
+    ) as hayhooks:
+        yield hayhooks.url
 
 
 @pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=60.0) as http:
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, trust_env=False, timeout=60.0) as http:
         yield http
 
 

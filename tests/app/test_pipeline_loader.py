@@ -1,11 +1,9 @@
-import shutil
-from pathlib import Path
-
 import pytest
 import yaml
 
 from app.pipeline_loader import PipelineLoadError, load_pipeline, load_pipelines, read_yaml
 from app.settings import PROJECT_ROOT
+from app.testing.profiles import copy_profile, edit_yaml
 
 PIPELINES = PROJECT_ROOT / "pipelines"
 
@@ -14,15 +12,7 @@ PIPELINES = PROJECT_ROOT / "pipelines"
 def profile(tmp_path, monkeypatch):
     """A writable copy of the shipped pipelines with a private data dir."""
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    target = tmp_path / "pipelines"
-    shutil.copytree(PIPELINES, target)
-    return target
-
-
-def _edit(path: Path, change) -> None:
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy_profile(tmp_path / "pipelines")
 
 
 def test_shipped_yaml_is_plain_and_declares_hayhooks_io():
@@ -88,8 +78,8 @@ def test_yaml_edits_swap_splitter_chunking_top_k_model_and_prompt(profile):
             "{% for d in documents %}{{ d.content }}{% endfor %}{% endmessage %}"
         )
 
-    _edit(profile / "indexing.yml", indexing)
-    _edit(profile / "query.yml", query)
+    edit_yaml(profile / "indexing.yml", indexing)
+    edit_yaml(profile / "query.yml", query)
     pipelines = load_pipelines(profile)
     splitter = pipelines.indexing.pipeline.get_component("splitter")
     assert type(splitter).__name__ == "SemanticDocumentSplitter"
@@ -101,13 +91,15 @@ def test_yaml_edits_swap_splitter_chunking_top_k_model_and_prompt(profile):
 
 
 def test_yaml_edit_swaps_chunk_size(profile):
-    _edit(profile / "indexing.yml", lambda d: d["components"]["splitter"]["init_parameters"].update(split_length=400))
+    edit_yaml(
+        profile / "indexing.yml", lambda d: d["components"]["splitter"]["init_parameters"].update(split_length=400)
+    )
     splitter = load_pipelines(profile).indexing.pipeline.get_component("splitter")
     assert splitter.split_length == 400
 
 
 def test_unknown_component_type_names_file_and_component(profile):
-    _edit(profile / "query.yml", lambda d: d["components"]["joiner"].update(type="haystack.components.nope.Nope"))
+    edit_yaml(profile / "query.yml", lambda d: d["components"]["joiner"].update(type="haystack.components.nope.Nope"))
     with pytest.raises(PipelineLoadError) as info:
         load_pipelines(profile)
     assert info.value.component == "joiner"
@@ -115,13 +107,13 @@ def test_unknown_component_type_names_file_and_component(profile):
 
 
 def test_bad_init_parameter_names_component(profile):
-    _edit(profile / "query.yml", lambda d: d["components"]["gate"]["init_parameters"].update(min_score=7))
+    edit_yaml(profile / "query.yml", lambda d: d["components"]["gate"]["init_parameters"].update(min_score=7))
     with pytest.raises(PipelineLoadError, match=r"query.yml, component 'gate': ValueError: min_score must be"):
         load_pipelines(profile)
 
 
 def test_module_outside_allowlist_is_refused(profile):
-    _edit(profile / "query.yml", lambda d: d["components"]["joiner"].update(type="subprocess.Popen"))
+    edit_yaml(profile / "query.yml", lambda d: d["components"]["joiner"].update(type="subprocess.Popen"))
     with pytest.raises(PipelineLoadError, match="joiner"):
         load_pipelines(profile)
 
@@ -142,7 +134,7 @@ def test_missing_file_and_empty_components(tmp_path):
 
 
 def test_bad_connection_is_reported(profile):
-    _edit(
+    edit_yaml(
         profile / "query.yml", lambda d: d["connections"].append({"sender": "gate.nothing", "receiver": "llm.messages"})
     )
     with pytest.raises(PipelineLoadError, match="nothing"):
@@ -150,7 +142,7 @@ def test_bad_connection_is_reported(profile):
 
 
 def test_declared_input_must_exist(profile):
-    _edit(profile / "query.yml", lambda d: d["inputs"].update(question="text_embedder.no_such_socket"))
+    edit_yaml(profile / "query.yml", lambda d: d["inputs"].update(question="text_embedder.no_such_socket"))
     with pytest.raises(PipelineLoadError, match="no_such_socket"):
         load_pipelines(profile)
 
@@ -159,7 +151,7 @@ def test_different_store_configs_are_refused(profile):
     def change(data):
         data["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["table_name"] = "other"
 
-    _edit(profile / "indexing.yml", change)
+    edit_yaml(profile / "indexing.yml", change)
     with pytest.raises(PipelineLoadError, match="different document store"):
         load_pipelines(profile)
 
@@ -181,8 +173,8 @@ def test_embedder_and_store_dimension_mismatch_is_named_at_warm_up(profile):
             if store:
                 store["init_parameters"]["embedding_dim"] = 768
 
-    _edit(profile / "indexing.yml", change)
-    _edit(profile / "query.yml", change)
+    edit_yaml(profile / "indexing.yml", change)
+    edit_yaml(profile / "query.yml", change)
     pipelines = load_pipelines(profile)
     pipelines.query.pipeline.get_component("text_embedder").warm_up()
     with pytest.raises(PipelineLoadError, match=r"384-dimensional vectors but the document store declares 768"):

@@ -1,8 +1,9 @@
 """The `ollama` profile end to end through the real app, against a local server replaying recorded Ollama responses.
 
-The replay server (stdlib `http.server` on 127.0.0.1) answers `/api/embed` with deterministic bag-of-words vectors
-and `/api/chat` with the recorded answers (`recordings/ollama/`, see its README for where the shapes come from). It
-keeps every request, so the tests check what the profile sends: model names, options and the numbered passages.
+The replay server (`app.testing.fakes.FakeOllama` on 127.0.0.1) answers `/api/embed` with deterministic bag-of-words
+vectors and `/api/chat` with the recorded answers (`recordings/ollama/`, see its README for where the shapes come
+from). It keeps every request, so the tests check what the profile sends: model names, options and the numbered
+passages.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ import hashlib
 import json
 import math
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.fakes import FakeOllama
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "pipelines" / "profiles" / "ollama"
@@ -44,67 +43,19 @@ def embed(text: str) -> list[float]:
     return [v / norm for v in vector]
 
 
-@dataclass
-class Replay:
-    url: str
-    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def bodies(self, path: str) -> list[dict[str, Any]]:
-        return [body for seen, body in self.requests if seen == path]
-
-
 def _recording(name: str) -> Any:
     return json.loads((RECORDINGS / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture
-def ollama_replay() -> Iterator[Replay]:
-    replay = Replay(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-            pass
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            replay.requests.append((self.path, body))
-            if self.path == "/api/embed":
-                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                response = {**_recording("embed.json"), "model": body["model"]}
-                response["embeddings"] = [embed(text) for text in texts]
-                self._send(200, json.dumps(response).encode(), "application/json")
-            elif self.path == "/api/chat" and body.get("stream"):
-                lines = [{**chunk, "model": body["model"]} for chunk in _recording("chat_stream.json")]
-                ndjson = "".join(json.dumps(line) + "\n" for line in lines).encode()
-                self._send(200, ndjson, "application/x-ndjson")
-            elif self.path == "/api/chat":
-                response = {**_recording("chat.json"), "model": body["model"]}
-                self._send(200, json.dumps(response).encode(), "application/json")
-            else:
-                self._send(404, json.dumps({"error": f"unexpected {self.path}"}).encode(), "application/json")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    replay.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def ollama_replay() -> Iterator[FakeOllama]:
+    """The fake Ollama (`app.testing.fakes`) answering with the recordings and this module's embeddings."""
+    with FakeOllama(embed=embed, recordings=RECORDINGS) as replay:
         yield replay
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=1)
 
 
 @pytest.fixture
-def client(ollama_replay: Replay, tmp_path: Path) -> Iterator[TestClient]:
+def client(ollama_replay: FakeOllama, tmp_path: Path) -> Iterator[TestClient]:
     """The app on a copy of the ollama profile whose URLs point at the replay server."""
     profile = tmp_path / "profile"
     profile.mkdir()
@@ -132,7 +83,7 @@ def _sse(text: str) -> list[tuple[str, Any]]:
     return events
 
 
-def test_indexing_embeds_the_chunks_with_the_profile_model(client: TestClient, ollama_replay: Replay) -> None:
+def test_indexing_embeds_the_chunks_with_the_profile_model(client: TestClient, ollama_replay: FakeOllama) -> None:
     embeds = ollama_replay.bodies("/api/embed")
 
     assert embeds, "the indexing pipeline never called /api/embed"
@@ -143,7 +94,7 @@ def test_indexing_embeds_the_chunks_with_the_profile_model(client: TestClient, o
     assert [d["filename"] for d in listing["documents"]] == ["kettle.txt"]
 
 
-def test_query_answers_with_the_replayed_reply_and_its_sources(client: TestClient, ollama_replay: Replay) -> None:
+def test_query_answers_with_the_replayed_reply_and_its_sources(client: TestClient, ollama_replay: FakeOllama) -> None:
     response = client.post("/query", json={"question": QUESTION, "collection": "c1"})
 
     assert response.status_code == 200, response.text
@@ -165,7 +116,7 @@ def test_query_answers_with_the_replayed_reply_and_its_sources(client: TestClien
     assert QUESTION in user
 
 
-def test_streamed_query_relays_the_replayed_tokens(client: TestClient, ollama_replay: Replay) -> None:
+def test_streamed_query_relays_the_replayed_tokens(client: TestClient, ollama_replay: FakeOllama) -> None:
     response = client.post("/query/stream", json={"question": QUESTION, "collection": "c1"})
 
     assert response.status_code == 200, response.text
@@ -184,7 +135,7 @@ def test_streamed_query_relays_the_replayed_tokens(client: TestClient, ollama_re
     assert "lasts 24 months" in chat["messages"][1]["content"]
 
 
-def test_unrelated_question_is_refused_without_calling_the_llm(client: TestClient, ollama_replay: Replay) -> None:
+def test_unrelated_question_is_refused_without_calling_the_llm(client: TestClient, ollama_replay: FakeOllama) -> None:
     response = client.post("/query", json={"question": "Which port does the database listen on?", "collection": "c1"})
 
     assert response.status_code == 200, response.text
@@ -192,7 +143,7 @@ def test_unrelated_question_is_refused_without_calling_the_llm(client: TestClien
     assert ollama_replay.bodies("/api/chat") == []
 
 
-def test_other_collections_see_nothing(client: TestClient, ollama_replay: Replay) -> None:
+def test_other_collections_see_nothing(client: TestClient, ollama_replay: FakeOllama) -> None:
     response = client.post("/query", json={"question": QUESTION, "collection": "c2", "generate": False})
 
     assert response.status_code == 200, response.text

@@ -7,13 +7,13 @@ must report them (bounded wait), as the compose monitoring profile would see the
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import free_port, serve_rag, stop, wait_for
+
+from app.testing.servers import prometheus_server, serve_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DEADLINE_S = 60
@@ -44,26 +44,8 @@ def prometheus(tmp_path_factory, rag_server) -> Iterator[str]:
         "  - job_name: ragstack-api\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    metrics_path: /metrics\n"
         f"    static_configs:\n      - targets: ['{target}']\n"
     )
-    port = free_port()
-    log = root / "prometheus.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={root / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/-/ready", proc, log, seconds=30)
+    with prometheus_server(binary, config, root) as base:
         yield base
-    finally:
-        stop(proc)
 
 
 def _scalar(prometheus: str, query: str) -> float:

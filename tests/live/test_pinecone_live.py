@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from app.composition import build_services
 from app.pipeline_loader import load_pipelines
 from app.services.collections import collection_filter
 from app.settings import Settings
+from app.testing.profiles import copy_profile
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.skipif(not os.environ.get("PINECONE_API_KEY"), reason="set PINECONE_API_KEY"),
 ]
 
-PROFILE = Path(__file__).resolve().parents[2] / "pipelines" / "profiles" / "pinecone"
-TINY_LLM = "smollm2-135m-instruct-q4_1"  # as tests/conftest.py make_tiny_profile: quick to warm up, not under test
+TINY_LLM = "smollm2-135m-instruct-q4_1"  # as app.testing.profiles.tiny_profile: quick to warm up, not under test
 
 
 def _eventually(read: Callable[[], Any], done: Callable[[Any], bool], attempts: int = 120) -> Any:
@@ -44,10 +43,8 @@ def test_pinecone_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
     namespace = f"live-{uuid.uuid4().hex[:8]}"
     collection = f"live-{uuid.uuid4().hex[:8]}"
-    profile = tmp_path / "profile"
-    profile.mkdir()
-    for name in ("indexing.yml", "query.yml"):
-        data = yaml.safe_load((PROFILE / name).read_text())
+
+    def live(data: dict) -> None:
         for spec in data["components"].values():
             store = spec.get("init_parameters", {}).get("document_store")
             if store:
@@ -55,7 +52,8 @@ def test_pinecone_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypa
                 store["init_parameters"]["index"] = os.environ.get("PINECONE_INDEX", "rag-chunks")
         if "llm" in data["components"]:
             data["components"]["llm"]["init_parameters"]["model"] = TINY_LLM
-        (profile / name).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    profile = copy_profile(tmp_path / "profile", "pinecone", indexing=live, query=live)
     pipelines = load_pipelines(profile)
     store = pipelines.document_store
     scope = collection_filter(collection)

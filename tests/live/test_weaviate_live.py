@@ -10,25 +10,22 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from app.composition import build_services
 from app.pipeline_loader import PipelineSet, _StoreSharing, load_pipeline
 from app.settings import Settings
+from app.testing.profiles import copy_profile
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.skipif(not os.environ.get("WEAVIATE_URL"), reason="set WEAVIATE_URL (e.g. http://localhost:8080)"),
 ]
 
-PROFILE = Path(__file__).resolve().parents[2] / "pipelines" / "profiles" / "weaviate"
-TINY_LLM = "smollm2-135m-instruct-q4_1"  # as tests/conftest.py make_tiny_profile: quick to warm up, not under test
+TINY_LLM = "smollm2-135m-instruct-q4_1"  # as app.testing.profiles.tiny_profile: quick to warm up, not under test
 
 
 def _copy_profile(target: Path, class_name: str) -> None:
-    target.mkdir()
-    for name in ("indexing.yml", "query.yml"):
-        data = yaml.safe_load((PROFILE / name).read_text())
+    def live(data: dict) -> None:
         for spec in data["components"].values():
             store = spec.get("init_parameters", {}).get("document_store")
             if store:
@@ -41,7 +38,8 @@ def _copy_profile(target: Path, class_name: str) -> None:
                     params["auth_client_secret"] = {"type": "api_key", "init_parameters": {"api_key": secret}}
         if "llm" in data["components"]:
             data["components"]["llm"]["init_parameters"]["model"] = TINY_LLM
-        (target / name).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    copy_profile(target, "weaviate", indexing=live, query=live)
 
 
 def test_weaviate_profile_indexes_queries_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.api import admin_headers
 
 STORE_PROFILES = [
     pytest.param("default", id="lancedb"),
@@ -34,8 +35,6 @@ def api_settings(tmp_path_factory, make_tiny_profile, store_profile):
 @pytest.fixture(scope="module")
 def auth_headers(api_settings):
     """An admin API key on every collection (auth is on in the suite, as in production)."""
-    from servers import admin_headers  # a plugin registered in pytest_configure, after this conftest loads
-
     return admin_headers(api_settings.data_dir)
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from haystack import Document
-from servers import wait_for_job
 
 from app.composition import job_service
 from app.jobs import JobService, UploadedFile
 from app.main import create_app
+from app.testing.api import wait_for_job
 
 
 def _chunks(client: Any, collection: str) -> dict[str, int]:

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import admin_headers, serve_rag
+
+from app.testing.api import admin_headers
+from app.testing.servers import serve_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from servers import wait_for_job
 
 from app.errors import UpstreamUnavailableError
 from app.main import create_app
+from app.testing.api import wait_for_job
 
 
 def _documents(client: Any, collection: str) -> dict[str, int]:

@@ -8,7 +8,9 @@ import time
 
 import httpx
 import pytest
-from servers import rag_server, rag_worker, wait_for_job
+
+from app.testing.api import wait_for_job
+from app.testing.servers import rag_server, rag_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

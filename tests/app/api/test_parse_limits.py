@@ -7,9 +7,9 @@ The text converter of a tiny profile is swapped for a fault-injecting one that s
 import time
 
 import pytest
-import yaml
 
 from app.settings import Settings
+from app.testing.profiles import edit_yaml
 
 TIMEOUT_S = 2
 MAX_CHARS = 2000
@@ -20,12 +20,14 @@ STUCK = ("stuck.txt", b"#FAULT this parser never finishes")
 def api_settings(tmp_path_factory, make_tiny_profile, store_profile):
     root = tmp_path_factory.mktemp("limits")
     pipelines = make_tiny_profile(root / "pipelines", profile=store_profile)
-    indexing = yaml.safe_load((pipelines / "indexing.yml").read_text())
-    indexing["components"]["text_converter"]["init_parameters"]["converter"] = {
-        "type": "components.converters.faults.FaultInjectingConverter",
-        "init_parameters": {"fault": "spin", "seconds": 120},
-    }
-    (pipelines / "indexing.yml").write_text(yaml.safe_dump(indexing, sort_keys=False))
+
+    def faulty_text_converter(indexing):
+        indexing["components"]["text_converter"]["init_parameters"]["converter"] = {
+            "type": "app.testing.fault_injecting_converter.FaultInjectingConverter",
+            "init_parameters": {"fault": "spin", "seconds": 120},
+        }
+
+    edit_yaml(pipelines / "indexing.yml", faulty_text_converter)
     with pytest.MonkeyPatch.context() as patch:  # Settings.export_env() writes these; restored afterwards
         patch.setenv("RAG_PARSE_TIMEOUT_S", str(TIMEOUT_S))
         patch.setenv("RAG_MAX_TEXT_CHARS", str(MAX_CHARS))

@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 from app.api.middleware import BodySizeLimitMiddleware
 from app.main import create_app
 from app.settings import Settings
+from app.testing.api import admin_headers
+from app.testing.profiles import edit_yaml
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +91,12 @@ def test_more_files_than_allowed_is_a_400(api_settings, auth_headers, text_file)
 
 
 def test_an_image_only_pdf_without_ocr_is_a_422_with_a_reason(tmp_path, make_tiny_profile, linn_pdf):
-    import yaml
-    from servers import admin_headers
-
     pipelines = make_tiny_profile(tmp_path / "pipelines")
-    indexing = yaml.safe_load((pipelines / "indexing.yml").read_text())
-    indexing["components"]["pdf_converter"]["init_parameters"]["converter"]["init_parameters"]["ocr"] = "off"
-    (pipelines / "indexing.yml").write_text(yaml.safe_dump(indexing, sort_keys=False))
+
+    def ocr_off(indexing):
+        indexing["components"]["pdf_converter"]["init_parameters"]["converter"]["init_parameters"]["ocr"] = "off"
+
+    edit_yaml(pipelines / "indexing.yml", ocr_off)
     settings = Settings(data_dir=tmp_path / "data", pipelines_dir=pipelines)
     with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as client:
         response = client.post("/documents/upload", files=[("files", (linn_pdf.name, linn_pdf.read_bytes()))])

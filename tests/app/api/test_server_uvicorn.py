@@ -5,7 +5,8 @@ import time
 
 import httpx
 import pytest
-from servers import serve_rag
+
+from app.testing.servers import serve_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -3,11 +3,11 @@
 import time
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.profiles import edit_yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -16,13 +16,15 @@ def test_health_ready_and_503_while_postgres_is_down(
     throwaway_postgres, tmp_path, make_tiny_profile, html_file, monkeypatch
 ):
     pipelines = make_tiny_profile(tmp_path / "pipelines", profile="pgvector")
-    for name in ("indexing.yml", "query.yml"):
-        data = yaml.safe_load((pipelines / name).read_text())
+
+    def fail_fast(data):
         for spec in data["components"].values():
             store = spec.get("init_parameters", {}).get("document_store")
             if store:
                 store["init_parameters"].update(pool_timeout=1.0, retries=1, retry_initial_delay=0.05)
-        (pipelines / name).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    for name in ("indexing.yml", "query.yml"):
+        edit_yaml(pipelines / name, fail_fast)
     monkeypatch.setenv("PG_CONN_STR", throwaway_postgres.dsn)
     search = {"question": "What is Python?", "collection": "o", "generate": False, "top_k": 2}
     with TestClient(create_app(Settings(data_dir=tmp_path / "data", pipelines_dir=pipelines, dev_mode=True))) as client:

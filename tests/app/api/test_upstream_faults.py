@@ -5,11 +5,11 @@ connection refused), 502 (5xx, dropped connection) or 504 (timeout), never a han
 """
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.profiles import edit_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -17,12 +17,15 @@ QUESTION = {"question": "What is Python?", "collection": "f", "top_k": 2}
 
 
 @pytest.fixture(scope="module")
-def client(fault_server, tmp_path_factory, make_tiny_profile, html_file):
+def client(fake_openai, tmp_path_factory, make_tiny_profile, html_file):
     root = tmp_path_factory.mktemp("faults")
     pipelines = make_tiny_profile(root / "pipelines", profile="openai")
-    query = yaml.safe_load((pipelines / "query.yml").read_text())
-    query["components"]["llm"]["init_parameters"].update(api_base_url=fault_server.base_url, timeout=1.0, max_retries=2)
-    (pipelines / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+    edit_yaml(
+        pipelines / "query.yml",
+        lambda query: query["components"]["llm"]["init_parameters"].update(
+            api_base_url=fake_openai.base_url, timeout=1.0, max_retries=2
+        ),
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-fault-test")
         with TestClient(
@@ -43,25 +46,27 @@ def client(fault_server, tmp_path_factory, make_tiny_profile, html_file):
         ("hang", 504, "upstream_timeout"),
     ],
 )
-def test_failure_is_retried_then_mapped(client, fault_server, mode, status, code):
-    fault_server.mode, fault_server.requests = mode, []
+def test_failure_is_retried_then_mapped(client, fake_openai, mode, status, code):
+    fake_openai.reset()
+    fake_openai.mode = mode
     response = client.post("/query", json=QUESTION)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code
     assert "LLM server" in error["message"]
-    assert len(fault_server.requests) == 3  # first attempt + max_retries 2
+    assert len(fake_openai.requests) == 3  # first attempt + max_retries 2
 
 
-def test_recovers_when_the_upstream_does(client, fault_server):
-    fault_server.mode, fault_server.requests = "ok", []
+def test_recovers_when_the_upstream_does(client, fake_openai):
+    fake_openai.reset()
     body = client.post("/query", json=QUESTION).json()
     assert body["answer"].startswith("Recovered")
-    assert len(fault_server.requests) == 1
+    assert len(fake_openai.requests) == 1
 
 
-def test_stream_failure_is_an_error_event_with_the_upstream_code(client, fault_server):
-    fault_server.mode, fault_server.requests = "500", []
+def test_stream_failure_is_an_error_event_with_the_upstream_code(client, fake_openai):
+    fake_openai.reset()
+    fake_openai.mode = "500"
     with client.stream("POST", "/query/stream", json=QUESTION) as response:
         text = "".join(response.iter_text())
     blocks = [b for b in text.split("\n\n") if b.strip()]
@@ -70,7 +75,7 @@ def test_stream_failure_is_an_error_event_with_the_upstream_code(client, fault_s
     assert "upstream_bad_gateway" in blocks[-1]
 
 
-def test_unreachable_upstream_is_503(client, fault_server):
+def test_unreachable_upstream_is_503(client, fake_openai):
     llm = client.app.state.rag.pipelines.query.pipeline.get_component("llm")
     original = llm.client.base_url
     llm.client.base_url = "http://127.0.0.1:9/v1/"  # nothing listens on the discard port

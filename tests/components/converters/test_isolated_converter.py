@@ -8,6 +8,8 @@ from haystack import Pipeline
 from haystack.components.converters.txt import TextFileToDocument
 from haystack.dataclasses import ByteStream
 
+from app.settings import PROJECT_ROOT
+from app.testing.fault_injecting_converter import FaultInjectingConverter
 from components.converters.csv_rows_to_document import CsvRowsToDocument
 from components.converters.errors import (
     ConversionError,
@@ -15,10 +17,9 @@ from components.converters.errors import (
     ParseTimeoutError,
     TextTooLargeError,
 )
-from components.converters.faults import FaultInjectingConverter
-from components.converters.isolated_converter import IsolatedConverter
+from components.converters.isolated_converter import DESERIALIZATION_ALLOWLIST_ENV, IsolatedConverter
 
-FAULTS = "components.converters.faults.FaultInjectingConverter"
+FAULTS = "app.testing.fault_injecting_converter.FaultInjectingConverter"
 pytestmark = pytest.mark.integration  # starts worker processes
 
 
@@ -34,7 +35,7 @@ def _text(data: bytes, name: str = "a.txt") -> ByteStream:
         {"type": "components.converters.sources.source_name", "init_parameters": {}},
         {"type": "components.converters.nope.Nope", "init_parameters": {}},
         {"init_parameters": {}},
-        "components.converters.faults.FaultInjectingConverter",
+        FAULTS,  # a type name, not a serialized converter
     ],
 )
 def test_only_converters_of_the_allowed_packages_are_accepted(converter):
@@ -45,6 +46,23 @@ def test_only_converters_of_the_allowed_packages_are_accepted(converter):
 def test_the_inner_converter_parameters_are_checked_at_init():
     with pytest.raises(ValueError, match="fault"):
         IsolatedConverter(converter={"type": FAULTS, "init_parameters": {"fault": "explode"}})
+
+
+def test_the_test_support_converter_needs_the_deserialization_allowlist(monkeypatch):
+    IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})  # the test plugin allowlists app.testing
+    for patterns in ("", "app.test", "components,app.testing.other", "app.*.fault_injecting"):
+        monkeypatch.setenv(DESERIALIZATION_ALLOWLIST_ENV, patterns)
+        with pytest.raises(ValueError, match="converter type must be a class in"):
+            IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})
+    for patterns in ("app", "app.testing.fault_injecting_converter", "x, app.testing.*"):
+        monkeypatch.setenv(DESERIALIZATION_ALLOWLIST_ENV, patterns)
+        IsolatedConverter(converter={"type": FAULTS, "init_parameters": {}})
+
+
+def test_shipped_pipelines_never_name_the_test_support():
+    shipped = sorted((PROJECT_ROOT / "pipelines").rglob("*.yml"))
+    assert shipped
+    assert [path for path in shipped if "app.testing" in path.read_text()] == []
 
 
 @pytest.mark.parametrize("args", [{"timeout_s": 0}, {"timeout_s": "soon"}, {"max_text_chars": -1}, {"workers": 0}])

@@ -17,9 +17,9 @@ import pytest
 from haystack import Document, Pipeline
 from haystack.core.serialization import component_from_dict, component_to_dict
 from ollama import ResponseError
-from servers import FakeOllama
-from servers import fake_embedding as vector
 
+from app.testing.fakes import FakeOllama
+from app.testing.fakes import fake_embedding as vector
 from components.embedders.retrying_ollama_document_embedder import RetryingOllamaDocumentEmbedder
 from components.embedders.retrying_ollama_text_embedder import RetryingOllamaTextEmbedder
 
@@ -322,5 +322,5 @@ connections: []
 
 @pytest.fixture
 def ollama(fake_ollama: FakeOllama) -> FakeOllama:
-    """The shared fault-injecting Ollama (tests/servers.py)."""
+    """The shared fault-injecting Ollama (app.testing.fakes)."""
     return fake_ollama

@@ -19,8 +19,8 @@ import pytest
 from haystack import Pipeline
 from haystack.dataclasses import ChatMessage, StreamingChunk
 from ollama import ResponseError
-from servers import FakeOllama
 
+from app.testing.fakes import FakeOllama
 from components.generators.retrying_ollama_chat_generator import (
     RetryingOllamaChatGenerator,
     is_transient_ollama_error,
@@ -354,5 +354,5 @@ connections:
 
 @pytest.fixture
 def ollama(fake_ollama: FakeOllama) -> FakeOllama:
-    """The shared fault-injecting Ollama (tests/servers.py)."""
+    """The shared fault-injecting Ollama (app.testing.fakes)."""
     return fake_ollama

@@ -4,11 +4,11 @@
 import json
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.profiles import edit_yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -17,10 +17,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def client(llama_server, tmp_path_factory, make_tiny_profile, html_file):
     root = tmp_path_factory.mktemp("openai-profile")
     pipelines = make_tiny_profile(root / "pipelines", profile="openai")
-    query = yaml.safe_load((pipelines / "query.yml").read_text())
-    assert query["components"]["llm"]["type"].endswith("OpenAIChatGenerator")
-    query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 24
-    (pipelines / "query.yml").write_text(yaml.safe_dump(query, sort_keys=False))
+
+    def short_answers(query):
+        assert query["components"]["llm"]["type"].endswith("OpenAIChatGenerator")
+        query["components"]["llm"]["init_parameters"]["generation_kwargs"]["max_tokens"] = 24
+
+    edit_yaml(pipelines / "query.yml", short_answers)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "sk-local-test")
         patch.setenv("OPENAI_BASE_URL", llama_server.base_url)  # api_base_url is null in the shipped YAML

@@ -5,17 +5,20 @@ vega_datasets, a pandoc-made DOCX and a Pillow-made TIFF) and checks the Debian 
 `scripts/apt-packages.txt` (R manuals, Python 3.11 HTML docs, tesseract, pandoc). A missing file FAILS the test
 (it is never skipped), so a CI that forgot to fetch the corpus goes red.
 
-Registered as a plugin from tests/conftest.py (`pytest_plugins = ["fixtures_corpus"]`).
+Registered with the other shared fixtures by `app.testing.plugin`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from app.settings import PROJECT_ROOT
+
+REPO_ROOT = PROJECT_ROOT
 CORPUS_DIR = REPO_ROOT / ".corpus"
 FETCH_HINT = "run scripts/fetch_test_corpus.sh first"
 APT_HINT = (
@@ -192,10 +195,10 @@ def tesseract_missing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     real_which = shutil.which
 
-    def which(cmd: str, *args: object, **kwargs: object) -> str | None:
+    def which(cmd: str, mode: int = os.F_OK | os.X_OK, path: str | None = None) -> str | None:
         if Path(str(cmd)).name == "tesseract":
             return None
-        return real_which(cmd, *args, **kwargs)  # type: ignore[arg-type]
+        return real_which(cmd, mode, path)
 
     monkeypatch.setattr(shutil, "which", which)
     tesseract_available.cache_clear()

@@ -1,8 +1,12 @@
-"""A fault-injecting text converter for tests and drills of the parse time limit (not used by shipped pipelines).
+"""A fault-injecting text converter for tests and drills of the parse time limit (test support, never shipped YAML).
 
 It reads UTF-8 text like Haystack's `TextFileToDocument`, except for files whose bytes start with `trigger`:
 those make it sleep, spin the CPU, or exit the process, as a stuck or crashing parser would. Wrapped in
 `IsolatedConverter` it shows that a stuck parser costs one file, not the server.
+
+Pipelines (and `IsolatedConverter`) accept its type, `app.testing.fault_injecting_converter.FaultInjectingConverter`,
+only while Haystack's HAYSTACK_DESERIALIZATION_ALLOWLIST names `app.testing`, as the test plugin
+(`app.testing.plugin`) does for a test session.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 from haystack.dataclasses import ByteStream
 
 from components.converters.errors import ConversionError
@@ -43,15 +47,6 @@ class FaultInjectingConverter:
         self.trigger = trigger
         self.fault = fault
         self.seconds = seconds
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component to a dictionary."""
-        return default_to_dict(self, trigger=self.trigger, fault=self.fault, seconds=self.seconds)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FaultInjectingConverter:
-        """Deserialize the component from a dictionary."""
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(

@@ -1,0 +1,42 @@
+"""Helpers for tests talking to the REST API: an API key's headers, and waiting for a job to finish."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+JOB_TERMINAL = frozenset({"done", "failed", "cancelled"})
+
+
+def admin_headers(data_dir: Path, *, role: str = "admin", collections: frozenset[str] | None = None) -> dict[str, str]:
+    """Headers carrying a new API key (admin on every collection unless told otherwise) of the data dir's key store."""
+    from app.services.api_keys import KeyStore, Role
+    from app.settings import Settings
+
+    created = KeyStore(Settings(data_dir=data_dir).keys_db).create(
+        name="tests", role=Role(role), collections=collections
+    )
+    assert created is not None
+    return {"Authorization": f"Bearer {created[1]}"}
+
+
+def wait_for_job(
+    client: Any, job_id: str, *, until: frozenset[str] | set[str] = JOB_TERMINAL, seconds: float = 180
+) -> tuple[dict[str, Any], list[str]]:
+    """Poll `GET /jobs/{id}` (TestClient or httpx client) until the state is in `until`; the job and states seen.
+
+    :raises AssertionError: a non-200 answer, or the job still not in `until` after `seconds`.
+    """
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if not seen or seen[-1] != job["state"]:
+            seen.append(job["state"])
+        if job["state"] in until:
+            return job, seen
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {seen[-1] if seen else 'unknown'} after {seconds} s")

@@ -1,0 +1,108 @@
+"""The shared pytest fixtures of ragstack's tests, registered from tests/conftest.py (`pytest_plugins`).
+
+- profiles: `make_tiny_profile` (factory, see `app.testing.profiles.tiny_profile`);
+- real documents: the fixtures of `app.testing.corpus` (registered with this plugin);
+- servers: `llama_server` (session), `redis_server`, `throwaway_postgres`, `pg_dsn` (the test PostgreSQL);
+- fault-injecting fakes: `fake_ollama`, `fake_openai` (module-wide: each test sets `mode` or calls `reset()`).
+
+It also adds `app.testing` to Haystack's HAYSTACK_DESERIALIZATION_ALLOWLIST for the session (inherited by worker
+processes and served subprocesses), so pipeline YAML used by tests may name the test support's converter
+(`app.testing.fault_injecting_converter`); the product's allowlist (`app.pipeline_loader.ALLOWED_MODULES`) and the
+shipped YAML do not name it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.testing import servers
+from app.testing.fakes import FakeOllama, FakeOpenAI
+from app.testing.profiles import tiny_profile
+from app.testing.servers import LlamaServer, ThrowawayPostgres
+from components.converters.isolated_converter import DESERIALIZATION_ALLOWLIST_ENV
+
+pytest_plugins = ["app.testing.corpus"]
+
+PG_TEST_DSN = os.environ.get("RAG_TEST_PG_DSN", "postgresql://rag:rag@127.0.0.1:5432/rag")
+
+
+TEST_SUPPORT_MODULE = "app.testing"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Trust the test support's components in pipeline YAML for this session (inherited by worker processes)."""
+    patterns = [p for p in os.environ.get(DESERIALIZATION_ALLOWLIST_ENV, "").split(",") if p.strip()]
+    if TEST_SUPPORT_MODULE not in patterns:
+        os.environ[DESERIALIZATION_ALLOWLIST_ENV] = ",".join([*patterns, TEST_SUPPORT_MODULE])
+
+
+@pytest.fixture(scope="session")
+def make_tiny_profile() -> Callable[..., Path]:
+    """Factory: `make_tiny_profile(target_dir, max_tokens=32, profile="default")` -> a pipelines dir, tiny model."""
+    return tiny_profile
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test PostgreSQL (started by scripts/postgres.sh); unreachable is an error, never a skip."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_TEST_DSN, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL at {PG_TEST_DSN} is not reachable (run scripts/postgres.sh): {error}")
+    return PG_TEST_DSN
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway `redis-server` on a free 127.0.0.1 port, no persistence; yields its URL."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: apt-get install redis-server (scripts/apt-packages-test.txt)")
+    with servers.redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """`python -m llama_cpp.server` with the packaged SmolLM2 GGUF, serving the model name `gpt-4o-mini`."""
+    from components.generators.gguf_models import resolve_gguf
+
+    root = tmp_path_factory.mktemp("llama-server")
+    model = resolve_gguf("smollm2-135m-instruct-q4_1", cache_dir=str(root / "models"))
+    with servers.llama_cpp_server(Path(model), root) as server:
+        yield server
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL 15 cluster of its own on a free port, removed at teardown."""
+    if not (servers.PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 is not installed: run scripts/postgres.sh")
+    data_dir = Path(tempfile.mkdtemp(prefix="rag-pg-"))
+    try:
+        with ThrowawayPostgres.running(data_dir) as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def fake_ollama() -> Iterator[FakeOllama]:
+    """A fault-injecting Ollama on 127.0.0.1 (`app.testing.fakes.FakeOllama`)."""
+    with FakeOllama() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A fault-injecting OpenAI-compatible server, module-wide: each test sets `mode` or calls `reset()`."""
+    with FakeOpenAI() as fake:
+        yield fake
