@@ -6,15 +6,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-JOB_TERMINAL = frozenset({"done", "failed", "cancelled"})
+from app.jobs.models import TERMINAL_STATES
+
+JOB_TERMINAL = frozenset(TERMINAL_STATES)
 
 
 def admin_headers(data_dir: Path, *, role: str = "admin", collections: frozenset[str] | None = None) -> dict[str, str]:
     """Headers carrying a new API key (admin on every collection unless told otherwise) of the data dir's key store."""
-    from app.services.api_keys import KeyStore, Role
+    from app.composition import key_store
+    from app.services.api_keys import Role
     from app.settings import Settings
 
-    created = KeyStore(Settings(data_dir=data_dir).keys_db).create(
+    created = key_store(Settings(data_dir=data_dir)).create(
         name="tests", role=Role(role), collections=collections
     )
     assert created is not None
