@@ -153,7 +153,9 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers", []):
+            headers.setdefault(name, value)  # the first of repeated headers, as the app reads them
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         limit = self.max_bytes if media_type == b"multipart/form-data" else self.max_json_bytes
         declared = headers.get(b"content-length")

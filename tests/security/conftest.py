@@ -59,6 +59,7 @@ def asgi_call(
     *,
     total_bytes: int,
     chunk: Callable[[], bytes] = lambda: b"y" * CHUNK,
+    extra_headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
 ) -> AsgiResult:
     """Send `method path` with a body of `total_bytes` in 64 KiB chunks (each a fresh allocation) through the app's
     event loop; the response and how many chunks the app pulled."""
@@ -90,7 +91,10 @@ def asgi_call(
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()],
+        "headers": [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in [*headers.items(), *extra_headers]
+        ],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
         "state": {},

@@ -128,6 +128,12 @@ def test_a_json_body_over_max_json_kb_with_a_valid_key_is_413_before_it_is_read(
     assert no_type.status == 413 and no_type.pulled == 17
 
 
+def test_a_second_content_type_header_does_not_lift_the_json_limit(app_client, asgi, admin):
+    headers = [("content-type", "application/json"), ("content-type", "multipart/form-data; boundary=x")]
+    result = asgi(app_client, "POST", "/query", admin, total_bytes=8 * MB, extra_headers=headers)
+    assert result.status == 413 and result.pulled == 17  # the app would parse it as JSON: the JSON limit holds
+
+
 def test_the_json_limit_is_a_setting(security_settings, admin):
     small = security_settings.model_copy(update={"max_json_kb": 16})
     with TestClient(create_app(small), headers=admin) as client:
