@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from haystack import logging
 
+from app import metrics
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query
 from app.api.routes.demo import mount_demo
 from app.composition import Services, build_services, embedded_job_runner, load_pipeline_set
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; pipelines are loaded in the lifespan, never at import time."""
     settings = settings or Settings()
     configure_logging(settings)
+    metrics.configure(collections=settings.metrics_collections)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,8 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_mb * 1024 * 1024)
-    app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 413 above is logged and counted too
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_mb * 1024 * 1024,
+        max_json_bytes=settings.max_json_kb * 1024,
+    )
+    app.add_middleware(ApiKeyMiddleware, settings=settings)  # outside the size limit: no key, no body read at all
+    app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 401/413 above are logged and counted too
     for router in (
         documents.router,
         jobs.router,

@@ -1,7 +1,9 @@
 """Prometheus metrics: every metric of the service, defined once, plus the `/metrics` exposition.
 
-Labels are bounded: HTTP routes are route templates (`/documents/{document_id}`), never raw paths; `collection` is
-bounded by the collections an operator creates; `stage`, `direction`, `status` and `type` are fixed sets.
+Labels are bounded: HTTP routes are route templates (`/documents/{document_id}`), never raw paths; `collection` is a
+collection name only when the operator allow-lists it (RAG_METRICS_COLLECTIONS, set by `configure`), every other
+collection is `other` (the endpoint is public by default, and names are what scoped keys are kept from seeing);
+`stage`, `direction`, `status` and `type` are fixed sets.
 
 Several uvicorn workers: `rag serve --workers N` (N > 1) points `PROMETHEUS_MULTIPROC_DIR` at a fresh folder before
 the workers start, and `/metrics` then aggregates every worker's samples (prometheus-client's multiprocess mode).
@@ -10,6 +12,7 @@ the workers start, and `/metrics` then aggregates every worker's samples (promet
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,10 +37,16 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "rag_http_request_duration_seconds", "HTTP request duration", ["method", "route"], buckets=_LATENCY_BUCKETS
 )
+OTHER_COLLECTIONS = "other"  # the `collection` label of every collection not in the allow-list
+
 UPLOADS = Counter(
-    "rag_uploads", "Uploaded files by collection and outcome (indexed, duplicate, failed)", ["collection", "status"]
+    "rag_uploads",
+    "Uploaded files by collection (allow-listed names, else other) and outcome (indexed, duplicate, failed)",
+    ["collection", "status"],
 )
-CHUNKS_INDEXED = Counter("rag_chunks_indexed", "Chunks written to the store", ["collection"])
+CHUNKS_INDEXED = Counter(
+    "rag_chunks_indexed", "Chunks written to the store, by collection (allow-listed names, else other)", ["collection"]
+)
 INGEST_DURATION = Histogram("rag_ingest_duration_seconds", "Time to index one file", buckets=_INGEST_BUCKETS)
 INGEST_PAGE_DURATION = Histogram(
     "rag_ingest_page_duration_seconds", "Indexing time per page (file time / pages)", buckets=_PAGE_BUCKETS
@@ -59,11 +68,26 @@ INDEXED_CHUNKS = Gauge(
 ERRORS = Counter("rag_errors", "Error responses and stream errors by error code", ["type"])
 
 
+_labelled_collections: frozenset[str] = frozenset()
+
+
+def configure(*, collections: Iterable[str] = ()) -> None:
+    """The collections whose names may appear as `collection` labels (RAG_METRICS_COLLECTIONS; none by default)."""
+    global _labelled_collections
+    _labelled_collections = frozenset(collections)
+
+
+def collection_label(collection: str) -> str:
+    """`collection` when allow-listed, else `other`: the label set is bounded and shows no name unless chosen."""
+    return collection if collection in _labelled_collections else OTHER_COLLECTIONS
+
+
 def record_ingest(collection: str, status: str, pages: int, chunks: int, seconds: float) -> None:
     """One file's ingest outcome."""
-    UPLOADS.labels(collection=collection, status=status).inc()
+    label = collection_label(collection)
+    UPLOADS.labels(collection=label, status=status).inc()
     if status == "indexed":
-        CHUNKS_INDEXED.labels(collection=collection).inc(chunks)
+        CHUNKS_INDEXED.labels(collection=label).inc(chunks)
         INGEST_DURATION.observe(seconds)
         if pages:
             INGEST_PAGE_DURATION.observe(seconds / pages)

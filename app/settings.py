@@ -6,6 +6,7 @@ Pipeline structure and model parameters live in the YAML files; these are deploy
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Settings(BaseSettings):
@@ -58,6 +60,15 @@ class Settings(BaseSettings):
         description="Largest request body (MiB); a bigger one gets a JSON 413 before it is read (a declared "
         "Content-Length at once, a streamed body as soon as it passes the limit).",
     )
+    max_json_kb: int = Field(
+        default=1024,
+        ge=16,
+        le=10_485_760,
+        description="Largest request body that is not a multipart file upload, in KiB (JSON bodies: queries, chat, "
+        "keys, collections; also bodies without a content type, which are parsed as JSON). Such bodies are read "
+        "into memory whole, so they are kept small: bigger ones get 413 before they are read. Capped by "
+        "RAG_MAX_REQUEST_MB.",
+    )
     max_files_per_upload: int = Field(default=20, ge=1, le=200, description="Files accepted in one upload request.")
     max_pdf_pages: int = Field(default=2000, ge=1, le=100_000, description="PDFs with more pages are refused (413).")
     max_image_pixels: int = Field(
@@ -96,6 +107,13 @@ class Settings(BaseSettings):
     public_endpoints: Annotated[set[Literal["health", "ready", "metrics"]], NoDecode] = Field(
         default={"health", "ready", "metrics"},
         description="Endpoints answered without an API key (comma-separated; empty: all need a key).",
+    )
+    metrics_collections: Annotated[set[str], NoDecode] = Field(
+        default=set(),
+        description="Collections whose names may appear as the `collection` label of `/metrics` (comma-separated; "
+        'the endpoint is public by default). Every other collection is counted under `collection="other"`, so '
+        "by default no name is shown and the label has one value; with names, at most their number + 1 (a "
+        "collection named `other` cannot be listed).",
     )
     rate_limit: str = Field(
         default="300/minute",
@@ -168,6 +186,23 @@ class Settings(BaseSettings):
     def _split_endpoints(cls, value: object) -> object:
         if isinstance(value, str):
             return {part.strip() for part in value.split(",") if part.strip()}
+        return value
+
+    @field_validator("metrics_collections", mode="before")
+    @classmethod
+    def _split_collections(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {part.strip() for part in value.split(",") if part.strip()}
+        return value
+
+    @field_validator("metrics_collections")
+    @classmethod
+    def _check_collections(cls, value: set[str]) -> set[str]:
+        bad = sorted(name for name in value if not _COLLECTION_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"metrics_collections: {bad} are not collection names (letters, digits, _ and -)")
+        if "other" in value:
+            raise ValueError("metrics_collections: 'other' is the label of every collection not listed")
         return value
 
     @field_validator("rate_limit")

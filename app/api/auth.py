@@ -1,7 +1,10 @@
 """Who is calling: API keys from `Authorization: Bearer <key>` or `X-API-Key`, roles, collection scopes, rate limits.
 
-Routes declare what they need with the Annotated dependencies at the bottom (`Reader`, `Writer`, `Admin`) and check
-the collection they touch with `key.require(role, collection)`. `RAG_DEV_MODE=true` turns all of it off.
+`app.api.middleware.ApiKeyMiddleware` checks the key (and counts the request against its rate limit) from the headers
+before the app runs, so no body is read for a caller without a valid key; it leaves the key in the request state
+(`AUTHENTICATED_KEY`) and `authenticate` below takes it from there. Routes declare what they need with the Annotated
+dependencies at the bottom (`Reader`, `Writer`, `Admin`) and check the collection they touch with
+`key.require(role, collection)`. `RAG_DEV_MODE=true` turns all of it off.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from app.api.deps import State
 from app.errors import AuthenticationError
 from app.services.api_keys import DEV_KEY, ApiKey, KeyStore, Role
 from app.services.rate_limit import RateLimiter
+
+AUTHENTICATED_KEY = "api_key"  # the request-state entry where the middleware leaves the checked key
+KEY_REQUIRED = "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rag_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as an alternative header")
@@ -30,18 +37,40 @@ def _check(keys: KeyStore, limiter: RateLimiter, presented: str) -> ApiKey:
     return key
 
 
+async def verify(keys: KeyStore, limiter: RateLimiter, presented: str | None) -> ApiKey:
+    """The active key `presented` (AuthenticationError without one, RateLimitedError over its limit); the SQLite
+    lookup runs off the event loop."""
+    if not presented:
+        raise AuthenticationError(KEY_REQUIRED)
+    return await asyncio.to_thread(_check, keys, limiter, presented)
+
+
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key in raw ASGI headers: `X-API-Key` first, else `Authorization: Bearer` (as the dependencies read them)."""
+    header = bearer = None
+    for name, value in headers:
+        if name == b"x-api-key" and header is None:
+            header = value.decode("latin-1")
+        elif name == b"authorization" and bearer is None:
+            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
+            bearer = credentials if scheme.lower() == "bearer" and credentials else ""
+    return header or bearer or None
+
+
 async def authenticate(
     state: State,
+    request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
 ) -> ApiKey:
-    """The caller's key (401 without a valid one, 429 over its rate limit); the dev key in dev mode."""
+    """The caller's key (401 without a valid one, 429 over its rate limit); the dev key in dev mode. The key the
+    middleware checked for this request is used as is (one lookup and one rate-limit hit per request)."""
     if state.settings.dev_mode:
         return DEV_KEY
-    presented = header or (bearer.credentials if bearer else None)
-    if not presented:
-        raise AuthenticationError("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
-    return await asyncio.to_thread(_check, state.keys, state.rate_limiter, presented)
+    checked = request.scope.get("state", {}).get(AUTHENTICATED_KEY)
+    if isinstance(checked, ApiKey):
+        return checked
+    return await verify(state.keys, state.rate_limiter, header or (bearer.credentials if bearer else None))
 
 
 def require_role(role: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
@@ -59,12 +88,13 @@ def public_or_key(endpoint: str) -> Callable[..., Awaitable[ApiKey | None]]:
 
     async def dependency(
         state: State,
+        request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_header)],
     ) -> ApiKey | None:
         if endpoint in state.settings.public_endpoints:
             return None
-        return await authenticate(state, bearer, header)
+        return await authenticate(state, request, bearer, header)
 
     return dependency
 

@@ -59,12 +59,17 @@ def _status_for(error: RagError) -> int:
     return 500
 
 
-async def _rag_error(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RagError)
+def rag_error_response(error: RagError) -> JSONResponse:
+    """The response to a domain error (counted in `rag_errors_total`); also an ASGI app, for pure ASGI middleware."""
     metrics.ERRORS.labels(type=error.code).inc()
     return JSONResponse(
         error_body(error.code, error.message, error.detail), status_code=_status_for(error), headers=error.headers
     )
+
+
+async def _rag_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RagError)
+    return rag_error_response(error)
 
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:

@@ -1,5 +1,10 @@
-"""Per-request context: the request id (accepted from `X-Request-ID` or generated, echoed back), bound into every log
-line the request causes; the request's log line and HTTP metrics, labelled by route template."""
+"""The pure ASGI middleware, outermost first (streams pass through untouched):
+
+- `RequestContextMiddleware`: the request id (accepted from `X-Request-ID` or generated, echoed back), bound into every
+  log line the request causes; the request's log line and HTTP metrics, labelled by route template.
+- `ApiKeyMiddleware`: 401 (or 429) from the headers alone, before any body is read, for every non-public route.
+- `BodySizeLimitMiddleware`: 413 for bodies over the limits (a small one for everything but multipart uploads).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,14 @@ import uuid
 import structlog
 from haystack import logging
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.api.errors import error_body
+from app.api.auth import AUTHENTICATED_KEY, presented_key, verify
+from app.api.errors import error_body, rag_error_response
+from app.errors import RagError
+from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -71,25 +80,87 @@ class RequestContextMiddleware:
                 )
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the router matches (without the `root_path` a proxy mounts the app under), like Starlette's."""
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
+
+
+class ApiKeyMiddleware:
+    """Authenticates before the app runs: a request to any non-public path without a valid key (or over its key's
+    rate limit) is answered 401 (429) from its headers, its body never read, parsed or spooled; the connection is
+    then closed. The checked key is left in the request state for `app.api.auth.authenticate` (no second lookup);
+    roles and collection scopes stay with the routes. Public: `RAG_PUBLIC_ENDPOINTS`, the demo page (`/`, `/static/`)
+    and FastAPI's docs; nothing in dev mode. Unknown paths need a key too (their 404 tells which routes exist)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.settings.dev_mode or self._public(scope):
+            await self.app(scope, receive, send)
+            return
+        services = getattr(getattr(scope.get("app"), "state", None), "rag", None)
+        if services is None:  # the lifespan has not built the services: nothing can be checked yet
+            body = error_body("not_ready", "the service is starting")
+            await self._answer(JSONResponse(body, status_code=503), scope, receive, send)
+            return
+        try:
+            key = await verify(services.keys, services.rate_limiter, presented_key(scope.get("headers", [])))
+        except RagError as error:  # unknown, revoked or missing key (401); over its rate limit (429)
+            await self._answer(rag_error_response(error), scope, receive, send)
+            return
+        scope.setdefault("state", {})[AUTHENTICATED_KEY] = key
+        await self.app(scope, receive, send)
+
+    def _public(self, scope: Scope) -> bool:
+        path = _route_path(scope)
+        if path == "/" or path.startswith("/static/"):
+            return True
+        if path.startswith("/") and path[1:] in self.settings.public_endpoints:
+            return True
+        app = scope.get("app")
+        docs = ("docs_url", "redoc_url", "openapi_url", "swagger_ui_oauth2_redirect_url")
+        return any(path == getattr(app, name, None) for name in docs)
+
+    @staticmethod
+    async def _answer(response: JSONResponse, scope: Scope, receive: Receive, send: Send) -> None:
+        # the unread body cannot be skipped on a kept-alive connection without receiving it: close instead
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
 class _BodyTooLarge(Exception):
     """Raised from `receive` when a body without a (truthful) Content-Length passes the limit."""
 
 
 class BodySizeLimitMiddleware:
-    """413 for request bodies over `max_bytes`, before they are read: at once when Content-Length says so, else as
-    soon as the streamed body passes the limit (nothing more is read)."""
+    """413 for request bodies over the limit, before they are read: at once when Content-Length says so, else as
+    soon as the streamed body passes the limit (nothing more is read). The limit is `max_bytes` for multipart
+    uploads and `max_json_bytes` (when given, and smaller) for every other body: JSON, and bodies without a content
+    type, which FastAPI parses as JSON, are read into memory whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_bytes = max_bytes if max_json_bytes is None else min(max_json_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers", []):
+            headers.setdefault(name, value)  # the first of repeated headers, as the app reads them
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        limit = self.max_bytes if media_type == b"multipart/form-data" else self.max_json_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
         exceeded = False
@@ -100,7 +171,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -111,7 +182,7 @@ class BodySizeLimitMiddleware:
             if exceeded:
                 if not replied and message["type"] == "http.response.start":
                     replied = True
-                    await self._reject(send)
+                    await self._reject(send, limit)
                 return
             replied = replied or message["type"] == "http.response.start"
             await send(message)
@@ -121,11 +192,14 @@ class BodySizeLimitMiddleware:
         except _BodyTooLarge:
             pass
         if exceeded and not replied:
-            await self._reject(send)
+            await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        limit_mb = self.max_bytes / 1024 / 1024
-        body = json.dumps(error_body("payload_too_large", f"request body larger than {limit_mb:g} MiB")).encode()
+    async def _reject(self, send: Send, limit: int) -> None:
+        size = f"{limit / 1024 / 1024:g} MiB" if limit % (1024 * 1024) == 0 else f"{limit / 1024:g} KiB"
+        message = f"request body larger than {size}"
+        if limit < self.max_bytes:
+            message += "; only multipart file uploads may be larger"
+        body = json.dumps(error_body("payload_too_large", message)).encode()
         metrics.ERRORS.labels(type="payload_too_large").inc()
         await send(
             {

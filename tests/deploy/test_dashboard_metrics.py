@@ -48,7 +48,13 @@ def metrics_text(tmp_path_factory, make_tiny_profile) -> str:
     """/metrics after one upload and one answered query, on the default profile with the tiny model."""
     root = tmp_path_factory.mktemp("deploy-metrics")
     pipelines = make_tiny_profile(root / "pipelines")
-    settings = Settings(data_dir=root / "data", pipelines_dir=pipelines, max_upload_mb=1, dev_mode=True)
+    settings = Settings(
+        data_dir=root / "data",
+        pipelines_dir=pipelines,
+        max_upload_mb=1,
+        dev_mode=True,
+        metrics_collections={"deploy"},  # collection names are labels only when allow-listed
+    )
     with TestClient(create_app(settings)) as client:
         upload = client.post(
             "/documents/upload",

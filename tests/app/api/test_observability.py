@@ -22,6 +22,12 @@ def store_profile():
     return "default"
 
 
+@pytest.fixture(scope="module")
+def api_settings(api_settings):
+    """The suite's settings, with `obs` allow-listed as a metrics label (collection names are hidden otherwise)."""
+    return api_settings.model_copy(update={"metrics_collections": {"obs"}})
+
+
 PASSAGE_MARKER = "Guido van Rossum"  # text of the indexed FAQ page: must never reach the logs at default level
 
 
