@@ -6,7 +6,9 @@
   through Haystack's `DeserializationCallbacks(component_pre_init=...)`.
 - Hayhooks' `inputs:`/`outputs:` sections are the pipeline's public contract: the service feeds inputs and reads
   outputs by those names, so routes never hard-code component names.
-- Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component.
+- Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component; a component
+  whose module cannot be imported because an optional backend is not installed names the extra to install
+  (`pip install "ragstack[pinecone]"`, see `app.extras`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from haystack import Pipeline, logging
 from haystack.core.errors import DeserializationError, PipelineError
 from haystack.core.serialization import DeserializationCallbacks
 from haystack.errors import FilterError
+
+from app.extras import MissingExtraError, extra_for, install_hint
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +167,45 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    links: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in links) and len(links) < 20:
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def _types_in(value: Any) -> list[str]:
+    """Every `type:` path in a component spec, nested ones (a document store in init_parameters) included."""
+    if isinstance(value, dict):
+        own = [value["type"]] if isinstance(value.get("type"), str) else []
+        return own + [path for item in value.values() for path in _types_in(item)]
+    if isinstance(value, list):
+        return [path for item in value for path in _types_in(item)]
+    return []
+
+
+def missing_extra(spec: dict[str, Any], error: BaseException) -> str | None:
+    """The extra to install when a component failed to load because an optional module is missing, else None.
+
+    Named by the missing module (`ModuleNotFoundError.name`), else by the component's type paths
+    (`haystack_integrations.document_stores.pinecone...` -> `pinecone`).
+    """
+    links = _chain(error)
+    for link in links:
+        if isinstance(link, MissingExtraError):
+            return link.extra
+    import_errors = [link for link in links if isinstance(link, ImportError)]
+    for link in import_errors:
+        extra = extra_for(link.name)
+        if extra:
+            return extra
+    if import_errors:
+        return next((extra for path in _types_in(spec) if (extra := extra_for(path))), None)
+    return None
+
+
 def _diagnose(path: Path, data: dict[str, Any], error: Exception) -> PipelineLoadError:
     """Find which component a failed load came from by loading each one alone."""
     for name, spec in data["components"].items():
@@ -170,7 +213,11 @@ def _diagnose(path: Path, data: dict[str, Any], error: Exception) -> PipelineLoa
             Pipeline.from_dict({"components": {name: spec}, "connections": []}, allowed_modules=ALLOWED_MODULES)
         except _COMPONENT_ERRORS as component_error:
             cause = component_error.__cause__ or component_error  # Haystack wraps the component's own error
-            return PipelineLoadError(path, f"{type(cause).__name__}: {cause}", component=name)
+            reason = f"{type(cause).__name__}: {cause}"
+            extra = missing_extra(spec, component_error)
+            if extra:
+                reason += f"; it needs the optional dependencies of ragstack[{extra}]: {install_hint(extra)}"
+            return PipelineLoadError(path, reason, component=name)
     return PipelineLoadError(path, f"{type(error).__name__}: {error}")
 
 

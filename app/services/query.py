@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from haystack import Document, logging
 from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import StreamingChunk
@@ -20,7 +19,7 @@ from app import metrics, timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
 from app.services.ingest import validate_collection
-from app.upstream import upstream_error
+from app.upstream import loaded_exceptions, upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +79,11 @@ def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
     return filters
 
 
+def _pg_filter_errors() -> tuple[type[BaseException], ...]:
+    """psycopg's DataError and UndefinedFunction, when the pgvector extra is in use (psycopg imported)."""
+    return loaded_exceptions("psycopg", "DataError") + loaded_exceptions("psycopg.errors", "UndefinedFunction")
+
+
 def _filter_mismatch(error: BaseException) -> BaseException | None:
     """The store's complaint about a filter's values (a type that cannot be compared with the stored one), if any.
 
@@ -90,7 +94,7 @@ def _filter_mismatch(error: BaseException) -> BaseException | None:
     for _ in range(20):
         if seen is None:
             return None
-        if isinstance(seen, FilterError | psycopg.DataError | psycopg.errors.UndefinedFunction):
+        if isinstance(seen, (FilterError, *_pg_filter_errors())):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
