@@ -9,6 +9,11 @@
 - Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component; a component
   whose module cannot be imported because an optional backend is not installed names the extra to install
   (`pip install "ragstack[pinecone]"`, see `app.extras`).
+- A profile falls back to the default's file for a pipeline it does not define: `pipelines/profiles/<name>/` with
+  only `query.yml` uses `pipelines/indexing.yml` (and vice versa). The default directory is found by layout: the
+  `pipelines/` folder two levels above a directory whose parent is named `profiles`; any other directory (a copy
+  in a temp dir, RAG_PIPELINES_DIR elsewhere) must hold both files, or a caller passes `default_dir` itself.
+  The file used is logged.
 """
 
 from __future__ import annotations
@@ -259,12 +264,41 @@ def load_pipeline(
     return PipelineSpec(name=path.stem, path=path, pipeline=pipeline, inputs=inputs, outputs=outputs)
 
 
-def _find_file(directory: Path, name: str) -> Path:
+def default_directory(directory: Path) -> Path | None:
+    """The default profile's directory a profile falls back to: `pipelines/` for `pipelines/profiles/<name>/`."""
+    resolved = directory.resolve()
+    return resolved.parent.parent if resolved.parent.name == "profiles" else None
+
+
+def _own_file(directory: Path, name: str) -> Path | None:
     for suffix in (".yml", ".yaml"):
         candidate = directory / f"{name}{suffix}"
         if candidate.is_file():
             return candidate
-    raise PipelineLoadError(directory / f"{name}.yml", "file not found")
+    return None
+
+
+def pipeline_file(directory: Path, name: str, *, default_dir: Path | None = None) -> Path:
+    """The YAML file of pipeline `name` ("indexing" or "query") for a profile directory.
+
+    The directory's own `<name>.yml` (or `.yaml`); else the same file of `default_dir`, which defaults to
+    `default_directory(directory)`. Raises `PipelineLoadError` ("file not found") when neither exists.
+    """
+    own = _own_file(directory, name)
+    if own is not None:
+        return own
+    fallback_dir = default_dir if default_dir is not None else default_directory(directory)
+    fallback = _own_file(fallback_dir, name) if fallback_dir is not None else None
+    if fallback is None:
+        tried = f" (nor in the default directory {fallback_dir})" if fallback_dir is not None else ""
+        raise PipelineLoadError(directory / f"{name}.yml", f"file not found{tried}")
+    logger.info(
+        "Profile {directory} has no {pipeline}.yml: using the default's {file}",
+        directory=str(directory),
+        pipeline=name,
+        file=str(fallback),
+    )
+    return fallback
 
 
 def _stores_of(pipeline: Pipeline) -> list[Any]:
@@ -276,11 +310,14 @@ def _stores_of(pipeline: Pipeline) -> list[Any]:
     return found
 
 
-def load_pipelines(directory: Path) -> PipelineSet:
-    """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config."""
+def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> PipelineSet:
+    """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config.
+
+    A file the directory lacks comes from `default_dir` (by default the `pipelines/` above `profiles/<name>/`).
+    """
     sharing = _StoreSharing()
-    indexing = load_pipeline(_find_file(directory, "indexing"), on_component_init=sharing)
-    query = load_pipeline(_find_file(directory, "query"), on_component_init=sharing)
+    indexing = load_pipeline(pipeline_file(directory, "indexing", default_dir=default_dir), on_component_init=sharing)
+    query = load_pipeline(pipeline_file(directory, "query", default_dir=default_dir), on_component_init=sharing)
     query_stores = _stores_of(query.pipeline)
     indexing_stores = _stores_of(indexing.pipeline)
     if len(query_stores) != 1:
@@ -289,7 +326,12 @@ def load_pipelines(directory: Path) -> PipelineSet:
         raise PipelineLoadError(
             indexing.path, "the indexing pipeline writes to a different document store config than query.yml reads"
         )
-    logger.info("Loaded pipelines from {directory}", directory=str(directory))
+    logger.info(
+        "Loaded pipelines from {directory}: {indexing} and {query}",
+        directory=str(directory),
+        indexing=str(indexing.path),
+        query=str(query.path),
+    )
     return PipelineSet(
         directory=directory,
         indexing=indexing,

@@ -20,10 +20,15 @@ def peak_rss_mb() -> float:
 
 def temp_profile(edit_indexing=None, edit_query=None, source: str = "default") -> tuple[Path, Path]:
     """Copy a shipped profile to a temp dir (optionally edited) and point RAG_DATA_DIR at a fresh temp dir."""
+    from app.pipeline_loader import PIPELINE_FILES, pipeline_file
+
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     profile = work / "pipelines"
     origin = ROOT / "pipelines" if source == "default" else ROOT / "pipelines" / "profiles" / source
     shutil.copytree(origin, profile, ignore=shutil.ignore_patterns("profiles"))
+    for name in PIPELINE_FILES:  # a file the profile leaves to the default is copied from there
+        if not (profile / f"{name}.yml").is_file():
+            shutil.copyfile(pipeline_file(origin, name), profile / f"{name}.yml")
     for name, edit in (("indexing.yml", edit_indexing), ("query.yml", edit_query)):
         if edit is not None:
             data = yaml.safe_load((profile / name).read_text())

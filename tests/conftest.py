@@ -92,8 +92,13 @@ def _make_tiny_profile(target: Path, max_tokens: int = 32, profile: str = "defau
 
     import yaml
 
+    from app.pipeline_loader import PIPELINE_FILES, pipeline_file
+
     source = PROJECT_ROOT / "pipelines" if profile == "default" else PROJECT_ROOT / "pipelines" / "profiles" / profile
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("profiles"))
+    for name in PIPELINE_FILES:  # a file the profile leaves to the default is copied from there
+        if not (target / f"{name}.yml").is_file():
+            shutil.copyfile(pipeline_file(source, name), target / f"{name}.yml")
     query = yaml.safe_load((target / "query.yml").read_text())
     if query["components"]["llm"]["type"].endswith("PackagedLlamaCppChatGenerator"):
         query["components"]["llm"]["init_parameters"]["model"] = "smollm2-135m-instruct-q4_1"
