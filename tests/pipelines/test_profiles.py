@@ -172,3 +172,15 @@ def test_drift_check_catches_a_prompt_edit_in_the_default(profile: Path, tmp_pat
     drifted, _ = _drift(default, profile, DIVERGES.get(profile.name, {}))
 
     assert "query.yml:prompt_builder" in drifted
+
+
+def test_shipped_llama_cpp_threads_come_from_the_environment() -> None:
+    """No thread count fitted to one machine: `n_threads` is `${RAG_LLM_THREADS:-}` (unset: llama.cpp's default)."""
+    found = 0
+    for directory in [DEFAULT, *PROFILES]:
+        for name in PIPELINE_FILES:
+            for spec in read_yaml(pipeline_file(directory, name))["components"].values():
+                if spec["type"].endswith("PackagedLlamaCppChatGenerator"):
+                    found += 1
+                    assert spec["init_parameters"].get("n_threads") == "${RAG_LLM_THREADS:-}", directory
+    assert found >= 1
