@@ -397,7 +397,8 @@ def worker(
         )
         raise typer.Exit(code=2)
     from app.composition import load_pipeline_set
-    from app.jobs.workers import QueueUnavailableError, run_rq_worker
+    from app.extras import MissingExtraError
+    from app.jobs.workers import run_rq_worker
     from app.logs import configure_logging
 
     try:
@@ -408,7 +409,7 @@ def worker(
     configure_logging(settings)
     try:
         run_rq_worker(settings, pipelines, burst=burst)
-    except QueueUnavailableError as error:
+    except MissingExtraError as error:
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
 

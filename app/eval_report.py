@@ -1,13 +1,21 @@
-"""Render evaluation runs: a console table (with deltas for an A/B), JSON, Markdown and PNG plots."""
+"""Render evaluation runs: a console table (with deltas for an A/B), JSON, Markdown and PNG plots.
+
+The plots need matplotlib, the `eval` extra; without it the JSON and Markdown reports are still written and a
+warning names the extra.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from haystack import logging
 from rich.table import Table
 
+from app.extras import MissingExtraError, extra_required
 from app.services.evaluation import PipelineEval
+
+logger = logging.getLogger(__name__)
 
 
 def metric_names(evals: list[PipelineEval]) -> list[str]:
@@ -64,10 +72,11 @@ def markdown(evals: list[PipelineEval], set_path: Path) -> str:
 
 def plot(evals: list[PipelineEval], out_dir: Path) -> list[Path]:
     """`metrics.png` (grouped bars per metric) and `latency.png` (histogram of per-question latency)."""
-    import matplotlib
+    with extra_required("eval", "Writing the evaluation plots"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     names = metric_names(evals)
     width = 0.8 / len(evals)
@@ -102,10 +111,14 @@ def plot(evals: list[PipelineEval], out_dir: Path) -> list[Path]:
 
 
 def write_reports(evals: list[PipelineEval], set_path: Path, out_dir: Path) -> list[Path]:
-    """Write results.json, report.md, metrics.png and latency.png into `out_dir`."""
+    """Write results.json, report.md and, with the `eval` extra installed, metrics.png and latency.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.json"
     results.write_text(json.dumps({"set": str(set_path), "runs": [e.to_dict() for e in evals]}, indent=2))
     report = out_dir / "report.md"
     report.write_text(markdown(evals, set_path))
-    return [results, report, *plot(evals, out_dir)]
+    try:
+        return [results, report, *plot(evals, out_dir)]
+    except MissingExtraError as error:
+        logger.warning("Evaluation plots not written: {error}", error=str(error))
+        return [results, report]

@@ -6,7 +6,14 @@
   through Haystack's `DeserializationCallbacks(component_pre_init=...)`.
 - Hayhooks' `inputs:`/`outputs:` sections are the pipeline's public contract: the service feeds inputs and reads
   outputs by those names, so routes never hard-code component names.
-- Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component.
+- Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component; a component
+  whose module cannot be imported because an optional backend is not installed names the extra to install
+  (`pip install "ragstack[pinecone]"`, see `app.extras`).
+- A profile falls back to the default's file for a pipeline it does not define: `pipelines/profiles/<name>/` with
+  only `query.yml` uses `pipelines/indexing.yml` (and vice versa). The default directory is found by layout: the
+  `pipelines/` folder two levels above a directory whose parent is named `profiles`; any other directory (a copy
+  in a temp dir, RAG_PIPELINES_DIR elsewhere) must hold both files, or a caller passes `default_dir` itself.
+  The file used is logged.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from haystack import Pipeline, logging
 from haystack.core.errors import DeserializationError, PipelineError
 from haystack.core.serialization import DeserializationCallbacks
 from haystack.errors import FilterError
+
+from app.extras import MissingExtraError, extra_for, install_hint
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +172,45 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    links: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in links) and len(links) < 20:
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def _types_in(value: Any) -> list[str]:
+    """Every `type:` path in a component spec, nested ones (a document store in init_parameters) included."""
+    if isinstance(value, dict):
+        own = [value["type"]] if isinstance(value.get("type"), str) else []
+        return own + [path for item in value.values() for path in _types_in(item)]
+    if isinstance(value, list):
+        return [path for item in value for path in _types_in(item)]
+    return []
+
+
+def missing_extra(spec: dict[str, Any], error: BaseException) -> str | None:
+    """The extra to install when a component failed to load because an optional module is missing, else None.
+
+    Named by the missing module (`ModuleNotFoundError.name`), else by the component's type paths
+    (`haystack_integrations.document_stores.pinecone...` -> `pinecone`).
+    """
+    links = _chain(error)
+    for link in links:
+        if isinstance(link, MissingExtraError):
+            return link.extra
+    import_errors = [link for link in links if isinstance(link, ImportError)]
+    for link in import_errors:
+        extra = extra_for(link.name)
+        if extra:
+            return extra
+    if import_errors:
+        return next((extra for path in _types_in(spec) if (extra := extra_for(path))), None)
+    return None
+
+
 def _diagnose(path: Path, data: dict[str, Any], error: Exception) -> PipelineLoadError:
     """Find which component a failed load came from by loading each one alone."""
     for name, spec in data["components"].items():
@@ -170,7 +218,11 @@ def _diagnose(path: Path, data: dict[str, Any], error: Exception) -> PipelineLoa
             Pipeline.from_dict({"components": {name: spec}, "connections": []}, allowed_modules=ALLOWED_MODULES)
         except _COMPONENT_ERRORS as component_error:
             cause = component_error.__cause__ or component_error  # Haystack wraps the component's own error
-            return PipelineLoadError(path, f"{type(cause).__name__}: {cause}", component=name)
+            reason = f"{type(cause).__name__}: {cause}"
+            extra = missing_extra(spec, component_error)
+            if extra:
+                reason += f"; it needs the optional dependencies of ragstack[{extra}]: {install_hint(extra)}"
+            return PipelineLoadError(path, reason, component=name)
     return PipelineLoadError(path, f"{type(error).__name__}: {error}")
 
 
@@ -212,12 +264,41 @@ def load_pipeline(
     return PipelineSpec(name=path.stem, path=path, pipeline=pipeline, inputs=inputs, outputs=outputs)
 
 
-def _find_file(directory: Path, name: str) -> Path:
+def default_directory(directory: Path) -> Path | None:
+    """The default profile's directory a profile falls back to: `pipelines/` for `pipelines/profiles/<name>/`."""
+    resolved = directory.resolve()
+    return resolved.parent.parent if resolved.parent.name == "profiles" else None
+
+
+def _own_file(directory: Path, name: str) -> Path | None:
     for suffix in (".yml", ".yaml"):
         candidate = directory / f"{name}{suffix}"
         if candidate.is_file():
             return candidate
-    raise PipelineLoadError(directory / f"{name}.yml", "file not found")
+    return None
+
+
+def pipeline_file(directory: Path, name: str, *, default_dir: Path | None = None) -> Path:
+    """The YAML file of pipeline `name` ("indexing" or "query") for a profile directory.
+
+    The directory's own `<name>.yml` (or `.yaml`); else the same file of `default_dir`, which defaults to
+    `default_directory(directory)`. Raises `PipelineLoadError` ("file not found") when neither exists.
+    """
+    own = _own_file(directory, name)
+    if own is not None:
+        return own
+    fallback_dir = default_dir if default_dir is not None else default_directory(directory)
+    fallback = _own_file(fallback_dir, name) if fallback_dir is not None else None
+    if fallback is None:
+        tried = f" (nor in the default directory {fallback_dir})" if fallback_dir is not None else ""
+        raise PipelineLoadError(directory / f"{name}.yml", f"file not found{tried}")
+    logger.info(
+        "Profile {directory} has no {pipeline}.yml: using the default's {file}",
+        directory=str(directory),
+        pipeline=name,
+        file=str(fallback),
+    )
+    return fallback
 
 
 def _stores_of(pipeline: Pipeline) -> list[Any]:
@@ -229,11 +310,14 @@ def _stores_of(pipeline: Pipeline) -> list[Any]:
     return found
 
 
-def load_pipelines(directory: Path) -> PipelineSet:
-    """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config."""
+def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> PipelineSet:
+    """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config.
+
+    A file the directory lacks comes from `default_dir` (by default the `pipelines/` above `profiles/<name>/`).
+    """
     sharing = _StoreSharing()
-    indexing = load_pipeline(_find_file(directory, "indexing"), on_component_init=sharing)
-    query = load_pipeline(_find_file(directory, "query"), on_component_init=sharing)
+    indexing = load_pipeline(pipeline_file(directory, "indexing", default_dir=default_dir), on_component_init=sharing)
+    query = load_pipeline(pipeline_file(directory, "query", default_dir=default_dir), on_component_init=sharing)
     query_stores = _stores_of(query.pipeline)
     indexing_stores = _stores_of(indexing.pipeline)
     if len(query_stores) != 1:
@@ -242,7 +326,12 @@ def load_pipelines(directory: Path) -> PipelineSet:
         raise PipelineLoadError(
             indexing.path, "the indexing pipeline writes to a different document store config than query.yml reads"
         )
-    logger.info("Loaded pipelines from {directory}", directory=str(directory))
+    logger.info(
+        "Loaded pipelines from {directory}: {indexing} and {query}",
+        directory=str(directory),
+        indexing=str(indexing.path),
+        query=str(query.path),
+    )
     return PipelineSet(
         directory=directory,
         indexing=indexing,

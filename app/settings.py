@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         "embedded (5 M characters: ~2,000 book pages, ~1 h of embedding on 2 cores). "
         "Exported as RAG_MAX_TEXT_CHARS for the pipeline YAML.",
     )
+    llm_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads of the local llama.cpp model; unset: llama.cpp's default (half the cores). "
+        'Exported as RAG_LLM_THREADS for the pipeline YAML (`n_threads: "${RAG_LLM_THREADS:-}"`).',
+    )
     dev_mode: bool = Field(
         default=False,
         description="Development only: no API keys and no rate limit (every request acts as an admin). "
@@ -205,6 +212,11 @@ class Settings(BaseSettings):
             raise ValueError("metrics_collections: 'other' is the label of every collection not listed")
         return value
 
+    @field_validator("llm_threads", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -253,8 +265,12 @@ class Settings(BaseSettings):
         return self.data_dir / "jobs"
 
     def export_env(self) -> None:
-        """Publish what pipeline YAML reads from the environment: `${RAG_DATA_DIR}` paths, converter limits."""
+        """Publish what pipeline YAML reads from the environment: `${RAG_DATA_DIR}` paths, converter limits, threads."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.environ["RAG_DATA_DIR"] = str(self.data_dir.resolve())
         os.environ["RAG_PARSE_TIMEOUT_S"] = f"{self.parse_timeout_s:g}"
         os.environ["RAG_MAX_TEXT_CHARS"] = str(self.max_text_chars)
+        if self.llm_threads is None:
+            os.environ.pop("RAG_LLM_THREADS", None)  # the YAML's `${RAG_LLM_THREADS:-}`: llama.cpp's default
+        else:
+            os.environ["RAG_LLM_THREADS"] = str(self.llm_threads)

@@ -4,20 +4,22 @@ Haystack opens a span per pipeline run and per component run (`haystack.pipeline
 with the component's name and type), for ingest and query alike; they are exported over OTLP/HTTP in batches.
 The per-request timing tracer (`app.timing`) keeps working on top of it. Span content (inputs/outputs) is only
 recorded when `HAYSTACK_CONTENT_TRACING_ENABLED=true`, which also puts document text into traces.
+OpenTelemetry is the `tracing` extra: it is imported only when tracing is enabled.
 """
 
 from __future__ import annotations
 
-from haystack import logging, tracing
-from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor
+from typing import TYPE_CHECKING
 
+from haystack import logging, tracing
+
+from app.extras import extra_required
 from app.settings import Settings
 from app.timing import ComponentTimingTracer
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,14 @@ def configure_tracing(settings: Settings, *, exporter: SpanExporter | None = Non
     """Install the OpenTelemetry tracer when an endpoint (or, in tests, an exporter) is given; else do nothing."""
     if exporter is None and not settings.otlp_endpoint:
         return None
+    with extra_required("tracing", "Tracing (RAG_OTLP_ENDPOINT)"):
+        from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor
+
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     processor: SpanProcessor = BatchSpanProcessor(exporter or OTLPSpanExporter(endpoint=settings.otlp_endpoint))
     provider.add_span_processor(processor)

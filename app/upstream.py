@@ -8,28 +8,43 @@ pooled pgvector store's `retries`/`pool_timeout`, Ollama's `timeout`); what stil
 | rate limit (429), connection refused, store down     | `UpstreamUnavailableError` | 503  |
 | 5xx answer, connection dropped mid-answer, bad reply | `UpstreamBadGatewayError`  | 502  |
 | timeout (connect or read)                            | `UpstreamTimeoutError`     | 504  |
+
+The clients of optional backends (psycopg, openai: extras of the distribution) are not imported here: their
+exception classes are looked up among the modules already imported (`loaded_exceptions`), because an exception of a
+client that was never imported cannot be in a chain.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
-import openai
-import psycopg
 from haystack.errors import FilterError
-from psycopg_pool import PoolTimeout
 
 from app.errors import UpstreamBadGatewayError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from components.stores.pgvector.document_store import StoreUnavailableError
 
 _MAX_DEPTH = 20
 # httpx, and its fork httpx2 that recent openai clients use: the same exception names in both
 _HTTP_CLIENTS: tuple[ModuleType, ...] = tuple(
     importlib.import_module(name) for name in ("httpx", "httpx2") if importlib.util.find_spec(name) is not None
 )
+
+
+def loaded_exceptions(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """The exception classes `module.<name>` when `module` is already imported, else `()` (matches nothing)."""
+    loaded = sys.modules.get(module)
+    return tuple(getattr(loaded, name) for name in names) if loaded is not None else ()
+
+
+def _store_down() -> tuple[type[BaseException], ...]:
+    return (
+        loaded_exceptions("components.stores.pgvector.document_store", "StoreUnavailableError")
+        + loaded_exceptions("psycopg_pool", "PoolTimeout")
+        + loaded_exceptions("psycopg", "OperationalError")
+    )
 
 
 def _is_http(error: BaseException, name: str) -> bool:
@@ -60,17 +75,17 @@ def _by_status(status: int, what: str) -> UpstreamError | None:
 
 
 def _classify_one(error: BaseException) -> UpstreamError | None:
-    if isinstance(error, StoreUnavailableError | PoolTimeout | psycopg.OperationalError):
+    if isinstance(error, _store_down()):
         return UpstreamUnavailableError(f"document store unavailable: {error}")
-    if isinstance(error, openai.APITimeoutError):
+    if isinstance(error, loaded_exceptions("openai", "APITimeoutError")):
         return UpstreamTimeoutError("LLM server timed out (after retries)")
-    if isinstance(error, openai.APIConnectionError):
+    if isinstance(error, loaded_exceptions("openai", "APIConnectionError")):
         cause = error.__cause__
         if cause is not None and _is_http(cause, "ConnectError"):
             return UpstreamUnavailableError("LLM server unreachable (connection refused)")
         return UpstreamBadGatewayError("LLM server closed the connection without a complete answer")
-    if isinstance(error, openai.APIStatusError):
-        return _by_status(error.status_code, "LLM server")
+    if isinstance(error, loaded_exceptions("openai", "APIStatusError")):
+        return _by_status(error.status_code, "LLM server")  # type: ignore[attr-defined]
     if _is_http(error, "TimeoutException"):
         return UpstreamTimeoutError(f"upstream timed out ({type(error).__name__})")
     if _is_http(error, "ConnectError"):
@@ -107,7 +122,12 @@ def filter_mismatch(error: BaseException) -> BaseException | None:
     Haystack's in-memory matching (LanceDB) raises `FilterError`; PostgreSQL refuses the cast or the comparison
     (`DataError`: "invalid input syntax for type integer", `UndefinedFunction`: "operator does not exist").
     """
+    mismatches: tuple[type[BaseException], ...] = (
+        FilterError,
+        *loaded_exceptions("psycopg", "DataError"),
+        *loaded_exceptions("psycopg.errors", "UndefinedFunction"),
+    )
     for link in _chain(error):
-        if isinstance(link, FilterError | psycopg.DataError | psycopg.errors.UndefinedFunction):
+        if isinstance(link, mismatches):
             return link
     return None

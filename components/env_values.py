@@ -5,6 +5,9 @@ A deployment limit (a timeout, a size) that the app's Settings also know is writ
 resolves it from the process environment when it warms up. `Settings.export_env()` exports the validated value
 before the pipelines load, so the app and the YAML agree; outside the app (Hayhooks, a script) the default after
 `:-` applies when the variable is unset.
+
+An optional count (`n_threads` of the llama.cpp generator) is written `"${RAG_LLM_THREADS:-}"`: an empty default
+means "not set", so the library's own default applies (`resolve_optional_count` returns None).
 """
 
 from __future__ import annotations
@@ -59,4 +62,48 @@ def _positive(raw: str, arg_name: str, shown: str) -> float:
         raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) is not a number") from error
     if not number > 0 or number == float("inf"):
         raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) must be a positive finite number")
+    return number
+
+
+OptionalCountOrReference = int | str | None
+
+
+def check_optional_count_reference(value: OptionalCountOrReference, arg_name: str) -> None:
+    """Raise ValueError unless `value` is None, an integer >= 1 or a `${VAR}`, `${VAR:-}`, `${VAR:-int}` reference."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{arg_name} must be an integer >= 1, null or a '${{VAR:-}}' reference, got {value!r}")
+    if isinstance(value, int):
+        _count(str(value), arg_name, str(value))
+        return
+    match = _REFERENCE.match(value.strip())
+    if match is None:
+        _count(value, arg_name, value)
+    elif match.group("default"):
+        _count(match.group("default"), arg_name, value)
+
+
+def resolve_optional_count(value: OptionalCountOrReference, arg_name: str) -> int | None:
+    """The integer `value` stands for, or None when it is None or names an unset/empty variable with no default.
+
+    :raises ValueError: the value (or the variable's) is not an integer >= 1.
+    """
+    check_optional_count_reference(value, arg_name)
+    if value is None or isinstance(value, int):
+        return value
+    match = _REFERENCE.match(value.strip())
+    if match is None:
+        return _count(value, arg_name, value)
+    raw = os.environ.get(match.group("name")) or match.group("default") or ""
+    return _count(raw, arg_name, value) if raw.strip() else None
+
+
+def _count(raw: str, arg_name: str, shown: str) -> int:
+    try:
+        number = int(raw.strip())
+    except ValueError as error:
+        raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) is not an integer") from error
+    if number < 1:
+        raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) must be >= 1")
     return number

@@ -6,8 +6,9 @@
 #   3. promtool check config                   (deploy/prometheus/prometheus.yml)
 #   4. scripts/check_dashboard.py              (Grafana JSON shape, datasource uid, only metrics the app exposes)
 #   5. sh -n deploy/docker-entrypoint.sh
-#   6. the Dockerfile's pip install steps replayed in a fresh venv under /tmp, then `import app.main, components`
-#      and `rag --help` (scripts/dockerfile_pip_steps.py): the image's dependency list cannot rot unnoticed.
+#   6. the Dockerfile's pip install steps replayed in a fresh venv under /tmp, then `import app.main, components`,
+#      `rag --help` and every shipped profile's pipelines load (scripts/dockerfile_pip_steps.py): the image's
+#      dependency list (its RAG_EXTRAS) cannot rot unnoticed, nor miss the extra of a profile it serves.
 # Each check reports ok/FAILED; the exit code is 1 when any failed. CHECK_DEPLOY_SKIP_VENV=1 skips check 6.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,16 @@ fresh_venv() {
     || return 1
   "$work/venv/bin/rag" --help >/dev/null || return 1
   echo "   rag --help: ok"
+  # every profile the image serves loads (its extra is installed); dummy secrets, nothing is contacted while loading
+  (cd "$SCRATCH" && RAG_DATA_DIR="$SCRATCH/data" OPENAI_API_KEY=dummy PINECONE_API_KEY=dummy WEAVIATE_API_KEY=dummy \
+    PG_CONN_STR=postgresql://dummy@127.0.0.1:1/dummy "$work/venv/bin/python" -c '
+from app.pipeline_loader import load_pipelines
+from app.settings import PROJECT_ROOT
+base = PROJECT_ROOT / "pipelines"
+for directory in [base, *sorted(p for p in (base / "profiles").iterdir() if p.is_dir())]:
+    load_pipelines(directory)
+    print(f"   profile {directory.name if directory != base else \"default\"}: loads")
+') || return 1
 }
 
 check "hadolint Dockerfile" "$TOOLS/bin/hadolint" Dockerfile

@@ -5,7 +5,9 @@ Usage: python scripts/dockerfile_pip_steps.py WORKDIR [--dockerfile Dockerfile] 
 Walks the instructions of one build stage in order. A local `COPY src... dest` copies from the repo into
 WORKDIR/build/<the stage's WORKDIR>/dest. A `RUN` whose command runs `pip install` is executed with bash in
 WORKDIR/build/<the stage's WORKDIR>, with WORKDIR/venv/bin first on PATH (RUN flags such as `--mount=type=cache` are
-dropped; pip's own cache is used). Every other instruction (apt-get, `python -m venv`, ENV, ...) is skipped.
+dropped; pip's own cache is used). An `ARG NAME=default` sets NAME for the later steps, as a build without
+`--build-arg` would, unless NAME is already in the environment (so `RAG_EXTRAS=... dockerfile_pip_steps.py` acts as
+`--build-arg RAG_EXTRAS=...`). Every other instruction (apt-get, `python -m venv`, ENV, ...) is skipped.
 So the image's dependency list is installed exactly as its Dockerfile says, and cannot rot unnoticed.
 """
 
@@ -80,6 +82,12 @@ def replay(dockerfile: Path, stage_name: str, workdir: Path) -> int:
     for keyword, rest in stage(instructions(dockerfile.read_text()), stage_name):
         if keyword == "WORKDIR":
             container_workdir = rest
+        elif keyword == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            value = shlex.split(default)[0] if default.strip() else ""
+            if name.strip() not in os.environ:
+                env[name.strip()] = value
+                print(f"ARG {name.strip()}={value}", flush=True)
         elif keyword == "COPY" and "--from=" not in rest:
             *sources, dest = shlex.split(strip_flags(rest))
             target = build / os.path.relpath(os.path.join(container_workdir, dest), "/")

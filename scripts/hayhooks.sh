@@ -22,12 +22,14 @@
 # - The local trace dashboard API is off unless HAYHOOKS_TRACING_ENABLED=true.
 #
 # Environment: RAG_DATA_DIR (default: data, relative to the current directory, as for `rag`), RAG_PIPELINES_DIR
-# (default: this project's pipelines/), HAYHOOKS_PORT (default 1416).
+# (default: this project's pipelines/; a profile's missing file is the default's, as in app/pipeline_loader.py),
+# HAYHOOKS_PORT (default 1416). Hayhooks is the `hayhooks` extra: pip install -e ".[hayhooks]".
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HAYHOOKS_BIN="$ROOT/.venv/bin/hayhooks"
-[ -x "$HAYHOOKS_BIN" ] || HAYHOOKS_BIN="$(command -v hayhooks)"
+[ -x "$HAYHOOKS_BIN" ] || HAYHOOKS_BIN="$(command -v hayhooks || true)"
+[ -n "$HAYHOOKS_BIN" ] || { echo 'hayhooks is not installed: pip install -e ".[hayhooks]"' >&2; exit 2; }
 
 RAG_DATA_DIR="$(realpath -m "${RAG_DATA_DIR:-data}")"
 RAG_PIPELINES_DIR="$(realpath -e "${RAG_PIPELINES_DIR:-$ROOT/pipelines}")"
@@ -40,7 +42,12 @@ mkdir -p "$SERVE_DIR"
 find "$SERVE_DIR" -mindepth 1 -maxdepth 1 -name '*.y*ml' -delete
 for name in $SERVED; do
   [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || { echo "invalid pipeline name: $name" >&2; exit 2; }
-  ln -sfn "$RAG_PIPELINES_DIR/$name.yml" "$SERVE_DIR/$name.yml"
+  source="$RAG_PIPELINES_DIR/$name.yml"
+  # pipelines/profiles/<name>/ without this file: the default profile's (pipelines/<name>.yml)
+  if [ ! -f "$source" ] && [ "$(basename "$(dirname "$RAG_PIPELINES_DIR")")" = profiles ]; then
+    source="$(dirname "$(dirname "$RAG_PIPELINES_DIR")")/$name.yml"
+  fi
+  ln -sfn "$source" "$SERVE_DIR/$name.yml"
   [ -f "$SERVE_DIR/$name.yml" ] || { echo "no $RAG_PIPELINES_DIR/$name.yml" >&2; exit 2; }
 done
 

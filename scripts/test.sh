@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (same install as users, plus the test corpus), then lint,
-# type-check and the whole test suite with coverage. Used verbatim by .ci/run.
+# The test command: installs what the tests need (the users' install with every extra, since the tests cover
+# every backend, plus the dev tools and the test corpus), then lint, type-check and the whole test suite with
+# coverage. Used verbatim by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HAYSTACK_TELEMETRY_ENABLED=False
-bash scripts/install.sh
+RAG_EXTRAS=dev,all bash scripts/install.sh
 bash scripts/apt-install.sh scripts/apt-packages-test.txt scripts/apt-packages-deploy.txt  # + prometheus/promtool
 bash scripts/fetch_test_corpus.sh
 bash scripts/build_eval_corpus.sh

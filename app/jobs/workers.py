@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from haystack import logging
 
+from app.extras import extra_required
 from app.jobs.models import JobState
 from app.jobs.runner import JobRunner
 from app.jobs.store import JobStore
@@ -97,19 +98,11 @@ class EmbeddedWorker:
 # -- Redis mode (rq) -------------------------------------------------------------------------------------------
 
 
-class QueueUnavailableError(RuntimeError):
-    """RAG_JOB_QUEUE=redis, but rq and redis (the `[redis]` extra) are not installed."""
-
-
 def _rq() -> tuple[ModuleType, ModuleType]:
-    """The `redis` and `rq` modules, imported on first use (only Redis mode needs them)."""
-    try:
+    """The `redis` and `rq` modules, imported on first use (only Redis mode needs them: the `[redis]` extra)."""
+    with extra_required("redis", "RAG_JOB_QUEUE=redis"):
         import redis
         import rq
-    except ImportError as error:
-        raise QueueUnavailableError(
-            f"RAG_JOB_QUEUE=redis needs rq and redis ({error.name} is missing): pip install 'ragstack[redis]'"
-        ) from error
     return redis, rq
 
 

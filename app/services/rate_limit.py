@@ -10,6 +10,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from app.errors import RateLimitedError
+from app.extras import extra_required
 
 
 class RateLimiter:
@@ -17,6 +18,9 @@ class RateLimiter:
 
     def __init__(self, limit: str, storage_uri: str = "memory://") -> None:
         self.items: list[RateLimitItem] = [] if limit.strip().lower() == "off" else parse_many(limit)
+        if self.items and "redis" in storage_uri.partition("://")[0]:
+            with extra_required("redis", "Keeping rate-limit counters in Redis (RAG_RATE_LIMIT_STORAGE)"):
+                import redis  # noqa: F401  # what limits' Redis storage needs
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri)) if self.items else None
 
     def hit(self, key_id: str) -> None:

@@ -17,9 +17,7 @@ def admin_headers(data_dir: Path, *, role: str = "admin", collections: frozenset
     from app.services.api_keys import Role
     from app.settings import Settings
 
-    created = key_store(Settings(data_dir=data_dir)).create(
-        name="tests", role=Role(role), collections=collections
-    )
+    created = key_store(Settings(data_dir=data_dir)).create(name="tests", role=Role(role), collections=collections)
     assert created is not None
     return {"Authorization": f"Bearer {created[1]}"}
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from app.pipeline_loader import PIPELINE_FILES, pipeline_file
 from app.settings import PROJECT_ROOT
 
 PIPELINES_DIR = PROJECT_ROOT / "pipelines"
@@ -28,8 +29,8 @@ Edit = Callable[[dict[str, Any]], None]
 def profile_dir(profile: str = "default") -> Path:
     """The shipped folder of a profile: `pipelines/` for "default", else `pipelines/profiles/<profile>/`."""
     source = PIPELINES_DIR if profile == "default" else PIPELINES_DIR / "profiles" / profile
-    if not (source / "query.yml").is_file():
-        raise ValueError(f"no profile {profile!r} (no {source / 'query.yml'})")
+    if not source.is_dir():
+        raise ValueError(f"no profile {profile!r} (no folder {source})")
     return source
 
 
@@ -49,7 +50,11 @@ def copy_profile(
     :param indexing: mutates the parsed indexing.yml (written back as plain YAML; comments are not kept).
     :param query: mutates the parsed query.yml.
     """
-    shutil.copytree(profile_dir(profile), target, ignore=shutil.ignore_patterns("profiles"))
+    source = profile_dir(profile)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("profiles"))
+    for pipeline in PIPELINE_FILES:  # a file the profile leaves to the default's is copied from there
+        if not (target / f"{pipeline}.yml").is_file():
+            shutil.copyfile(pipeline_file(source, pipeline), target / f"{pipeline}.yml")
     for name, change in (("indexing.yml", indexing), ("query.yml", query)):
         if change is not None:
             edit_yaml(target / name, change)

@@ -11,6 +11,7 @@ from haystack.tools import ToolsType
 from haystack.utils import serialize_callable
 from haystack_integrations.components.generators.llama_cpp import LlamaCppChatGenerator
 
+from components.env_values import OptionalCountOrReference, check_optional_count_reference, resolve_optional_count
 from components.generators.gguf_models import CATALOG, resolve_gguf
 from components.validation import check_int
 
@@ -23,7 +24,9 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
     `model` is either a catalog name (`qwen2.5-coder-0.5b-instruct-q4_k_m`, `smollm2-135m-instruct-q4_1`) or a path
     to a GGUF file. For a catalog name, `warm_up()` reassembles the file from its installed packages into
     `cache_dir` (once), verifies its sha256 and loads it. Environment variables in `cache_dir` are expanded at
-    warm-up (`${RAG_DATA_DIR}/models`). Synchronous runs are serialized with a lock: llama.cpp is not thread-safe.
+    warm-up (`${RAG_DATA_DIR}/models`), and so is `n_threads` when it is a `${VAR:-}` reference (shipped YAML:
+    `"${RAG_LLM_THREADS:-}"`; unset or empty: llama.cpp's own default, half the cores). Synchronous runs are
+    serialized with a lock: llama.cpp is not thread-safe.
     Streaming works through Haystack's `streaming_callback` (a sync callable).
     """
 
@@ -34,7 +37,7 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
         cache_dir: str = "${RAG_DATA_DIR}/models",
         n_ctx: int = 4096,
         n_batch: int = 512,
-        n_threads: int | None = None,
+        n_threads: OptionalCountOrReference = None,
         model_kwargs: dict[str, Any] | None = None,
         generation_kwargs: dict[str, Any] | None = None,
         streaming_callback: StreamingCallbackT | None = None,
@@ -44,7 +47,8 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
         :param cache_dir: Where a multi-part packaged model is reassembled.
         :param n_ctx: Context window in tokens (prompt + answer).
         :param n_batch: Prompt-processing batch size.
-        :param n_threads: CPU threads for generation; None = all cores.
+        :param n_threads: CPU threads for generation: an integer, or a `${VAR:-}` reference resolved at warm-up;
+            None (or an unset/empty variable) leaves it to llama.cpp (half the cores).
         :param model_kwargs: Extra `llama_cpp.Llama` arguments (override the ones above).
         :param generation_kwargs: `create_chat_completion` arguments, e.g. `max_tokens`, `temperature`.
         :param streaming_callback: Called with each `StreamingChunk`.
@@ -53,13 +57,12 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
             raise ValueError(f"model must be a GGUF path or one of {sorted(CATALOG)}")
         check_int(n_ctx, "n_ctx", minimum=256)
         check_int(n_batch, "n_batch", minimum=1)
-        if n_threads is not None:
-            check_int(n_threads, "n_threads", minimum=1)
+        check_optional_count_reference(n_threads, "n_threads")
         self.model = model
         self.cache_dir = cache_dir
         self.n_threads = n_threads
         self.user_model_kwargs = dict(model_kwargs or {})
-        kwargs: dict[str, Any] = {"verbose": False, **({"n_threads": n_threads} if n_threads else {})}
+        kwargs: dict[str, Any] = {"verbose": False}
         kwargs.update(self.user_model_kwargs)
         LlamaCppChatGenerator.__init__(
             self,
@@ -73,9 +76,12 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
         self._run_lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Resolve (reassemble and verify) the model file, then load it."""
+        """Resolve `n_threads` and the model file (reassembled and verified), then load it."""
         if self._model is not None:
             return
+        threads = resolve_optional_count(self.n_threads, "n_threads")
+        if threads is not None and "n_threads" not in self.user_model_kwargs:
+            self.model_kwargs["n_threads"] = threads
         if "model_path" not in self.user_model_kwargs:
             self.model_kwargs["model_path"] = str(
                 resolve_gguf(self.model, cache_dir=os.path.expandvars(self.cache_dir))

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 import yaml
 
@@ -181,3 +183,54 @@ def test_embedder_and_store_dimension_mismatch_is_named_at_warm_up(profile):
         pipelines.check_embedding_dimension()
     pipelines.document_store.embedding_dim = 384
     pipelines.check_embedding_dimension()  # matching sizes pass
+
+
+def test_a_profile_without_indexing_yml_uses_the_default_one(profile, monkeypatch, caplog):
+    """pipelines/profiles/openai/ ships query.yml only: its indexing pipeline is pipelines/indexing.yml."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy")
+    openai_profile = profile / "profiles" / "openai"
+    assert not (openai_profile / "indexing.yml").exists()
+
+    with caplog.at_level("INFO"):
+        pipelines = load_pipelines(openai_profile)
+
+    assert pipelines.indexing.path.resolve() == (profile / "indexing.yml").resolve()
+    assert pipelines.query.path == openai_profile / "query.yml"
+    assert type(pipelines.query.pipeline.get_component("llm")).__name__ == "OpenAIChatGenerator"
+    assert pipelines.indexing.pipeline.get_component("writer").document_store is pipelines.document_store
+    assert "has no indexing.yml: using the default's" in caplog.text
+
+
+def test_a_profile_without_query_yml_uses_the_default_one(profile):
+    mine = profile / "profiles" / "mine"
+    mine.mkdir()
+    shutil.copyfile(profile / "indexing.yml", mine / "indexing.yml")
+    edit_yaml(mine / "indexing.yml", lambda d: d["components"]["splitter"]["init_parameters"].update(split_length=400))
+
+    pipelines = load_pipelines(mine)
+
+    assert pipelines.indexing.path == mine / "indexing.yml"
+    assert pipelines.indexing.pipeline.get_component("splitter").split_length == 400
+    assert pipelines.query.path.resolve() == (profile / "query.yml").resolve()
+
+
+def test_only_a_profiles_folder_falls_back_unless_a_default_dir_is_given(profile, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copyfile(profile / "query.yml", elsewhere / "query.yml")
+    with pytest.raises(PipelineLoadError, match=r"indexing.yml: file not found"):
+        load_pipelines(elsewhere)
+
+    pipelines = load_pipelines(elsewhere, default_dir=profile)
+
+    assert pipelines.indexing.path == profile / "indexing.yml"
+    assert pipelines.query.path == elsewhere / "query.yml"
+
+
+def test_a_profile_missing_a_file_the_default_lacks_too_names_both(profile):
+    mine = profile / "profiles" / "mine"
+    mine.mkdir()
+    shutil.copyfile(profile / "query.yml", mine / "query.yml")
+    (profile / "indexing.yml").unlink()
+    with pytest.raises(PipelineLoadError, match=r"file not found \(nor in the default directory"):
+        load_pipelines(mine)

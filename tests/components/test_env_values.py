@@ -1,6 +1,11 @@
 import pytest
 
-from components.env_values import check_number_reference, resolve_number
+from components.env_values import (
+    check_number_reference,
+    check_optional_count_reference,
+    resolve_number,
+    resolve_optional_count,
+)
 
 
 @pytest.mark.parametrize("value", [5, 2.5, "7", "${SOME_LIMIT}", "${SOME_LIMIT:-12}", " ${SOME_LIMIT:-0.5} "])
@@ -34,3 +39,30 @@ def test_an_unset_reference_without_default_or_a_bad_value_names_the_variable(mo
     monkeypatch.setenv("SOME_LIMIT", "nan")
     with pytest.raises(ValueError, match="positive"):
         resolve_number("${SOME_LIMIT}", "limit")
+
+
+@pytest.mark.parametrize("value", [None, 1, 8, "4", "${SOME_THREADS}", "${SOME_THREADS:-}", "${SOME_THREADS:-2}"])
+def test_valid_optional_counts_pass(value):
+    check_optional_count_reference(value, "n_threads")
+
+
+@pytest.mark.parametrize("value", [0, -2, True, 2.5, "abc", "1.5", "${SOME_THREADS:-0}", "${SOME_THREADS:-x}", [2]])
+def test_invalid_optional_counts_are_refused(value):
+    with pytest.raises(ValueError, match="n_threads"):
+        check_optional_count_reference(value, "n_threads")
+
+
+def test_an_optional_count_is_none_when_its_variable_is_unset_or_empty(monkeypatch):
+    monkeypatch.delenv("SOME_THREADS", raising=False)
+    assert resolve_optional_count("${SOME_THREADS:-}", "n_threads") is None
+    assert resolve_optional_count("${SOME_THREADS}", "n_threads") is None
+    assert resolve_optional_count("${SOME_THREADS:-2}", "n_threads") == 2
+    assert resolve_optional_count(None, "n_threads") is None
+    assert resolve_optional_count(3, "n_threads") == 3
+    monkeypatch.setenv("SOME_THREADS", "")
+    assert resolve_optional_count("${SOME_THREADS:-}", "n_threads") is None
+    monkeypatch.setenv("SOME_THREADS", "6")
+    assert resolve_optional_count("${SOME_THREADS:-}", "n_threads") == 6
+    monkeypatch.setenv("SOME_THREADS", "many")
+    with pytest.raises(ValueError, match=r"n_threads: 'many' \(from '\$\{SOME_THREADS:-\}'\) is not an integer"):
+        resolve_optional_count("${SOME_THREADS:-}", "n_threads")

@@ -14,11 +14,21 @@ from typing import Any
 
 import pytest
 
-from app.pipeline_loader import PIPELINE_FILES, _StoreSharing, load_pipeline, load_pipelines, read_yaml
+from app.pipeline_loader import (
+    PIPELINE_FILES,
+    _StoreSharing,
+    load_pipeline,
+    load_pipelines,
+    pipeline_file,
+    read_yaml,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "pipelines"
-PROFILES = sorted(p for p in (DEFAULT / "profiles").glob("*/") if (p / "indexing.yml").is_file())
+# A profile directory holds query.yml, indexing.yml or both (a missing one is the default's: app.pipeline_loader).
+PROFILES = sorted(
+    p for p in (DEFAULT / "profiles").glob("*/") if any((p / f"{name}.yml").is_file() for name in PIPELINE_FILES)
+)
 
 # Components a profile replaces on purpose: {profile: {pipeline file: {component names}}}.
 # Everything else a profile shares by name with the default must have identical init_parameters.
@@ -94,7 +104,7 @@ def test_each_file_loads_and_shares_its_store(directory: Path) -> None:
     """Each YAML loads on its own (sockets validated), and both files configure the very same store."""
     sharing = _StoreSharing()
     for name in PIPELINE_FILES:
-        load_pipeline(directory / f"{name}.yml", on_component_init=sharing)
+        load_pipeline(pipeline_file(directory, name), on_component_init=sharing)
 
     assert len(sharing.stores) == 1
 
@@ -104,7 +114,7 @@ def test_each_file_loads_and_shares_its_store(directory: Path) -> None:
 def test_profile_keeps_the_default_contract(profile: Path) -> None:
     for name in PIPELINE_FILES:
         default = load_pipeline(DEFAULT / f"{name}.yml")
-        spec = load_pipeline(profile / f"{name}.yml")
+        spec = load_pipeline(pipeline_file(profile, name))
 
         assert set(spec.outputs) == set(default.outputs), f"{profile.name}/{name}.yml outputs"
         assert set(spec.inputs) <= set(default.inputs), f"{profile.name}/{name}.yml declares unknown inputs"
@@ -116,7 +126,7 @@ def test_profile_keeps_the_default_contract(profile: Path) -> None:
 def test_query_profiles_stream_through_a_component_named_llm() -> None:
     """The services inject the streaming callback as `llm.streaming_callback`."""
     for directory in [DEFAULT, *PROFILES]:
-        components = read_yaml(directory / "query.yml")["components"]
+        components = read_yaml(pipeline_file(directory, "query"))["components"]
         assert "llm" in components, f"{directory.name}/query.yml has no `llm` component"
 
 
@@ -126,7 +136,7 @@ def _drift(default_dir: Path, profile_dir: Path, allowed: dict[str, set[str]]) -
     stale: list[str] = []
     for name in PIPELINE_FILES:
         default = read_yaml(default_dir / f"{name}.yml")["components"]
-        mine = read_yaml(profile_dir / f"{name}.yml")["components"]
+        mine = read_yaml(pipeline_file(profile_dir, name))["components"]
         allowlist = allowed.get(name, set())
         for component in sorted(set(default) & set(mine)):
             same = default[component]["type"] == mine[component]["type"] and default[component].get(
@@ -162,3 +172,15 @@ def test_drift_check_catches_a_prompt_edit_in_the_default(profile: Path, tmp_pat
     drifted, _ = _drift(default, profile, DIVERGES.get(profile.name, {}))
 
     assert "query.yml:prompt_builder" in drifted
+
+
+def test_shipped_llama_cpp_threads_come_from_the_environment() -> None:
+    """No thread count fitted to one machine: `n_threads` is `${RAG_LLM_THREADS:-}` (unset: llama.cpp's default)."""
+    found = 0
+    for directory in [DEFAULT, *PROFILES]:
+        for name in PIPELINE_FILES:
+            for spec in read_yaml(pipeline_file(directory, name))["components"].values():
+                if spec["type"].endswith("PackagedLlamaCppChatGenerator"):
+                    found += 1
+                    assert spec["init_parameters"].get("n_threads") == "${RAG_LLM_THREADS:-}", directory
+    assert found >= 1

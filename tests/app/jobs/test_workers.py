@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from app.extras import MissingExtraError
 from app.jobs import workers
 from app.jobs.workers import (
     EmbeddedWorker,
     ProcessRunner,
-    QueueUnavailableError,
     RedisQueue,
     requeue_unowned,
     run_queued_job,
@@ -82,5 +82,5 @@ def test_a_queued_job_runs_with_the_runner_installed_in_the_process(service, sub
 
 def test_redis_mode_without_the_redis_extra_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "rq", None)  # as if `pip install ragstack` without `[redis]`
-    with pytest.raises(QueueUnavailableError, match=r"pip install 'ragstack\[redis\]'"):
+    with pytest.raises(MissingExtraError, match=r'RAG_JOB_QUEUE=redis needs .*pip install "ragstack\[redis\]"'):
         RedisQueue("redis://127.0.0.1:1/0")

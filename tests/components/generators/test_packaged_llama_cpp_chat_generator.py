@@ -38,6 +38,67 @@ def test_to_dict_from_dict_keeps_catalog_name_and_unexpanded_cache_dir():
     assert PackagedLlamaCppChatGenerator.from_dict(copy.deepcopy(data)).to_dict() == data
 
 
+def test_n_threads_reference_round_trips_and_is_checked_at_init():
+    llm = PackagedLlamaCppChatGenerator(model=TINY, n_threads="${RAG_LLM_THREADS:-}")
+    data = llm.to_dict()
+    assert data["init_parameters"]["n_threads"] == "${RAG_LLM_THREADS:-}"
+    assert PackagedLlamaCppChatGenerator.from_dict(copy.deepcopy(data)).to_dict() == data
+    with pytest.raises(ValueError, match="n_threads"):
+        PackagedLlamaCppChatGenerator(model=TINY, n_threads="${RAG_LLM_THREADS:-zero}")
+
+
+class _FakeLlama:
+    """Records the keyword arguments llama_cpp.Llama would get."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def fake_llama(monkeypatch, tmp_path):
+    """warm_up() with a GGUF path and a stand-in for llama_cpp.Llama: only the arguments are under test."""
+    from haystack_integrations.components.generators.llama_cpp.chat import chat_generator
+
+    monkeypatch.setattr(chat_generator, "Llama", _FakeLlama)
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    return str(model)
+
+
+@pytest.mark.parametrize(
+    ("n_threads", "env", "expected"),
+    [
+        ("${RAG_LLM_THREADS:-}", None, None),  # unset: llama.cpp's own default
+        ("${RAG_LLM_THREADS:-}", "", None),
+        ("${RAG_LLM_THREADS:-}", "3", 3),
+        ("${RAG_LLM_THREADS:-2}", None, 2),
+        (None, "3", None),  # no reference, no variable read
+        (4, "3", 4),
+    ],
+)
+def test_n_threads_is_resolved_at_warm_up(fake_llama, monkeypatch, n_threads, env, expected):
+    if env is None:
+        monkeypatch.delenv("RAG_LLM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("RAG_LLM_THREADS", env)
+    llm = PackagedLlamaCppChatGenerator(model=fake_llama, n_threads=n_threads)
+    llm.warm_up()
+    assert llm._model.kwargs.get("n_threads") == expected
+    assert ("n_threads" in llm._model.kwargs) == (expected is not None)
+
+
+def test_model_kwargs_n_threads_wins_and_a_bad_variable_is_named(fake_llama, monkeypatch):
+    monkeypatch.setenv("RAG_LLM_THREADS", "3")
+    llm = PackagedLlamaCppChatGenerator(
+        model=fake_llama, n_threads="${RAG_LLM_THREADS:-}", model_kwargs={"n_threads": 1}
+    )
+    llm.warm_up()
+    assert llm._model.kwargs["n_threads"] == 1
+    monkeypatch.setenv("RAG_LLM_THREADS", "all")
+    with pytest.raises(ValueError, match=r"n_threads: 'all' \(from '\$\{RAG_LLM_THREADS:-\}'\)"):
+        PackagedLlamaCppChatGenerator(model=fake_llama, n_threads="${RAG_LLM_THREADS:-}").warm_up()
+
+
 def test_unknown_model_fails_at_warm_up():
     llm = PackagedLlamaCppChatGenerator(model="/nonexistent/model.gguf")
     with pytest.raises(RuntimeError, match="not found"):

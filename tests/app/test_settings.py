@@ -1,0 +1,35 @@
+import os
+
+import pytest
+
+from app.settings import Settings
+
+
+@pytest.fixture
+def restored_env(monkeypatch, tmp_path):
+    """export_env() writes os.environ: give every key it writes a value monkeypatch restores afterwards."""
+    for name, value in (
+        ("RAG_DATA_DIR", str(tmp_path)),
+        ("RAG_PARSE_TIMEOUT_S", "300"),
+        ("RAG_MAX_TEXT_CHARS", "5000000"),
+        ("RAG_LLM_THREADS", ""),
+    ):
+        monkeypatch.setenv(name, value)
+    return tmp_path
+
+
+def test_llm_threads_is_exported_for_the_pipeline_yaml_and_unset_means_llama_cpps_default(restored_env, monkeypatch):
+    monkeypatch.setenv("RAG_LLM_THREADS", "")
+    settings = Settings(data_dir=restored_env)
+    assert settings.llm_threads is None
+    settings.export_env()
+    assert "RAG_LLM_THREADS" not in os.environ  # `${RAG_LLM_THREADS:-}` resolves to None: llama.cpp decides
+
+    monkeypatch.setenv("RAG_LLM_THREADS", "3")
+    settings = Settings(data_dir=restored_env)
+    assert settings.llm_threads == 3
+    settings.export_env()
+    assert os.environ["RAG_LLM_THREADS"] == "3"
+
+    with pytest.raises(ValueError, match="llm_threads"):
+        Settings(data_dir=restored_env, llm_threads=0)
