@@ -13,8 +13,8 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query
 from app.api.routes.demo import mount_demo
-from app.logs import configure_logging
 from app.composition import Services, build_services, job_runner, load_pipeline_set
+from app.logs import configure_logging
 from app.services.api_keys import bootstrap_admin_key
 from app.services.jobs import EmbeddedWorker, JobStore, RedisQueue, requeue_unowned
 from app.settings import Settings

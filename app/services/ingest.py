@@ -30,8 +30,9 @@ from components.converters import errors as converter_errors
 
 logger = logging.getLogger(__name__)
 
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TAG_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Always used with `fullmatch`: `match` + `$` would accept a trailing newline ("alpha\n").
+COLLECTION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TAG_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 RESERVED_META = frozenset(
     {
         "file_name",
@@ -73,7 +74,7 @@ class IngestResult:
 
 def validate_collection(name: str) -> str:
     """Collection names are 1-64 characters of letters, digits, `_` and `-`."""
-    if not isinstance(name, str) or not COLLECTION_PATTERN.match(name):
+    if not isinstance(name, str) or not COLLECTION_PATTERN.fullmatch(name):
         raise InvalidInputError(f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'")
     return name
 
@@ -86,7 +87,7 @@ def validate_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidInputError("tags must be an object of key -> value")
     clean: dict[str, Any] = {}
     for key, value in tags.items():
-        if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+        if not isinstance(key, str) or not TAG_KEY_PATTERN.fullmatch(key):
             raise InvalidInputError(
                 f"invalid tag name {key!r}: use letters, digits and '_' (not starting with a digit)"
             )

@@ -12,8 +12,10 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from haystack import logging
 
+from app import metrics
 from app.api.auth import Reader
 from app.api.deps import State
+from app.api.errors import public_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
 from app.services.api_keys import Role
 from app.services.query import StreamEvent, stream_answer
@@ -56,7 +58,16 @@ def _event_data(event: StreamEvent) -> Any:
         return {"sources": [asdict(s) for s in event.data]}
     if event.kind == "token":
         return {"text": event.data}
+    if event.kind == "error":
+        return stream_error(event.data)
     return event.data
+
+
+def stream_error(error: BaseException) -> dict[str, str]:
+    """A streamed `error` event: exactly the code and message the JSON route answers for the same failure."""
+    failure = public_error(error)
+    metrics.ERRORS.labels(type=failure.code).inc()
+    return {"code": failure.code, "message": failure.message}
 
 
 @router.post(
