@@ -27,7 +27,7 @@ from app.api.schemas import (
 from app.errors import InvalidInputError
 from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf, pdf_page_count
-from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
+from app.services.ingest import IngestResult, clean_filename, guess_content_type, validate_collection, validate_tags
 from app.services.jobs import UploadedFile
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
@@ -86,7 +86,7 @@ async def _submit_job(
     for index, upload_file in enumerate(files):
         data = await _read_limited(upload_file, limit)
         upload = UploadedFile(
-            filename=upload_file.filename or "upload",
+            filename=clean_filename(upload_file.filename),
             content_type=upload_file.content_type,
             data=data,
             error=None if data is not None else f"file is larger than {state.settings.max_upload_mb} MiB",
@@ -136,7 +136,7 @@ async def upload(
         return await _submit_job(state, collection, tags, files, limit)
     results: list[IngestResult] = []
     for upload_file in files:
-        name = upload_file.filename or "upload"
+        name = clean_filename(upload_file.filename)
         data = await _read_limited(upload_file, limit)
         if data is None:
             results.append(
