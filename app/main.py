@@ -84,7 +84,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
             yield
 
-    app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc load their scripts from a CDN (no SRI) on the origin whose sessionStorage holds the demo
+    # page's API key: with auth on they are off. /openapi.json stays public for tooling (it holds no data).
+    interactive_docs = settings.dev_mode
+    app = FastAPI(
+        title="ragstack",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if interactive_docs else None,
+        redoc_url="/redoc" if interactive_docs else None,
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_mb * 1024 * 1024)
     app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 413 above is logged and counted too
