@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from haystack import logging
 
+from app.api.body_timeout import BodyReadTimeoutMiddleware
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_mb * 1024 * 1024)
+    app.add_middleware(BodyReadTimeoutMiddleware, timeout_s=settings.body_read_timeout_s)  # a stalled body: 408
     app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 413 above is logged and counted too
     for router in (
         documents.router,
