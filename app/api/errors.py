@@ -96,6 +96,13 @@ def public_error(error: BaseException) -> PublicError:
     return PublicError(500, "internal_error", "internal server error")
 
 
+def stream_error(error: BaseException) -> dict[str, str]:
+    """A streamed answer's `error` event: exactly the code and message the JSON route answers for the same failure."""
+    failure = public_error(error)
+    metrics.ERRORS.labels(type=failure.code).inc()
+    return {"code": failure.code, "message": failure.message}
+
+
 def _reply(failure: PublicError) -> JSONResponse:
     metrics.ERRORS.labels(type=failure.code).inc()
     return JSONResponse(

@@ -6,11 +6,25 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from components.stores.lancedb_document_store import LanceDBDocumentStore
+from app.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 SECRET = "s3cr3t-filter-value"
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("default", id="lancedb"), pytest.param("pgvector", id="pgvector", marks=pytest.mark.postgres)],
+)
+def api_settings(request, tmp_path_factory, make_tiny_profile):
+    """Both stores: each reports a filter it cannot apply in its own way (Haystack's FilterError, PostgreSQL)."""
+    root = tmp_path_factory.mktemp(f"stream-{request.param}")
+    pipelines = make_tiny_profile(root / "pipelines", profile=request.param)
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "pgvector":
+            patch.setenv("PG_CONN_STR", request.getfixturevalue("pg_dsn"))
+        yield Settings(data_dir=root / "data", pipelines_dir=pipelines, rate_limit="off")
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +61,15 @@ def test_redteam_filter_type_mismatch_same_code_and_message_on_query_and_stream(
 
 def test_redteam_store_failure_streams_no_sql_with_filter_values(client, mixed, monkeypatch):
     def failing(*args, **kwargs):
-        raise ValueError(f"LanceError(IO): cannot evaluate filter: SELECT * WHERE meta_n = '{SECRET}'")
+        raise ValueError(f"store error: cannot evaluate filter: SELECT * WHERE meta_n = '{SECRET}'")
 
-    monkeypatch.setattr(LanceDBDocumentStore, "embedding_retrieval", failing)
-    monkeypatch.setattr(LanceDBDocumentStore, "bm25_retrieval", failing)
+    async def failing_async(*args, **kwargs):
+        failing()
+
+    pipeline = client.app.state.rag.pipelines.query.pipeline
+    for name in ("embedding_retriever", "keyword_retriever"):  # where the store is called, on either store
+        monkeypatch.setattr(pipeline.get_component(name), "run", failing)
+        monkeypatch.setattr(pipeline.get_component(name), "run_async", failing_async)
     filters = {"field": "meta.n", "operator": "==", "value": SECRET}
     body = {"question": "harbour", "collection": mixed, "filters": filters}
     unraised = TestClient(client.app, raise_server_exceptions=False, headers=client.headers)  # the real 500 reply

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import Reader
 from app.api.deps import State
-from app.api.routes.query import stream_error
+from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError
 from app.services.api_keys import Role

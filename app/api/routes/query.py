@@ -12,10 +12,9 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from haystack import logging
 
-from app import metrics
 from app.api.auth import Reader
 from app.api.deps import State
-from app.api.errors import public_error
+from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
 from app.services.api_keys import Role
 from app.services.query import StreamEvent, stream_answer
@@ -61,13 +60,6 @@ def _event_data(event: StreamEvent) -> Any:
     if event.kind == "error":
         return stream_error(event.data)
     return event.data
-
-
-def stream_error(error: BaseException) -> dict[str, str]:
-    """A streamed `error` event: exactly the code and message the JSON route answers for the same failure."""
-    failure = public_error(error)
-    metrics.ERRORS.labels(type=failure.code).inc()
-    return {"code": failure.code, "message": failure.message}
 
 
 @router.post(
