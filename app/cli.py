@@ -293,6 +293,8 @@ def serve(
     """Serve the REST API with uvicorn; each worker loads and warms up the pipelines at start."""
     import uvicorn
 
+    from app.serving import uvicorn_options
+
     settings = Settings()
     bind = host or settings.host
     if settings.dev_mode and bind not in LOOPBACK_HOSTS:
@@ -305,6 +307,7 @@ def serve(
         "port": port or settings.port,
         "log_config": None,
         "access_log": False,
+        **uvicorn_options(settings),  # bounded header size and time, keep-alive
     }
     if count > 1:  # workers import the app factory themselves (the store is opened after the fork)
         _fresh_multiprocess_metrics_dir(settings)

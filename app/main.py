@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from haystack import logging
 
 from app import metrics
+from app.api.body_timeout import BodyReadTimeoutMiddleware
 from app.api.errors import install_error_handlers
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query
@@ -87,15 +88,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
             yield
 
-    app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc load their scripts from a CDN (no SRI) on the origin whose sessionStorage holds the demo
+    # page's API key: with auth on they are off. /openapi.json stays public for tooling (it holds no data).
+    interactive_docs = settings.dev_mode
+    app = FastAPI(
+        title="ragstack",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if interactive_docs else None,
+        redoc_url="/redoc" if interactive_docs else None,
+    )
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_mb * 1024 * 1024,
         max_json_bytes=settings.max_json_kb * 1024,
     )
-    app.add_middleware(ApiKeyMiddleware, settings=settings)  # outside the size limit: no key, no body read at all
-    app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 401/413 above are logged and counted too
+    app.add_middleware(BodyReadTimeoutMiddleware, timeout_s=settings.body_read_timeout_s)  # a stalled body: 408
+    app.add_middleware(ApiKeyMiddleware, settings=settings)  # outside the body limits: no key, no body read at all
+    app.add_middleware(RequestContextMiddleware)  # added last = outermost: the 401/408/413 above are logged and counted
     for router in (
         documents.router,
         jobs.router,

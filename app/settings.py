@@ -163,6 +163,29 @@ class Settings(BaseSettings):
         description="A worker renews its hold on a running job every third of this; a job whose worker stopped "
         "renewing (crashed on another host) is resumed by another after this long.",
     )
+    header_read_timeout_s: float = Field(
+        default=10,
+        ge=0.1,
+        le=300,
+        description="`rag serve`: a connection whose request line and headers are not complete this long after it "
+        "opened (or after the previous response) is closed (slow-header clients).",
+    )
+    body_read_timeout_s: float = Field(
+        default=30,
+        ge=0.1,
+        le=3600,
+        description="Longest wait for the next chunk of a request body; a body that stalls longer gets 408 and the "
+        "connection is closed (no connection, thread or spooled file is held by a stalled client).",
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5, ge=1, le=300, description="`rag serve`: idle keep-alive connections are closed after this."
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        le=1_048_576,
+        description="`rag serve`: largest request line + headers (h11's max incomplete event size); larger: 400.",
+    )
     host: str = Field(default="127.0.0.1", description="`rag serve` bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="`rag serve` port.")
     workers: int = Field(

@@ -29,7 +29,7 @@ def check_number_reference(value: NumberOrReference, arg_name: str) -> None:
         return
     if not isinstance(value, str):
         raise ValueError(f"{arg_name} must be a positive number or a '${{VAR:-default}}' reference, got {value!r}")
-    match = _REFERENCE.match(value.strip())
+    match = _REFERENCE.fullmatch(value.strip())
     if match is None:
         _positive(value, arg_name, value)  # a plain number written as a string
     elif match.group("default") is not None:
@@ -44,7 +44,7 @@ def resolve_number(value: NumberOrReference, arg_name: str) -> float:
     check_number_reference(value, arg_name)
     if not isinstance(value, str):
         return float(value)
-    match = _REFERENCE.match(value.strip())
+    match = _REFERENCE.fullmatch(value.strip())
     if match is None:
         return _positive(value, arg_name, value)
     raw = os.environ.get(match.group("name"))
@@ -77,7 +77,7 @@ def check_optional_count_reference(value: OptionalCountOrReference, arg_name: st
     if isinstance(value, int):
         _count(str(value), arg_name, str(value))
         return
-    match = _REFERENCE.match(value.strip())
+    match = _REFERENCE.fullmatch(value.strip())
     if match is None:
         _count(value, arg_name, value)
     elif match.group("default"):
@@ -92,7 +92,7 @@ def resolve_optional_count(value: OptionalCountOrReference, arg_name: str) -> in
     check_optional_count_reference(value, arg_name)
     if value is None or isinstance(value, int):
         return value
-    match = _REFERENCE.match(value.strip())
+    match = _REFERENCE.fullmatch(value.strip())
     if match is None:
         return _count(value, arg_name, value)
     raw = os.environ.get(match.group("name")) or match.group("default") or ""

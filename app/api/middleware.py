@@ -36,7 +36,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            if _VALID_ID.match(candidate):
+            if _VALID_ID.fullmatch(candidate):
                 return candidate
     return uuid.uuid4().hex
 

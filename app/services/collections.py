@@ -96,8 +96,25 @@ class CollectionService:
         return sorted(self._registered() | self._in_store())
 
     def list(self, *, within: frozenset[str] | None = None) -> list[CollectionInfo]:
-        """Every collection that holds chunks or was created explicitly (only those `within`, if given), counted."""
-        return [self.info(name) for name in self.names() if within is None or name in within]
+        """Every collection that holds chunks or was created explicitly (only those `within`, if given), counted.
+
+        A store with a grouped count (`grouped_counts(group_field, unique_fields)`: one query for every collection)
+        is asked once; with any other store each collection is counted on its own (two store calls per collection).
+        """
+        grouped = getattr(self.store, "grouped_counts", None)
+        if not callable(grouped):
+            return [self.info(name) for name in self.names() if within is None or name in within]
+        counts: dict[Any, dict[str, int]] = grouped("meta.collection", ["document_id"])
+        names = sorted(self._registered() | {str(name) for name in counts})
+        return [
+            CollectionInfo(
+                name=name,
+                documents=int(counts.get(name, {}).get("document_id", 0)),
+                chunks=int(counts.get(name, {}).get("count", 0)),
+            )
+            for name in names
+            if within is None or name in within
+        ]
 
     def exists(self, name: str) -> bool:
         """True when the collection was created or holds chunks."""

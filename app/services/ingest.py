@@ -6,6 +6,7 @@ import hashlib
 import mimetypes
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +31,9 @@ from components.converters import errors as converter_errors
 
 logger = logging.getLogger(__name__)
 
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TAG_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Always used with `fullmatch`: `match` + `$` would accept a trailing newline ("alpha\n").
+COLLECTION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TAG_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 RESERVED_META = frozenset(
     {
         "file_name",
@@ -73,9 +75,25 @@ class IngestResult:
 
 def validate_collection(name: str) -> str:
     """Collection names are 1-64 characters of letters, digits, `_` and `-`."""
-    if not isinstance(name, str) or not COLLECTION_PATTERN.match(name):
+    if not isinstance(name, str) or not COLLECTION_PATTERN.fullmatch(name):
         raise InvalidInputError(f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-'")
     return name
+
+
+# Kept although format characters: ZWNJ/ZWJ join emoji and some scripts' letters; they cannot reorder or hide text.
+_KEPT_FORMAT_CHARACTERS = frozenset({"\u200c", "\u200d"})
+
+
+def clean_filename(filename: str | None) -> str:
+    """The base name of an uploaded file as stored, listed, logged and put in the prompt: control characters (NUL,
+    ANSI escapes, newlines), format characters (bidi overrides such as U+202E, invisible marks) and line/paragraph
+    separators are removed; "upload" when nothing is left."""
+    cleaned = "".join(
+        ch
+        for ch in filename or ""
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp") or ch in _KEPT_FORMAT_CHARACTERS
+    )
+    return Path(cleaned.strip()).name or "upload"
 
 
 def validate_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
@@ -86,7 +104,7 @@ def validate_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidInputError("tags must be an object of key -> value")
     clean: dict[str, Any] = {}
     for key, value in tags.items():
-        if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+        if not isinstance(key, str) or not TAG_KEY_PATTERN.fullmatch(key):
             raise InvalidInputError(
                 f"invalid tag name {key!r}: use letters, digits and '_' (not starting with a digit)"
             )
@@ -178,7 +196,7 @@ class IngestService:
         """Index one file's bytes; failures are reported in the result, never raised (except invalid input)."""
         collection = validate_collection(collection)
         clean_tags = validate_tags(tags)
-        name = Path(filename or "upload").name
+        name = clean_filename(filename)
         started = time.perf_counter()
         content_hash = hashlib.sha256(data).hexdigest()
         document_id = document_id_for(collection, content_hash)
@@ -217,7 +235,7 @@ class IngestService:
         except OSError as error:
             return IngestResult(
                 document_id="",
-                filename=path.name,
+                filename=clean_filename(path.name),
                 content_type=None,
                 status="failed",
                 error=f"cannot read file: {error}",

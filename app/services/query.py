@@ -23,7 +23,10 @@ from app.upstream import filter_mismatch, upstream_error
 logger = logging.getLogger(__name__)
 
 _OPERATORS = {"==", "!=", ">", ">=", "<", "<=", "in", "not in"}
-_FIELD = re.compile(r"^(content|id|meta\.[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*)$")
+_FIELD = re.compile(r"content|id|meta\.[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*")  # fullmatch only
+MAX_FILTER_DEPTH = 8  # nested AND/OR/NOT levels (Lance's SQL parser fails from ~15 NOT/OR levels: a 500)
+MAX_FILTER_CONDITIONS = 64  # comparisons and logical nodes in one filter
+MAX_FILTER_LIST = 1024  # values in one `in` / `not in` list
 
 
 @dataclass
@@ -52,30 +55,45 @@ class QueryResult:
 
 
 def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Check the Haystack filter syntax shallowly so a malformed filter is a 4xx, not a store error."""
+    """Check the Haystack filter syntax so a malformed or oversized filter is a 400, not a store error.
+
+    Bounded: at most `MAX_FILTER_DEPTH` nested logical levels, `MAX_FILTER_CONDITIONS` nodes in all and
+    `MAX_FILTER_LIST` values in an `in` list (a deep or huge filter would make the stores' parsers fail with a 500).
+    """
     if filters is None:
         return None
+    _check_filter(filters, depth=1, budget=[MAX_FILTER_CONDITIONS])
+    return filters
+
+
+def _check_filter(filters: Any, *, depth: int, budget: list[int]) -> None:
     if not isinstance(filters, dict):
         raise InvalidInputError("filters must be an object in Haystack filter syntax")
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise InvalidInputError(f"a filter may hold at most {MAX_FILTER_CONDITIONS} conditions")
     if "conditions" in filters:
         if filters.get("operator") not in ("AND", "OR", "NOT") or not isinstance(filters["conditions"], list):
             raise InvalidInputError("a logical filter needs operator AND/OR/NOT and a list of conditions")
+        if depth > MAX_FILTER_DEPTH:
+            raise InvalidInputError(f"filters may nest at most {MAX_FILTER_DEPTH} AND/OR/NOT levels")
         for condition in filters["conditions"]:
-            validate_filters(condition)
-        return filters
+            _check_filter(condition, depth=depth + 1, budget=budget)
+        return
     if not isinstance(filters.get("field"), str) or filters.get("operator") not in _OPERATORS or "value" not in filters:
         raise InvalidInputError(
             "a comparison filter needs 'field', 'operator' (==, !=, >, >=, <, <=, in, not in) and 'value'"
         )
-    if not _FIELD.match(filters["field"]):
+    if not _FIELD.fullmatch(filters["field"]):
         raise InvalidInputError(f"filter field {filters['field']!r} must be 'content', 'id' or 'meta.<name>'")
     value = filters["value"]
     if filters["operator"] in ("in", "not in"):
         if not isinstance(value, list) or not all(_is_filter_scalar(v) for v in value):
             raise InvalidInputError(f"operator '{filters['operator']}' needs a list of strings, numbers or booleans")
+        if len(value) > MAX_FILTER_LIST:
+            raise InvalidInputError(f"operator '{filters['operator']}' takes at most {MAX_FILTER_LIST} values")
     elif not _is_filter_scalar(value) and value is not None:
         raise InvalidInputError("a filter value must be a string, number, boolean or null (a list for 'in')")
-    return filters
 
 
 def _is_filter_scalar(value: Any) -> bool:
@@ -169,15 +187,10 @@ class QueryService:
             try:
                 result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
             except PipelineRuntimeError as error:
-                upstream = upstream_error(error)
-                if upstream is not None:
-                    raise upstream from error
-                mismatch = filter_mismatch(error)
-                if mismatch is not None:  # a well-formed filter whose values do not fit the stored ones
-                    raise InvalidInputError(
-                        f"the filter cannot be applied to the stored metadata: {str(mismatch).splitlines()[0]}"
-                    ) from error
-                raise
+                failure = pipeline_failure(error)
+                if failure is error:
+                    raise
+                raise failure from error
         total = (time.perf_counter() - started) * 1000.0
         outputs = spec.read_outputs(result)
         answers = outputs.get("answers") or []
@@ -271,9 +284,24 @@ def _usage(meta: dict[str, Any] | None) -> dict[str, int] | None:
     return {k: int(v) for k, v in usage.items() if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int)}
 
 
+def pipeline_failure(error: PipelineRuntimeError) -> Exception:
+    """What a failed query pipeline run amounts to, for the JSON answer and the stream alike: an upstream failure
+    (502/503/504), a filter whose values do not fit the stored ones (400), else the error itself (500)."""
+    upstream = upstream_error(error)
+    if upstream is not None:
+        return upstream
+    mismatch = filter_mismatch(error)
+    if mismatch is not None:
+        return InvalidInputError(
+            f"the filter cannot be applied to the stored metadata: {str(mismatch).splitlines()[0]}"
+        )
+    return error
+
+
 @dataclass
 class StreamEvent:
-    """One step of a streamed answer: `sources`, `token`, `done` or `error`."""
+    """One step of a streamed answer: `sources`, `token`, `done` or `error` (its data: the exception, which the API
+    layer turns into the same code and message the JSON route would answer)."""
 
     kind: str
     data: Any
@@ -360,12 +388,13 @@ async def stream_answer(
                     },
                 )
             )
-        except (PipelineRuntimeError, RagError) as error:
-            failure = error if isinstance(error, RagError) else upstream_error(error)
-            code, message = (failure.code, failure.message) if failure is not None else ("pipeline_failed", str(error))
-            logger.warning("Streaming query failed: {code}: {reason}", code=code, reason=message)
-            metrics.ERRORS.labels(type=code).inc()
-            queue.put_nowait(StreamEvent("error", {"code": code, "message": message}))
+        except Exception as error:  # the streaming task's outermost boundary: every failure becomes an `error` event
+            failure = pipeline_failure(error) if isinstance(error, PipelineRuntimeError) else error
+            if isinstance(failure, RagError):
+                logger.warning("Streaming query failed: {code}: {reason}", code=failure.code, reason=failure.message)
+            else:  # internals (a store's SQL with filter values, a traceback) go to the log only
+                logger.exception("Streaming query failed: {error}", error=str(error))
+            queue.put_nowait(StreamEvent("error", failure))
         finally:
             queue.put_nowait(None)
 

@@ -51,7 +51,7 @@ def tesseract_available() -> bool:
 
 def validate_language(language: str) -> str:
     """Check a tesseract language spec such as "eng" or "eng+deu"; return it or raise ValueError."""
-    if not isinstance(language, str) or not _LANGUAGE_RE.match(language):
+    if not isinstance(language, str) or not _LANGUAGE_RE.fullmatch(language):
         raise ValueError(f"Invalid OCR language {language!r}: expected tesseract codes like 'eng' or 'eng+deu'.")
     return language
 

@@ -29,7 +29,7 @@ from app.errors import InvalidInputError
 from app.jobs import UploadedFile
 from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf, pdf_page_count
-from app.services.ingest import IngestResult, guess_content_type, validate_collection, validate_tags
+from app.services.ingest import IngestResult, clean_filename, guess_content_type, validate_collection, validate_tags
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
 _CHUNK = 1 << 20
@@ -83,7 +83,7 @@ def _uploads(files: list[UploadFile], limit: int, max_upload_mb: int) -> Iterato
     for upload_file in files:
         data = _read_limited(upload_file.file, limit)
         yield UploadedFile(
-            filename=upload_file.filename or "upload",
+            filename=clean_filename(upload_file.filename),
             content_type=upload_file.content_type,
             data=data,
             error=None if data is not None else f"file is larger than {max_upload_mb} MiB",
@@ -139,7 +139,7 @@ async def upload(
         return await _submit_job(state, collection, tags, files, limit)
     results: list[IngestResult] = []
     for upload_file in files:
-        name = upload_file.filename or "upload"
+        name = clean_filename(upload_file.filename)
         data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
         if data is None:
             results.append(

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import Reader
 from app.api.deps import State
+from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError
 from app.services.api_keys import Role
@@ -128,7 +129,7 @@ async def _stream(state: Any, body: ChatCompletionRequest, question: str, collec
                     source["cited"] = source["n"] in cited
                 yield chunk({}, "stop", sources=[] if event.data["refused"] else sources, refused=event.data["refused"])
             elif event.kind == "error":
-                yield f"data: {json.dumps({'error': event.data})}\n\n"
+                yield f"data: {json.dumps({'error': stream_error(event.data)})}\n\n"
     except InvalidInputError as error:
         yield f"data: {json.dumps({'error': {'code': error.code, 'message': error.message}})}\n\n"
     yield "data: [DONE]\n\n"

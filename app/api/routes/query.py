@@ -14,6 +14,7 @@ from haystack import logging
 
 from app.api.auth import Reader
 from app.api.deps import State
+from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
 from app.services.api_keys import Role
 from app.services.query import StreamEvent, stream_answer
@@ -56,6 +57,8 @@ def _event_data(event: StreamEvent) -> Any:
         return {"sources": [asdict(s) for s in event.data]}
     if event.kind == "token":
         return {"text": event.data}
+    if event.kind == "error":
+        return stream_error(event.data)
     return event.data
 
 

@@ -116,12 +116,12 @@ class LanceDBDocumentStore:
             raise ValueError("path must be a non-empty string")
         if not isinstance(table_name, str) or not table_name.strip():
             raise ValueError("table_name must be a non-empty string")
-        if not IDENTIFIER_RE.match(table_name):
+        if not IDENTIFIER_RE.fullmatch(table_name):
             raise ValueError(f"table_name {table_name!r} must contain only letters, digits and underscores")
         check_int(embedding_dim, "embedding_dim", minimum=1)
         fields = list(DEFAULT_INDEXED_META_FIELDS) if indexed_meta_fields is None else list(indexed_meta_fields)
         for name in fields:
-            if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
+            if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
                 raise ValueError(f"indexed meta field {name!r} must be a plain identifier (letters, digits, _)")
             if name in _RESERVED_NAMES:
                 raise ValueError(f"indexed meta field {name!r} clashes with a reserved column or Document field")

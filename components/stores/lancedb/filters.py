@@ -87,7 +87,7 @@ def quote_identifier(name: str) -> str:
 
     :raises ValueError: if ``name`` is not a plain identifier.
     """
-    if not IDENTIFIER_RE.match(name):
+    if not IDENTIFIER_RE.fullmatch(name):
         raise ValueError(f"Invalid column name {name!r}: use letters, digits and underscores only")
     return f"`{name}`"
 
