@@ -83,9 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(pipelines.warm_up)
         state.warmed_up = True
         app.state.rag = state
-        async with background_jobs(settings, state):
-            logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
-            yield
+        try:
+            async with background_jobs(settings, state):
+                logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
+                yield
+        finally:
+            state.close()
 
     app = FastAPI(title="ragstack", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
