@@ -29,7 +29,7 @@ def security_settings(tmp_path_factory, make_tiny_profile) -> Settings:
 @pytest.fixture(scope="module")
 def admin(security_settings) -> dict[str, str]:
     """Headers with an admin key on every collection."""
-    from servers import admin_headers  # a plugin registered in pytest_configure
+    from app.testing.api import admin_headers
 
     return admin_headers(security_settings.data_dir)
 

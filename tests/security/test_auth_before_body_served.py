@@ -20,7 +20,7 @@ PIECE = b"y" * (64 * 1024)
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, make_tiny_profile) -> Iterator[tuple[str, int, Path]]:
-    from servers import rag_server  # a plugin registered in pytest_configure
+    from app.testing.servers import rag_server
 
     root = tmp_path_factory.mktemp("served-auth")
     spool = root / "tmp"
