@@ -8,6 +8,7 @@ functions, so a limit or default set in `Settings` means the same thing on every
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.file_checks import FileLimits
+from app.services.generation_queue import GenerationQueue
 from app.services.ingest import IngestService
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
@@ -36,8 +38,18 @@ class Services:
     keys: KeyStore
     rate_limiter: RateLimiter
     jobs: JobService
+    generation: GenerationQueue
+    auth_executor: ThreadPoolExecutor
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     warmed_up: bool = False
+
+    def close(self) -> None:
+        """Stop the executors this object owns (generations not started are cancelled; running ones finish)."""
+        self.generation.shutdown()
+        self.auth_executor.shutdown(wait=False, cancel_futures=True)
+
+
+AUTH_THREADS = 2  # key lookups are one indexed SQLite read each: two threads of their own keep them off shared pools
 
 
 def load_pipeline_set(settings: Settings) -> PipelineSet:
@@ -76,6 +88,20 @@ def collection_service(settings: Settings, pipelines: PipelineSet) -> Collection
     return CollectionService(
         pipelines.document_store, settings.collections_db, legacy_registry=settings.collections_registry
     )
+
+
+def generation_queue(settings: Settings) -> GenerationQueue:
+    """The model's queue: its own threads, a limit per API key and overall (429/503 with Retry-After beyond)."""
+    return GenerationQueue(
+        workers=settings.generation_threads,
+        limit=settings.generation_queue,
+        per_key=settings.generation_queue_per_key,
+    )
+
+
+def auth_executor() -> ThreadPoolExecutor:
+    """The threads that check API keys, so a key check never waits behind generations, uploads or listings."""
+    return ThreadPoolExecutor(max_workers=AUTH_THREADS, thread_name_prefix="rag-auth")
 
 
 def key_store(settings: Settings) -> KeyStore:
@@ -124,6 +150,8 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None) -> 
         keys=key_store(settings),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
         jobs=job_service(settings),
+        generation=generation_queue(settings),
+        auth_executor=auth_executor(),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )
 

@@ -65,6 +65,27 @@ class RateLimitedError(RagError):
         super().__init__(message, detail={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
+class GenerationQueueFullError(RagError):
+    """The model's queue cannot take this generation now; retry after `retry_after` seconds (base class)."""
+
+    code = "generation_queue_full"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, detail={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
+
+
+class GenerationBusyError(GenerationQueueFullError):
+    """This API key already has RAG_GENERATION_QUEUE_PER_KEY generations waiting or running: HTTP 429."""
+
+    code = "generation_busy"
+
+
+class OverloadedError(GenerationQueueFullError):
+    """The model's queue holds RAG_GENERATION_QUEUE generations (all keys together): HTTP 503."""
+
+    code = "overloaded"
+
+
 class NotFoundError(RagError):
     """A collection or document does not exist."""
 

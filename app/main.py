@@ -84,9 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(pipelines.warm_up)
         state.warmed_up = True
         app.state.rag = state
-        async with background_jobs(settings, state):
-            logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
-            yield
+        try:
+            async with background_jobs(settings, state):
+                logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
+                yield
+        finally:
+            state.close()
 
     # Swagger UI and ReDoc load their scripts from a CDN (no SRI) on the origin whose sessionStorage holds the demo
     # page's API key: with auth on they are off. /openapi.json stays public for tooling (it holds no data).

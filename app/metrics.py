@@ -65,6 +65,11 @@ COLLECTIONS = Gauge("rag_collections", "Collections (updated at scrape time)", m
 INDEXED_CHUNKS = Gauge(
     "rag_indexed_chunks", "Chunks in the store (updated at scrape time)", multiprocess_mode="mostrecent"
 )
+GENERATION_QUEUE_DEPTH = Gauge(
+    "rag_generation_queue_depth",
+    "Generations (calls that reach the LLM) admitted to the model's queue: waiting plus running",
+    multiprocess_mode="livesum",
+)
 ERRORS = Counter("rag_errors", "Error responses and stream errors by error code", ["type"])
 
 

@@ -134,6 +134,27 @@ class Settings(BaseSettings):
         description="Where rate-limit counters live: `memory://` (per process) or `redis://host:6379/0` (shared "
         "by every worker and replica).",
     )
+    generation_queue: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Generations (calls that reach the LLM: `/query`, `/query/stream`, `/v1/chat/completions`) "
+        "admitted at once over all keys, waiting plus running; beyond it 503 with `Retry-After`. They run on the "
+        "model's own threads, so key checks, search-only queries and listings never wait behind them.",
+    )
+    generation_queue_per_key: int = Field(
+        default=2,
+        ge=1,
+        le=1024,
+        description="Generations one API key may have waiting or running; beyond it 429 with `Retry-After`.",
+    )
+    generation_threads: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Threads that run generations (the model's executor). llama.cpp serializes on one model, so 1; "
+        "more only for an LLM server that answers in parallel (Ollama, OpenAI-compatible).",
+    )
     ingest_concurrency: int = Field(
         default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
     )

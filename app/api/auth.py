@@ -10,7 +10,9 @@ dependencies at the bottom (`Reader`, `Writer`, `Admin`) and check the collectio
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -37,12 +39,15 @@ def _check(keys: KeyStore, limiter: RateLimiter, presented: str) -> ApiKey:
     return key
 
 
-async def verify(keys: KeyStore, limiter: RateLimiter, presented: str | None) -> ApiKey:
+async def verify(
+    keys: KeyStore, limiter: RateLimiter, presented: str | None, executor: Executor | None = None
+) -> ApiKey:
     """The active key `presented` (AuthenticationError without one, RateLimitedError over its limit); the SQLite
-    lookup runs off the event loop."""
+    lookup runs off the event loop, on `executor` (the app's auth threads: `Services.auth_executor`) when given."""
     if not presented:
         raise AuthenticationError(KEY_REQUIRED)
-    return await asyncio.to_thread(_check, keys, limiter, presented)
+    check = contextvars.copy_context().run  # the request's log context goes along, as with asyncio.to_thread
+    return await asyncio.get_running_loop().run_in_executor(executor, check, _check, keys, limiter, presented)
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -70,7 +75,8 @@ async def authenticate(
     checked = request.scope.get("state", {}).get(AUTHENTICATED_KEY)
     if isinstance(checked, ApiKey):
         return checked
-    return await verify(state.keys, state.rate_limiter, header or (bearer.credentials if bearer else None))
+    presented = header or (bearer.credentials if bearer else None)
+    return await verify(state.keys, state.rate_limiter, presented, state.auth_executor)
 
 
 def require_role(role: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:

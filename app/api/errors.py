@@ -18,8 +18,10 @@ from app.errors import (
     AuthenticationError,
     ConflictError,
     ExtractionError,
+    GenerationBusyError,
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     PayloadTooLargeError,
     PermissionDeniedError,
     RagError,
@@ -43,8 +45,10 @@ STATUS_BY_ERROR: dict[type[RagError], int] = {
     UnsupportedFileTypeError: 415,
     ExtractionError: 422,
     RateLimitedError: 429,
+    GenerationBusyError: 429,
     UpstreamBadGatewayError: 502,
     UpstreamUnavailableError: 503,
+    OverloadedError: 503,
     UpstreamTimeoutError: 504,
 }
 

@@ -110,7 +110,8 @@ class ApiKeyMiddleware:
             await self._answer(JSONResponse(body, status_code=503), scope, receive, send)
             return
         try:
-            key = await verify(services.keys, services.rate_limiter, presented_key(scope.get("headers", [])))
+            presented = presented_key(scope.get("headers", []))
+            key = await verify(services.keys, services.rate_limiter, presented, services.auth_executor)
         except RagError as error:  # unknown, revoked or missing key (401); over its rate limit (429)
             await self._answer(rag_error_response(error), scope, receive, send)
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from haystack.dataclasses import GeneratedAnswer, StreamingChunk
 from app import metrics, timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
+from app.services.generation_queue import GenerationQueue
 from app.services.ingest import validate_collection
 from app.upstream import filter_mismatch, upstream_error
 
@@ -311,6 +313,39 @@ def _is_refusal(text: str) -> bool:
     return text.strip().lower().startswith("i don't know")
 
 
+class _StreamAbandoned(Exception):
+    """Raised from the streaming callback once the client is gone, so the model stops and frees its thread."""
+
+
+class _PassagesWatcher:
+    """Passes the passages to the event loop the moment the component that outputs them returns (the sources
+    event arrives before the answer), and keeps them, with the gate's verdict, for the final result."""
+
+    def __init__(self, component: str, run_started: float, on_passages: Callable[[list[Document]], None]) -> None:
+        self.component = component
+        self.run_started = run_started
+        self.on_passages = on_passages
+        self.retrieval_ms = 0.0
+        self.relevant = True
+        self.passages: list[Document] = []
+        self.seen = False
+
+    def started(self, name: str, type_name: str) -> None:
+        return None
+
+    def received(self, name: str, type_name: str, inputs: dict[str, Any]) -> None:
+        return None
+
+    def returned(self, name: str, type_name: str, outputs: dict[str, Any]) -> None:
+        if name != self.component or self.seen:
+            return
+        self.seen = True
+        self.retrieval_ms = (time.perf_counter() - self.run_started) * 1000.0
+        self.relevant = bool(outputs.get("relevant", True))
+        self.passages = list(outputs.get("passages") or []) if self.relevant else []
+        self.on_passages(self.passages)
+
+
 async def stream_answer(
     service: QueryService,
     question: str,
@@ -318,61 +353,67 @@ async def stream_answer(
     collection: str,
     top_k: int | None = None,
     filters: dict[str, Any] | None = None,
+    generation: GenerationQueue,
+    key_id: str,
 ) -> AsyncIterator[StreamEvent]:
     """
-    Run the query pipeline and yield events as they happen: the passages as soon as retrieval is done, then every
-    token the LLM produces (a sync streaming callback bridged to the event loop), then `done` with the answer,
-    the cited numbers and timings. A pipeline failure after the start is an `error` event, never an exception.
+    Run the query pipeline on the model's queue and yield events as they happen: the passages as soon as retrieval
+    is done, then every token the LLM produces (a sync streaming callback bridged to the event loop), then `done`
+    with the answer, the cited numbers and timings. Before the first event: InvalidInputError for a bad request,
+    GenerationBusyError/OverloadedError when `key_id`'s share or the queue is full. A pipeline failure after the
+    start is an `error` event, never an exception.
+
+    The whole run is one call of the synchronous pipeline on `generation`'s threads (not `run_async_generator`,
+    whose sync components run on the event loop's default pool, where a generation waiting for the model would hold
+    a thread that key checks and listings need).
     """
     spec = service.pipelines.query
     data, k = service._run_data(question, collection, top_k, filters, True)
+    place = generation.admit(key_id)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
-
     streamed: list[str] = []
+    abandoned = threading.Event()
     request_started = time.perf_counter()
 
+    def emit(event: StreamEvent) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, event)
+
     def on_chunk(chunk: StreamingChunk) -> None:
+        if abandoned.is_set():
+            raise _StreamAbandoned("the client is gone")
         if chunk.content:
             if not streamed:
                 metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - request_started)
             streamed.append(chunk.content)
-            loop.call_soon_threadsafe(queue.put_nowait, StreamEvent("token", chunk.content))
+            emit(StreamEvent("token", chunk.content))
 
     data.setdefault("llm", {})["streaming_callback"] = on_chunk
-    passages_component = spec.outputs["passages"].split(".", 1)[0]
-    answers_component = spec.outputs["answers"].split(".", 1)[0]
+
+    def on_passages(passages: list[Document]) -> None:
+        emit(StreamEvent("sources", [_source(i + 1, d, False) for i, d in enumerate(passages)]))
+
+    def run() -> tuple[_PassagesWatcher, dict[str, Any], float]:
+        started = time.perf_counter()
+        watcher = _PassagesWatcher(spec.outputs["passages"].split(".", 1)[0], started, on_passages)
+        with timing.watch_components(watcher):
+            result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
+        return watcher, spec.read_outputs(result), (time.perf_counter() - started) * 1000.0
 
     async def drive() -> None:
-        started = time.perf_counter()
-        retrieval_ms = 0.0
-        answer: GeneratedAnswer | None = None
-        passages: list[Document] = []
-        relevant = True
-        sent_sources = False
         try:
-            async for partial in spec.pipeline.run_async_generator(
-                data, include_outputs_from=spec.include_outputs_from()
-            ):
-                if passages_component in partial and not sent_sources:  # the final result repeats it
-                    sent_sources = True
-                    retrieval_ms = (time.perf_counter() - started) * 1000.0
-                    out = partial[passages_component]
-                    relevant = bool(out.get("relevant", True))
-                    passages = out.get("passages") or [] if relevant else []
-                    queue.put_nowait(StreamEvent("sources", [_source(i + 1, d, False) for i, d in enumerate(passages)]))
-                if answers_component in partial:
-                    answer = (partial[answers_component].get("answers") or [None])[0]
-            total = (time.perf_counter() - started) * 1000.0
+            watcher, outputs, total = await asyncio.wrap_future(generation.submit(place, run))
+            answers = outputs.get("answers") or []
+            answer: GeneratedAnswer | None = answers[0] if answers else None
             if answer is not None and answer.data and not streamed:  # a refusal from the gate: no LLM ran
                 queue.put_nowait(StreamEvent("token", answer.data))
             result = service.result(
                 collection=collection,
                 top_k=k,
-                passages=passages,
+                passages=watcher.passages,
                 answer=answer,
-                relevant=relevant,
-                retrieval_ms=retrieval_ms,
+                relevant=watcher.relevant,
+                retrieval_ms=watcher.retrieval_ms,
                 total_ms=total,
                 streamed_tokens=len(streamed),
                 question=question,
@@ -396,13 +437,14 @@ async def stream_answer(
                 logger.exception("Streaming query failed: {error}", error=str(error))
             queue.put_nowait(StreamEvent("error", failure))
         finally:
-            queue.put_nowait(None)
+            queue.put_nowait(None)  # the thread's events are in already: its future resolves after them
 
     task = asyncio.create_task(drive())
     try:
         while (event := await queue.get()) is not None:
             yield event
     finally:
+        abandoned.set()
         if not task.done():
             task.cancel()
 

@@ -7,7 +7,6 @@ The last user message is the question. Extension fields in the request body: `co
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -26,7 +25,7 @@ from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError
 from app.services.api_keys import Role
-from app.services.query import stream_answer
+from app.services.query import StreamEvent, stream_answer
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"], responses=AUTH_ERRORS)
@@ -79,13 +78,27 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
     key.require(Role.READER, collection)
     question = _question(body.messages)
     if body.stream:
+        events = stream_answer(
+            state.query,
+            question,
+            collection=collection,
+            top_k=body.top_k,
+            filters=body.filters,
+            generation=state.generation,
+            key_id=key.id,
+        )
+        first: StreamEvent | InvalidInputError
+        try:  # a full model queue is a 429/503 here, before the stream starts
+            first = await anext(events)
+        except InvalidInputError as error:  # reported inside the stream, as before
+            first = error
         return StreamingResponse(
-            _stream(state, body, question, collection),
+            _stream(body, first, events),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    result = await asyncio.to_thread(
-        state.query.ask, question, collection=collection, top_k=body.top_k, filters=body.filters
+    result = await state.generation.run(
+        key.id, state.query.ask, question, collection=collection, top_k=body.top_k, filters=body.filters
     )
     return {
         "id": _completion_id(),
@@ -99,7 +112,9 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
     }
 
 
-async def _stream(state: Any, body: ChatCompletionRequest, question: str, collection: str) -> AsyncIterator[str]:
+async def _stream(
+    body: ChatCompletionRequest, first: StreamEvent | InvalidInputError, events: AsyncIterator[StreamEvent]
+) -> AsyncIterator[str]:
     completion_id, created = _completion_id(), int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -115,10 +130,12 @@ async def _stream(state: Any, body: ChatCompletionRequest, question: str, collec
 
     yield chunk({"role": "assistant", "content": ""})
     sources: list[dict[str, Any]] = []
+    if isinstance(first, InvalidInputError):
+        yield f"data: {json.dumps({'error': {'code': first.code, 'message': first.message}})}\n\n"
+        yield "data: [DONE]\n\n"
+        return
     try:
-        async for event in stream_answer(
-            state.query, question, collection=collection, top_k=body.top_k, filters=body.filters
-        ):
+        async for event in _chained(first, events):
             if event.kind == "sources":
                 sources = [asdict(s) for s in event.data]
             elif event.kind == "token":
@@ -133,3 +150,9 @@ async def _stream(state: Any, body: ChatCompletionRequest, question: str, collec
     except InvalidInputError as error:
         yield f"data: {json.dumps({'error': {'code': error.code, 'message': error.message}})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+async def _chained(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    yield first
+    async for event in rest:
+        yield event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/query", tags=["query"], responses=AUTH_ERRORS)
 async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
     collection = body.collection or state.settings.default_collection
     key.require(Role.READER, collection)
-    result = await asyncio.to_thread(
+    ask = functools.partial(
         state.query.ask,
         body.question,
         collection=collection,
@@ -40,6 +41,8 @@ async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
         filters=body.filters,
         generate=body.generate,
     )
+    # an answer waits in the model's queue (429/503 when full); a search-only query never does
+    result = await (state.generation.run(key.id, ask) if body.generate else asyncio.to_thread(ask))
     return QueryResponse(
         answer=result.answer,
         refused=result.refused,
@@ -78,8 +81,10 @@ async def query_stream(body: QueryRequest, state: State, key: Reader) -> Streami
         collection=collection,
         top_k=body.top_k,
         filters=body.filters,
+        generation=state.generation,
+        key_id=key.id,
     )
-    first = await anext(events)  # validation errors surface here as a 4xx, before the stream starts
+    first = await anext(events)  # validation errors and a full queue surface here as a 4xx/503, before the stream
 
     async def frames() -> AsyncIterator[str]:
         yield _sse(first.kind, _event_data(first))
