@@ -70,7 +70,8 @@ from app.settings import PROJECT_ROOT
 base = PROJECT_ROOT / "pipelines"
 for directory in [base, *sorted(p for p in (base / "profiles").iterdir() if p.is_dir())]:
     load_pipelines(directory)
-    print(f"   profile {directory.name if directory != base else \"default\"}: loads")
+    name = "default" if directory == base else directory.name
+    print(f"   profile {name}: loads")
 ') || return 1
 }
 
