@@ -189,6 +189,7 @@ def test_a_profile_without_indexing_yml_uses_the_default_one(profile, monkeypatc
     """pipelines/profiles/openai/ ships query.yml only: its indexing pipeline is pipelines/indexing.yml."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy")
     openai_profile = profile / "profiles" / "openai"
+    shutil.copytree(PIPELINES / "profiles" / "openai", openai_profile)  # the shipped profile, beside the copy
     assert not (openai_profile / "indexing.yml").exists()
 
     with caplog.at_level("INFO"):
@@ -203,7 +204,7 @@ def test_a_profile_without_indexing_yml_uses_the_default_one(profile, monkeypatc
 
 def test_a_profile_without_query_yml_uses_the_default_one(profile):
     mine = profile / "profiles" / "mine"
-    mine.mkdir()
+    mine.mkdir(parents=True)
     shutil.copyfile(profile / "indexing.yml", mine / "indexing.yml")
     edit_yaml(mine / "indexing.yml", lambda d: d["components"]["splitter"]["init_parameters"].update(split_length=400))
 
@@ -229,7 +230,7 @@ def test_only_a_profiles_folder_falls_back_unless_a_default_dir_is_given(profile
 
 def test_a_profile_missing_a_file_the_default_lacks_too_names_both(profile):
     mine = profile / "profiles" / "mine"
-    mine.mkdir()
+    mine.mkdir(parents=True)
     shutil.copyfile(profile / "query.yml", mine / "query.yml")
     (profile / "indexing.yml").unlink()
     with pytest.raises(PipelineLoadError, match=r"file not found \(nor in the default directory"):

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from components.stores.lancedb_document_store import LanceDBDocumentStore
+from components.stores.lancedb import LanceDBDocumentStore
 from haystack import Document
 
 from app.services.collections import CollectionInfo, CollectionService
