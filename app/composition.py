@@ -84,9 +84,13 @@ def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
 
 
 def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
-    """Collections over the pipelines' document store and the registry under the data directory."""
+    """Collections over the pipelines' document store and the registry under the data directory; dropping one
+    cancels its unfinished jobs (in the job table shared by every process)."""
     return CollectionService(
-        pipelines.document_store, settings.collections_db, legacy_registry=settings.collections_registry
+        pipelines.document_store,
+        settings.collections_db,
+        legacy_registry=settings.collections_registry,
+        on_drop=JobStore(settings.jobs_db).cancel_collection,
     )
 
 
@@ -109,19 +113,26 @@ def key_store(settings: Settings) -> KeyStore:
     return KeyStore(settings.keys_db)
 
 
-def job_service(settings: Settings) -> JobService:
-    """Submitting, listing, cancelling and retrying ingestion jobs."""
-    return JobService(JobStore(settings.jobs_db), settings.jobs_dir)
+def job_service(settings: Settings, collections: CollectionService | None = None) -> JobService:
+    """Submitting, listing, cancelling and retrying ingestion jobs; each job records its collection's generation
+    (`collections`), so that dropping the collection cancels it."""
+    return JobService(
+        JobStore(settings.jobs_db),
+        settings.jobs_dir,
+        generation_of=collections.generation if collections is not None else None,
+    )
 
 
 def job_runner(settings: Settings, pipelines: PipelineSet) -> JobRunner:
     """The runner of a `rag worker` process: its own job store, ingest service and collections."""
+    collections = collection_service(settings, pipelines)
     return JobRunner(
         JobStore(settings.jobs_db),
         ingest_service(settings, pipelines),
         settings.jobs_dir,
         lease_seconds=settings.job_lease_seconds,
-        on_indexed=collection_service(settings, pipelines).register,
+        on_indexed=collections.register,
+        generation_of=collections.generation,
     )
 
 
@@ -134,22 +145,24 @@ def embedded_job_runner(services: Services) -> JobRunner:
         services.settings.jobs_dir,
         lease_seconds=services.settings.job_lease_seconds,
         on_indexed=services.collections.register,
+        generation_of=services.collections.generation,
     )
 
 
 def build_services(settings: Settings, pipelines: PipelineSet | None = None) -> Services:
     """Everything the API needs (the CLI and eval use the same objects); loads the pipelines unless given."""
     pipelines = pipelines if pipelines is not None else load_pipeline_set(settings)
+    collections = collection_service(settings, pipelines)
     return Services(
         settings=settings,
         pipelines=pipelines,
         ingest=ingest_service(settings, pipelines),
         query=query_service(settings, pipelines),
-        collections=collection_service(settings, pipelines),
+        collections=collections,
         documents=DocumentService(pipelines.document_store),
         keys=key_store(settings),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
-        jobs=job_service(settings),
+        jobs=job_service(settings, collections),
         generation=generation_queue(settings),
         auth_executor=auth_executor(),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),

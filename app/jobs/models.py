@@ -93,6 +93,7 @@ class Job:
     updated_at: float
     finished_at: float | None
     files: list[JobFile] = field(default_factory=list)
+    generation: int = 0  # the collection's generation when the job was submitted or retried (a drop moves it on)
 
     @property
     def progress(self) -> dict[str, int]:

@@ -4,6 +4,11 @@ The stage (parsing, embedding, writing) and the progress (pages, chunks, files) 
 runs (`app.timing.watch_components`). The runner holds a lease on the job and renews it while it works. A file that
 had run before (its worker died, or it failed and is retried) has its chunks deleted before it is indexed again, so a
 document is never left half-written; a job whose spooled files are gone is failed with that reason.
+
+A job records its collection's generation (`CollectionService.generation`) when it is submitted. Dropping the
+collection moves the generation on (and cancels the job): the runner checks it before each pipeline step and again
+after a file is written; a file written into a collection dropped meanwhile is removed, the job ends cancelled and
+the collection is not registered again.
 """
 
 from __future__ import annotations
@@ -89,13 +94,17 @@ class JobRunner:
         jobs_dir: Path,
         *,
         lease_seconds: float = 30.0,
-        on_indexed: Callable[[str], None] | None = None,
+        on_indexed: Callable[[str, int], Any] | None = None,
+        generation_of: Callable[[str], int] | None = None,
     ) -> None:
+        """`on_indexed(collection, generation)` is told once a job has indexed something (registers the collection
+        unless it was dropped since); `generation_of(collection)` is the collection's current generation."""
         self.store = store
         self.ingest = ingest
         self.jobs_dir = jobs_dir
         self.lease_seconds = lease_seconds
-        self.on_indexed = on_indexed  # told the collection once a job has indexed something (registers it)
+        self.on_indexed = on_indexed
+        self.generation_of = generation_of
         self.owner = new_owner_id()
 
     def run(
@@ -122,7 +131,7 @@ class JobRunner:
             for file in job.files:
                 if file.state not in (FileState.QUEUED, FileState.RUNNING):
                     continue
-                if self.store.cancel_requested(job_id):
+                if self.store.cancel_requested(job_id) or self._dropped(job):
                     break
                 if stopping is not None and stopping.is_set():
                     self.store.set_state(job_id, JobState.QUEUED)
@@ -150,9 +159,21 @@ class JobRunner:
         while not done.wait(self.lease_seconds / 3):
             self.store.renew(job_id, self.owner, self.lease_seconds)
 
-    def _should_stop(self, job_id: str, stopping: threading.Event | None) -> bool | None:
-        """None: go on; True: cancelled; False: shutting down."""
-        if self.store.cancel_requested(job_id):
+    def _dropped(self, job: Job) -> bool:
+        """True when the job's collection was dropped after the job was submitted (the job is then cancelled)."""
+        if self.generation_of is None or self.generation_of(job.collection) == job.generation:
+            return False
+        logger.info(
+            "Job {job_id}: collection {collection} was dropped while the job ran; cancelling it",
+            job_id=job.id,
+            collection=job.collection,
+        )
+        self.store.request_cancel(job.id)
+        return True
+
+    def _should_stop(self, job: Job, stopping: threading.Event | None) -> bool | None:
+        """None: go on; True: cancelled (or its collection dropped); False: shutting down."""
+        if self.store.cancel_requested(job.id) or self._dropped(job):
             return True
         if stopping is not None and stopping.is_set():
             return False
@@ -182,7 +203,7 @@ class JobRunner:
                 error=f"the spooled upload is gone ({error.strerror or error}); upload the file again",
             )
             return
-        progress = _FileProgress(self.store, job, file, lambda: self._should_stop(job.id, stopping))
+        progress = _FileProgress(self.store, job, file, lambda: self._should_stop(job, stopping))
         try:
             if file.attempts:  # run before (its worker died, or it failed): what it wrote may be partial
                 removed = self.ingest.discard(job.collection, file.document_id)
@@ -196,6 +217,15 @@ class JobRunner:
                 result = self.ingest.ingest_bytes(
                     data, file.filename, collection=job.collection, tags=job.tags, content_type=file.content_type
                 )
+            if result.status == FileStatus.INDEXED and self._dropped(job):  # dropped while it was being written
+                removed = self.ingest.discard(job.collection, file.document_id)
+                logger.info(
+                    "Job {job_id}: {file} was written into a dropped collection; {removed} chunks removed",
+                    job_id=job.id,
+                    file=file.filename,
+                    removed=removed,
+                )
+                raise JobInterruptedError(cancelled=True)
         except (RagError, DocumentStoreError) as error:  # store or remote embedder down: the file fails, retryable
             upstream = error if isinstance(error, RagError) else upstream_error(error)
             result = IngestResult(
@@ -227,6 +257,8 @@ class JobRunner:
 
     def _finish(self, job_id: str) -> None:
         job = self.store.get(job_id)
+        if not job.cancel_requested and self._dropped(job):  # dropped after its last file was written
+            job = self.store.get(job_id)
         if job.cancel_requested:
             self.store.skip_unfinished(job_id)
             job = self.store.get(job_id)
@@ -246,7 +278,7 @@ class JobRunner:
         if self.on_indexed is not None and any(
             f.status in (FileStatus.INDEXED, FileStatus.DUPLICATE) for f in job.files
         ):
-            self.on_indexed(job.collection)
+            self.on_indexed(job.collection, job.generation)
         if not any(state in (FileState.FAILED, FileState.SKIPPED) for state in states):
             with contextlib.suppress(OSError):
                 (self.jobs_dir / job_id).rmdir()

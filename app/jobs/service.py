@@ -23,10 +23,20 @@ class JobService:
     """Submits jobs (their uploads spooled to `jobs_dir/<id>/<n>`, fsynced, before the job is recorded) and reads,
     cancels and retries them. `notify` tells the worker(s) a job is ready (the embedded worker, or the Redis queue)."""
 
-    def __init__(self, store: JobStore, jobs_dir: Path, *, notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        jobs_dir: Path,
+        *,
+        notify: Callable[[str], None] | None = None,
+        generation_of: Callable[[str], int] | None = None,
+    ) -> None:
+        """`generation_of`: a collection's current generation (`CollectionService.generation`), recorded with each
+        job so that a drop while it waits or runs cancels it."""
         self.store = store
         self.jobs_dir = jobs_dir
         self.notify: Callable[[str], None] = notify or (lambda _job_id: None)
+        self.generation_of = generation_of
 
     def submit(self, collection: str, tags: dict[str, Any], files: Iterable[UploadedFile]) -> Job:
         """Spool the files to disk (fsynced), record the job, then tell the worker(s).
@@ -35,10 +45,11 @@ class JobService:
         when asked (as the upload route passes) keeps a single file in memory.
         """
         job_id = uuid.uuid4().hex
+        generation = self.generation_of(collection) if self.generation_of is not None else 0
         specs = [self._spool(job_id, index, upload, collection) for index, upload in enumerate(files)]
         if (self.jobs_dir / job_id).is_dir():
             _fsync_dir(self.jobs_dir / job_id)
-        job = self.store.create(job_id, collection, tags, specs)
+        job = self.store.create(job_id, collection, tags, specs, generation=generation)
         logger.info(
             "Queued job {job_id}: {files} files into {collection}",
             job_id=job_id,
@@ -88,8 +99,22 @@ class JobService:
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id)
 
+    def cancel_collection(self, collection: str) -> list[str]:
+        """Cancel every unfinished job of a collection (it is being dropped)."""
+        cancelled = self.store.cancel_collection(collection)
+        if cancelled:
+            logger.info(
+                "Collection {collection} dropped: {jobs} unfinished jobs cancelled",
+                collection=collection,
+                jobs=len(cancelled),
+            )
+        return cancelled
+
     def retry(self, job_id: str) -> Job:
-        job = self.store.retry(job_id)
+        generation = None
+        if self.generation_of is not None:
+            generation = self.generation_of(self.store.get(job_id).collection)
+        job = self.store.retry(job_id, generation=generation)
         self.notify(job_id)
         return job
 

@@ -71,6 +71,10 @@ MIGRATIONS = (
         PRIMARY KEY (job_id, idx)
     );
     """,
+    # 2: the generation of the job's collection when the job was submitted (a drop since then cancels the job)
+    """
+    ALTER TABLE jobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -177,13 +181,17 @@ class JobStore:
 
     # -- writing
 
-    def create(self, job_id: str, collection: str, tags: dict[str, Any], files: list[dict[str, Any]]) -> Job:
-        """Record a queued job and its files (already spooled; a file that was not is recorded failed)."""
+    def create(
+        self, job_id: str, collection: str, tags: dict[str, Any], files: list[dict[str, Any]], *, generation: int = 0
+    ) -> Job:
+        """Record a queued job and its files (already spooled; a file that was not is recorded failed); `generation`:
+        the collection's generation at submission (`CollectionService.generation`)."""
         now = time.time()
         with self.db.transaction() as db:
             db.execute(
-                "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, collection, json.dumps(tags), JobState.QUEUED, now, now),
+                "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at, generation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, collection, json.dumps(tags), JobState.QUEUED, now, now, generation),
             )
             for index, spec in enumerate(files):
                 db.execute(
@@ -291,8 +299,33 @@ class JobStore:
                 )
         return self.get(job_id)
 
-    def retry(self, job_id: str) -> Job:
-        """Queue the failed (and cancelled) files of a finished job again; 409 when there are none."""
+    def request_cancel(self, job_id: str) -> None:
+        """Mark a running job cancelled at its next step (its runner found its collection dropped)."""
+        with self.db.connect() as db:
+            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (time.time(), job_id))
+
+    def cancel_collection(self, collection: str) -> list[str]:
+        """Cancel every unfinished job of a collection being dropped (one transaction): the ones nobody runs at once,
+        the running ones at their next step. The ids of the jobs concerned."""
+        now = time.time()
+        with self.db.transaction() as db:
+            rows = db.execute(
+                f"SELECT id, owner, lease_until FROM jobs WHERE collection = ? AND state NOT IN ({_TERMINAL})",
+                (collection, *TERMINAL_STATES),
+            ).fetchall()
+            for row in rows:
+                db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, row["id"]))
+                if _lease_is_free(row["owner"], row["lease_until"], now):
+                    _skip_unfinished(db, row["id"])
+                    db.execute(
+                        "UPDATE jobs SET state = ?, finished_at = ?, owner = NULL WHERE id = ?",
+                        (JobState.CANCELLED, now, row["id"]),
+                    )
+        return [row["id"] for row in rows]
+
+    def retry(self, job_id: str, *, generation: int | None = None) -> Job:
+        """Queue the failed (and cancelled) files of a finished job again; 409 when there are none. `generation`: the
+        collection's current one (a retry is a new request: it writes into the collection as it is now)."""
         now = time.time()
         with self.db.transaction() as db:
             row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -310,8 +343,8 @@ class JobStore:
                 raise ConflictError(f"job {job_id!r} has no failed files that can be retried")
             db.execute(
                 "UPDATE jobs SET state = ?, error = NULL, cancel_requested = 0, finished_at = NULL, "
-                "owner = NULL, lease_until = 0, updated_at = ? WHERE id = ?",
-                (JobState.QUEUED, now, job_id),
+                "owner = NULL, lease_until = 0, updated_at = ?, generation = COALESCE(?, generation) WHERE id = ?",
+                (JobState.QUEUED, now, generation, job_id),
             )
         return self.get(job_id)
 
@@ -336,6 +369,7 @@ def _job(row: sqlite3.Row, files: list[sqlite3.Row]) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        generation=row["generation"],
         files=[
             JobFile(
                 index=f["idx"],

@@ -4,6 +4,11 @@ Listing, counting and dropping use the store's own filter/count/delete methods (
 DocumentStore API), so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores. Collections created
 explicitly but still empty are remembered in a small SQLite table under the data directory (`app.sqlite`: shared by
 every process of the deployment). The JSON registry of earlier releases is imported on first open.
+
+Dropping leaves a tombstone: the collection's *generation* (0 until its first drop) goes up by one. A writer that
+started before the drop (a job, a synchronous upload) captured the older generation: it checks before and after it
+writes and removes what it wrote when the generation moved, and `register` does not bring the collection back for it.
+Re-creating the collection later (POST /collections, a new upload) works: those writers start at the new generation.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,14 @@ MIGRATIONS = (
     CREATE TABLE IF NOT EXISTS collections (
         name TEXT PRIMARY KEY,
         created_at REAL NOT NULL
+    );
+    """,
+    # 2: tombstones of dropped collections (the generation a writer captures when it starts)
+    """
+    CREATE TABLE IF NOT EXISTS generations (
+        name TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        dropped_at REAL NOT NULL
     );
     """,
 )
@@ -49,10 +63,19 @@ def collection_filter(name: str) -> dict[str, Any]:
 class CollectionService:
     """List, create, count and drop collections."""
 
-    def __init__(self, store: Any, registry_path: Path, *, legacy_registry: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        registry_path: Path,
+        *,
+        legacy_registry: Path | None = None,
+        on_drop: Callable[[str], Any] | None = None,
+    ) -> None:
         """`registry_path`: the SQLite file of created collections; `legacy_registry`: a JSON list of names written
-        by an earlier release, imported once (then renamed `<name>.imported`)."""
+        by an earlier release, imported once (then renamed `<name>.imported`); `on_drop`: called with the name once
+        the tombstone is written and before the chunks are deleted (the jobs of the collection are cancelled)."""
         self.store = store
+        self.on_drop = on_drop
         self.registry = SQLiteDatabase(registry_path, migrations=MIGRATIONS)
         self._lock = threading.Lock()
         if legacy_registry is not None:
@@ -134,18 +157,45 @@ class CollectionService:
                 raise ConflictError(f"collection {name!r} already exists")
         return self.info(name)
 
-    def register(self, name: str) -> None:
-        """Remember a collection (ingest into a new collection creates it implicitly)."""
+    def generation(self, name: str) -> int:
+        """How many times the collection was dropped: a writer captures it when it starts and compares it later."""
         with self.registry.connect() as db:
+            row = db.execute("SELECT generation FROM generations WHERE name = ?", (name,)).fetchone()
+        return int(row["generation"]) if row is not None else 0
+
+    def register(self, name: str, generation: int | None = None) -> bool:
+        """Remember a collection (ingest into a new collection creates it implicitly).
+
+        A writer passes the `generation` it captured when it started: when the collection was dropped since, it is
+        not registered again (False).
+        """
+        with self.registry.transaction() as db:
+            if generation is not None:
+                row = db.execute("SELECT generation FROM generations WHERE name = ?", (name,)).fetchone()
+                if (int(row["generation"]) if row is not None else 0) != generation:
+                    return False
             db.execute("INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time()))
+        return True
 
     def drop(self, name: str) -> int:
-        """Delete every chunk of the collection and forget it; 404 when it does not exist."""
+        """Delete every chunk of the collection and forget it; 404 when it does not exist.
+
+        In this order: the tombstone (generation + 1, registry row removed, one transaction), `on_drop` (its jobs are
+        cancelled), then the chunks. A writer that started before checks the generation after it wrote, so whatever it
+        wrote is removed either here or by the writer itself.
+        """
         validate_collection(name)
         with self._lock:
             if not self.exists(name):
                 raise NotFoundError(f"collection {name!r} does not exist")
-            deleted = int(self.store.delete_by_filter(collection_filter(name)))
-            with self.registry.connect() as db:
+            with self.registry.transaction() as db:
+                db.execute(
+                    "INSERT INTO generations (name, generation, dropped_at) VALUES (?, 1, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET generation = generation + 1, dropped_at = excluded.dropped_at",
+                    (name, time.time()),
+                )
                 db.execute("DELETE FROM collections WHERE name = ?", (name,))
+            if self.on_drop is not None:
+                self.on_drop(name)
+            deleted = int(self.store.delete_by_filter(collection_filter(name)))
         return deleted

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.api import admin_headers
 
 CHUNK = 64 * 1024
 
@@ -29,8 +30,6 @@ def security_settings(tmp_path_factory, make_tiny_profile) -> Settings:
 @pytest.fixture(scope="module")
 def admin(security_settings) -> dict[str, str]:
     """Headers with an admin key on every collection."""
-    from app.testing.api import admin_headers
-
     return admin_headers(security_settings.data_dir)
 
 
@@ -121,8 +120,6 @@ def api_settings(tmp_path_factory, make_tiny_profile):
 @pytest.fixture(scope="module")
 def auth_headers(api_settings):
     """An admin API key on every collection (auth is on, as in production)."""
-    from app.testing.api import admin_headers
-
     return admin_headers(api_settings.data_dir)
 
 

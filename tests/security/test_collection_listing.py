@@ -6,10 +6,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from components.stores.lancedb import LanceDBDocumentStore
 from haystack import Document
 
 from app.services.collections import CollectionInfo, CollectionService
+from components.stores.lancedb import LanceDBDocumentStore
 
 COLLECTIONS = 200
 

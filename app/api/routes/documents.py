@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -138,6 +139,7 @@ async def upload(
     if run_async or await _is_large(state, files, limit):
         return await _submit_job(state, collection, tags, files, limit)
     results: list[IngestResult] = []
+    generation = await asyncio.to_thread(state.collections.generation, collection)  # a drop from now on undoes us
     for upload_file in files:
         name = clean_filename(upload_file.filename)
         data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
@@ -162,9 +164,12 @@ async def upload(
                 tags=tags,
                 content_type=upload_file.content_type,
             )
+        dropped = await asyncio.to_thread(state.collections.generation, collection) != generation
+        if result.status == "indexed" and dropped:
+            result = await asyncio.to_thread(_undo_after_drop, state, collection, result)
         results.append(result)
     if any(r.status != "failed" for r in results):
-        await asyncio.to_thread(state.collections.register, collection)
+        await asyncio.to_thread(state.collections.register, collection, generation)
     body = UploadResponse(
         collection=collection,
         files=[FileResult(**r.__dict__) for r in results],
@@ -174,11 +179,24 @@ async def upload(
         # one kind of failure for every file: its own status (415, 413); mixed or unreadable files: 422
         codes = {r.error_code for r in results}
         code = codes.pop() if len(codes) == 1 else "extraction_failed"
-        status = {"unsupported_file_type": 415, "payload_too_large": 413}.get(code or "", 422)
+        statuses = {"unsupported_file_type": 415, "payload_too_large": 413, "collection_dropped": 409}
+        status = statuses.get(code or "", 422)
         return JSONResponse(
             error_body(code or "extraction_failed", "no file could be indexed", body.model_dump()), status_code=status
         )
     return body
+
+
+def _undo_after_drop(state: RagState, collection: str, result: IngestResult) -> IngestResult:
+    """The collection was dropped while the file was written: remove its chunks, report the file failed."""
+    state.ingest.discard(collection, result.document_id)
+    return dataclasses.replace(
+        result,
+        status="failed",
+        chunks=0,
+        error="the collection was dropped while the file was being indexed",
+        error_code="collection_dropped",
+    )
 
 
 @router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")

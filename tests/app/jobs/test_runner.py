@@ -103,3 +103,49 @@ def test_cancel_of_a_running_job_skips_the_files_left(service, submit, runner_fo
 )
 def test_stage_of_a_component(name, type_name, stage):
     assert stage_of(name, type_name) == stage
+
+
+def test_a_collection_dropped_while_a_file_is_written_has_that_file_removed(service, submit, ingest):
+    """Red-team finding 4: the generation moved during the write -> the chunks are discarded, the job ends cancelled,
+    the rest of the job is skipped and the collection is not registered again."""
+    from app.jobs import JobRunner
+
+    generation = {"c": 0}
+    registered: list[tuple[str, int]] = []
+    original = ingest.ingest_bytes
+
+    def dropped_during(data: bytes, filename: str, **kwargs: object) -> IngestResult:
+        result = original(data, filename, **kwargs)
+        generation["c"] += 1  # DELETE /collections/c while this file was being written
+        return result
+
+    ingest.ingest_bytes = dropped_during  # type: ignore[method-assign]
+    job_id = submit("a.txt", "b.txt")
+    runner = JobRunner(
+        service.store,
+        ingest,  # type: ignore[arg-type]
+        service.jobs_dir,
+        on_indexed=lambda name, gen: registered.append((name, gen)),
+        generation_of=generation.__getitem__,
+    )
+    assert runner.run(job_id)
+    job = service.get(job_id)
+    assert job.state == "cancelled" and job.cancel_requested
+    assert [f.state for f in job.files] == ["skipped", "skipped"]
+    assert ingest.calls == [("ingest", "a.txt"), ("discard", job.files[0].document_id)]
+    assert registered == []
+
+
+def test_a_job_submitted_before_a_drop_never_runs(tmp_path, ingest):
+    from app.jobs import JobRunner, JobService, JobStore, UploadedFile
+
+    generation = {"c": 4}
+    service = JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs", generation_of=generation.__getitem__)
+    job = service.submit("c", {}, [UploadedFile(filename="a.txt", content_type="text/plain", data=b"text")])
+    assert job.generation == 4
+    generation["c"] = 5  # dropped; here the drop's job cancellation was lost (e.g. a crash between the two)
+    runner = JobRunner(service.store, ingest, service.jobs_dir, generation_of=generation.__getitem__)  # type: ignore[arg-type]
+    assert runner.run(job.id)
+    assert service.get(job.id).state == "cancelled" and ingest.calls == []
+    assert service.retry(job.id).generation == 5  # a retry is a new request: it writes into the collection as it is
+    assert runner.run(job.id) and service.get(job.id).state == "done"

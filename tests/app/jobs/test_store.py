@@ -140,3 +140,20 @@ def test_states_are_stored_as_the_enum_values(service, submit, tmp_path):
     with pytest.raises(ValueError):
         service.store.update_file(job_id, 0, state="nonsense")
     assert service.get(job_id).state is JobState.EMBEDDING
+
+
+def test_cancel_collection_cancels_its_unfinished_jobs_only(tmp_path):
+    """Dropping a collection: its queued job is cancelled at once, its running one is asked to stop, others are left."""
+    store = JobStore(tmp_path / "jobs.db")
+    file = {"filename": "a.txt", "content_type": "text/plain", "size": 1, "document_id": "d", "spooled": True}
+    queued = store.create("q", "x", {}, [{**file, "pages_total": 1}], generation=3)
+    store.create("r", "x", {}, [{**file, "pages_total": 1}])
+    store.create("other", "y", {}, [{**file, "pages_total": 1}])
+    assert queued.generation == 3
+    assert store.claim("r", "live-owner-on-another-host:1:x", 60)
+    assert sorted(store.cancel_collection("x")) == ["q", "r"]
+    assert store.get("q").state == JobState.CANCELLED and store.get("q").files[0].state == FileState.SKIPPED
+    running = store.get("r")
+    assert running.cancel_requested and running.state == JobState.QUEUED  # its runner stops at its next step
+    assert not store.get("other").cancel_requested
+    assert store.cancel_collection("x") == ["r"]  # finished jobs are left alone

@@ -74,3 +74,24 @@ def test_the_json_registry_of_an_earlier_release_is_imported_once(store, tmp_pat
     service.drop("kept-a")
     reopened = CollectionService(store, tmp_path / "collections.db", legacy_registry=legacy)
     assert reopened.names() == ["filled", "kept-b"]  # a dropped name does not come back from the old file
+
+
+def test_drop_leaves_a_tombstone_that_refuses_writers_of_before(store, tmp_path):
+    """Finding 4 of the red team: a writer that started before a drop does not bring the collection back."""
+    dropped: list[str] = []
+    service = CollectionService(store, tmp_path / "collections.db", on_drop=dropped.append)
+    assert service.generation("filled") == 0
+    before = service.generation("filled")
+    assert service.drop("filled") == 2
+    assert dropped == ["filled"]
+    assert service.generation("filled") == 1
+    assert CollectionService(store, tmp_path / "collections.db").generation("filled") == 1  # shared by processes
+    assert service.register("filled", before) is False
+    assert "filled" not in service.names()
+    assert service.register("filled", service.generation("filled")) is True  # a writer that started after the drop
+    assert "filled" in service.names()
+    service.drop("filled")
+    assert service.generation("filled") == 2
+    service.create("filled")  # explicit re-creation works after a drop
+    assert "filled" in service.names()
+    assert service.register("other") is True  # no generation given: registered as before

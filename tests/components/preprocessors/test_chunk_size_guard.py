@@ -1,0 +1,64 @@
+"""ChunkSizeGuard: no chunk longer than the splitter's size leaves the indexing pipeline's join."""
+
+from __future__ import annotations
+
+import pytest
+from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
+
+from components.preprocessors.chunk_size_guard import ChunkSizeGuard, split_text
+
+
+@pytest.mark.parametrize("max_chars", [0, -1, True, "1000"])
+def test_init_rejects_invalid_max_chars(max_chars):
+    with pytest.raises(ValueError):
+        ChunkSizeGuard(max_chars=max_chars)
+
+
+def test_init_round_trips():
+    data = component_to_dict(ChunkSizeGuard(max_chars=300), "guard")
+    assert data["init_parameters"] == {"max_chars": 300}
+    assert component_to_dict(component_from_dict(ChunkSizeGuard, data, "guard"), "guard") == data
+
+
+@pytest.mark.parametrize("text", ["x" * 2500, "word " * 700, "line\n" * 600, "a b", ""])
+def test_split_text_loses_nothing_and_respects_the_limit(text):
+    pieces = split_text(text, 1000)
+    assert "".join(pieces) == text
+    assert all(len(p) <= 1000 for p in pieces)
+    if len(text) > 1000 and " " in text:
+        assert all(p.endswith((" ", "\n")) for p in pieces[:-1])  # cut at a word boundary
+
+
+def test_a_120_kb_csv_row_chunk_is_split_and_short_chunks_pass_unchanged():
+    """Red-team finding 3: the CSV converter emits a 120 KB row as one chunk; it leaves the guard in pieces."""
+    short = Document(content="Columns: a\na: 1", meta={"row_start": 1})
+    row = Document(content="Columns: id, notes\nid: 2; notes: " + "lorem ipsum " * 10_000, meta={"row_start": 2})
+    out = ChunkSizeGuard(max_chars=1000).run(documents=[short, row])["documents"]
+    assert out[0] is short
+    assert len(out) > 100 and all(len(d.content) <= 1000 for d in out)
+    assert "".join(d.content for d in out[1:]) == row.content
+    assert all(d.meta["row_start"] == 2 for d in out[1:])
+    assert [d.meta["split_id"] for d in out[1:]] == list(range(len(out) - 1))
+    assert len({d.id for d in out}) == len(out)
+
+
+def test_in_yaml_pipeline_after_the_csv_converter(tmp_path):
+    yaml_text = """
+components:
+  csv:
+    type: components.converters.csv_rows_to_document.CsvRowsToDocument
+    init_parameters: {max_chars: 500}
+  guard:
+    type: components.preprocessors.chunk_size_guard.ChunkSizeGuard
+    init_parameters: {max_chars: 500}
+connections:
+  - {sender: csv.documents, receiver: guard.documents}
+"""
+    path = tmp_path / "wide.csv"
+    path.write_text("id,notes\n1,short\n2," + "x" * 120_000 + "\n3,short too\n", encoding="utf-8")
+    pipe = Pipeline.loads(yaml_text, allowed_modules=["components"])
+    documents = pipe.run({"csv": {"sources": [path]}})["guard"]["documents"]
+    assert len(documents) > 200
+    assert all(len(d.content) <= 500 for d in documents)
+    assert sum(len(d.content) for d in documents) >= 120_000
