@@ -55,12 +55,13 @@ def test_metrics_name_no_collection_after_ingesting_into_secret_payroll(security
 def test_an_allow_listed_collection_is_named_and_the_others_are_not(security_settings, admin, reset_metrics_config):
     allowed = security_settings.model_copy(update={"metrics_collections": {SECRET}})
     with TestClient(create_app(allowed), headers=admin) as client:
+        before = set(_collection_labels(client.get("/metrics").text))  # what earlier tests in this process counted
         _upload(client, SECRET, "Bonuses are paid in December")
         _upload(client, "hidden-board-minutes", "The board met on Monday")
         scraped = client.get("/metrics").text
     assert f'rag_uploads_total{{collection="{SECRET}",status="indexed"}}' in scraped
     assert "hidden-board-minutes" not in scraped
-    assert set(_collection_labels(scraped)) <= {SECRET, "other"}
+    assert set(_collection_labels(scraped)) - before <= {SECRET, "other"}
 
 
 def test_collection_label_cardinality_is_bounded(reset_metrics_config):
