@@ -232,16 +232,9 @@ class Settings(BaseSettings):
         default="ragstack", min_length=1, max_length=64, description="OpenTelemetry service name."
     )
 
-    @field_validator("public_endpoints", mode="before")
+    @field_validator("public_endpoints", "metrics_collections", mode="before")
     @classmethod
-    def _split_endpoints(cls, value: object) -> object:
-        if isinstance(value, str):
-            return {part.strip() for part in value.split(",") if part.strip()}
-        return value
-
-    @field_validator("metrics_collections", mode="before")
-    @classmethod
-    def _split_collections(cls, value: object) -> object:
+    def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return {part.strip() for part in value.split(",") if part.strip()}
         return value
