@@ -32,6 +32,7 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 
 from components.stores.async_methods import in_thread
+from components.stores.grouped_counts import meta_keys
 from components.stores.lancedb import metadata
 from components.stores.lancedb.converters import (
     BASE_COLUMNS,
@@ -50,6 +51,7 @@ from components.stores.lancedb.filters import (
     matching_ids,
     plan_filters,
     require_filters,
+    scan,
     select_rows,
 )
 from components.stores.lancedb.indexes import EXHAUSTIVE_PROBE_ROWS, TableIndexes, cache_session
@@ -454,6 +456,23 @@ class LanceDBDocumentStore:
         """
         return metadata.unique_values(self._matching_metas(filters), metadata_field, search_term, from_, size)
 
+    def grouped_counts(self, group_field: str, unique_fields: list[str]) -> dict[Any, dict[str, int]]:
+        """
+        Count the documents of every value of `group_field` and the distinct `unique_fields` in each, in one scan.
+
+        Semantics in `components.stores.grouped_counts.GroupedCounts`. When every field is promoted (`collection`,
+        `document_id` by default) the scan reads only those columns and Arrow groups them; otherwise it reads only
+        `meta_json`. No document is built.
+        """
+        group, unique = meta_keys(group_field, unique_fields)
+        table = self._get_table(create=False)
+        if table is None:
+            return {}
+        columns = list(dict.fromkeys([group, *unique]))
+        if self._promoted.issuperset(columns):
+            return metadata.grouped_counts_of_columns(scan(table, columns, None), group, unique)
+        return metadata.grouped_counts(self._matching_metas(None), group, unique)
+
     # ------------------------------------------------------------------ retrieval
 
     def embedding_retrieval(
@@ -578,6 +597,7 @@ class LanceDBDocumentStore:
     get_metadata_fields_info_async = in_thread(get_metadata_fields_info)
     get_metadata_field_min_max_async = in_thread(get_metadata_field_min_max)
     get_metadata_field_unique_values_async = in_thread(get_metadata_field_unique_values)
+    grouped_counts_async = in_thread(grouped_counts)
     embedding_retrieval_async = in_thread(embedding_retrieval)
     bm25_retrieval_async = in_thread(bm25_retrieval)
 

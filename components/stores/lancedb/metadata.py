@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pyarrow as pa
+
 
 def count_unique(metas: list[dict[str, Any]], metadata_fields: Iterable[str]) -> dict[str, int]:
     """`{field name without "meta.": number of distinct non-null values}`."""
@@ -14,6 +16,43 @@ def count_unique(metas: list[dict[str, Any]], metadata_fields: Iterable[str]) ->
         values = {_hashable(m[key]) for m in metas if m.get(key) is not None}
         result[key] = len(values)
     return result
+
+
+def grouped_counts_of_columns(rows: pa.Table, group: str, unique: list[str]) -> dict[Any, dict[str, int]]:
+    """`grouped_counts` over promoted meta columns: one Arrow group-by of `rows` (holding the group and unique columns).
+
+    Rows whose group column is null are in no group.
+    """
+    aggregated = rows.group_by(group).aggregate([([], "count_all"), *((field, "count_distinct") for field in unique)])
+    keys = aggregated.column(group).to_pylist()
+    sizes = aggregated.column("count_all").to_pylist()
+    distinct = {field: aggregated.column(f"{field}_count_distinct").to_pylist() for field in unique}
+    return {
+        key: {"count": int(sizes[i]), **{field: int(values[i]) for field, values in distinct.items()}}
+        for i, key in enumerate(keys)
+        if key is not None
+    }
+
+
+def grouped_counts(metas: Iterable[dict[str, Any]], group: str, unique: list[str]) -> dict[Any, dict[str, int]]:
+    """`grouped_counts` over meta dicts (fields that are not promoted columns): one pass.
+
+    Documents without the group field (or `None` in it) are in no group; a group value that is a list or a dict is
+    the key in its hashable form (`_hashable`).
+    """
+    sizes: dict[Any, int] = {}
+    seen: dict[Any, dict[str, set[Any]]] = {}
+    for meta in metas:
+        value = meta.get(group)
+        if value is None:
+            continue
+        key = _hashable(value)
+        sizes[key] = sizes.get(key, 0) + 1
+        per_field = seen.setdefault(key, {field: set() for field in unique})
+        for field in unique:
+            if meta.get(field) is not None:
+                per_field[field].add(_hashable(meta[field]))
+    return {key: {"count": size, **{f: len(v) for f, v in seen[key].items()}} for key, size in sizes.items()}
 
 
 def field_types(metas: Iterable[dict[str, Any]]) -> dict[str, dict[str, str]]:

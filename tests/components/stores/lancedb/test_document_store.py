@@ -42,7 +42,10 @@ from haystack.testing.document_store_async import (
     WriteDocumentsAsyncTest,
 )
 
+from app.testing.grouped_counts import GroupedCountsTest, grouped_docs
+from components.stores.grouped_counts import GroupedCounts
 from components.stores.lancedb import LanceDBDocumentStore
+from components.stores.lancedb import document_store as lancedb_document_store
 from components.stores.lancedb.search import sanitize_fts_query
 
 PROJECT_ROOT = Path(__file__).resolve().parents[4]
@@ -268,6 +271,47 @@ def test_concurrent_first_use_from_threads(store: LanceDBDocumentStore) -> None:
     assert len({d.id for d in store.filter_documents()}) == 40
 
 
+class TestGroupedCounts(GroupedCountsTest):
+    @pytest.fixture
+    def document_store(self, store: LanceDBDocumentStore) -> LanceDBDocumentStore:
+        return store
+
+    def test_is_a_grouped_counts_store(self, store: LanceDBDocumentStore) -> None:
+        assert isinstance(store, GroupedCounts)
+
+    def test_promoted_fields_are_one_scan_of_their_columns_only(
+        self, store: LanceDBDocumentStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store.write_documents(grouped_docs())
+        scans: list[tuple[list[str], str | None]] = []
+        real_scan = lancedb_document_store.scan
+
+        def recorded(table: Any, columns: list[str], where: str | None) -> Any:
+            scans.append((columns, where))
+            return real_scan(table, columns, where)
+
+        monkeypatch.setattr(lancedb_document_store, "scan", recorded)
+        monkeypatch.setattr(lancedb_document_store, "select_rows", None)  # no meta_json or full rows read
+        monkeypatch.setattr(lancedb_document_store, "arrow_to_documents", None)
+        assert store.grouped_counts("meta.collection", ["meta.document_id"]) == {
+            "c1": {"count": 4, "document_id": 2},
+            "c2": {"count": 1, "document_id": 1},
+        }
+        assert scans == [(["collection", "document_id"], None)]
+
+    def test_many_groups_across_writes(self, store: LanceDBDocumentStore) -> None:
+        for batch in range(3):  # several fragments
+            store.write_documents(
+                [
+                    Document(content=f"{batch} {n}", meta={"collection": f"c{n:03d}", "document_id": f"d{n}-{batch}"})
+                    for n in range(220)
+                ]
+            )
+        grouped = store.grouped_counts("meta.collection", ["meta.document_id"])
+        assert len(grouped) == 220
+        assert all(counts == {"count": 3, "document_id": 3} for counts in grouped.values())
+
+
 class TestMissingTable:
     def test_reads_of_missing_table_are_empty(self, store: LanceDBDocumentStore) -> None:
         assert store.count_documents() == 0
@@ -277,6 +321,7 @@ class TestMissingTable:
         assert store.embedding_retrieval([1.0] * DIM) == []
         assert store.bm25_retrieval("anything") == []
         assert store.delete_by_filter({"field": "meta.x", "operator": "==", "value": 1}) == 0
+        assert store.grouped_counts("meta.collection", ["meta.document_id"]) == {}
         store.delete_documents(["nope"])
         store.delete_all_documents()
         store.optimize()
