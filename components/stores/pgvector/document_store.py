@@ -13,6 +13,7 @@ as it is and changes how connections are obtained:
   matches *any* query term (`keyword_match: any`), as BM25 does; upstream `plainto_tsquery` requires all terms,
   which natural-language questions rarely satisfy;
 * an expression index on `meta->>'collection'` keeps the collection scope a cheap prefilter;
+* `grouped_counts` (`components.stores.grouped_counts`) counts every collection in one `GROUP BY` query;
 * an existing table whose vector column has another dimension than `embedding_dimension` is a clear error.
 
 The async API runs the sync implementation in a worker thread (`components.stores.async_methods.in_thread`, as the
@@ -46,6 +47,7 @@ from psycopg.sql import Literal as SQLLiteral
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from components.stores.async_methods import in_thread
+from components.stores.grouped_counts import meta_keys
 from components.validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -448,6 +450,36 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             self._initializing = False
             self._table_initialized = False
 
+    @_pooled
+    def grouped_counts(self, group_field: str, unique_fields: list[str]) -> dict[Any, dict[str, int]]:
+        """
+        Count the documents of every value of `group_field` and the distinct `unique_fields` in each, in one query.
+
+        Semantics in `components.stores.grouped_counts.GroupedCounts`; one `SELECT meta->>'x', count(*),
+        count(DISTINCT meta->>'y') ... GROUP BY 1`. Group values are the fields' text (`meta->>'x'`).
+        """
+        group, unique = meta_keys(group_field, unique_fields)
+        group = PgvectorDocumentStore._normalize_metadata_field_name(group)
+        unique = [PgvectorDocumentStore._normalize_metadata_field_name(field) for field in unique]
+        query = SQL(
+            "SELECT meta->>{group}, count(*){distinct} FROM {schema}.{table} "
+            "WHERE meta->>{group} IS NOT NULL GROUP BY 1"
+        ).format(
+            group=SQLLiteral(group),
+            distinct=SQL("").join(SQL(", count(DISTINCT meta->>{})").format(SQLLiteral(field)) for field in unique),
+            schema=Identifier(self.schema_name),
+            table=Identifier(self.table_name),
+        )
+        self._ensure_db_setup()
+        assert self._cursor is not None
+        rows = self._execute_sql(
+            cursor=self._cursor, sql_query=query, error_msg="Could not count the groups in PgvectorDocumentStore"
+        ).fetchall()
+        return {
+            row[0]: {"count": int(row[1]), **{field: int(n) for field, n in zip(unique, row[2:], strict=True)}}
+            for row in rows
+        }
+
     # Every upstream call that touches the database borrows one pooled connection.
     count_documents = _pooled(PgvectorDocumentStore.count_documents)
     filter_documents = _pooled(PgvectorDocumentStore.filter_documents)
@@ -476,6 +508,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
     get_metadata_fields_info_async = in_thread(get_metadata_fields_info)
     get_metadata_field_min_max_async = in_thread(get_metadata_field_min_max)
     get_metadata_field_unique_values_async = in_thread(get_metadata_field_unique_values)
+    grouped_counts_async = in_thread(grouped_counts)
     delete_table_async = in_thread(delete_table)
     _keyword_retrieval_async = in_thread(_keyword_retrieval)
     _embedding_retrieval_async = in_thread(_embedding_retrieval)

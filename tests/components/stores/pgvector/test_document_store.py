@@ -20,8 +20,10 @@ from haystack.testing.document_store import (
 )
 from haystack.utils import Secret
 
+from app.testing.grouped_counts import GroupedCountsTest, grouped_docs
 from components.retrievers.pgvector.embedding_retriever import PooledPgvectorEmbeddingRetriever
 from components.retrievers.pgvector.keyword_retriever import PooledPgvectorKeywordRetriever
+from components.stores.grouped_counts import GroupedCounts
 from components.stores.pgvector.document_store import PooledPgvectorDocumentStore, StoreUnavailableError
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -91,6 +93,39 @@ def _docs():
             id="c", content="Reading a package's data files", embedding=[0.9, 0.1, 0.0], meta={"collection": "c2"}
         ),
     ]
+
+
+class TestGroupedCounts(GroupedCountsTest):
+    @pytest.fixture
+    def document_store(self, store):
+        return store
+
+    def test_is_a_grouped_counts_store(self, store):
+        assert isinstance(store, GroupedCounts)
+
+    def test_one_group_by_query(self, store, monkeypatch):
+        store.write_documents(grouped_docs())
+        queries: list[str] = []
+        real = PooledPgvectorDocumentStore._execute_sql
+
+        def recorded(self, cursor, sql_query, params=None, error_msg=""):
+            queries.append(sql_query.as_string(cursor))
+            return real(self, cursor, sql_query, params, error_msg)
+
+        monkeypatch.setattr(PooledPgvectorDocumentStore, "_execute_sql", recorded)
+        assert store.grouped_counts("meta.collection", ["meta.document_id"]) == {
+            "c1": {"count": 4, "document_id": 2},
+            "c2": {"count": 1, "document_id": 1},
+        }
+        assert len(queries) == 1 and queries[0].endswith("GROUP BY 1"), queries
+        assert "count(DISTINCT meta->>'document_id')" in queries[0]
+
+    def test_field_names_are_checked_never_spliced(self, store):
+        store.write_documents(grouped_docs())
+        with pytest.raises(ValueError, match="Invalid metadata field name"):
+            store.grouped_counts("meta.collection') OR 1=1 --", [])
+        with pytest.raises(ValueError, match="Invalid metadata field name"):
+            store.grouped_counts("meta.collection", ["document_id'"])
 
 
 def test_an_empty_batch_writes_nothing(store):
