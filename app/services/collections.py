@@ -1,9 +1,10 @@
 """Collections as a metadata scope: one mechanism for every store (a `collection` field on every chunk).
 
 Listing, counting and dropping use the store's own filter/count/delete methods (Haystack's extended
-DocumentStore API), so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores. Collections created
-explicitly but still empty are remembered in a small SQLite table under the data directory (`app.sqlite`: shared by
-every process of the deployment). The JSON registry of earlier releases is imported on first open.
+DocumentStore API), so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores. Listing asks a store that
+counts grouped (`components.stores.grouped_counts.GroupedCounts`, both of ours) once for every collection. Collections
+created explicitly but still empty are remembered in a small SQLite table under the data directory (`app.sqlite`:
+shared by every process of the deployment). The JSON registry of earlier releases is imported on first open.
 
 Dropping leaves a tombstone: the collection's *generation* (0 until its first drop) goes up by one. A writer that
 started before the drop (a job, a synchronous upload) captured the older generation: it checks before and after it
@@ -26,6 +27,7 @@ from typing import Any
 from app.errors import ConflictError, NotFoundError
 from app.services.ingest import validate_collection
 from app.sqlite import SQLiteDatabase
+from components.stores.grouped_counts import GroupedCounts
 
 # Append-only schema steps of collections.db (`app.sqlite`).
 MIGRATIONS = (
@@ -121,13 +123,12 @@ class CollectionService:
     def list(self, *, within: frozenset[str] | None = None) -> list[CollectionInfo]:
         """Every collection that holds chunks or was created explicitly (only those `within`, if given), counted.
 
-        A store with a grouped count (`grouped_counts(group_field, unique_fields)`: one query for every collection)
-        is asked once; with any other store each collection is counted on its own (two store calls per collection).
+        A store with a grouped count (`GroupedCounts`: one query for every collection) is asked once; any other store
+        is asked for each collection on its own (two store calls per collection).
         """
-        grouped = getattr(self.store, "grouped_counts", None)
-        if not callable(grouped):
+        if not isinstance(self.store, GroupedCounts):
             return [self.info(name) for name in self.names() if within is None or name in within]
-        counts: dict[Any, dict[str, int]] = grouped("meta.collection", ["document_id"])
+        counts = self.store.grouped_counts("meta.collection", ["meta.document_id"])
         names = sorted(self._registered() | {str(name) for name in counts})
         return [
             CollectionInfo(

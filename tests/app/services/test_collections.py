@@ -11,7 +11,9 @@ from haystack import Document
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from app.errors import ConflictError, NotFoundError
-from app.services.collections import CollectionService
+from app.services.collections import CollectionInfo, CollectionService
+from app.testing.stores import CountingStore
+from components.stores.lancedb import LanceDBDocumentStore
 
 
 @pytest.fixture
@@ -95,3 +97,37 @@ def test_drop_leaves_a_tombstone_that_refuses_writers_of_before(store, tmp_path)
     service.create("filled")  # explicit re-creation works after a drop
     assert "filled" in service.names()
     assert service.register("other") is True  # no generation given: registered as before
+
+
+def _collections_store(tmp_path, collections: int) -> LanceDBDocumentStore:
+    store = LanceDBDocumentStore(path=str(tmp_path / "lancedb"), embedding_dim=4)
+    store.write_documents(
+        [
+            Document(content=f"{n} {doc} {chunk}", meta={"collection": f"c{n:02d}", "document_id": f"d{n}-{doc}"})
+            for n in range(collections)
+            for doc in range(1 + n % 3)
+            for chunk in range(1 + n % 2)
+        ]
+    )
+    return store
+
+
+def test_listing_asks_a_grouped_counts_store_once_whatever_the_number_of_collections(tmp_path):
+    for collections in (3, 30):
+        store = CountingStore(_collections_store(tmp_path / str(collections), collections))
+        service = CollectionService(store, tmp_path / str(collections) / "collections.db")
+        service.register("created-empty")
+        listed = service.list()
+        assert store.calls == {"grouped_counts": 1}, store.calls
+        assert listed == [service.info(name) for name in [*(f"c{n:02d}" for n in range(collections)), "created-empty"]]
+        assert listed[:3] == [CollectionInfo("c00", 1, 1), CollectionInfo("c01", 2, 4), CollectionInfo("c02", 3, 3)]
+
+
+def test_listing_within_a_scope_and_without_grouped_counts_gives_the_same_counts(tmp_path):
+    store = _collections_store(tmp_path, 12)
+    within = frozenset({"c03", "c07", "nowhere"})
+    grouped = CollectionService(CountingStore(store), tmp_path / "a.db").list(within=within)
+    plain_store = CountingStore(store, hide=("grouped_counts",))
+    plain = CollectionService(plain_store, tmp_path / "b.db").list(within=within)
+    assert grouped == plain == [CollectionInfo("c03", 1, 2), CollectionInfo("c07", 2, 4)]
+    assert plain_store.calls["count_documents_by_filter"] == 2  # per collection: what the grouped count avoids
