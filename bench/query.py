@@ -1,11 +1,13 @@
 """Hybrid retrieval latency (query embedding + full-text + vector + RRF + gate, no LLM) at 10k and 100k chunks.
 
 Usage: .venv/bin/python bench/query.py [--sizes 10000 100000] [--queries 200] [--vector-search-rows N]
+       [--listing-collections 220]
        [--profile pgvector]   (PostgreSQL from scripts/postgres.sh; PG_CONN_STR defaults to the local rag database)
 Chunks are real text (1000-character windows of the R reference manual, Debian r-doc-pdf, so full-text search
 sees a real vocabulary) with random unit vectors (embedding 100k chunks would take 40 minutes here); queries are
 4 words drawn from random chunks and run through the real query pipeline with generate=false, scoped to one of
-four collections. Target: p50 <= 20 ms at 100k chunks.
+four collections. Target: p50 <= 20 ms at 100k chunks. Then `--listing-collections` (220) small collections are added
+and `GET /collections`'s service call is timed (one grouped store query on both stores, whatever the number).
 """
 
 from __future__ import annotations
@@ -57,12 +59,39 @@ def fill(store, n: int, rng: np.random.Generator, text: str, collections: int = 
         store.write_documents(docs)
 
 
+def listing_ms(services, collections: int, runs: int = 20) -> tuple[int, float]:
+    """Add `collections` collections of two chunks each, then time listing every collection with its counts."""
+    from haystack import Document
+
+    services.pipelines.document_store.write_documents(
+        [
+            Document(
+                id=f"listing-{n}-{c}",
+                content=f"listing chunk {c}",
+                meta={"collection": f"l{n:04d}", "document_id": f"l{n}"},
+            )
+            for n in range(collections)
+            for c in range(2)
+        ]
+    )
+    listed = services.collections.list()  # warm-up
+    latencies = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        services.collections.list()
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return len(listed), percentile(latencies, 50)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--vector-search-rows", type=int, help="override the store's vector_search_rows")
     parser.add_argument("--profile", default="default", choices=["default", "pgvector"], help="store profile")
+    parser.add_argument(
+        "--listing-collections", type=int, default=220, help="collections added to time listing (0: skip)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PG_CONN_STR", "postgresql://rag:rag@127.0.0.1:5432/rag")
     table = f"bench_{os.getpid()}"
@@ -128,6 +157,9 @@ def main() -> None:
                 f"p95 {percentile(latencies, 95):6.1f} ms (pipeline stages p50 {percentile(retrieval, 50):.1f} ms) | "
                 f"peak RSS {peak_rss_mb():.0f} MiB"
             )
+        if args.listing_collections:
+            listed, p50 = listing_ms(services, args.listing_collections)
+            print(f"{args.profile}: chunks {size:>7}: GET /collections of {listed} collections p50 {p50:6.1f} ms")
         if args.profile == "pgvector" and size == args.sizes[-1]:
             store.delete_table()
 
