@@ -215,7 +215,12 @@ class JobRunner:
                 )
             with watch_components(progress):
                 result = self.ingest.ingest_bytes(
-                    data, file.filename, collection=job.collection, tags=job.tags, content_type=file.content_type
+                    data,
+                    file.filename,
+                    collection=job.collection,
+                    tags=job.tags,
+                    content_type=file.content_type,
+                    pdf_pages=file.pages_total,  # counted when the file was spooled: a PDF is not read twice
                 )
             if result.status == FileStatus.INDEXED and self._dropped(job):  # dropped while it was being written
                 removed = self.ingest.discard(job.collection, file.document_id)
