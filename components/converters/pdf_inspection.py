@@ -8,10 +8,13 @@ the converter does when it opens the file.
 
 from __future__ import annotations
 
+from haystack import logging
 from pebble import ProcessExpired
 
 from components.converters.errors import ConversionError, ParseTimeoutError
 from components.converters.isolated_converter import current_pool
+
+logger = logging.getLogger(__name__)
 
 
 def _page_count(data: bytes) -> int | None:
@@ -43,8 +46,14 @@ def count_pdf_pages(data: bytes, *, timeout_s: float, name: str = "the PDF") -> 
     try:
         return future.result()
     except TimeoutError:
+        logger.warning(
+            "Reading the pages of {file} took longer than {timeout} s: its worker was stopped",
+            file=name,
+            timeout=timeout_s,
+        )
         raise ParseTimeoutError(
             f"reading the pages of {name} took longer than {timeout_s:g} s (the limit per file) and was stopped"
         ) from None
     except ProcessExpired as error:
+        logger.warning("The parser worker died on {file} (exit code {code})", file=name, code=error.exitcode)
         raise ConversionError(f"the parser crashed on {name} (worker exit code {error.exitcode})") from error

@@ -49,3 +49,35 @@ def test_unknown_job_is_not_found(service):
     for call in (service.get, service.cancel, service.retry):
         with pytest.raises(NotFoundError):
             call("nope")
+
+
+def test_a_pdf_is_counted_once_when_spooled_and_refused_when_its_count_times_out(tmp_path):
+    from app.errors import ParseTimeoutError
+    from app.jobs import JobService
+
+    counted: list[str] = []
+
+    def count_pages(data: bytes, name: str) -> int:
+        counted.append(name)
+        if name == "slow.pdf":
+            raise ParseTimeoutError(f"{name}: reading the pages of {name} took longer than 1 s")
+        return 4
+
+    service = JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs", count_pages=count_pages)
+    pdf = b"%PDF-1.7\n..."
+    job = service.submit(
+        "c",
+        {},
+        [
+            UploadedFile("known.pdf", "application/pdf", pdf, pdf_pages=7),  # counted by the upload route
+            UploadedFile("new.pdf", "application/pdf", pdf + b"2"),
+            UploadedFile("notes.txt", "text/plain", b"no pages here"),
+            UploadedFile("slow.pdf", "application/pdf", pdf + b"3"),
+        ],
+    )
+    assert counted == ["new.pdf", "slow.pdf"]
+    assert [f.pages_total for f in job.files] == [7, 4, 1, 1]
+    slow = job.files[3]
+    assert (slow.state, slow.error_code, slow.spooled) == ("failed", "parse_timeout", False)
+    assert "took longer than 1 s" in (slow.error or "")
+    assert not (service.jobs_dir / job.id / "3").exists()
