@@ -17,7 +17,7 @@ from app.pipeline_loader import PipelineSet, load_pipelines
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
-from app.services.file_checks import FileLimits, pdf_page_count
+from app.services.file_checks import FileLimits
 from app.services.generation_queue import GenerationQueue
 from app.services.ingest import IngestService
 from app.services.query import QueryService
@@ -117,12 +117,10 @@ def key_store(settings: Settings) -> KeyStore:
 def job_service(settings: Settings, collections: CollectionService | None = None) -> JobService:
     """Submitting, listing, cancelling and retrying ingestion jobs; each job records its collection's generation
     (`collections`), so that dropping the collection cancels it."""
-    limits = file_limits(settings)
     return JobService(
         JobStore(settings.jobs_db),
         settings.jobs_dir,
         generation_of=collections.generation if collections is not None else None,
-        count_pages=lambda data, name: pdf_page_count(data, name, limits),
     )
 
 

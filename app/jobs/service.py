@@ -11,10 +11,9 @@ from typing import Any
 
 from haystack import logging
 
-from app.errors import ExtractionError
 from app.jobs.models import Job, JobState, UploadedFile
 from app.jobs.store import JobStore
-from app.services.file_checks import FileLimits, looks_like_pdf, pdf_page_count
+from app.services.file_checks import looks_like_pdf
 from app.services.ingest import document_id_for, guess_content_type
 
 logger = logging.getLogger(__name__)
@@ -31,19 +30,13 @@ class JobService:
         *,
         notify: Callable[[str], None] | None = None,
         generation_of: Callable[[str], int] | None = None,
-        count_pages: Callable[[bytes, str], int] | None = None,
     ) -> None:
         """`generation_of`: a collection's current generation (`CollectionService.generation`), recorded with each
-        job so that a drop while it waits or runs cancels it. `count_pages(data, filename)`: a PDF's page count, read
-        in a worker process under the parse time limit (`IngestService.count_pdf_pages`; default: with the default
-        limits), for the PDFs whose count the upload did not bring."""
+        job so that a drop while it waits or runs cancels it."""
         self.store = store
         self.jobs_dir = jobs_dir
         self.notify: Callable[[str], None] = notify or (lambda _job_id: None)
         self.generation_of = generation_of
-        self.count_pages: Callable[[bytes, str], int] = count_pages or (
-            lambda data, name: pdf_page_count(data, name, FileLimits())
-        )
 
     def submit(self, collection: str, tags: dict[str, Any], files: Iterable[UploadedFile]) -> Job:
         """Spool the files to disk (fsynced), record the job, then tell the worker(s).
@@ -81,16 +74,11 @@ class JobService:
         if upload.data is None:  # refused before spooling (too large): recorded as failed
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
             return spec
-        pages = upload.pdf_pages
-        if pages is None and looks_like_pdf(upload.data):
-            try:
-                pages = self.count_pages(upload.data, spec["filename"])
-            except ExtractionError as error:  # too slow to read, or it crashed its worker: refused before spooling
-                spec.update(spooled=False, error=error.message, error_code=error.code, size=len(upload.data))
-                spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
-                return spec
         spec["document_id"] = document_id_for(collection, hashlib.sha256(upload.data).hexdigest())
-        spec["pages_total"] = pages or 1  # the converter reports why a PDF that cannot be opened fails
+        # A PDF's pages are counted by the upload route (its threshold) or, when it did not, by the runner in a parser
+        # worker (0 until then): submitting never waits for a parser.
+        unknown = 0 if looks_like_pdf(upload.data) else 1
+        spec["pages_total"] = upload.pdf_pages if upload.pdf_pages is not None else unknown
         directory = self.jobs_dir / job_id
         directory.mkdir(parents=True, exist_ok=True)
         _write_durably(directory / str(index), upload.data)
