@@ -64,6 +64,7 @@ def file_limits(settings: Settings) -> FileLimits:
         max_pdf_pages=settings.max_pdf_pages,
         max_image_pixels=settings.max_image_pixels,
         max_unzipped_mb=settings.max_unzipped_mb,
+        parse_timeout_s=settings.parse_timeout_s,
     )
 
 

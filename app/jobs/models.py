@@ -110,10 +110,12 @@ class Job:
 
 @dataclass
 class UploadedFile:
-    """A file of an async upload, as received: its bytes, or the reason it was refused before spooling."""
+    """A file of an async upload, as received: its bytes, or the reason it was refused before spooling; and its PDF page
+    count when the upload route already read it (0: the PDF cannot be opened)."""
 
     filename: str
     content_type: str | None
     data: bytes | None
     error: str | None = None
     error_code: str | None = None
+    pdf_pages: int | None = None

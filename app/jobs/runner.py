@@ -215,7 +215,12 @@ class JobRunner:
                 )
             with watch_components(progress):
                 result = self.ingest.ingest_bytes(
-                    data, file.filename, collection=job.collection, tags=job.tags, content_type=file.content_type
+                    data,
+                    file.filename,
+                    collection=job.collection,
+                    tags=job.tags,
+                    content_type=file.content_type,
+                    pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
                 )
             if result.status == FileStatus.INDEXED and self._dropped(job):  # dropped while it was being written
                 removed = self.ingest.discard(job.collection, file.document_id)
@@ -248,7 +253,8 @@ class JobRunner:
             error=result.error,
             error_code=result.error_code,
             duration_ms=round(result.duration_ms, 1),
-            pages_done=file.pages_total,
+            pages_total=file.pages_total or result.pages or 1,
+            pages_done=file.pages_total or result.pages or 1,
             chunks_done=0 if failed else result.chunks,
             chunks_total=0 if failed else result.chunks,
         )

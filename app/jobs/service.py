@@ -13,7 +13,7 @@ from haystack import logging
 
 from app.jobs.models import Job, JobState, UploadedFile
 from app.jobs.store import JobStore
-from app.services.file_checks import looks_like_pdf, pdf_page_count
+from app.services.file_checks import looks_like_pdf
 from app.services.ingest import document_id_for, guess_content_type
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,10 @@ class JobService:
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
             return spec
         spec["document_id"] = document_id_for(collection, hashlib.sha256(upload.data).hexdigest())
-        spec["pages_total"] = (pdf_page_count(upload.data) if looks_like_pdf(upload.data) else None) or 1
+        # A PDF's pages are counted by the upload route (its threshold) or, when it did not, by the runner in a parser
+        # worker (0 until then): submitting never waits for a parser.
+        unknown = 0 if looks_like_pdf(upload.data) else 1
+        spec["pages_total"] = upload.pdf_pages if upload.pdf_pages is not None else unknown
         directory = self.jobs_dir / job_id
         directory.mkdir(parents=True, exist_ok=True)
         _write_durably(directory / str(index), upload.data)

@@ -4,6 +4,9 @@
   HTML, plain text), so a renamed executable or archive is refused (415) whatever it is called.
 - Size guards against decompression bombs: a DOCX (a ZIP) whose members would expand beyond a limit, or far beyond
   their compressed size; an image with more pixels than allowed; a PDF with more pages than allowed (413).
+- A PDF is never opened here: its page count is read in a worker process of the converters' pool, under the parse
+  time limit per file (`components.converters.pdf_inspection`), once per file; a caller that already has the count
+  passes it along.
 - Empty files are refused (422).
 """
 
@@ -12,11 +15,12 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
-from typing import Any
 
 from PIL import Image
 
-from app.errors import ExtractionError, PayloadTooLargeError, UnsupportedFileTypeError
+from app.errors import ExtractionError, ParseTimeoutError, PayloadTooLargeError, UnsupportedFileTypeError
+from components.converters import errors as converter_errors
+from components.converters.pdf_inspection import count_pdf_pages
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -40,6 +44,7 @@ class FileLimits:
     max_pdf_pages: int = 2000
     max_image_pixels: int = 89_478_485  # Pillow's own default
     max_unzipped_mb: int = 200
+    parse_timeout_s: float = 300.0  # also bounds reading a PDF's page count
 
 
 def looks_like_pdf(head: bytes) -> bool:
@@ -67,8 +72,14 @@ def sniff_content_type(data: bytes, guessed: str | None) -> str:
     return "application/octet-stream"
 
 
-def inspect_upload(data: bytes, name: str, guessed: str | None, limits: FileLimits) -> str:
-    """Return the sniffed content type, or raise the 4xx error the file deserves."""
+def inspect_upload(
+    data: bytes, name: str, guessed: str | None, limits: FileLimits, *, pdf_pages: int | None = None
+) -> str:
+    """Return the sniffed content type, or raise the 4xx error the file deserves.
+
+    `pdf_pages`: the PDF's page count when the caller already has it (from `pdf_page_count`), so that it is not
+    read twice; without it, a PDF's pages are counted in a worker process.
+    """
     if not data:
         raise ExtractionError(f"{name}: the file is empty")
     mime = sniff_content_type(data, guessed)
@@ -82,7 +93,7 @@ def inspect_upload(data: bytes, name: str, guessed: str | None, limits: FileLimi
     elif mime.startswith("image/"):
         _check_image(data, name, limits)
     elif mime == PDF:
-        _check_pdf(data, name, limits)
+        _check_pdf(data, name, limits, pdf_pages)
     return mime
 
 
@@ -137,21 +148,24 @@ def _check_image(data: bytes, name: str, limits: FileLimits) -> None:
         )
 
 
-def pdf_page_count(data: bytes) -> int | None:
-    """The page count a PDF's page tree declares; None when it cannot be read (encrypted, corrupt, not a PDF)."""
-    # pypdf (pure Python, thread-safe) only reads the page tree here; pdfium is kept for the converter's own lock
-    import pypdf
+def pdf_page_count(data: bytes, name: str, limits: FileLimits) -> int:
+    """The page count of a PDF, read in a worker process of the converters' pool within `limits.parse_timeout_s`
+    (never in this process); 0 when the PDF cannot be opened (encrypted, corrupt): its conversion tells why.
 
+    :raises ParseTimeoutError: reading the count took longer than the parse time limit (422 `parse_timeout`).
+    :raises ExtractionError: the worker died while reading it.
+    """
     try:
-        root: Any = pypdf.PdfReader(io.BytesIO(data)).trailer["/Root"]
-        return int(root["/Pages"]["/Count"])  # the page tree's own total: no walk over the pages
-    except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
-        return None
+        pages = count_pdf_pages(data, timeout_s=limits.parse_timeout_s, name=name)
+    except converter_errors.ParseTimeoutError as error:
+        raise ParseTimeoutError(f"{name}: {error}") from None
+    except converter_errors.ConversionError as error:
+        raise ExtractionError(f"{name}: {error}") from None
+    return pages or 0
 
 
-def _check_pdf(data: bytes, name: str, limits: FileLimits) -> None:
-    pages = pdf_page_count(data)
+def _check_pdf(data: bytes, name: str, limits: FileLimits, pages: int | None) -> None:
     if pages is None:
-        return  # encrypted or corrupt: the converter reports it with the precise reason
+        pages = pdf_page_count(data, name, limits)
     if pages > limits.max_pdf_pages:
         raise PayloadTooLargeError(f"{name}: the PDF has {pages} pages, more than the limit of {limits.max_pdf_pages}")

@@ -25,7 +25,7 @@ from app.errors import (
     UnsupportedFileTypeError,
 )
 from app.pipeline_loader import PipelineSet
-from app.services.file_checks import FileLimits, inspect_upload
+from app.services.file_checks import FileLimits, inspect_upload, pdf_page_count
 from app.upstream import upstream_error
 from components.converters import errors as converter_errors
 
@@ -192,8 +192,13 @@ class IngestService:
         collection: str,
         tags: dict[str, Any] | None = None,
         content_type: str | None = None,
+        pdf_pages: int | None = None,
     ) -> IngestResult:
-        """Index one file's bytes; failures are reported in the result, never raised (except invalid input)."""
+        """Index one file's bytes; failures are reported in the result, never raised (except invalid input).
+
+        `pdf_pages`: the file's page count when the caller already read it (`count_pdf_pages`), so that a PDF is
+        inspected once; without it, a PDF's pages are counted in a worker process.
+        """
         collection = validate_collection(collection)
         clean_tags = validate_tags(tags)
         name = clean_filename(filename)
@@ -203,7 +208,7 @@ class IngestService:
         mime = guess_content_type(name, content_type)
         result = IngestResult(document_id=document_id, filename=name, content_type=mime, status="indexed")
         try:
-            mime = result.content_type = inspect_upload(data, name, mime, self.limits)
+            mime = result.content_type = inspect_upload(data, name, mime, self.limits, pdf_pages=pdf_pages)
             if self.is_indexed(collection, document_id):
                 result.status = "duplicate"
             else:
@@ -227,6 +232,14 @@ class IngestService:
             ms=round(result.duration_ms, 1),
         )
         return result
+
+    def count_pdf_pages(self, data: bytes, filename: str) -> int:
+        """A PDF's page count, read in a worker process under the parse time limit (0: it cannot be opened).
+
+        :raises ParseTimeoutError: reading it took longer than the parse time limit.
+        :raises ExtractionError: the worker died while reading it.
+        """
+        return pdf_page_count(data, clean_filename(filename), self.limits)
 
     def ingest_path(self, path: Path, *, collection: str, tags: dict[str, Any] | None = None) -> IngestResult:
         """Index a file from disk."""

@@ -164,6 +164,16 @@ def _shared_pool(workers: int) -> ProcessPool:
         return pool
 
 
+def current_pool() -> ProcessPool:
+    """The pool this process's converters already use (the largest, if several), else a new one-worker pool: other
+    work on files (`pdf_inspection`) shares the converters' workers instead of starting its own."""
+    with _POOLS_LOCK:
+        pools = [(workers, pool) for (pid, workers), pool in _POOLS.items() if pid == os.getpid() and pool.active]
+    if pools:
+        return max(pools, key=lambda item: item[0])[1]
+    return _shared_pool(1)
+
+
 def shutdown_pools(timeout_s: float = 10.0) -> None:
     """Stop every worker pool of this process (registered with atexit; tests may call it)."""
     with _POOLS_LOCK:

@@ -26,10 +26,10 @@ from app.api.schemas import (
     JobOut,
     UploadResponse,
 )
-from app.errors import InvalidInputError
+from app.errors import ExtractionError, InvalidInputError
 from app.jobs import UploadedFile
 from app.services.api_keys import Role
-from app.services.file_checks import looks_like_pdf, pdf_page_count
+from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult, clean_filename, guess_content_type, validate_collection, validate_tags
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
@@ -60,43 +60,62 @@ def _read_limited(stream: BinaryIO, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-async def _is_large(state: RagState, files: list[UploadFile], limit: int) -> bool:
-    """Beyond RAG_ASYNC_THRESHOLD_MB or RAG_ASYNC_THRESHOLD_PAGES in total: a background job. Reads one file at a
-    time (PDFs only, for their page count) and rewinds it."""
-    settings = state.settings
-    if sum(upload_file.size or 0 for upload_file in files) > settings.async_threshold_mb * 1024 * 1024:
-        return True
-    pages = 0
-    for upload_file in files:
+PageCounts = dict[int, int | ExtractionError]  # by position in the upload: a PDF's pages, or why they are unknown
+
+
+def _is_large_in_bytes(state: RagState, files: list[UploadFile]) -> bool:
+    """Beyond RAG_ASYNC_THRESHOLD_MB in total: a background job, whatever the page counts."""
+    return sum(upload_file.size or 0 for upload_file in files) > state.settings.async_threshold_mb * 1024 * 1024
+
+
+async def _count_pages(state: RagState, files: list[UploadFile], limit: int) -> PageCounts:
+    """The page count of each PDF of the upload, read once, in a worker process of the converters' pool under the
+    parse time limit (never in this process); one file in memory at a time, each rewound. The counts travel with
+    the files (to `ingest_bytes` or the job's spool), so that no PDF is read twice."""
+    counts: PageCounts = {}
+    for index, upload_file in enumerate(files):
         head = await upload_file.read(1024)
         await upload_file.seek(0)
         if not looks_like_pdf(head):
             continue
         data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
         await upload_file.seek(0)
-        counted = await asyncio.to_thread(pdf_page_count, data) if data is not None else None
-        pages += counted or 0
-    return pages > settings.async_threshold_pages
+        if data is None:
+            continue  # too large: refused without reading it
+        try:
+            async with state.ingest_slots:  # parsing work, as the file's ingestion: bounded by RAG_INGEST_CONCURRENCY
+                counts[index] = await asyncio.to_thread(state.ingest.count_pdf_pages, data, upload_file.filename or "")
+        except ExtractionError as error:  # too slow to read (parse_timeout), or it crashed its worker
+            counts[index] = error
+    return counts
 
 
-def _uploads(files: list[UploadFile], limit: int, max_upload_mb: int) -> Iterator[UploadedFile]:
+def _uploads(files: list[UploadFile], limit: int, max_upload_mb: int, pages: PageCounts) -> Iterator[UploadedFile]:
     """The files of an async upload, each read only when the job service asks for it (one in memory at a time)."""
-    for upload_file in files:
-        data = _read_limited(upload_file.file, limit)
+    for index, upload_file in enumerate(files):
+        counted = pages.get(index)
+        data: bytes | None = None
+        error: str | None = f"file is larger than {max_upload_mb} MiB"
+        code: str | None = "payload_too_large"
+        if isinstance(counted, ExtractionError):  # its pages could not be read: refused before spooling
+            error, code = counted.message, counted.code
+        elif (data := _read_limited(upload_file.file, limit)) is not None:
+            error, code = None, None
         yield UploadedFile(
             filename=clean_filename(upload_file.filename),
             content_type=upload_file.content_type,
             data=data,
-            error=None if data is not None else f"file is larger than {max_upload_mb} MiB",
-            error_code=None if data is not None else "payload_too_large",
+            error=error,
+            error_code=code,
+            pdf_pages=counted if isinstance(counted, int) else None,
         )
 
 
 async def _submit_job(
-    state: RagState, collection: str, tags: dict[str, Any], files: list[UploadFile], limit: int
+    state: RagState, collection: str, tags: dict[str, Any], files: list[UploadFile], limit: int, pages: PageCounts
 ) -> JSONResponse:
     """Spool the files one at a time (never all in memory), record the job, answer 202."""
-    uploads = _uploads(files, limit, state.settings.max_upload_mb)
+    uploads = _uploads(files, limit, state.settings.max_upload_mb, pages)
     job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
     body = job_out(job)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
@@ -136,12 +155,29 @@ async def upload(
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
-    if run_async or await _is_large(state, files, limit):
-        return await _submit_job(state, collection, tags, files, limit)
+    if run_async or _is_large_in_bytes(state, files):  # the job's spool counts the PDFs' pages
+        return await _submit_job(state, collection, tags, files, limit, {})
+    pages = await _count_pages(state, files, limit)
+    counted = sum(count for count in pages.values() if isinstance(count, int))
+    if counted > state.settings.async_threshold_pages:
+        return await _submit_job(state, collection, tags, files, limit, pages)
     results: list[IngestResult] = []
     generation = await asyncio.to_thread(state.collections.generation, collection)  # a drop from now on undoes us
-    for upload_file in files:
+    for index, upload_file in enumerate(files):
         name = clean_filename(upload_file.filename)
+        pdf_pages = pages.get(index)
+        if isinstance(pdf_pages, ExtractionError):  # its pages could not be read within the parse time limit
+            results.append(
+                IngestResult(
+                    document_id="",
+                    filename=name,
+                    content_type=guess_content_type(name, upload_file.content_type),
+                    status="failed",
+                    error=pdf_pages.message,
+                    error_code=pdf_pages.code,
+                )
+            )
+            continue
         data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
         if data is None:
             results.append(
@@ -163,6 +199,7 @@ async def upload(
                 collection=collection,
                 tags=tags,
                 content_type=upload_file.content_type,
+                pdf_pages=pdf_pages,
             )
         dropped = await asyncio.to_thread(state.collections.generation, collection) != generation
         if result.status == "indexed" and dropped:

@@ -78,3 +78,29 @@ def test_list_is_paged_and_delete_removes_chunks(client, docx_file, text_file, m
     missing = client.delete(f"/documents/{victim['document_id']}")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_an_uploaded_pdf_is_counted_once_in_a_worker(client, linn_pdf, text_file, monkeypatch):
+    """The route's page count (for the job threshold) travels with the file: the page limit does not count again."""
+    from app.services import file_checks
+    from app.testing.api import wait_for_job
+
+    counted: list[str] = []
+    count_in_worker = file_checks.count_pdf_pages
+
+    def counting(data, *, timeout_s, name="the PDF"):
+        counted.append(name)
+        return count_in_worker(data, timeout_s=timeout_s, name=name)
+
+    monkeypatch.setattr(file_checks, "count_pdf_pages", counting)
+    files = [_file(linn_pdf), _file(text_file)]
+    direct = _upload(client, files, collection="counted-once")
+    assert [f["status"] for f in direct.json()["files"]] == ["indexed", "indexed"], direct.text
+    assert counted == [linn_pdf.name]
+    counted.clear()
+    files = [("files", _file(linn_pdf)), ("files", _file(text_file))]
+    accepted = client.post("/documents/upload?async=true", files=files, data={"collection": "counted-once-job"})
+    assert accepted.status_code == 202, accepted.text
+    job, _ = wait_for_job(client, accepted.json()["job_id"])
+    assert [f["status"] for f in job["files"]] == ["indexed", "indexed"], job
+    assert counted == [linn_pdf.name]

@@ -49,3 +49,28 @@ def test_unknown_job_is_not_found(service):
     for call in (service.get, service.cancel, service.retry):
         with pytest.raises(NotFoundError):
             call("nope")
+
+
+def test_submitting_never_opens_a_pdf_and_keeps_the_route_s_count(tmp_path, monkeypatch):
+    """The upload route's page count travels with the file; a PDF it did not count is counted by the runner (0 until
+    then), so a 202 never waits for a parser worker."""
+    from app.jobs import JobService
+    from app.services import file_checks
+
+    def no_count(*args, **kwargs):
+        raise AssertionError("a PDF was opened while the job was submitted")
+
+    monkeypatch.setattr(file_checks, "count_pdf_pages", no_count)
+    service = JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs")
+    pdf = b"%PDF-1.7\n..."
+    job = service.submit(
+        "c",
+        {},
+        [
+            UploadedFile("known.pdf", "application/pdf", pdf, pdf_pages=7),  # counted by the upload route
+            UploadedFile("new.pdf", "application/pdf", pdf + b"2"),
+            UploadedFile("notes.txt", "text/plain", b"no pages here"),
+        ],
+    )
+    assert [f.pages_total for f in job.files] == [7, 0, 1]
+    assert all(f.spooled for f in job.files)
