@@ -70,12 +70,16 @@ class CollectionService:
         *,
         legacy_registry: Path | None = None,
         on_drop: Callable[[str], Any] | None = None,
+        has_jobs: Callable[[str], bool] | None = None,
     ) -> None:
         """`registry_path`: the SQLite file of created collections; `legacy_registry`: a JSON list of names written
         by an earlier release, imported once (then renamed `<name>.imported`); `on_drop`: called with the name once
-        the tombstone is written and before the chunks are deleted (the jobs of the collection are cancelled)."""
+        the tombstone is written and before the chunks are deleted (the jobs of the collection are cancelled);
+        `has_jobs`: True when the collection has a queued or running job (so a collection that exists only through
+        its first job, nothing indexed or registered yet, can be dropped too)."""
         self.store = store
         self.on_drop = on_drop
+        self.has_jobs = has_jobs
         self.registry = SQLiteDatabase(registry_path, migrations=MIGRATIONS)
         self._lock = threading.Lock()
         if legacy_registry is not None:
@@ -178,15 +182,25 @@ class CollectionService:
         return True
 
     def drop(self, name: str) -> int:
-        """Delete every chunk of the collection and forget it; 404 when it does not exist.
+        """Delete every chunk of the collection, forget it and cancel its jobs; 404 when it does not exist (neither
+        registered, nor holding chunks, nor the target of a queued or running job).
 
-        In this order: the tombstone (generation + 1, registry row removed, one transaction), `on_drop` (its jobs are
-        cancelled), then the chunks. A writer that started before checks the generation after it wrote, so whatever it
-        wrote is removed either here or by the writer itself.
+        The tombstone, the job cancellation and the deletion live in different files (collections.db, jobs.db, the
+        document store), so they cannot be one transaction (SQLite commits ATTACHed WAL databases atomically per file
+        only). They run in this order, which is safe under any interleaving:
+
+        1. the tombstone: generation + 1 and the registry row removed, one transaction. From its commit on, every
+           writer that started before it (a job, a synchronous upload: they captured the older generation) sees the
+           generation moved: `register` refuses it, the runner stops before its next step and removes what it wrote.
+        2. `on_drop`: the collection's unfinished jobs are cancelled. A job that starts between 1 and 2 has the old
+           generation and stops at its first check; one submitted after 1 is cancelled here or, if it came later
+           still, writes into the collection as a new one (it was asked for after the drop).
+        3. the chunks are deleted: whatever was written before this step is deleted here, and a writer that finishes a
+           write after 1 deletes it itself when it checks the generation after the write.
         """
         validate_collection(name)
         with self._lock:
-            if not self.exists(name):
+            if not self.exists(name) and not (self.has_jobs is not None and self.has_jobs(name)):
                 raise NotFoundError(f"collection {name!r} does not exist")
             with self.registry.transaction() as db:
                 db.execute(
