@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.composition import Services, build_services, key_store
+from app.composition import Services, build_services, job_service, key_store
 from app.errors import RagError
 from app.pipeline_loader import PipelineLoadError
 from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, parse_scope
@@ -385,6 +385,23 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part
         err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
     console.print(f"revoked {key.prefix} ({key.name})")
+
+
+jobs_cli = typer.Typer(no_args_is_help=True, help="Background ingestion jobs (RAG_DATA_DIR/jobs.db).")
+cli.add_typer(jobs_cli, name="jobs")
+
+
+@jobs_cli.command("sweep")
+def jobs_sweep() -> None:
+    """Apply the job retention now (RAG_JOB_RETENTION_DAYS, RAG_JOB_HISTORY_DAYS); servers and workers also do it
+    hourly."""
+    settings = Settings()
+    report = job_service(settings).sweep()
+    console.print(
+        f"uploads of {report.uploads_removed} finished jobs removed (older than {settings.job_retention_days} days), "
+        f"{report.jobs_deleted} jobs deleted (older than {settings.job_history_days} days), "
+        f"{report.folders_removed} spool folders removed ({report.bytes_freed / 1_048_576:.1f} MiB)"
+    )
 
 
 @cli.command()

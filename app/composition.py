@@ -86,12 +86,14 @@ def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
 
 def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
     """Collections over the pipelines' document store and the registry under the data directory; dropping one
-    cancels its unfinished jobs (in the job table shared by every process)."""
+    cancels its unfinished jobs (in the job table shared by every process), also when a job is all there is of it."""
+    jobs = JobStore(settings.jobs_db)
     return CollectionService(
         pipelines.document_store,
         settings.collections_db,
         legacy_registry=settings.collections_registry,
-        on_drop=JobStore(settings.jobs_db).cancel_collection,
+        on_drop=jobs.cancel_collection,
+        has_jobs=jobs.has_unfinished,
     )
 
 
@@ -115,12 +117,15 @@ def key_store(settings: Settings) -> KeyStore:
 
 
 def job_service(settings: Settings, collections: CollectionService | None = None) -> JobService:
-    """Submitting, listing, cancelling and retrying ingestion jobs; each job records its collection's generation
-    (`collections`), so that dropping the collection cancels it."""
+    """Submitting, listing, cancelling and retrying ingestion jobs, and their retention sweep (`rag jobs sweep`, and
+    periodically in every process that runs jobs); each job records its collection's generation (`collections`), so
+    that dropping the collection cancels it."""
     return JobService(
         JobStore(settings.jobs_db),
         settings.jobs_dir,
         generation_of=collections.generation if collections is not None else None,
+        retention_days=settings.job_retention_days,
+        history_days=settings.job_history_days,
     )
 
 

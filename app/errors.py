@@ -98,6 +98,18 @@ class ConflictError(RagError):
     code = "conflict"
 
 
+class GoneError(RagError):
+    """The resource existed but what the request needs of it was removed for good."""
+
+    code = "gone"
+
+
+class UploadsRemovedError(GoneError):
+    """A job cannot be retried: the retention sweep removed its spooled uploads (RAG_JOB_RETENTION_DAYS)."""
+
+    code = "uploads_removed"
+
+
 class PayloadTooLargeError(RagError):
     """An upload is larger than the configured limit."""
 

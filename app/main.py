@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ from app.api.routes import collections, documents, health, jobs, keys, openai, q
 from app.api.routes.demo import mount_demo
 from app.composition import Services, build_services, embedded_job_runner, load_pipeline_set
 from app.jobs import JobStore
-from app.jobs.workers import EmbeddedWorker, RedisQueue, requeue_unowned
+from app.jobs.workers import EmbeddedWorker, RedisQueue, requeue_unowned, sweep_forever
 from app.logs import configure_logging
 from app.services.api_keys import bootstrap_admin_key
 from app.settings import Settings
@@ -35,25 +36,34 @@ its numbered sources, `[n]` matching `sources[].n`.
 @asynccontextmanager
 async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[None]:
     """Embedded: an in-process worker runs (and resumes) the jobs. Redis: jobs are enqueued for `rag worker`
-    processes, and this process re-queues the jobs of workers that died."""
-    if settings.job_queue == "redis":
-        queue = RedisQueue(settings.redis_url)
-        state.jobs.notify = queue.enqueue
-        await asyncio.to_thread(requeue_unowned, state.jobs.store, queue)
-        watchdog = asyncio.create_task(_requeue_orphans_forever(state.jobs.store, queue, settings.job_lease_seconds))
+    processes, and this process re-queues the jobs of workers that died. Both: the job retention sweep runs at start
+    and hourly."""
+    sweeper = asyncio.create_task(sweep_forever(state.jobs), name="rag-job-sweep")
+    try:
+        if settings.job_queue == "redis":
+            queue = RedisQueue(settings.redis_url)
+            state.jobs.notify = queue.enqueue
+            await asyncio.to_thread(requeue_unowned, state.jobs.store, queue)
+            watchdog = asyncio.create_task(
+                _requeue_orphans_forever(state.jobs.store, queue, settings.job_lease_seconds)
+            )
+            try:
+                yield
+            finally:
+                watchdog.cancel()
+            return
+        runner = embedded_job_runner(state)
+        worker = EmbeddedWorker(runner, state.ingest_slots)
+        state.jobs.notify = worker.wake
+        worker.start()
         try:
             yield
         finally:
-            watchdog.cancel()
-        return
-    runner = embedded_job_runner(state)
-    worker = EmbeddedWorker(runner, state.ingest_slots)
-    state.jobs.notify = worker.wake
-    worker.start()
-    try:
-        yield
+            await worker.stop()
     finally:
-        await worker.stop()
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
 
 
 async def _requeue_orphans_forever(store: JobStore, queue: RedisQueue, every: float) -> None:

@@ -184,6 +184,20 @@ class Settings(BaseSettings):
         description="A worker renews its hold on a running job every third of this; a job whose worker stopped "
         "renewing (crashed on another host) is resumed by another after this long.",
     )
+    job_retention_days: int = Field(
+        default=7,
+        ge=0,
+        le=36_500,
+        description="The spooled uploads of a finished job (its failed or cancelled files, kept for `retry`) are "
+        "removed this many days after it finished; a retry then answers 410. 0 keeps them forever.",
+    )
+    job_history_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description="Finished jobs are deleted from the job table (and their uploads with them) this many days after "
+        "they finished. 0 keeps them forever.",
+    )
     header_read_timeout_s: float = Field(
         default=10,
         ge=0.1,

@@ -1,11 +1,13 @@
-"""What the API does with jobs: submit (spool + record + notify), read, cancel, retry."""
+"""What the API does with jobs: submit (spool + record + notify), read, cancel, retry; and the retention sweep."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,18 @@ from app.services.file_checks import looks_like_pdf
 from app.services.ingest import document_id_for, guess_content_type
 
 logger = logging.getLogger(__name__)
+
+DAY_SECONDS = 86_400
+
+
+@dataclass
+class SweepReport:
+    """What one retention pass removed."""
+
+    uploads_removed: int  # jobs whose spooled uploads were released (a retry of them answers 410)
+    jobs_deleted: int  # finished jobs deleted from the table
+    folders_removed: int  # spool folders deleted (of those jobs, and leftovers of jobs never recorded)
+    bytes_freed: int
 
 
 class JobService:
@@ -30,13 +44,18 @@ class JobService:
         *,
         notify: Callable[[str], None] | None = None,
         generation_of: Callable[[str], int] | None = None,
+        retention_days: int = 0,
+        history_days: int = 0,
     ) -> None:
         """`generation_of`: a collection's current generation (`CollectionService.generation`), recorded with each
-        job so that a drop while it waits or runs cancels it."""
+        job so that a drop while it waits or runs cancels it. `retention_days` / `history_days`: the sweep removes a
+        finished job's uploads / the job itself that many days after it finished (0: never)."""
         self.store = store
         self.jobs_dir = jobs_dir
         self.notify: Callable[[str], None] = notify or (lambda _job_id: None)
         self.generation_of = generation_of
+        self.retention_days = retention_days
+        self.history_days = history_days
 
     def submit(self, collection: str, tags: dict[str, Any], files: Iterable[UploadedFile]) -> Job:
         """Spool the files to disk (fsynced), record the job, then tell the worker(s).
@@ -120,6 +139,62 @@ class JobService:
         job = self.store.retry(job_id, generation=generation)
         self.notify(job_id)
         return job
+
+    def sweep(self) -> SweepReport:
+        """Apply the retention: remove the spooled uploads of jobs finished more than `retention_days` ago and delete
+        the jobs finished more than `history_days` ago (the table first, then the folders: a job being retried at the
+        same moment either keeps its uploads or answers 410). A spool folder of no job (a submission interrupted
+        before it was recorded) goes once it is older than the retention. Safe to run from several processes."""
+        now = self.store.clock()
+        uploads_before = now - self.retention_days * DAY_SECONDS if self.retention_days else None
+        rows_before = now - self.history_days * DAY_SECONDS if self.history_days else None
+        swept = self.store.sweep(uploads_before=uploads_before, rows_before=rows_before)
+        released = set(swept.uploads_removed) | set(swept.deleted)
+        folders = [p for p in self.jobs_dir.iterdir() if p.is_dir()] if self.jobs_dir.is_dir() else []
+        owners = self.store.spool_owners([p.name for p in folders])
+        removed = freed = 0
+        for folder in folders:
+            needed = owners.get(folder.name)
+            if needed is None and folder.name not in released:  # no job: a submission that was never recorded
+                needed = uploads_before is None or _mtime(folder) >= uploads_before
+            if needed:
+                continue
+            freed += _size(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        report = SweepReport(
+            uploads_removed=len(swept.uploads_removed),
+            jobs_deleted=len(swept.deleted),
+            folders_removed=removed,
+            bytes_freed=freed,
+        )
+        if removed or swept.uploads_removed or swept.deleted:
+            logger.info(
+                "Job retention: uploads of {uploads} jobs released, {deleted} jobs deleted, {folders} spool folders "
+                "removed ({bytes} bytes)",
+                uploads=report.uploads_removed,
+                deleted=report.jobs_deleted,
+                folders=report.folders_removed,
+                bytes=report.bytes_freed,
+            )
+        return report
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except OSError:
+            continue
+    return total
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -13,10 +13,12 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import ConflictError, NotFoundError
+from app.errors import ConflictError, NotFoundError, UploadsRemovedError
 from app.jobs.models import (
     TERMINAL_STATES,
     UNFINISHED_FILE_STATES,
@@ -75,6 +77,11 @@ MIGRATIONS = (
     """
     ALTER TABLE jobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: when the retention sweep removed the job's spooled uploads (a retry then answers 410)
+    """
+    ALTER TABLE jobs ADD COLUMN uploads_removed_at REAL;
+    CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
+    """,
 )
 
 
@@ -113,11 +120,21 @@ def _lease_is_free(owner: str | None, lease_until: float, now: float) -> bool:
     return not owner or lease_until < now or _owner_is_dead(owner)
 
 
+@dataclass
+class SweptJobs:
+    """What one retention pass changed in the table: the jobs whose uploads were released, the jobs deleted."""
+
+    uploads_removed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
 class JobStore:
     """The job table in SQLite (WAL); one short connection per operation, any thread, any process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        """`clock`: the time every timestamp and lease is taken from (seconds since the epoch)."""
         self.path = path
+        self.clock = clock
         self.db = SQLiteDatabase(path, migrations=MIGRATIONS)
 
     # -- reading
@@ -166,7 +183,7 @@ class JobStore:
 
     def claimable(self) -> list[str]:
         """Unfinished jobs nobody runs: never started, or their worker's lease ran out or its process is gone."""
-        now = time.time()
+        now = self.clock()
         with self.db.connect() as db:
             rows = db.execute(
                 f"SELECT id, owner, lease_until FROM jobs WHERE state NOT IN ({_TERMINAL}) ORDER BY created_at",
@@ -186,7 +203,7 @@ class JobStore:
     ) -> Job:
         """Record a queued job and its files (already spooled; a file that was not is recorded failed); `generation`:
         the collection's generation at submission (`CollectionService.generation`)."""
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as db:
             db.execute(
                 "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at, generation) "
@@ -216,7 +233,7 @@ class JobStore:
 
     def claim(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         """Take the job for `owner` unless another live worker holds it or it is finished."""
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as db:
             row = db.execute("SELECT state, owner, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None or row["state"] in TERMINAL_STATES:
@@ -233,7 +250,7 @@ class JobStore:
         with self.db.connect() as db:
             db.execute(
                 "UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ?",
-                (time.time() + lease_seconds, job_id, owner),
+                (self.clock() + lease_seconds, job_id, owner),
             )
 
     def release(self, job_id: str, owner: str) -> None:
@@ -242,7 +259,7 @@ class JobStore:
 
     def requeue_orphans(self) -> list[str]:
         """Jobs started by a worker that died, made unowned again (for a queue that must be told about them)."""
-        now = time.time()
+        now = self.clock()
         orphans = []
         with self.db.transaction() as db:
             rows = db.execute(
@@ -257,7 +274,7 @@ class JobStore:
 
     def set_state(self, job_id: str, state: JobState, *, error: str | None = None) -> None:
         state = JobState(state)
-        now = time.time()
+        now = self.clock()
         with self.db.connect() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
@@ -275,7 +292,7 @@ class JobStore:
             db.execute(
                 f"UPDATE job_files SET {columns} WHERE job_id = ? AND idx = ?", (*values.values(), job_id, index)
             )
-            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
 
     def skip_unfinished(self, job_id: str) -> None:
         with self.db.connect() as db:
@@ -283,7 +300,7 @@ class JobStore:
 
     def cancel(self, job_id: str) -> Job:
         """Ask for cancellation: a job nobody runs is cancelled at once, a running one at its next step."""
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as db:
             row = db.execute("SELECT state, owner, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
@@ -302,12 +319,12 @@ class JobStore:
     def request_cancel(self, job_id: str) -> None:
         """Mark a running job cancelled at its next step (its runner found its collection dropped)."""
         with self.db.connect() as db:
-            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (time.time(), job_id))
+            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (self.clock(), job_id))
 
     def cancel_collection(self, collection: str) -> list[str]:
         """Cancel every unfinished job of a collection being dropped (one transaction): the ones nobody runs at once,
         the running ones at their next step. The ids of the jobs concerned."""
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as db:
             rows = db.execute(
                 f"SELECT id, owner, lease_until FROM jobs WHERE collection = ? AND state NOT IN ({_TERMINAL})",
@@ -326,9 +343,11 @@ class JobStore:
     def retry(self, job_id: str, *, generation: int | None = None) -> Job:
         """Queue the failed (and cancelled) files of a finished job again; 409 when there are none. `generation`: the
         collection's current one (a retry is a new request: it writes into the collection as it is now)."""
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as db:
-            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute(
+                "SELECT state, finished_at, updated_at, uploads_removed_at FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"job {job_id!r} does not exist")
             if row["state"] not in TERMINAL_STATES:
@@ -339,6 +358,8 @@ class JobStore:
                 "WHERE job_id = ? AND state IN (?, ?) AND spooled = 1",
                 (FileState.QUEUED, job_id, FileState.FAILED, FileState.SKIPPED),
             ).rowcount
+            if not retried and row["uploads_removed_at"] is not None and _has_unindexed_files(db, job_id):
+                raise UploadsRemovedError(_uploads_removed_reason(job_id, row), detail={"job_id": job_id})
             if not retried:
                 raise ConflictError(f"job {job_id!r} has no failed files that can be retried")
             db.execute(
@@ -347,6 +368,74 @@ class JobStore:
                 (JobState.QUEUED, now, generation, job_id),
             )
         return self.get(job_id)
+
+    # -- retention
+
+    def sweep(self, *, uploads_before: float | None, rows_before: float | None) -> SweptJobs:
+        """Apply the retention to finished jobs (one transaction), by the time they finished.
+
+        Jobs finished before `uploads_before` have their uploads released: every file is marked no longer spooled and
+        the job records when (`uploads_removed_at`), so a retry answers 410; the caller deletes the folders after this
+        returns (a retry that commits first has made the job unfinished again, and it is left alone). Jobs finished
+        before `rows_before` are deleted with their files. None: that part is kept forever. Unfinished jobs (queued,
+        running, being cancelled) are never touched.
+        """
+        swept = SweptJobs()
+        finished = f"state IN ({_TERMINAL}) AND COALESCE(finished_at, updated_at) < ?"
+        with self.db.transaction() as db:
+            if uploads_before is not None:
+                rows = db.execute(
+                    f"SELECT id FROM jobs WHERE {finished} AND uploads_removed_at IS NULL",
+                    (*TERMINAL_STATES, uploads_before),
+                ).fetchall()
+                swept.uploads_removed = [row["id"] for row in rows]
+                now = self.clock()
+                for job_id in swept.uploads_removed:
+                    db.execute("UPDATE job_files SET spooled = 0 WHERE job_id = ?", (job_id,))
+                    db.execute("UPDATE jobs SET uploads_removed_at = ? WHERE id = ?", (now, job_id))
+            if rows_before is not None:
+                rows = db.execute(f"SELECT id FROM jobs WHERE {finished}", (*TERMINAL_STATES, rows_before)).fetchall()
+                swept.deleted = [row["id"] for row in rows]
+                for job_id in swept.deleted:
+                    db.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
+                    db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return swept
+
+    def spool_owners(self, job_ids: list[str]) -> dict[str, bool]:
+        """Of these ids, the ones that are jobs, each with True when its uploads may still be needed (not released)."""
+        owners: dict[str, bool] = {}
+        with self.db.connect() as db:
+            for job_id in job_ids:
+                row = db.execute("SELECT uploads_removed_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is not None:
+                    owners[job_id] = row["uploads_removed_at"] is None
+        return owners
+
+    def has_unfinished(self, collection: str) -> bool:
+        """True when a job of the collection is queued or running (the collection may exist only through it)."""
+        with self.db.connect() as db:
+            row = db.execute(
+                f"SELECT 1 FROM jobs WHERE collection = ? AND state NOT IN ({_TERMINAL}) LIMIT 1",
+                (collection, *TERMINAL_STATES),
+            ).fetchone()
+        return row is not None
+
+
+def _has_unindexed_files(db: sqlite3.Connection, job_id: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM job_files WHERE job_id = ? AND state IN (?, ?) AND document_id != '' LIMIT 1",
+        (job_id, FileState.FAILED, FileState.SKIPPED),
+    ).fetchone()
+    return row is not None
+
+
+def _uploads_removed_reason(job_id: str, row: sqlite3.Row) -> str:
+    finished = row["finished_at"] if row["finished_at"] is not None else row["updated_at"]
+    days = max(0, round((row["uploads_removed_at"] - finished) / 86_400))
+    return (
+        f"the uploads of job {job_id!r} were removed {days} days after it finished (RAG_JOB_RETENTION_DAYS); "
+        "upload the files again"
+    )
 
 
 def _skip_unfinished(db: sqlite3.Connection, job_id: str) -> None:

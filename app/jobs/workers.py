@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from types import ModuleType
@@ -20,6 +21,7 @@ from haystack import logging
 from app.extras import extra_required
 from app.jobs.models import JobState
 from app.jobs.runner import JobRunner
+from app.jobs.service import JobService
 from app.jobs.store import JobStore
 
 if TYPE_CHECKING:
@@ -30,6 +32,37 @@ logger = logging.getLogger(__name__)
 
 RQ_QUEUE_NAME = "rag-ingest"
 _POLL_SECONDS = 1.0
+SWEEP_EVERY_SECONDS = 3600.0  # the retention sweep: at start, then hourly, in every process that runs jobs
+
+
+def sweep_once(service: JobService) -> None:
+    """One retention pass; a failure is logged and the next pass tries again (a sweep never stops a worker)."""
+    try:
+        service.sweep()
+    except (OSError, sqlite3.Error):
+        logger.exception("Job retention sweep failed; retried in {seconds} s", seconds=SWEEP_EVERY_SECONDS)
+
+
+async def sweep_forever(service: JobService, every: float = SWEEP_EVERY_SECONDS) -> None:
+    """The API process's retention sweep (an asyncio task): now, then every `every` seconds."""
+    while True:
+        await asyncio.to_thread(sweep_once, service)
+        await asyncio.sleep(every)
+
+
+def start_sweep_thread(service: JobService, every: float = SWEEP_EVERY_SECONDS) -> threading.Event:
+    """`rag worker`'s retention sweep (a daemon thread beside rq's loop): now, then every `every` seconds; set the
+    returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            sweep_once(service)
+            if stop.wait(every):
+                return
+
+    threading.Thread(target=loop, name="rag-job-sweep", daemon=True).start()
+    return stop
 
 
 class EmbeddedWorker:
@@ -179,8 +212,9 @@ def run_queued_job(job_id: str) -> bool:
 
 
 def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = False) -> None:
-    """`rag worker`: warm the pipelines once, resume orphaned jobs, then run queued jobs in this process."""
-    from app.composition import job_runner
+    """`rag worker`: warm the pipelines once, resume orphaned jobs, then run queued jobs in this process (with the
+    retention sweep at start and hourly beside them)."""
+    from app.composition import job_runner, job_service
 
     redis, rq = _rq()
     pipelines.warm_up()
@@ -189,5 +223,9 @@ def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = F
     queue = RedisQueue(settings.redis_url)
     resumed = queue.requeue_orphans(runner.store)
     logger.info("Job worker ready on {queue} ({resumed} orphaned jobs re-queued)", queue=RQ_QUEUE_NAME, resumed=resumed)
+    stop_sweep = start_sweep_thread(job_service(settings))
     worker = rq.SimpleWorker([queue.queue], connection=redis.Redis.from_url(settings.redis_url))
-    worker.work(burst=burst, with_scheduler=False)
+    try:
+        worker.work(burst=burst, with_scheduler=False)
+    finally:
+        stop_sweep.set()

@@ -6,7 +6,8 @@ counts grouped (`components.stores.grouped_counts.GroupedCounts`, both of ours) 
 created explicitly but still empty are remembered in a small SQLite table under the data directory (`app.sqlite`:
 shared by every process of the deployment). The JSON registry of earlier releases is imported on first open.
 
-Dropping leaves a tombstone: the collection's *generation* (0 until its first drop) goes up by one. A writer that
+Dropping leaves a tombstone: the collection's *generation* (0 until its first drop) goes up (when the drop starts
+and again when it ends: see `CollectionService.drop` for the order of its steps). A writer that
 started before the drop (a job, a synchronous upload) captured the older generation: it checks before and after it
 writes and removes what it wrote when the generation moved, and `register` does not bring the collection back for it.
 Re-creating the collection later (POST /collections, a new upload) works: those writers start at the new generation.
@@ -72,12 +73,16 @@ class CollectionService:
         *,
         legacy_registry: Path | None = None,
         on_drop: Callable[[str], Any] | None = None,
+        has_jobs: Callable[[str], bool] | None = None,
     ) -> None:
         """`registry_path`: the SQLite file of created collections; `legacy_registry`: a JSON list of names written
         by an earlier release, imported once (then renamed `<name>.imported`); `on_drop`: called with the name once
-        the tombstone is written and before the chunks are deleted (the jobs of the collection are cancelled)."""
+        the tombstone is written and before the chunks are deleted (the jobs of the collection are cancelled);
+        `has_jobs`: True when the collection has a queued or running job (so a collection that exists only through
+        its first job, nothing indexed or registered yet, can be dropped too)."""
         self.store = store
         self.on_drop = on_drop
+        self.has_jobs = has_jobs
         self.registry = SQLiteDatabase(registry_path, migrations=MIGRATIONS)
         self._lock = threading.Lock()
         if legacy_registry is not None:
@@ -179,24 +184,47 @@ class CollectionService:
         return True
 
     def drop(self, name: str) -> int:
-        """Delete every chunk of the collection and forget it; 404 when it does not exist.
+        """Delete every chunk of the collection, forget it and cancel its jobs; 404 when it does not exist (neither
+        registered, nor holding chunks, nor the target of a queued or running job).
 
-        In this order: the tombstone (generation + 1, registry row removed, one transaction), `on_drop` (its jobs are
-        cancelled), then the chunks. A writer that started before checks the generation after it wrote, so whatever it
-        wrote is removed either here or by the writer itself.
+        The tombstone, the job cancellation and the deletion live in different files (collections.db, jobs.db, the
+        document store), so they cannot be one transaction (SQLite commits ATTACHed WAL databases atomically per file
+        only). They run in this order, which is safe under any interleaving:
+
+        1. the tombstone: generation + 1 and the registry row removed, one transaction. From its commit on, every
+           writer that started before it (a job, a synchronous upload: they captured the older generation) sees the
+           generation moved: `register` refuses it, the runner stops before its next step and removes what it wrote.
+        2. `on_drop`: the collection's unfinished jobs are cancelled. A job that starts between 1 and 2 has the old
+           generation and stops at its first check.
+        3. the chunks are deleted: whatever was written before this step is deleted here, and a writer of before 1
+           that finishes a write after it deletes that itself when it checks the generation after the write.
+        4. the closing tombstone: generation + 1 again and the registry row removed again, one transaction. A writer
+           that started during the drop (it captured the generation of step 1) may have written before 3 and
+           registered before 4: its chunks are gone with 3, its registration with 4, and from 4 on its checks and
+           `register` fail like those of a writer of before the drop. So whatever overlaps the drop ends either
+           before it (dropped with it) or after it (a new collection, with only what was written after 3).
+
+        A drop moves the generation by two. A drop interrupted between 1 and 4 (the process killed) leaves the
+        tombstone of 1, so writers of before it stay refused; dropping again completes it while anything of the
+        collection is left.
         """
         validate_collection(name)
         with self._lock:
-            if not self.exists(name):
+            if not self.exists(name) and not (self.has_jobs is not None and self.has_jobs(name)):
                 raise NotFoundError(f"collection {name!r} does not exist")
-            with self.registry.transaction() as db:
-                db.execute(
-                    "INSERT INTO generations (name, generation, dropped_at) VALUES (?, 1, ?) ON CONFLICT (name) "
-                    "DO UPDATE SET generation = generation + 1, dropped_at = excluded.dropped_at",
-                    (name, time.time()),
-                )
-                db.execute("DELETE FROM collections WHERE name = ?", (name,))
+            self._tombstone(name)
             if self.on_drop is not None:
                 self.on_drop(name)
             deleted = int(self.store.delete_by_filter(collection_filter(name)))
+            self._tombstone(name)
         return deleted
+
+    def _tombstone(self, name: str) -> None:
+        """Move the collection's generation on and forget its registration (one transaction)."""
+        with self.registry.transaction() as db:
+            db.execute(
+                "INSERT INTO generations (name, generation, dropped_at) VALUES (?, 1, ?) ON CONFLICT (name) "
+                "DO UPDATE SET generation = generation + 1, dropped_at = excluded.dropped_at",
+                (name, time.time()),
+            )
+            db.execute("DELETE FROM collections WHERE name = ?", (name,))

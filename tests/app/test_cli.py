@@ -42,7 +42,7 @@ def tiny_profile(tmp_path, monkeypatch, make_tiny_profile):
 def test_help_lists_commands():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("ingest", "ask", "collections", "warmup", "worker"):
+    for command in ("ingest", "ask", "collections", "warmup", "worker", "jobs"):
         assert command in result.output
 
 
@@ -216,6 +216,28 @@ def test_keys_create_list_revoke(data_dir):
     assert _invoke("keys", "revoke", key.prefix).exit_code == 0
     assert store.authenticate(secret) is None
     assert key.id not in _invoke("keys", "list").output and key.id in _invoke("keys", "list", "--all").output
+
+
+def test_jobs_sweep_removes_the_uploads_of_old_failed_jobs(data_dir, monkeypatch):
+    from app.jobs import FileState, JobService, JobState, JobStore, UploadedFile
+    from app.settings import Settings
+
+    monkeypatch.setenv("RAG_JOB_RETENTION_DAYS", "7")
+    settings = Settings()
+    now = time.time()
+    past = JobService(JobStore(settings.jobs_db, clock=lambda: now - 8 * 86_400), settings.jobs_dir)
+    old = past.submit("c", {}, [UploadedFile(filename="a.txt", content_type=None, data=b"a" * 2048)]).id
+    past.store.update_file(old, 0, state=FileState.FAILED)
+    past.store.set_state(old, JobState.FAILED)  # finished eight days ago
+    assert (settings.jobs_dir / old / "0").exists()
+
+    result = _invoke("jobs", "sweep")
+    assert result.exit_code == 0, result.output
+    assert "uploads of 1 finished jobs removed (older than 7 days)" in result.output
+    assert "1 spool folders removed" in result.output
+    assert not (settings.jobs_dir / old).exists()
+    assert not JobStore(settings.jobs_db).get(old).files[0].spooled
+    assert "uploads of 0 finished jobs removed" in _invoke("jobs", "sweep").output
 
 
 def test_keys_bad_input_fails_cleanly(data_dir):

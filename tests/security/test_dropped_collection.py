@@ -163,3 +163,39 @@ def test_delete_collection_during_a_sync_upload_then_upload_reregisters(client, 
     assert answers[0].json()["error"]["code"] == "collection_dropped"
     assert _chunks(client, collection) == 0
     assert collection not in _listed(client)
+
+
+def test_delete_collection_known_only_by_its_running_job_answers_404_and_the_job_creates_it(
+    client, monkeypatch, text_file
+):
+    """A first upload into a new collection runs as a job (nothing indexed or registered yet): DELETE answered 404 and
+    the job then created the collection. Now the drop answers 204, cancels the job and the collection stays gone."""
+    collection = "dropped-before-it-existed"
+    ingest = client.app.state.rag.ingest
+    original = ingest.ingest_bytes
+    entered, gate = threading.Event(), threading.Event()
+
+    def gated(data: bytes, filename: str, **kwargs: Any) -> Any:
+        if kwargs.get("collection") == collection:
+            entered.set()
+            assert gate.wait(60)
+        return original(data, filename, **kwargs)
+
+    monkeypatch.setattr(ingest, "ingest_bytes", gated)
+    try:
+        running = _upload_job(client, collection, text_file.name, text_file.read_bytes())
+        assert entered.wait(60), "the job never started"
+        queued = _upload_job(client, collection, "second.txt", b"A second file, queued behind the first.\n" * 20)
+        assert collection not in _listed(client)
+
+        response = client.delete(f"/collections/{collection}")
+        assert response.status_code == 204, response.text
+        assert client.get(f"/jobs/{queued}").json()["state"] == "cancelled"
+    finally:
+        gate.set()
+    job, _ = wait_for_job(client, running)
+
+    assert job["state"] == "cancelled", job
+    assert _chunks(client, collection) == 0
+    assert collection not in _listed(client)
+    assert client.delete(f"/collections/{collection}").status_code == 404  # nothing of it is left

@@ -43,6 +43,9 @@ async def create_collection(body: CollectionCreate, state: State, key: Admin) ->
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorResponse}},
     summary="Drop a collection and every chunk in it",
+    description="Its queued and running jobs are cancelled, and nothing a job or upload that started before the drop "
+    "writes stays or brings the collection back. 404 when the collection was neither created, nor holds chunks, nor "
+    "is the target of a queued or running job.",
 )
 async def drop_collection(name: str, state: State, key: Admin) -> Response:
     key.require(Role.ADMIN, name)

@@ -95,9 +95,10 @@ async def cancel_job(job_id: str, state: State, key: Writer) -> JobOut:
 @router.post(
     "/{job_id}/retry",
     response_model=JobOut,
-    responses=_CONFLICT,
+    responses={**_CONFLICT, 410: {"model": ErrorResponse}},
     summary="Queue a finished job's failed (or cancelled) files again",
-    description="409 when the job is still running or has no failed file whose upload is still spooled.",
+    description="409 when the job is still running or has no failed file to retry; 410 (`uploads_removed`) when its "
+    "uploads were removed by the retention sweep (RAG_JOB_RETENTION_DAYS after the job finished).",
 )
 async def retry_job(job_id: str, state: State, key: Writer) -> JobOut:
     await _job_for(state, key, Role.WRITER, job_id)

@@ -4,6 +4,7 @@ cancel, retry, the size/page threshold, 404 for unknown jobs."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -133,6 +134,27 @@ def test_retry_reindexes_a_failed_file(client, gated_ingest, text_file):
     job, _ = wait_for_job(client, job["job_id"])
     assert job["state"] == "done" and job["files"][0]["status"] == "indexed"
     assert _documents(client, "jobs-retry") == {job["files"][0]["filename"]: job["files"][0]["chunks"]}
+
+
+def test_retry_after_the_retention_sweep_answers_410_with_the_reason(client, gated_ingest, text_file):
+    files = [("files", ("flaky-swept-" + text_file.name, text_file.read_bytes()))]
+    accepted = client.post("/documents/upload?async=true", files=files, data={"collection": "jobs-swept"}).json()
+    job, _ = wait_for_job(client, accepted["job_id"])
+    assert job["state"] == "failed"
+    jobs = client.app.state.rag.jobs
+    assert (jobs.jobs_dir / job["job_id"] / "0").exists()
+    later = time.time() + (jobs.retention_days + 1) * 86_400
+    with pytest.MonkeyPatch.context() as patch:  # eight days later
+        patch.setattr(jobs.store, "clock", lambda: later)
+        assert jobs.sweep().uploads_removed >= 1
+
+    response = client.post(f"/jobs/{job['job_id']}/retry")
+    assert response.status_code == 410, response.text
+    error = response.json()["error"]
+    assert error["code"] == "uploads_removed"
+    assert f"removed {jobs.retention_days + 1} days after it finished" in error["message"]
+    assert not (jobs.jobs_dir / job["job_id"]).exists()
+    assert client.get(f"/jobs/{job['job_id']}").json()["state"] == "failed"
 
 
 def test_jobs_are_listed_newest_first_by_collection(client):

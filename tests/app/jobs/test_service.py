@@ -1,11 +1,14 @@
-"""Submitting jobs (spooled, recorded, durable), listing and the errors for unknown jobs."""
+"""Submitting jobs (spooled, recorded, durable), listing, the errors for unknown jobs, and the retention sweep."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
-from app.errors import NotFoundError
-from app.jobs import JobStore, UploadedFile
+from app.errors import NotFoundError, UploadsRemovedError
+from app.jobs import FileState, JobService, JobState, JobStore, UploadedFile
 
 
 def test_a_submitted_job_is_spooled_and_recorded(service, submit, tmp_path):
@@ -74,3 +77,81 @@ def test_submitting_never_opens_a_pdf_and_keeps_the_route_s_count(tmp_path, monk
     )
     assert [f.pages_total for f in job.files] == [7, 0, 1]
     assert all(f.spooled for f in job.files)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+DAY = 86_400
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    """A job service with a settable clock, uploads kept 7 days and jobs 30 days after they finished."""
+    clock = Clock(time.time())
+    service = JobService(
+        JobStore(tmp_path / "jobs.db", clock=clock), tmp_path / "jobs", retention_days=7, history_days=30
+    )
+    return service, clock
+
+
+def _failed_job(service: JobService, *names: str) -> str:
+    files = [UploadedFile(filename=n, content_type="text/plain", data=f"text of {n}".encode()) for n in names]
+    job = service.submit("c", {}, files)
+    for index in range(len(names)):
+        service.store.update_file(job.id, index, state=FileState.FAILED, status="failed")
+    service.store.set_state(job.id, JobState.FAILED, error="no file could be indexed")
+    return job.id
+
+
+def test_sweep_removes_the_uploads_of_jobs_finished_longer_ago_than_the_retention(clocked):
+    service, clock = clocked
+    old = _failed_job(service, "a.txt", "b.txt")
+    clock.now += 6 * DAY
+    recent = _failed_job(service, "c.txt")
+    running = service.submit("c", {}, [UploadedFile(filename="d.txt", content_type=None, data=b"d")]).id
+    clock.now += 1 * DAY + 60
+
+    report = service.sweep()
+    assert (report.uploads_removed, report.jobs_deleted, report.folders_removed) == (1, 0, 1)
+    assert report.bytes_freed == len(b"text of a.txt") + len(b"text of b.txt")
+    assert not (service.jobs_dir / old).exists()
+    assert [f.spooled for f in service.get(old).files] == [False, False]
+    assert (service.jobs_dir / recent / "0").exists() and (service.jobs_dir / running / "0").exists()
+    with pytest.raises(UploadsRemovedError, match="removed 7 days after it finished"):
+        service.retry(old)
+    assert service.retry(recent).state == JobState.QUEUED  # still within the retention
+
+
+def test_sweep_deletes_jobs_after_the_history_and_leftover_folders_after_the_retention(clocked):
+    service, clock = clocked
+    old = _failed_job(service, "a.txt")
+    stray = service.jobs_dir / "never-recorded"  # a submission interrupted before its job was recorded
+    stray.mkdir()
+    (stray / "0").write_bytes(b"x")
+    fresh_stray = service.jobs_dir / "being-submitted"
+    fresh_stray.mkdir()
+    os.utime(stray, (clock.now - 8 * DAY, clock.now - 8 * DAY))
+    clock.now += 31 * DAY
+    os.utime(fresh_stray, (clock.now, clock.now))
+
+    report = service.sweep()
+    assert (report.uploads_removed, report.jobs_deleted, report.folders_removed) == (1, 1, 2)
+    with pytest.raises(NotFoundError):
+        service.get(old)
+    assert not (service.jobs_dir / old).exists() and not stray.exists()
+    assert fresh_stray.exists()
+
+
+def test_sweep_with_zero_days_keeps_everything(tmp_path):
+    clock = Clock(time.time())
+    service = JobService(JobStore(tmp_path / "jobs.db", clock=clock), tmp_path / "jobs")
+    job_id = _failed_job(service, "a.txt")
+    clock.now += 3650 * DAY
+    assert service.sweep().folders_removed == 0
+    assert service.retry(job_id).files[0].spooled

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from app.errors import ConflictError, NotFoundError, UploadsRemovedError
 from app.jobs import FileState, FileStatus, JobState, JobStore
 from app.jobs.store import MIGRATIONS
 from app.sqlite import SchemaVersionError
@@ -157,3 +158,89 @@ def test_cancel_collection_cancels_its_unfinished_jobs_only(tmp_path):
     assert running.cancel_requested and running.state == JobState.QUEUED  # its runner stops at its next step
     assert not store.get("other").cancel_requested
     assert store.cancel_collection("x") == ["r"]  # finished jobs are left alone
+
+
+class Clock:
+    """A settable clock for the store (seconds since the epoch)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _finished_job(store: JobStore, job_id: str, state: JobState, file_state: FileState = FileState.FAILED) -> None:
+    file = {"filename": "a.txt", "content_type": "text/plain", "size": 1, "document_id": "d", "spooled": True}
+    store.create(job_id, "x", {}, [{**file, "pages_total": 1}])
+    store.update_file(job_id, 0, state=file_state)
+    store.set_state(job_id, state)
+
+
+def _queued_job(store: JobStore, job_id: str, collection: str) -> None:
+    file = {"filename": "b.txt", "content_type": None, "size": 1, "document_id": "e", "spooled": True}
+    store.create(job_id, collection, {}, [{**file, "pages_total": 1}])
+
+
+def test_sweep_releases_uploads_then_deletes_finished_jobs_by_when_they_finished(tmp_path):
+    clock = Clock()
+    store = JobStore(tmp_path / "jobs.db", clock=clock)
+    _finished_job(store, "failed", JobState.FAILED)
+    _finished_job(store, "cancelled", JobState.CANCELLED, FileState.SKIPPED)
+    _finished_job(store, "done", JobState.DONE, FileState.DONE)
+    _queued_job(store, "queued", "x")
+    clock.now += 10
+    _finished_job(store, "recent", JobState.FAILED)
+    clock.now += 100
+
+    swept = store.sweep(uploads_before=clock.now - 105, rows_before=None)
+    assert sorted(swept.uploads_removed) == ["cancelled", "done", "failed"] and swept.deleted == []
+    assert [f.spooled for f in store.get("failed").files] == [False]
+    assert store.get("recent").files[0].spooled and store.get("queued").files[0].spooled
+    assert store.spool_owners(["failed", "recent", "queued", "nope"]) == {
+        "failed": False,
+        "recent": True,
+        "queued": True,
+    }
+    assert store.sweep(uploads_before=clock.now - 105, rows_before=None).uploads_removed == []  # once only
+
+    swept = store.sweep(uploads_before=None, rows_before=clock.now - 50)
+    assert sorted(swept.deleted) == ["cancelled", "done", "failed", "recent"]
+    with pytest.raises(NotFoundError):
+        store.get("failed")
+    assert store.get("queued").state == JobState.QUEUED  # an unfinished job is never swept, however old
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        assert db.execute("SELECT DISTINCT job_id FROM job_files").fetchall() == [("queued",)]
+
+
+def test_retry_after_the_uploads_were_removed_is_a_410_with_the_reason(tmp_path):
+    clock = Clock()
+    store = JobStore(tmp_path / "jobs.db", clock=clock)
+    _finished_job(store, "failed", JobState.FAILED)
+    _finished_job(store, "done", JobState.DONE, FileState.DONE)
+    clock.now += 7 * 86_400 + 600
+    store.sweep(uploads_before=clock.now - 7 * 86_400, rows_before=None)
+    with pytest.raises(UploadsRemovedError, match="removed 7 days after it finished") as raised:
+        store.retry("failed")
+    assert raised.value.code == "uploads_removed"
+    assert store.get("failed").state == JobState.FAILED
+    with pytest.raises(ConflictError, match="no failed files"):  # nothing to retry anyway: the usual 409
+        store.retry("done")
+
+
+def test_a_retry_before_the_sweep_keeps_the_job_out_of_it(tmp_path):
+    clock = Clock()
+    store = JobStore(tmp_path / "jobs.db", clock=clock)
+    _finished_job(store, "failed", JobState.FAILED)
+    clock.now += 1000
+    assert store.retry("failed").state == JobState.QUEUED
+    assert store.sweep(uploads_before=clock.now, rows_before=clock.now).uploads_removed == []
+    assert store.get("failed").files[0].spooled
+
+
+def test_has_unfinished_is_true_only_for_queued_or_running_jobs(tmp_path):
+    store = JobStore(tmp_path / "jobs.db")
+    _finished_job(store, "failed", JobState.FAILED)
+    assert not store.has_unfinished("x")
+    _queued_job(store, "q", "y")
+    assert store.has_unfinished("y") and not store.has_unfinished("z")

@@ -17,6 +17,8 @@ from app.jobs.workers import (
     RedisQueue,
     requeue_unowned,
     run_queued_job,
+    start_sweep_thread,
+    sweep_forever,
 )
 
 
@@ -84,3 +86,39 @@ def test_redis_mode_without_the_redis_extra_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "rq", None)  # as if `pip install ragstack` without `[redis]`
     with pytest.raises(MissingExtraError, match=r'RAG_JOB_QUEUE=redis needs .*pip install "ragstack\[redis\]"'):
         RedisQueue("redis://127.0.0.1:1/0")
+
+
+class CountingSweeps:
+    """A job service stand-in counting sweeps; the first `failures` raise as if the data volume were unreadable."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.sweeps = 0
+        self.failures = failures
+
+    def sweep(self) -> None:
+        self.sweeps += 1
+        if self.sweeps <= self.failures:
+            raise OSError("volume unavailable (injected)")
+
+
+def test_the_worker_sweep_thread_sweeps_at_start_then_periodically_and_survives_failures():
+    service = CountingSweeps(failures=1)
+    stop = start_sweep_thread(service, every=0.05)  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 5
+        while service.sweeps < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+    assert service.sweeps >= 3  # the failed first pass did not stop it
+
+
+async def test_the_api_sweep_task_sweeps_at_start():
+    service = CountingSweeps()
+    task = asyncio.create_task(sweep_forever(service, every=3600))  # type: ignore[arg-type]
+    for _ in range(200):
+        if service.sweeps:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    assert service.sweeps == 1

@@ -1,5 +1,6 @@
 """The collection registry: created collections are shared by every process (SQLite), a 409 for a second create,
-drop forgets them, and the JSON registry of an earlier release is imported once."""
+drop forgets them (also a collection only a job knows of, and safely against jobs that run during the drop), and the
+JSON registry of an earlier release is imported once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from haystack import Document
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from app.errors import ConflictError, NotFoundError
-from app.services.collections import CollectionInfo, CollectionService
+from app.jobs import JobRunner, JobService, JobStore, UploadedFile
+from app.services.collections import CollectionInfo, CollectionService, collection_filter
+from app.services.ingest import IngestResult
 from app.testing.stores import CountingStore
 from components.stores.lancedb import LanceDBDocumentStore
 
@@ -86,14 +89,14 @@ def test_drop_leaves_a_tombstone_that_refuses_writers_of_before(store, tmp_path)
     before = service.generation("filled")
     assert service.drop("filled") == 2
     assert dropped == ["filled"]
-    assert service.generation("filled") == 1
-    assert CollectionService(store, tmp_path / "collections.db").generation("filled") == 1  # shared by processes
+    assert service.generation("filled") == 2  # moved when the drop started and again when it ended
+    assert CollectionService(store, tmp_path / "collections.db").generation("filled") == 2  # shared by processes
     assert service.register("filled", before) is False
     assert "filled" not in service.names()
     assert service.register("filled", service.generation("filled")) is True  # a writer that started after the drop
     assert "filled" in service.names()
     service.drop("filled")
-    assert service.generation("filled") == 2
+    assert service.generation("filled") == 4
     service.create("filled")  # explicit re-creation works after a drop
     assert "filled" in service.names()
     assert service.register("other") is True  # no generation given: registered as before
@@ -131,3 +134,83 @@ def test_listing_within_a_scope_and_without_grouped_counts_gives_the_same_counts
     plain = CollectionService(plain_store, tmp_path / "b.db").list(within=within)
     assert grouped == plain == [CollectionInfo("c03", 1, 2), CollectionInfo("c07", 2, 4)]
     assert plain_store.calls["count_documents_by_filter"] == 2  # per collection: what the grouped count avoids
+
+
+class StoreIngest:
+    """An ingest stand-in that writes one chunk per file into the document store (and can remove it again)."""
+
+    def __init__(self, store: InMemoryDocumentStore) -> None:
+        self.store = store
+
+    def ingest_bytes(self, data: bytes, filename: str, *, collection: str, **kwargs: object) -> IngestResult:
+        document_id = f"{collection}-{filename}"
+        meta = {"collection": collection, "document_id": document_id}
+        self.store.write_documents([Document(content=data.decode(), meta=meta)])
+        return IngestResult(
+            document_id=document_id, filename=filename, content_type="text/plain", status="indexed", pages=1, chunks=1
+        )
+
+    def discard(self, collection: str, document_id: str) -> int:
+        return int(self.store.delete_by_filter({"field": "meta.document_id", "operator": "==", "value": document_id}))
+
+
+@pytest.mark.parametrize("started", ["before the drop", "during the drop"])
+def test_a_job_that_runs_between_the_tombstone_and_the_cancel_does_not_bring_the_collection_back(
+    store, tmp_path, started
+):
+    """The drop's steps live in different files (collections.db, jobs.db, the store): tombstone, cancel, delete,
+    closing tombstone. A job submitted before the drop, or during it, runs to its end between the first two steps:
+    the collection stays dropped, holds nothing and is not registered; only a job submitted after the drop brings it
+    back."""
+    jobs_store = JobStore(tmp_path / "jobs.db")
+    collections = CollectionService(
+        store, tmp_path / "collections.db", on_drop=lambda name: run_between(name), has_jobs=jobs_store.has_unfinished
+    )
+    jobs = JobService(jobs_store, tmp_path / "jobs", generation_of=collections.generation)
+    runner = JobRunner(
+        jobs_store,
+        StoreIngest(store),  # type: ignore[arg-type]
+        tmp_path / "jobs",
+        on_indexed=collections.register,
+        generation_of=collections.generation,
+    )
+    upload = [UploadedFile(filename="late.txt", content_type="text/plain", data=b"written late")]
+    collections.register("filled")
+    before = jobs.submit("filled", {}, upload).id if started == "before the drop" else None
+    ran: list[str] = []
+
+    def run_between(name: str) -> None:  # after the tombstone, before the jobs are cancelled
+        job_id = before or jobs.submit(name, {}, upload).id
+        runner.run(job_id)
+        ran.append(job_id)
+        jobs.cancel_collection(name)
+
+    collections.drop("filled")
+    job = jobs.get(ran[0])
+    if before:  # it had the old generation: it stopped at its first check and wrote nothing
+        assert job.state == "cancelled" and [f.state for f in job.files] == ["skipped"]
+    else:  # it ended before the drop did: dropped with the collection
+        assert job.state == "done"
+    assert store.count_documents_by_filter(collection_filter("filled")) == 0
+    assert "filled" not in collections.names() and not collections.exists("filled")
+    assert collections.register("filled", job.generation) is False  # its writer stays refused
+
+    after = jobs.submit("filled", {}, [UploadedFile(filename="after.txt", content_type="text/plain", data=b"new")])
+    collections.on_drop = None
+    runner.run(after.id)
+    assert jobs.get(after.id).state == "done"
+    assert store.count_documents_by_filter(collection_filter("filled")) == 1 and "filled" in collections.names()
+
+
+def test_a_collection_known_only_through_its_queued_job_can_be_dropped(store, tmp_path):
+    jobs_store = JobStore(tmp_path / "jobs.db")
+    collections = CollectionService(
+        store, tmp_path / "collections.db", on_drop=jobs_store.cancel_collection, has_jobs=jobs_store.has_unfinished
+    )
+    jobs = JobService(jobs_store, tmp_path / "jobs", generation_of=collections.generation)
+    job = jobs.submit("fresh", {}, [UploadedFile(filename="a.txt", content_type="text/plain", data=b"a")])
+    assert not collections.exists("fresh")
+    assert collections.drop("fresh") == 0
+    assert jobs.get(job.id).state == "cancelled" and collections.generation("fresh") == 2
+    with pytest.raises(NotFoundError):
+        collections.drop("fresh")  # nothing left of it: 404 again
