@@ -420,6 +420,7 @@ def worker(
     from app.extras import MissingExtraError
     from app.jobs.workers import run_rq_worker
     from app.logs import configure_logging
+    from app.memory import limit_malloc_arenas
 
     try:
         pipelines = load_pipeline_set(settings)
@@ -427,6 +428,7 @@ def worker(
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
     configure_logging(settings)
+    limit_malloc_arenas(settings.malloc_arena_max)
     try:
         run_rq_worker(settings, pipelines, burst=burst)
     except MissingExtraError as error:

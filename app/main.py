@@ -20,6 +20,7 @@ from app.composition import Services, build_services, embedded_job_runner, load_
 from app.jobs import JobStore
 from app.jobs.workers import EmbeddedWorker, RedisQueue, requeue_unowned, sweep_forever
 from app.logs import configure_logging
+from app.memory import limit_malloc_arenas
 from app.services.api_keys import bootstrap_admin_key
 from app.settings import Settings
 from app.tracing import configure_tracing
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; pipelines are loaded in the lifespan, never at import time."""
     settings = settings or Settings()
     configure_logging(settings)
+    limit_malloc_arenas(settings.malloc_arena_max)  # before the pool threads allocate
     metrics.configure(collections=settings.metrics_collections)
 
     @asynccontextmanager

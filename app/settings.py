@@ -155,6 +155,14 @@ class Settings(BaseSettings):
         description="Threads that run generations (the model's executor). llama.cpp serializes on one model, so 1; "
         "more only for an LLM server that answers in parallel (Ollama, OpenAI-compatible).",
     )
+    malloc_arena_max: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="glibc malloc arenas of a server or worker process (0: glibc's default of 8 per core). Few arenas "
+        "keep the memory freed by pool threads reusable instead of held per thread; freed memory is also returned "
+        "to the system after each ingested file.",
+    )
     ingest_concurrency: int = Field(
         default=1, ge=1, le=8, description="Files indexed at the same time (embedding is CPU-bound: 1 on 2 cores)."
     )

@@ -24,6 +24,7 @@ from app.errors import (
     PayloadTooLargeError,
     UnsupportedFileTypeError,
 )
+from app.memory import release_free_memory
 from app.pipeline_loader import PipelineSet
 from app.services.file_checks import FileLimits, inspect_upload, pdf_page_count
 from app.upstream import upstream_error
@@ -221,6 +222,8 @@ class IngestService:
                     raise
         except (ExtractionError, UnsupportedFileTypeError, PayloadTooLargeError) as error:
             result.status, result.error, result.error_code = "failed", error.message, error.code
+        finally:
+            release_free_memory()  # what parsing, embedding and writing this file freed goes back to the system
         result.duration_ms = (time.perf_counter() - started) * 1000.0
         metrics.record_ingest(collection, result.status, result.pages, result.chunks, result.duration_ms / 1000.0)
         logger.info(
