@@ -20,6 +20,7 @@ from app.services.documents import DocumentService
 from app.services.file_checks import FileLimits
 from app.services.generation_queue import GenerationQueue
 from app.services.ingest import IngestService
+from app.services.ingest_worker import IngestWorker, WorkerIngestService
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
 from app.settings import Settings
@@ -41,12 +42,24 @@ class Services:
     generation: GenerationQueue
     auth_executor: ThreadPoolExecutor
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    ingest_worker: IngestWorker | None = None  # `rag serve`: the recycled process that indexes (RAG_INGEST_WORKER)
     warmed_up: bool = False
+
+    def warm_up(self) -> None:
+        """Load models and open resources once; with an indexing worker, it warms the indexing pipeline itself."""
+        if self.ingest_worker is None:
+            self.pipelines.warm_up()
+            return
+        self.pipelines.query.pipeline.warm_up()
+        self.pipelines.check_embedding_dimension()
+        self.ingest_worker.start()
 
     def close(self) -> None:
         """Stop the executors this object owns (generations not started are cancelled; running ones finish)."""
         self.generation.shutdown()
         self.auth_executor.shutdown(wait=False, cancel_futures=True)
+        if self.ingest_worker is not None:
+            self.ingest_worker.close()
 
 
 AUTH_THREADS = 2  # key lookups are one indexed SQLite read each: two threads of their own keep them off shared pools
@@ -155,14 +168,34 @@ def embedded_job_runner(services: Services) -> JobRunner:
     )
 
 
-def build_services(settings: Settings, pipelines: PipelineSet | None = None) -> Services:
-    """Everything the API needs (the CLI and eval use the same objects); loads the pipelines unless given."""
+def ingest_worker(settings: Settings) -> IngestWorker:
+    """The recycled indexing process of `rag serve` (one process per RAG_INGEST_CONCURRENCY slot)."""
+    return IngestWorker(
+        settings,
+        max_files=settings.ingest_worker_max_files,
+        max_growth_mb=settings.ingest_worker_max_growth_mb,
+        processes=settings.ingest_concurrency,
+    )
+
+
+def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, serving: bool = False) -> Services:
+    """Everything the API needs (the CLI and eval use the same objects); loads the pipelines unless given.
+
+    `serving` (the API's lifespan): index in the recycled worker process when RAG_INGEST_WORKER is on; the CLI and
+    eval index in their own (short-lived) process."""
     pipelines = pipelines if pipelines is not None else load_pipeline_set(settings)
     collections = collection_service(settings, pipelines)
+    worker = ingest_worker(settings) if serving and settings.ingest_worker else None
+    ingest = (
+        WorkerIngestService(pipelines, worker, limits=file_limits(settings))
+        if worker is not None
+        else ingest_service(settings, pipelines)
+    )
     return Services(
         settings=settings,
         pipelines=pipelines,
-        ingest=ingest_service(settings, pipelines),
+        ingest_worker=worker,
+        ingest=ingest,
         query=query_service(settings, pipelines),
         collections=collections,
         documents=DocumentService(pipelines.document_store),

@@ -128,6 +128,12 @@ class UpstreamUnavailableError(UpstreamError):
     code = "upstream_unavailable"
 
 
+class IndexingWorkerError(UpstreamUnavailableError):
+    """The indexing worker process died while it indexed the file (killed, out of memory): HTTP 503, retryable."""
+
+    code = "indexing_worker_died"
+
+
 class UpstreamBadGatewayError(UpstreamError):
     """The upstream answered with a server error (5xx) or broke the connection mid-answer: HTTP 502."""
 

@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_tracing(settings)
         pipelines = load_pipeline_set(settings)
-        state = build_services(settings, pipelines)
+        state = build_services(settings, pipelines, serving=True)
         if settings.dev_mode:
             logger.warning("Dev mode: API-key auth and rate limits are OFF; never expose this server")
         elif (key_file := bootstrap_admin_key(state.keys, settings.bootstrap_key_file)) is not None:
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "revoke it",
                 path=str(key_file.resolve()),
             )
-        await asyncio.to_thread(pipelines.warm_up)
+        await asyncio.to_thread(state.warm_up)
         state.warmed_up = True
         app.state.rag = state
         try:

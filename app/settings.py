@@ -155,6 +155,25 @@ class Settings(BaseSettings):
         description="Threads that run generations (the model's executor). llama.cpp serializes on one model, so 1; "
         "more only for an LLM server that answers in parallel (Ollama, OpenAI-compatible).",
     )
+    ingest_worker: bool = Field(
+        default=True,
+        description="`rag serve` indexes in a separate worker process that is replaced before its memory grows "
+        "(RAG_INGEST_WORKER_MAX_FILES, RAG_INGEST_WORKER_MAX_GROWTH_MB), so the server's own memory stays flat; "
+        "false indexes in the server process (the CLI always does).",
+    )
+    ingest_worker_max_files: int = Field(
+        default=2000,
+        ge=0,
+        le=10_000_000,
+        description="Files an indexing worker indexes before it is replaced (0: no limit).",
+    )
+    ingest_worker_max_growth_mb: int = Field(
+        default=64,
+        ge=0,
+        le=65_536,
+        description="Memory an indexing worker may gain above its size after warm-up (MiB) before it is replaced "
+        "(0: no limit). The replacement warms up while the old worker goes on indexing.",
+    )
     malloc_arena_max: int = Field(
         default=2,
         ge=0,

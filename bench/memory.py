@@ -7,6 +7,7 @@ the end, then again after `gc.collect()` and after glibc's `malloc_trim(0)` (mem
 but kept by the allocator, not leaked). Cases:
   - embed:    the indexing pipeline's document embedder alone on 1-6 distinct chunks of 40-1000 characters per call
               (ONNX Runtime + tokenizer; every call has another input shape, as files do);
+  - parse:    the converters alone (each in its parser worker process; what this process keeps of the exchange);
   - write:    the store alone: `write_documents` of 5 distinct chunks with random embeddings per call (LanceDB);
   - count:    as `write`, with the duplicate check the ingest service makes before each file (a filtered count);
   - ingest:   whole small files (the soak's generated TXT/MD/CSV/HTML/PDF) through `IngestService.ingest_bytes`,
@@ -34,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-CASES = ("embed", "write", "count", "ingest", "big")
+CASES = ("embed", "parse", "write", "count", "ingest", "big")
 VARIANTS = {"glibc-default": {}, "arena-max-2": {"MALLOC_ARENA_MAX": "2"}}
 
 
@@ -78,6 +79,19 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
                 for j in range(rng.randint(1, 6))
             ]
             embedder.run(documents=docs)
+            if step % marks == 0:
+                timeline.append((step, rss_mib()))
+    elif case == "parse":
+        from haystack.dataclasses import ByteStream
+
+        pipeline = services.pipelines.indexing.pipeline
+        converters = {n: c for n, c in pipeline.walk() if n.endswith("_converter")}
+        by_type = {"text/plain": "text_converter", "text/markdown": "markdown_converter", "text/csv": "csv_converter",
+                   "text/html": "html_converter", "application/pdf": "pdf_converter"}  # fmt: skip
+        for step in range(files):
+            name, data, ctype = make_file(random.Random(step), step, 0.1)
+            source = ByteStream(data=data, mime_type=ctype, meta={"file_path": name})
+            converters[by_type[ctype]].run(sources=[source])
             if step % marks == 0:
                 timeline.append((step, rss_mib()))
     elif case in ("write", "count"):

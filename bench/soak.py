@@ -41,7 +41,16 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.testing.servers import ServerNotReady, ServerProcess, log_tail, rag_command, rag_environment, rag_server
+from app.testing.servers import (
+    ServerNotReady,
+    ServerProcess,
+    log_tail,
+    rag_command,
+    rag_environment,
+    rag_server,
+    rss_mib,
+    tree_rss_mib,
+)
 from bench._common import percentile
 
 KINDS = ("upload", "query", "stream")
@@ -165,35 +174,6 @@ def start_server(args: argparse.Namespace, data_dir: Path) -> Iterator[ServerPro
         yield server
 
 
-def tree_rss_mib(pid: int) -> float | None:
-    """VmRSS of `pid` and all its descendants (uvicorn workers), in MiB; None once the process is gone."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the command name may hold spaces and parentheses
-        children[ppid].append(int(entry.name))
-    total_kib = 0
-    found = False
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        pending.extend(children.get(current, ()))
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        found = True
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kib += int(line.split()[1])
-    return total_kib / 1024 if found else None
-
-
 # ---------------------------------------------------------------------------------------------------------- load
 
 
@@ -212,6 +192,7 @@ class Stats:
     refused: int = 0
     streaming: int = 0  # /query/stream requests in flight
     rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MiB)
+    own_rss: list[tuple[float, float]] = field(default_factory=list)  # the API process alone (no workers)
 
     def error(self, kind: str, status: str) -> None:
         self.errors[f"{kind} {status}"] += 1
@@ -315,10 +296,14 @@ async def _client(
 
 async def _sample_rss(pid: int, stats: Stats, started: float, every: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        rss = tree_rss_mib(pid)
-        if rss is not None:
+        rss, own = tree_rss_mib(pid), rss_mib(pid)
+        if rss is not None and own is not None:
             stats.rss.append((round(time.monotonic() - started, 1), rss))
-            print(f"  t={time.monotonic() - started:6.1f} s  server RSS {rss:7.1f} MiB", flush=True)
+            stats.own_rss.append((round(time.monotonic() - started, 1), own))
+            print(
+                f"  t={time.monotonic() - started:6.1f} s  server RSS {rss:7.1f} MiB (API process {own:7.1f} MiB)",
+                flush=True,
+            )
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except TimeoutError:
@@ -398,19 +383,39 @@ def verify_documents(base: str, args: argparse.Namespace, stats: Stats) -> dict[
     }
 
 
-def _rss_figures(stats: Stats, duration: float) -> dict[str, Any]:
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.0f} MiB"
+
+
+def _median_between(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
+    values = sorted(v for t, v in samples if start <= t < end)
+    return values[len(values) // 2] if values else None
+
+
+def _rss_figures(stats: Stats, duration: float, warmup: float) -> dict[str, Any]:
     if not stats.rss:
         return {}
     start, end = stats.rss[0][1], stats.rss[-1][1]
     # memory a warm server keeps gaining is the leak signal: growth from the middle of the window to the end
     middle = next(v for t, v in stats.rss if t >= duration / 2 or (t, v) == stats.rss[-1])
+    # after warm-up: the median of the last minute against the median of the minute after warm-up (a median, so a
+    # sample taken while a replacement indexing worker warms up beside the old one does not decide the figure)
+    warm = _median_between(stats.rss, warmup, warmup + 60)
+    last = _median_between(stats.rss, duration - 60, duration + 1)
+    own_warm = _median_between(stats.own_rss, warmup, warmup + 60)
+    own_last = _median_between(stats.own_rss, duration - 60, duration + 1)
     return {
         "start_mib": round(start, 1),
         "end_mib": round(end, 1),
         "peak_mib": round(max(v for _, v in stats.rss), 1),
         "growth_mib": round(end - start, 1),
         "second_half_growth_mib": round(end - middle, 1),
+        "after_warmup_growth_mib": round(last - warm, 1) if warm is not None and last is not None else None,
+        "api_process_after_warmup_growth_mib": (
+            round(own_last - own_warm, 1) if own_warm is not None and own_last is not None else None
+        ),
         "samples": stats.rss,
+        "api_process_samples": stats.own_rss,
     }
 
 
@@ -453,12 +458,15 @@ def report(args: argparse.Namespace, stats: Stats, drain: float, check: dict[str
     print(f"chunks indexed   {chunks} in {len(stats.uploaded)} documents")
     if args.generate or stats.requests["stream"]:
         print(f"refused answers  {stats.refused}")
-    rss = _rss_figures(stats, window)
+    rss = _rss_figures(stats, window, args.warmup)
     if rss:
         print(
             f"server RSS       start {rss['start_mib']:.0f} MiB, end {rss['end_mib']:.0f} MiB, peak "
             f"{rss['peak_mib']:.0f} MiB, growth {rss['growth_mib']:+.0f} MiB "
-            f"({rss['second_half_growth_mib']:+.0f} MiB over the second half)"
+            f"({rss['second_half_growth_mib']:+.0f} MiB over the second half; after a {args.warmup:.0f} s warm-up "
+            f"{_mib(rss['after_warmup_growth_mib'])}, API process alone "
+            f"{_mib(rss['api_process_after_warmup_growth_mib'])}: medians of the last minute and of the minute "
+            "after warm-up)"
         )
     problems = {k: check[k] for k in ("missing", "unexpected", "listed_more_than_once", "chunk_mismatches") if check[k]}
     duplicates = stats.upload_files.get("duplicate", 0)
@@ -523,6 +531,7 @@ def main() -> None:
     parser.add_argument("--ready-timeout", type=float, default=300, help="seconds to wait for /ready")
     parser.add_argument("--drain", type=float, default=60, help="seconds in-flight requests get after the window")
     parser.add_argument("--rss-every", type=float, default=10, help="RSS sampling period, seconds")
+    parser.add_argument("--warmup", type=float, default=60, help="seconds of warm-up before growth is counted")
     parser.add_argument("--seed", default="soak", help="random seed of the request mix")
     parser.add_argument("--keep-data", action="store_true", help="keep the started server's data dir and log")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")

@@ -40,6 +40,13 @@ class JobInterruptedError(Exception):
         super().__init__("job cancelled" if cancelled else "worker shutting down")
         self.cancelled = cancelled
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in an indexing worker process, re-raised in the server
+        return _interrupted, (self.cancelled,)
+
+
+def _interrupted(cancelled: bool) -> JobInterruptedError:
+    return JobInterruptedError(cancelled=cancelled)
+
 
 def stage_of(name: str, type_name: str) -> JobState:
     """The job stage a component belongs to: writers write, embedders embed, everything before them parses."""
@@ -179,6 +186,19 @@ class JobRunner:
             return False
         return None
 
+    def index_file(self, job: Job, file: JobFile, data: bytes, stopping: Any = None) -> IngestResult:
+        """Index one file of a job, recording its stage and progress (`stopping`: anything with `is_set()`)."""
+        progress = _FileProgress(self.store, job, file, lambda: self._should_stop(job, stopping))
+        with watch_components(progress):
+            return self.ingest.ingest_bytes(
+                data,
+                file.filename,
+                collection=job.collection,
+                tags=job.tags,
+                content_type=file.content_type,
+                pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
+            )
+
     def _run_file(self, job: Job, file: JobFile, stopping: threading.Event | None) -> None:
         self.store.update_file(
             job.id,
@@ -203,7 +223,6 @@ class JobRunner:
                 error=f"the spooled upload is gone ({error.strerror or error}); upload the file again",
             )
             return
-        progress = _FileProgress(self.store, job, file, lambda: self._should_stop(job, stopping))
         try:
             if file.attempts:  # run before (its worker died, or it failed): what it wrote may be partial
                 removed = self.ingest.discard(job.collection, file.document_id)
@@ -213,15 +232,11 @@ class JobRunner:
                     file=file.filename,
                     removed=removed,
                 )
-            with watch_components(progress):
-                result = self.ingest.ingest_bytes(
-                    data,
-                    file.filename,
-                    collection=job.collection,
-                    tags=job.tags,
-                    content_type=file.content_type,
-                    pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
-                )
+            index_in_worker = getattr(self.ingest, "index_job_file", None)  # WorkerIngestService: another process
+            if callable(index_in_worker):
+                result = index_in_worker(job, file, data, stopping)
+            else:
+                result = self.index_file(job, file, data, stopping)
             if result.status == FileStatus.INDEXED and self._dropped(job):  # dropped while it was being written
                 removed = self.ingest.discard(job.collection, file.document_id)
                 logger.info(

@@ -35,8 +35,15 @@ PG_TEST_DSN = os.environ.get("RAG_TEST_PG_DSN", "postgresql://rag:rag@127.0.0.1:
 TEST_SUPPORT_MODULE = "app.testing"
 
 
+INGEST_WORKER_ENV = "RAG_INGEST_WORKER"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Trust the test support's components in pipeline YAML for this session (inherited by worker processes)."""
+    """Trust the test support's components in pipeline YAML for this session (inherited by worker processes).
+
+    Apps built in the test process (TestClient) index in it (`RAG_INGEST_WORKER=false`, so tests can patch what
+    indexing does); servers started by `app.testing.servers` run as deployed, with the indexing worker process."""
+    os.environ.setdefault(INGEST_WORKER_ENV, "false")
     patterns = [p for p in os.environ.get(DESERIALIZATION_ALLOWLIST_ENV, "").split(",") if p.strip()]
     if TEST_SUPPORT_MODULE not in patterns:
         os.environ[DESERIALIZATION_ALLOWLIST_ENV] = ",".join([*patterns, TEST_SUPPORT_MODULE])

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -208,7 +209,12 @@ def rag_environment(
 
     Without `auth` the server runs in dev mode (no API keys); with it, requests need one (`admin_headers`).
     `env` is applied last."""
-    environment = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_DEV_MODE": "false" if auth else "true"}
+    environment = {
+        **os.environ,
+        "RAG_DATA_DIR": str(data_dir),
+        "RAG_DEV_MODE": "false" if auth else "true",
+        "RAG_INGEST_WORKER": "true",  # as deployed (the test session turns it off for in-process apps)
+    }
     if pipelines_dir is not None:
         environment["RAG_PIPELINES_DIR"] = str(pipelines_dir)
     return {**environment, **(env or {})}
@@ -417,3 +423,45 @@ class ThrowawayPostgres:
                 cluster.stop()
             except subprocess.CalledProcessError:
                 pass
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids of every process below `pid` (its children, theirs, ...), from /proc."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the command name may hold spaces and parentheses
+        children[ppid].append(int(entry.name))
+    found: list[int] = []
+    pending = list(children.get(pid, ()))
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, ()))
+    return found
+
+
+def rss_mib(pid: int) -> float | None:
+    """VmRSS of one process in MiB; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def tree_rss_mib(pid: int) -> float | None:
+    """VmRSS of `pid` and all its descendants (uvicorn workers, the indexing worker, parsers), in MiB; None once the
+    process is gone."""
+    own = rss_mib(pid)
+    if own is None:
+        return None
+    return own + sum(rss or 0.0 for rss in map(rss_mib, descendants(pid)))
