@@ -14,6 +14,7 @@ the collection is not registered again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -23,9 +24,10 @@ from typing import Any
 from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
 
-from app.errors import RagError
+from app.errors import ExtractionError, RagError
 from app.jobs.models import FileState, FileStatus, Job, JobFile, JobState
 from app.jobs.store import JobStore, new_owner_id
+from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult, IngestService
 from app.timing import watch_components
 from app.upstream import upstream_error
@@ -188,6 +190,20 @@ class JobRunner:
 
     def index_file(self, job: Job, file: JobFile, data: bytes, stopping: Any = None) -> IngestResult:
         """Index one file of a job, recording its stage and progress (`stopping`: anything with `is_set()`)."""
+        if not file.pages_total and looks_like_pdf(data):  # not counted by the upload route: counted here, once
+            try:
+                counted = self.ingest.count_pdf_pages(data, file.filename)
+            except ExtractionError as error:  # too slow to read (parse_timeout) or it crashed its worker
+                return IngestResult(
+                    document_id=file.document_id,
+                    filename=file.filename,
+                    content_type=file.content_type,
+                    status="failed",
+                    error=error.message,
+                    error_code=error.code,
+                )
+            file = dataclasses.replace(file, pages_total=counted)
+            self.store.update_file(job.id, file.index, pages_total=counted)
         progress = _FileProgress(self.store, job, file, lambda: self._should_stop(job, stopping))
         with watch_components(progress):
             return self.ingest.ingest_bytes(
