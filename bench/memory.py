@@ -15,6 +15,13 @@ but kept by the allocator, not leaked). Cases:
   - big:      one 4.5 MB text file without separators through the same path, then 20 small files.
 Each case runs under two allocator settings: glibc's default (one arena per thread, up to 8 per core) and
 `MALLOC_ARENA_MAX=2`; `--variants` chooses.
+
+Variations of the store cases (environment variables of this script, for experiments):
+  RAG_MEM_STORE_SET="index_cache_mb=16,metadata_cache_mb=16"  set LanceDB store attributes before it opens
+  RAG_MEM_CLEANUP=1         delete old table versions at every compaction (`write`, `count`)
+  RAG_MEM_RESET_SESSION=1   drop LanceDB's cache session with the connection at every compaction (`ingest`)
+  RAG_MEM_TRIM=1            `malloc_trim(0)` after every file (`ingest`; the service now does it itself)
+  RAG_MEM_JEMALLOC_DECAY=1  make Arrow's jemalloc pool (if it is the backend) return memory at once
 """
 
 from __future__ import annotations
