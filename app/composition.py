@@ -142,12 +142,18 @@ def job_service(settings: Settings, collections: CollectionService | None = None
     )
 
 
-def job_runner(settings: Settings, pipelines: PipelineSet) -> JobRunner:
-    """The runner of a `rag worker` process: its own job store, ingest service and collections."""
+def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWorker | None = None) -> JobRunner:
+    """The runner of a `rag worker` process: its own job store, ingest service and collections; with `worker`, the
+    files are indexed in that recycled process (the runner inside an indexing worker has none)."""
     collections = collection_service(settings, pipelines)
+    ingest = (
+        WorkerIngestService(pipelines, worker, limits=file_limits(settings))
+        if worker is not None
+        else ingest_service(settings, pipelines)
+    )
     return JobRunner(
         JobStore(settings.jobs_db),
-        ingest_service(settings, pipelines),
+        ingest,
         settings.jobs_dir,
         lease_seconds=settings.job_lease_seconds,
         on_indexed=collections.register,

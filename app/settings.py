@@ -157,9 +157,9 @@ class Settings(BaseSettings):
     )
     ingest_worker: bool = Field(
         default=True,
-        description="`rag serve` indexes in a separate worker process that is replaced before its memory grows "
-        "(RAG_INGEST_WORKER_MAX_FILES, RAG_INGEST_WORKER_MAX_GROWTH_MB), so the server's own memory stays flat; "
-        "false indexes in the server process (the CLI always does).",
+        description="`rag serve` and `rag worker` index in a separate worker process that is replaced before its "
+        "memory grows (RAG_INGEST_WORKER_MAX_FILES, RAG_INGEST_WORKER_MAX_GROWTH_MB), so their own memory stays "
+        "flat; false indexes in their own process (`rag ingest` always does).",
     )
     ingest_worker_max_files: int = Field(
         default=2000,

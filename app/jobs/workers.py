@@ -212,13 +212,17 @@ def run_queued_job(job_id: str) -> bool:
 
 
 def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = False) -> None:
-    """`rag worker`: warm the pipelines once, resume orphaned jobs, then run queued jobs in this process (with the
-    retention sweep at start and hourly beside them)."""
-    from app.composition import job_runner, job_service
+    """`rag worker`: start the indexing worker process (or, with RAG_INGEST_WORKER=false, warm the indexing pipeline
+    here), resume orphaned jobs, then run queued jobs (with the retention sweep at start and hourly beside them)."""
+    from app.composition import ingest_worker, job_runner, job_service
 
     redis, rq = _rq()
-    pipelines.warm_up()
-    runner = job_runner(settings, pipelines)
+    indexer = ingest_worker(settings) if settings.ingest_worker else None
+    if indexer is None:
+        pipelines.indexing.pipeline.warm_up()  # jobs only index: the query pipeline (and its LLM) stays cold
+    else:
+        indexer.start()  # files are indexed in a recycled worker process (see app/services/ingest_worker.py)
+    runner = job_runner(settings, pipelines, worker=indexer)
     PROCESS_RUNNER.install(runner)
     queue = RedisQueue(settings.redis_url)
     resumed = queue.requeue_orphans(runner.store)
@@ -229,3 +233,5 @@ def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = F
         worker.work(burst=burst, with_scheduler=False)
     finally:
         stop_sweep.set()
+        if indexer is not None:
+            indexer.close()
