@@ -8,6 +8,8 @@ but kept by the allocator, not leaked). Cases:
   - embed:    the indexing pipeline's document embedder alone on 1-6 distinct chunks of 40-1000 characters per call
               (ONNX Runtime + tokenizer; every call has another input shape, as files do);
   - parse:    the converters alone (each in its parser worker process; what this process keeps of the exchange);
+  - read:     queries only (BM25 + vector search) in this process while another process writes (`write`): what a
+              process that only reads keeps of every table version it sees;
   - write:    the store alone: `write_documents` of 5 distinct chunks with random embeddings per call (LanceDB);
   - count:    as `write`, with the duplicate check the ingest service makes before each file (a filtered count);
   - ingest:   whole small files (the soak's generated TXT/MD/CSV/HTML/PDF) through `IngestService.ingest_bytes`,
@@ -42,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-CASES = ("embed", "parse", "write", "count", "ingest", "big")
+CASES = ("embed", "parse", "write", "count", "read", "ingest", "big")
 VARIANTS = {"glibc-default": {}, "arena-max-2": {"MALLOC_ARENA_MAX": "2"}}
 
 
@@ -101,6 +103,33 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
             converters[by_type[ctype]].run(sources=[source])
             if step % marks == 0:
                 timeline.append((step, rss_mib()))
+    elif case == "read":
+        # this process only queries (BM25 + vector, as the query pipeline does) while a second process writes
+        store = services.pipelines.document_store
+        for assignment in filter(None, os.environ.get("RAG_MEM_STORE_SET", "").split(",")):
+            key, _, value = assignment.partition("=")
+            setattr(store, key, int(value))
+            store._session = store._db = store._table = None
+        writer = subprocess.Popen(
+            [sys.executable, __file__, "--child", "write", "--files", str(files)],
+            env={**os.environ, "RAG_MEM_STORE_SET": ""},
+            stdout=subprocess.DEVNULL,
+        )
+        step = 0
+        reset_every = int(os.environ.get("RAG_MEM_READER_RESET", "0"))
+        while writer.poll() is None:
+            if reset_every and step and step % reset_every == 0:
+                store._session = store._db = store._table = None
+                gc.collect()
+                malloc_trim()
+            words = " ".join(_paragraphs(rng, str(step), 1)[0].split()[:8])
+            if store.count_documents() > 0:
+                store.bm25_retrieval(words, top_k=5)
+                store.embedding_retrieval([rng.random() for _ in range(384)], top_k=5)
+            if step % 50 == 0:
+                timeline.append((step, rss_mib()))
+            step += 1
+            time.sleep(0.05)
     elif case in ("write", "count"):
         store = services.pipelines.document_store
         import pyarrow as pa

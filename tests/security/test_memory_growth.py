@@ -58,4 +58,5 @@ def test_redteam_a_4_5_mb_file_without_separators_leaves_the_server_within_200_m
                 break
             time.sleep(1)
         assert after is not None and after - before <= BOUND_MIB, (before, after)
+        print(f"\nserver and workers {before:.0f} -> {after:.0f} MiB; API process {api_before:.0f} -> {api_after:.0f} MiB")
         assert client.post("/query", json={"question": "abc", "generate": False}).status_code == 200

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -60,6 +61,8 @@ from components.validation import check_int
 
 logger = logging.getLogger(__name__)
 
+_VERSION_CHECK_S = 1.0
+
 DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name")
 
 _RESERVED_NAMES = frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {"_distance", "_score", "_rowid", "_relevance_score"}
@@ -92,6 +95,7 @@ class LanceDBDocumentStore:
         optimize_every_writes: int = 20,
         index_cache_mb: int = 256,
         metadata_cache_mb: int = 64,
+        reopen_after_versions: int = 50,
     ) -> None:
         """
         Create the store. Nothing is opened until the first operation.
@@ -112,6 +116,11 @@ class LanceDBDocumentStore:
         :param index_cache_mb: Bound of LanceDB's in-memory cache of index pages (full-text, vector, scalar), MiB.
             Unbounded, it grows with every index version a long-running server reads.
         :param metadata_cache_mb: Bound of LanceDB's cache of table manifests and fragment metadata, MiB.
+        :param reopen_after_versions: Reopen the connection, with a fresh cache, once the table moved this many
+            versions past the one it was opened at (0: never). LanceDB keeps native memory for every table version a
+            connection follows (~0.15 MiB each, not returned by its cache bounds: `bench/memory.py`, case `read`);
+            a server that queries while another process writes would otherwise grow with every write. The cost is a
+            cold index cache for the next query.
         :raises ValueError: if a parameter is invalid.
         """
         if not isinstance(path, str) or not path:
@@ -134,6 +143,7 @@ class LanceDBDocumentStore:
         check_int(optimize_every_writes, "optimize_every_writes", minimum=0)
         check_int(index_cache_mb, "index_cache_mb", minimum=1, maximum=65536)
         check_int(metadata_cache_mb, "metadata_cache_mb", minimum=1, maximum=65536)
+        check_int(reopen_after_versions, "reopen_after_versions", minimum=0)
 
         self.path = path
         self.table_name = table_name
@@ -144,6 +154,7 @@ class LanceDBDocumentStore:
         self.optimize_every_writes = optimize_every_writes
         self.index_cache_mb = index_cache_mb
         self.metadata_cache_mb = metadata_cache_mb
+        self.reopen_after_versions = reopen_after_versions
 
         self._session: Any = None  # one bounded cache for every connection this store opens
         self._lock = threading.RLock()
@@ -151,6 +162,8 @@ class LanceDBDocumentStore:
         self._table: Any = None
         self._opened_path: str | None = None
         self._opened_pid: int | None = None
+        self._opened_version: int | None = None
+        self._version_checked = 0.0
         self._writes_since_optimize = 0
         self._indexes = TableIndexes(table_name=table_name, scalar_columns=["id", *fields], lock=self._lock)
 
@@ -169,6 +182,7 @@ class LanceDBDocumentStore:
             optimize_every_writes=self.optimize_every_writes,
             index_cache_mb=self.index_cache_mb,
             metadata_cache_mb=self.metadata_cache_mb,
+            reopen_after_versions=self.reopen_after_versions,
         )
 
     @classmethod
@@ -217,7 +231,10 @@ class LanceDBDocumentStore:
         """Return the open table, opening (or, with `create`, creating) it on first use; `None` if absent."""
         with self._lock:
             if self._table is not None and self._opened_path == self.path and self._opened_pid == os.getpid():
-                return self._table
+                if not self._moved_on(self._table):
+                    return self._table
+                logger.debug("Reopening LanceDB table {table_name} with a fresh cache", table_name=self.table_name)
+                self._table = self._db = self._session = None
             db = self._connect()
             if self._table_exists(db):
                 table = db.open_table(self.table_name)
@@ -230,8 +247,21 @@ class LanceDBDocumentStore:
             else:
                 return None
             self._table = table
+            self._opened_version = int(table.version)
+            self._version_checked = time.monotonic()
             self._indexes.refresh(table)
             return table
+
+    def _moved_on(self, table: Any) -> bool:
+        """True when the table moved `reopen_after_versions` versions past the one it was opened at (checked at most
+        once a second: the version is read from storage)."""
+        if not self.reopen_after_versions or self._opened_version is None:
+            return False
+        now = time.monotonic()
+        if now - self._version_checked < _VERSION_CHECK_S:
+            return False
+        self._version_checked = now
+        return int(table.version) - self._opened_version >= self.reopen_after_versions
 
     def _check_schema(self, schema: pa.Schema) -> None:
         check_table_schema(

@@ -217,6 +217,7 @@ class TestInit:
             optimize_every_writes=7,
             index_cache_mb=32,
             metadata_cache_mb=8,
+            reopen_after_versions=7,
         )
         data = s.to_dict()
         assert data == {
@@ -231,6 +232,7 @@ class TestInit:
                 "optimize_every_writes": 7,
                 "index_cache_mb": 32,
                 "metadata_cache_mb": 8,
+                "reopen_after_versions": 7,
             },
         }
         restored = LanceDBDocumentStore.from_dict(data)
@@ -783,3 +785,25 @@ def test_concurrent_fts_index_builds_from_several_processes_do_not_fail(tmp_path
         t.join()
     assert errors == []
     assert results == [5, 5, 5, 5]
+
+
+def test_the_connection_is_reopened_with_a_fresh_cache_once_the_table_moved_on(tmp_path, monkeypatch):
+    """A connection keeps native memory for every table version it follows: after `reopen_after_versions` versions
+    written elsewhere, the next operation opens a new connection and cache session (and still sees every row)."""
+    from components.stores.lancedb import document_store as module
+
+    monkeypatch.setattr(module, "_VERSION_CHECK_S", 0.0)
+    reader = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, reopen_after_versions=3)
+    writer = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, optimize_every_writes=0)
+    writer.write_documents([Document(content="first", meta={"collection": "c"})])
+    assert reader.count_documents() == 1
+    session = reader._session
+    writer.write_documents([Document(content="second", meta={"collection": "c"})])
+    assert reader.count_documents() == 2 and reader._session is session  # one version on: kept
+    for n in range(3):
+        writer.write_documents([Document(content=f"more {n}", meta={"collection": "c"})])
+    assert reader.count_documents() == 5
+    assert reader._session is not session  # three versions past the one it opened: a fresh connection and cache
+    assert LanceDBDocumentStore.from_dict(reader.to_dict()).reopen_after_versions == 3
+    with pytest.raises(ValueError, match="reopen_after_versions"):
+        LanceDBDocumentStore(path=str(tmp_path / "db"), reopen_after_versions=-1)
