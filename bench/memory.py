@@ -173,9 +173,13 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
     elif case in ("ingest", "big"):
         ingest = services.ingest
         if case == "big":
-            blob = ("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(4096)) * 1100).encode()[:4_500_000]
+            block = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(65_536))  # as the security test
+            blob = (block * 69).encode()[:4_500_000]
             before_big = rss_mib()
             result = ingest.ingest_bytes(blob, "no-separators.txt", collection="mem")
+            print(
+                json.dumps({"big_file": result.status, "chunks": result.chunks, "error": result.error}), file=sys.stderr
+            )
             timeline.append((0, before_big))
             timeline.append((1, rss_mib()))
             gc.collect()
@@ -251,6 +255,9 @@ def main() -> None:
                      str(args.threads)],
                     env=env, capture_output=True, text=True, check=False,
                 )  # fmt: skip
+                for line in out.stderr.splitlines():
+                    if line.startswith('{"big_file"'):
+                        print(f"        {line}")
                 if out.returncode != 0:
                     print(f"{case} / {variant}: failed\n{out.stderr[-3000:]}")
                     continue

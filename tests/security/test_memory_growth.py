@@ -48,7 +48,7 @@ def test_redteam_a_4_5_mb_file_without_separators_leaves_the_server_within_200_m
         (result,) = _upload(client, "no-separators.txt", _no_separators(4_500_000))["files"]
         assert result["status"] == "indexed" and result["chunks"] >= 4_500, result
         api_after = rss_mib(pid)
-        assert api_after is not None and api_after - api_before < 100, (api_before, api_after)
+        assert api_after is not None and api_after - api_before < 50, (api_before, api_after)  # main: +2070 MiB
 
         # the worker that indexed it grew beyond its limit: it is replaced, and its memory goes with it
         deadline = time.monotonic() + 180
@@ -58,5 +58,7 @@ def test_redteam_a_4_5_mb_file_without_separators_leaves_the_server_within_200_m
                 break
             time.sleep(1)
         assert after is not None and after - before <= BOUND_MIB, (before, after)
-        print(f"\nserver and workers {before:.0f} -> {after:.0f} MiB; API process {api_before:.0f} -> {api_after:.0f} MiB")
+        print(
+            f"\nserver and workers {before:.0f} -> {after:.0f} MiB; API process {api_before:.0f} -> {api_after:.0f} MiB"
+        )
         assert client.post("/query", json={"question": "abc", "generate": False}).status_code == 200
