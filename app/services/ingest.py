@@ -73,6 +73,18 @@ class IngestResult:
     error_code: str | None = None
     duration_ms: float = 0.0
 
+    @classmethod
+    def refused(cls, filename: str, content_type: str | None, error: str, error_code: str) -> IngestResult:
+        """A file that failed before it reached the indexing pipeline (`document_id` unknown)."""
+        return cls(
+            document_id="",
+            filename=filename,
+            content_type=content_type,
+            status="failed",
+            error=error,
+            error_code=error_code,
+        )
+
 
 def validate_collection(name: str) -> str:
     """Collection names are 1-64 characters of letters, digits, `_` and `-`."""

@@ -280,14 +280,7 @@ class WorkerIngestService(IngestService):
         try:
             result: IngestResult = self.worker.call(_ingest, data, filename, options)
         except IndexingWorkerError as error:  # reported in the result, as every other failure of one file
-            return IngestResult(
-                document_id="",
-                filename=filename,
-                content_type=content_type,
-                status="failed",
-                error=error.message,
-                error_code=error.code,
-            )
+            return IngestResult.refused(filename, content_type, error.message, error.code)
         return result
 
     def index_job_file(

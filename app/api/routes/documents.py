@@ -167,29 +167,14 @@ async def upload(
         name = clean_filename(upload_file.filename)
         pdf_pages = pages.get(index)
         if isinstance(pdf_pages, ExtractionError):  # its pages could not be read within the parse time limit
-            results.append(
-                IngestResult(
-                    document_id="",
-                    filename=name,
-                    content_type=guess_content_type(name, upload_file.content_type),
-                    status="failed",
-                    error=pdf_pages.message,
-                    error_code=pdf_pages.code,
-                )
-            )
+            content_type = guess_content_type(name, upload_file.content_type)
+            results.append(IngestResult.refused(name, content_type, pdf_pages.message, pdf_pages.code))
             continue
         data = await asyncio.to_thread(_read_limited, upload_file.file, limit)
         if data is None:
-            results.append(
-                IngestResult(
-                    document_id="",
-                    filename=name,
-                    content_type=guess_content_type(name, upload_file.content_type),
-                    status="failed",
-                    error=f"file is larger than {state.settings.max_upload_mb} MiB",
-                    error_code="payload_too_large",
-                )
-            )
+            too_large = f"file is larger than {state.settings.max_upload_mb} MiB"
+            content_type = guess_content_type(name, upload_file.content_type)
+            results.append(IngestResult.refused(name, content_type, too_large, "payload_too_large"))
             continue
         async with state.ingest_slots:
             result = await asyncio.to_thread(
