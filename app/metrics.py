@@ -74,12 +74,19 @@ ERRORS = Counter("rag_errors", "Error responses and stream errors by error code"
 
 
 _labelled_collections: frozenset[str] = frozenset()
+_recording = True
 
 
 def configure(*, collections: Iterable[str] = ()) -> None:
     """The collections whose names may appear as `collection` labels (RAG_METRICS_COLLECTIONS; none by default)."""
     global _labelled_collections
     _labelled_collections = frozenset(collections)
+
+
+def stop_recording() -> None:
+    """Record nothing in this process: an indexing worker's files are recorded by its server, which exports them."""
+    global _recording
+    _recording = False
 
 
 def collection_label(collection: str) -> str:
@@ -89,6 +96,8 @@ def collection_label(collection: str) -> str:
 
 def record_ingest(collection: str, status: str, pages: int, chunks: int, seconds: float) -> None:
     """One file's ingest outcome."""
+    if not _recording:
+        return
     label = collection_label(collection)
     UPLOADS.labels(collection=label, status=status).inc()
     if status == "indexed":

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from haystack import logging
 
+from app import metrics
 from app.errors import IndexingWorkerError
 from app.services.ingest import IngestResult, IngestService
 
@@ -87,6 +88,7 @@ def _init_worker(settings_json: str, parent_pid: int, stop: Any) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="rag-parent-watch", daemon=True).start()
     settings = Settings.model_validate_json(settings_json)
     configure_logging(settings)
+    metrics.stop_recording()  # the server records each file it hands over (and exports the metrics)
     limit_malloc_arenas(settings.malloc_arena_max)
     pipelines = load_pipeline_set(settings)
     pipelines.indexing.pipeline.warm_up()
@@ -280,7 +282,8 @@ class WorkerIngestService(IngestService):
         try:
             result: IngestResult = self.worker.call(_ingest, data, filename, options)
         except IndexingWorkerError as error:  # reported in the result, as every other failure of one file
-            return IngestResult.refused(filename, content_type, error.message, error.code)
+            result = IngestResult.refused(filename, content_type, error.message, error.code)
+        _record(collection, result)
         return result
 
     def index_job_file(
@@ -288,4 +291,9 @@ class WorkerIngestService(IngestService):
     ) -> IngestResult:
         """Index one file of a job in the worker process, which records the job's progress itself."""
         result: IngestResult = self.worker.call(_index_job_file, job, file, data, stopping=stopping)
+        _record(job.collection, result)
         return result
+
+
+def _record(collection: str, result: IngestResult) -> None:
+    metrics.record_ingest(collection, result.status, result.pages, result.chunks, result.duration_ms / 1000.0)

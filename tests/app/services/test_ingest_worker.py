@@ -52,12 +52,26 @@ def _text(index: int) -> bytes:
     return f"Note {index}: the recycled worker indexes file number {index} about vectors and queues.".encode()
 
 
+def _uploads_total() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "rag_uploads"
+        for sample in metric.samples
+        if sample.name == "rag_uploads_total"
+    )
+
+
 def test_files_are_indexed_in_the_worker_and_it_is_replaced_after_max_files(served):
+    uploads_before = _uploads_total()
     worker = served.ingest_worker
     first = worker.pid
     assert first not in (0, os.getpid()) and first in descendants(os.getpid())
     results = [served.ingest.ingest_bytes(_text(i), f"note-{i}.txt", collection="recycled") for i in range(4)]
     assert [r.status for r in results] == ["indexed"] * 4
+    assert _uploads_total() - uploads_before == 4  # recorded here, where /metrics exports them
     _wait_for(lambda: worker.replaced >= 1)
     assert worker.pid not in (first, 0)
     _wait_for(lambda: first not in descendants(os.getpid()), 30)  # the old worker exited once its files were done
