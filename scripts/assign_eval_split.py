@@ -51,8 +51,11 @@ def read_items(path: Path) -> list[dict[str, Any]]:
 def mismatches(items: list[dict[str, Any]], seed: str = SEED) -> list[str]:
     """Ids whose stored `split` differs from the rule (missing counts as a mismatch)."""
     expected = assign_splits(items, seed)
-    return [f"{item['id']}: {item.get('split')!r} != {expected[str(item['id'])]!r}" for item in items
-            if item.get("split") != expected[str(item["id"])]]
+    return [
+        f"{item['id']}: {item.get('split')!r} != {expected[str(item['id'])]!r}"
+        for item in items
+        if item.get("split") != expected[str(item["id"])]
+    ]
 
 
 def main() -> int:
