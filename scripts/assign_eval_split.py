@@ -9,7 +9,8 @@ of the system, so nobody can pick which questions land in test. Tune on dev, rep
     .venv/bin/python scripts/assign_eval_split.py eval/debian-reference/questions.jsonl          # rewrite in place
     .venv/bin/python scripts/assign_eval_split.py --check eval/sqlite/questions.jsonl            # exit 1 on mismatch
 
-Rewriting keeps every other field and the line order; the `split` key is placed last.
+Rewriting keeps every other field and the line order; the `split` key is placed last. Adding questions changes the
+ranking, so a few existing questions can change split: the rewrite lists them.
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def main() -> int:
             status = status or (1 if wrong else 0)
             continue
         splits = assign_splits(items, args.seed)
+        moved = [
+            f"{item['id']} {item['split']}->{splits[str(item['id'])]}"
+            for item in items
+            if item.get("split") in SPLITS and item["split"] != splits[str(item["id"])]
+        ]
+        if moved:
+            print(f"{path}: questions that change split (a dev question moved to test was seen while tuning):")
+            print("  " + ", ".join(moved))
         lines = []
         for item in items:
             item.pop("split", None)

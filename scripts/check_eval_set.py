@@ -233,7 +233,7 @@ def check(questions_path: Path, corpus: Path, use_converter: bool) -> int:
             used_pages.add(name)
             for term in terms:
                 if normalise(term) not in visible[name]:
-                    errors.append(f"{where}: term {term!r} not in the visible text of {name}")
+                    errors.append(f"{where}: term {term!r} not in the {'page' if is_pdf else 'visible'} text of {name}")
                 elif indexed and normalise(term) not in indexed[name]:
                     errors.append(f"{where}: term {term!r} is visible in {name} but not in the converter's text")
         hits = [n for n, text in visible.items() if all(normalise(t) in text for t in terms)]
