@@ -276,7 +276,7 @@ def evaluate(
                     progress=functools.partial(_advance_on_question, progress, task),
                 )
             )
-    console.print(f"{len(questions)} questions (split: {split})")
+    console.print(f"questions: {len(questions)} (split: {split})")
     console.print(console_table(runs))
     if any(run.metrics_by_split for run in runs):
         console.print(split_table(runs))

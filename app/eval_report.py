@@ -62,7 +62,7 @@ def markdown(evals: list[PipelineEval], set_path: Path) -> str:
     lines = [
         f"# Evaluation of `{set_path}`",
         "",
-        f"{questions} questions, split: {evals[0].split if evals else 'all'}",
+        f"Questions: {questions} (split: {evals[0].split if evals else 'all'})",
         "",
         "| metric | " + " | ".join(heads) + " |",
         "|---" * (len(heads) + 1) + "|",

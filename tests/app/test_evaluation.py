@@ -131,10 +131,10 @@ def test_evaluator_reports_metrics_per_split(monkeypatch, tmp_path):
     assert test_only.metrics["page_hit@5"] == pytest.approx(1 / 3, abs=1e-4)
 
     report = markdown([both], Path("set.jsonl"))
-    assert "4 questions, split: all" in report
+    assert "Questions: 4 (split: all)" in report
     assert "| A dev | A test |" in report and "| page_hit@5 | 1.000 | 0.333 |" in report
     assert [c.header for c in split_table([both]).columns] == ["metric", "A dev", "A test"]
-    assert "split: test" in markdown([test_only], Path("set.jsonl")) and "Per split" not in markdown(
+    assert "(split: test)" in markdown([test_only], Path("set.jsonl")) and "Per split" not in markdown(
         [test_only], Path("set.jsonl")
     )
 
@@ -211,6 +211,34 @@ def test_eval_cli_ab_reports_and_gate(eval_set, tmp_path):
     )
     assert failed.exit_code == 1
     assert "quality gate failed" in failed.output and "doc_hit@5 0.000 < 0.9" in failed.output
+
+
+@pytest.mark.integration
+def test_eval_cli_split_option_and_gate_split(eval_set, tmp_path):
+    splits = {"g1": "dev", "d1": "test", "p1": "test", "u1": "test"}
+    _write(eval_set, [{**q, "split": splits[q["id"]]} for q in QUESTIONS])
+    runner = CliRunner()
+    out = tmp_path / "out"
+    common = ["--data-dir", str(tmp_path / "data"), "--out", str(out), "--search-only"]
+
+    test = runner.invoke(cli, ["eval", str(eval_set), "--split", "test", *common], catch_exceptions=False)
+    assert test.exit_code == 0, test.output
+    assert "questions: 3 (split: test)" in test.output and "per split" not in test.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["split"] == "test" and report["runs"][0]["split"] == "test"
+    assert [r["id"] for r in report["runs"][0]["results"]] == ["d1", "p1", "u1"]
+
+    both = runner.invoke(cli, ["eval", str(eval_set), *common], catch_exceptions=False)
+    assert both.exit_code == 0, both.output
+    assert "questions: 4 (split: all)" in both.output and "per split" in both.output
+    by_split = json.loads((out / "results.json").read_text())["runs"][0]["metrics_by_split"]
+    assert set(by_split) == {"dev", "test"} and by_split["dev"]["doc_hit@5"] == 1.0
+
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"search_only": True, "split": "dev", "thresholds": {"doc_hit@5": 0.9}}))
+    gated = runner.invoke(cli, ["eval", str(eval_set), "--gate", str(gate), *common], catch_exceptions=False)
+    assert gated.exit_code == 0, gated.output
+    assert "questions: 1 (split: dev)" in gated.output and "quality gate passed" in gated.output
 
 
 @pytest.mark.integration
