@@ -90,8 +90,8 @@ def markdown(evals: list[PipelineEval], set_path: Path) -> str:
             "|---" * (len(columns) + 1) + "|",
         ]
         for name in dict.fromkeys(n for e in evals for values in e.metrics_by_split.values() for n in values):
-            cells = [e.metrics_by_split[split].get(name) for e, split in columns]
-            lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + " |")
+            scores = [e.metrics_by_split[split].get(name) for e, split in columns]
+            lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in scores) + " |")
     lines += ["", "Pipelines: " + ", ".join(f"`{e.name}` = `{e.pipelines_dir}`" for e in evals), ""]
     return "\n".join(lines)
 
