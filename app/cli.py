@@ -220,7 +220,11 @@ def evaluate(
     data_dir: Annotated[
         Path | None, typer.Option(help="Store for the eval corpus (default RAG_DATA_DIR/eval).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Questions of the dev or test split only, or all (default all; a gate file may set it)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions (of the split).")] = None,
     top_k: Annotated[int, typer.Option(help="Passages given to the LLM.")] = 5,
     search_only: Annotated[bool, typer.Option("--search-only", help="Retrieval metrics only (no LLM).")] = False,
     judge: Annotated[
@@ -230,8 +234,8 @@ def evaluate(
 ) -> None:
     """Evaluate pipelines on a question set: retrieval, answer, refusal and latency metrics (A/B with two dirs)."""
     from app.composition import eval_services
-    from app.eval_report import console_table, write_reports
-    from app.services.evaluation import Evaluator, load_eval_set
+    from app.eval_report import console_table, split_table, write_reports
+    from app.services.evaluation import Evaluator, load_eval_set, select_split
 
     settings = Settings()
     dirs = pipelines or [settings.pipelines_dir]
@@ -239,9 +243,12 @@ def evaluate(
         raise typer.BadParameter("give one or two --pipelines dirs")
     gate_spec = json.loads(gate.read_text()) if gate else {}
     limit = limit or gate_spec.get("limit")
+    split = split or gate_spec.get("split") or "all"
+    if split not in ("dev", "test", "all"):
+        raise typer.BadParameter(f"--split must be dev, test or all, not {split!r}")
     search_only = search_only or bool(gate_spec.get("search_only"))
     try:
-        questions = load_eval_set(eval_set)[:limit]
+        questions = select_split(load_eval_set(eval_set), split)[:limit]
     except RagError as error:
         err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
@@ -269,7 +276,10 @@ def evaluate(
                     progress=functools.partial(_advance_on_question, progress, task),
                 )
             )
+    console.print(f"questions: {len(questions)} (split: {split})")
     console.print(console_table(runs))
+    if any(run.metrics_by_split for run in runs):
+        console.print(split_table(runs))
     for path in write_reports(runs, eval_set, out):
         console.print(f"wrote {path}")
     failed = [

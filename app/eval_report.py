@@ -44,11 +44,25 @@ def console_table(evals: list[PipelineEval]) -> Table:
     return table
 
 
+def split_table(evals: list[PipelineEval]) -> Table:
+    """Metrics per pipeline and split, for runs over questions of both splits (tune on dev, report test)."""
+    columns = [(e, split) for e in evals for split in e.metrics_by_split]
+    table = Table("metric", *(f"{e.name} {split}" for e, split in columns), title="per split")
+    names = list(dict.fromkeys(n for e in evals for values in e.metrics_by_split.values() for n in values))
+    for name in names:
+        values = [e.metrics_by_split[split].get(name) for e, split in columns]
+        table.add_row(name, *("-" if v is None else f"{v:.3f}" for v in values))
+    return table
+
+
 def markdown(evals: list[PipelineEval], set_path: Path) -> str:
     """The report as Markdown."""
     heads = [e.name for e in evals] + (["delta"] if len(evals) == 2 else [])
+    questions = len(evals[0].results) if evals else 0
     lines = [
         f"# Evaluation of `{set_path}`",
+        "",
+        f"Questions: {questions} (split: {evals[0].split if evals else 'all'})",
         "",
         "| metric | " + " | ".join(heads) + " |",
         "|---" * (len(heads) + 1) + "|",
@@ -66,6 +80,18 @@ def markdown(evals: list[PipelineEval], set_path: Path) -> str:
             for e in evals
         ]
         lines.append(f"| {stage} p50 / p95 | " + " | ".join(cells) + " |")
+    columns = [(e, split) for e in evals for split in e.metrics_by_split]
+    if columns:
+        lines += [
+            "",
+            "Per split (tune on dev, report test):",
+            "",
+            "| metric | " + " | ".join(f"{e.name} {split}" for e, split in columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
+        ]
+        for name in dict.fromkeys(n for e in evals for values in e.metrics_by_split.values() for n in values):
+            scores = [e.metrics_by_split[split].get(name) for e, split in columns]
+            lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in scores) + " |")
     lines += ["", "Pipelines: " + ", ".join(f"`{e.name}` = `{e.pipelines_dir}`" for e in evals), ""]
     return "\n".join(lines)
 
@@ -114,7 +140,10 @@ def write_reports(evals: list[PipelineEval], set_path: Path, out_dir: Path) -> l
     """Write results.json, report.md and, with the `eval` extra installed, metrics.png and latency.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.json"
-    results.write_text(json.dumps({"set": str(set_path), "runs": [e.to_dict() for e in evals]}, indent=2))
+    split = evals[0].split if evals else "all"
+    results.write_text(
+        json.dumps({"set": str(set_path), "split": split, "runs": [e.to_dict() for e in evals]}, indent=2)
+    )
     report = out_dir / "report.md"
     report.write_text(markdown(evals, set_path))
     try:

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds eval/sqlite/corpus/ (gitignored): 37 HTML pages of the SQLite documentation, as shipped by
-# Debian's sqlite3-doc package (installed under /usr/share/doc/sqlite3/, public domain).
-# The questions in eval/sqlite/questions.jsonl were written and verified against these pages.
+# Builds the corpora of the shipped eval sets (both folders are gitignored):
+# - eval/sqlite/corpus/: 37 HTML pages of the SQLite documentation, as shipped by Debian's sqlite3-doc package
+#   (installed under /usr/share/doc/sqlite3/, public domain);
+# - eval/debian-reference/corpus/: the Debian Reference PDF (261 pages) of Debian's debian-reference-en package
+#   (GPL-2+).
+# The questions in eval/*/questions.jsonl were written and verified against these files.
 #
-# Idempotent: installs sqlite3-doc only when missing, copies only pages that changed, and removes any
-# other file from the corpus folder (`rag eval` ingests the whole folder, so it must hold exactly these).
+# Idempotent: installs the packages only when missing, copies only files that changed, and removes any
+# other file from the corpus folders (`rag eval` ingests the whole folder, so it must hold exactly these).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,8 +60,8 @@ PAGES=(
 
 log() { echo "[build_eval_corpus] $*" >&2; }
 
-if ! dpkg -s sqlite3-doc >/dev/null 2>&1; then
-  log "installing sqlite3-doc"
+if ! dpkg -s sqlite3-doc >/dev/null 2>&1 || ! dpkg -s debian-reference-en >/dev/null 2>&1; then
+  log "installing sqlite3-doc and debian-reference-en"
   bash scripts/apt-install.sh scripts/apt-packages-test.txt
 fi
 
@@ -100,3 +103,34 @@ for path in "$DEST"/*; do
 done
 
 log "corpus ready: ${#PAGES[@]} pages in $ROOT/$DEST ($copied copied, sqlite3-doc $version)"
+
+# --- eval/debian-reference: one PDF ---
+DR_SRC="/usr/share/debian-reference/debian-reference.en.pdf"
+DR_DEST="eval/debian-reference/corpus"
+DR_FILE="debian-reference.en.pdf"
+# Debian package version the questions and page numbers were verified against (Debian 12)
+DR_VERIFIED_VERSION="2.100"
+
+dr_version="$(dpkg-query -W -f='${Version}' debian-reference-en)"
+if [[ "$dr_version" != "$DR_VERIFIED_VERSION" ]]; then
+  log "warning: debian-reference-en is $dr_version, the questions were verified against $DR_VERIFIED_VERSION;"
+  log "         run .venv/bin/python scripts/check_eval_set.py --set debian-reference (page numbers may have moved)"
+fi
+if [[ ! -s "$DR_SRC" ]]; then
+  log "missing $DR_SRC in debian-reference-en $dr_version"
+  exit 1
+fi
+mkdir -p "$DR_DEST"
+dr_copied=0
+if ! cmp -s "$DR_SRC" "$DR_DEST/$DR_FILE"; then
+  cp "$DR_SRC" "$DR_DEST/$DR_FILE.tmp"
+  mv "$DR_DEST/$DR_FILE.tmp" "$DR_DEST/$DR_FILE"
+  dr_copied=1
+fi
+for path in "$DR_DEST"/*; do
+  if [[ "$(basename "$path")" != "$DR_FILE" ]]; then
+    log "removing $path (not part of the corpus)"
+    rm -rf -- "$path"
+  fi
+done
+log "corpus ready: $DR_FILE in $ROOT/$DR_DEST ($dr_copied copied, debian-reference-en $dr_version)"

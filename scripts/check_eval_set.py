@@ -1,26 +1,35 @@
 """
-Check the SQLite eval set (eval/sqlite/questions.jsonl) against its corpus (eval/sqlite/corpus/).
+Check a shipped eval set (eval/<set>/questions.jsonl) against its corpus (eval/<set>/corpus/).
 
-Checks: every line is a JSON object with the documented fields, ids are unique, every expected source file
-exists in the corpus, and every `answer_terms` entry of an answerable question appears (case-insensitive,
-whitespace-normalised) in the visible text of EVERY page listed in its `expected_sources`. By default the
-terms must also appear in the text the indexing pipeline extracts from the page (the project's HTML
-converter, trafilatura): a fact dropped by the converter can never be retrieved. `--visible-only` skips that.
+Checks: every line is a JSON object with the documented fields, ids are unique, `split` is "dev" or "test" and
+follows the seeded rule of scripts/assign_eval_split.py, every expected source exists in the corpus, and every
+`answer_terms` entry of an answerable question appears (case-insensitive, whitespace- and NFKC-normalised) in the
+text of EVERY source listed in its `expected_sources`:
+- HTML corpus (eval/sqlite): the visible text of the page; by default also the text the indexing pipeline extracts
+  from it (the project's HTML converter, trafilatura): a fact dropped by the converter can never be retrieved.
+  `--visible-only` skips that.
+- PDF corpus (eval/debian-reference): each source names `file` and `page` (1-based), and the terms must appear in
+  the text pypdfium2 (the PDF converter's extractor) gives for that page.
 Terms must contain a letter or digit: `rag eval` compares them with punctuation replaced by spaces.
+Unanswerable questions may list `absent_terms` (what the question is about); a term found anywhere in the corpus is
+reported as a warning (the question may be answerable after all).
 
-    .venv/bin/python scripts/check_eval_set.py            # exit 1 on any error
-    bash scripts/build_eval_corpus.sh first, so the corpus exists.
+    .venv/bin/python scripts/check_eval_set.py                          # the SQLite set; exit 1 on any error
+    .venv/bin/python scripts/check_eval_set.py --set debian-reference   # the Debian Reference set
+    bash scripts/build_eval_corpus.sh first, so the corpora exist.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
 import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 ID_RE = re.compile(r"^q\d{3,}$")
@@ -76,20 +85,76 @@ def converter_texts(paths: list[Path]) -> dict[str, str]:
     return texts
 
 
+def pdf_page_texts(paths: list[Path]) -> dict[str, str]:
+    """Text of every page of every PDF as pypdfium2 extracts it, keyed "file#page" (page 1-based)."""
+    import pypdfium2
+
+    texts = {}
+    for path in paths:
+        pdf = pypdfium2.PdfDocument(path)
+        try:
+            for index in range(len(pdf)):
+                page = pdf[index]
+                textpage = page.get_textpage()
+                texts[f"{path.name}#{index + 1}"] = normalise(textpage.get_text_range())
+                textpage.close()
+                page.close()
+        finally:
+            pdf.close()
+    return texts
+
+
+def _split_rule() -> ModuleType:
+    """scripts/assign_eval_split.py, by file path (scripts/ is not a package)."""
+    name = "assign_eval_split"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "assign_eval_split.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def source_key(source: object, is_pdf: bool) -> str | None:
+    """ "file" for an HTML source, "file#page" for a PDF source; None when the entry lacks what that needs."""
+    if not isinstance(source, dict) or not isinstance(source.get("file"), str):
+        return None
+    if not is_pdf:
+        return str(source["file"])
+    page = source.get("page")
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        return None
+    return f"{source['file']}#{page}"
+
+
 def check(questions_path: Path, corpus: Path, use_converter: bool) -> int:
     errors: list[str] = []
+    pdfs = sorted(corpus.glob("*.pdf"))
     pages = sorted(corpus.glob("*.html"))
-    if not pages:
-        print(f"no HTML pages in {corpus}: run bash scripts/build_eval_corpus.sh", file=sys.stderr)
+    is_pdf = bool(pdfs)
+    if is_pdf and pages:
+        print(f"{corpus} mixes PDF and HTML files: one kind per eval corpus", file=sys.stderr)
         return 1
-    visible = {p.name: visible_text(p) for p in pages}
-    indexed = converter_texts(pages) if use_converter else {}
+    if not pdfs and not pages:
+        print(f"no HTML pages or PDF files in {corpus}: run bash scripts/build_eval_corpus.sh", file=sys.stderr)
+        return 1
+    if is_pdf:
+        visible = pdf_page_texts(pdfs)
+        indexed: dict[str, str] = {}
+    else:
+        visible = {p.name: visible_text(p) for p in pages}
+        indexed = converter_texts(pages) if use_converter else {}
+    corpus_text = "\n".join(visible.values())
 
     seen_ids: set[str] = set()
     seen_questions: set[str] = set()
     answerable = unanswerable = multi_source = 0
     used_pages: set[str] = set()
     weak: list[str] = []
+    present: list[str] = []
+    items: list[dict] = []
+    split_counts: dict[tuple[bool, str], int] = {}
     for lineno, line in enumerate(questions_path.read_text(encoding="utf-8").splitlines(), 1):
         where = f"line {lineno}"
         if not line.strip():
@@ -120,12 +185,25 @@ def check(questions_path: Path, corpus: Path, use_converter: bool) -> int:
         if not isinstance(item.get("answerable"), bool):
             errors.append(f"{where}: answerable must be true or false")
             continue
+        if item.get("split") not in ("dev", "test"):
+            errors.append(f'{where}: split must be "dev" or "test" (scripts/assign_eval_split.py)')
+        else:
+            key = (item["answerable"], item["split"])
+            split_counts[key] = split_counts.get(key, 0) + 1
+        items.append(item)
 
         if not item["answerable"]:
             unanswerable += 1
             for field in ("expected_answer", "expected_sources", "answer_terms"):
                 if item.get(field):
                     errors.append(f"{where}: unanswerable question has {field}")
+            absent = item.get("absent_terms", [])
+            if not isinstance(absent, list) or not all(isinstance(t, str) and t.strip() for t in absent):
+                errors.append(f"{where}: absent_terms must be a list of strings")
+                continue
+            found = [t for t in absent if normalise(t) in corpus_text]
+            if found:
+                present.append(f"{qid} {found}")
             continue
 
         answerable += 1
@@ -145,44 +223,64 @@ def check(questions_path: Path, corpus: Path, use_converter: bool) -> int:
         if len(sources) > 1:
             multi_source += 1
         for source in sources:
-            name = source.get("file") if isinstance(source, dict) else None
-            if not isinstance(name, str) or name not in visible:
+            name = source_key(source, is_pdf)
+            if name is None and is_pdf:
+                errors.append(f"{where}: expected source {source!r} needs file and page (1-based) in a PDF corpus")
+                continue
+            if name is None or name not in visible:
                 errors.append(f"{where}: expected source {source!r} is not a page of {corpus}")
                 continue
             used_pages.add(name)
             for term in terms:
                 if normalise(term) not in visible[name]:
-                    errors.append(f"{where}: term {term!r} not in the visible text of {name}")
+                    errors.append(f"{where}: term {term!r} not in the {'page' if is_pdf else 'visible'} text of {name}")
                 elif indexed and normalise(term) not in indexed[name]:
                     errors.append(f"{where}: term {term!r} is visible in {name} but not in the converter's text")
         hits = [n for n, text in visible.items() if all(normalise(t) in text for t in terms)]
         if len(hits) >= WEAK_TERM_PAGES:
             weak.append(f"{qid} {terms} ({len(hits)} pages)")
 
+    if items and all(isinstance(i.get("id"), str) for i in items):
+        for line in _split_rule().mismatches(items):
+            errors.append(f"split does not follow the seeded rule (run scripts/assign_eval_split.py): {line}")
+
     for message in errors:
         print(f"ERROR {message}")
     print(f"questions: {answerable + unanswerable} ({answerable} answerable, {unanswerable} unanswerable)")
+    for split in ("dev", "test"):
+        print(
+            f"  {split}: {split_counts.get((True, split), 0)} answerable, "
+            f"{split_counts.get((False, split), 0)} unanswerable"
+        )
     print(f"answerable with 2+ expected sources: {multi_source}")
-    print(f"corpus pages: {len(pages)}, used as expected sources: {len(used_pages)}")
+    print(f"corpus pages: {len(visible)}, used as expected sources: {len(used_pages)}")
     unused = sorted(set(visible) - used_pages)
-    if unused:
+    if unused and not is_pdf:
         print(f"pages no question points to: {', '.join(unused)}")
+    if present:
+        print("warning: unanswerable questions whose absent_terms occur in the corpus (check they are unanswerable):")
+        for line in present:
+            print(f"  {line}")
     if weak:
         print(f"answer terms found in {WEAK_TERM_PAGES}+ pages (a 'contains' match on them is weak):")
         for line in weak:
             print(f"  {line}")
-    print(f"checked against: visible text{' + converter text' if indexed else ''}")
+    checked = "pypdfium2 page text" if is_pdf else f"visible text{' + converter text' if indexed else ''}"
+    print(f"checked against: {checked}")
     print("OK" if not errors else f"{len(errors)} error(s)")
     return 1 if errors else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", type=Path, default=ROOT / "eval/sqlite/questions.jsonl")
-    parser.add_argument("--corpus", type=Path, default=ROOT / "eval/sqlite/corpus")
-    parser.add_argument("--visible-only", action="store_true", help="skip the converter-text check")
+    parser.add_argument("--set", default="sqlite", help="shipped set under eval/ (sqlite, debian-reference)")
+    parser.add_argument("--questions", type=Path, help="questions file (default eval/<set>/questions.jsonl)")
+    parser.add_argument("--corpus", type=Path, help="corpus folder (default corpus/ beside the questions)")
+    parser.add_argument("--visible-only", action="store_true", help="HTML: skip the converter-text check")
     args = parser.parse_args()
-    return check(args.questions, args.corpus, use_converter=not args.visible_only)
+    questions = args.questions or ROOT / "eval" / args.set / "questions.jsonl"
+    corpus = args.corpus or questions.parent / "corpus"
+    return check(questions, corpus, use_converter=not args.visible_only)
 
 
 if __name__ == "__main__":

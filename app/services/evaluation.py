@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 
+SPLITS = ("dev", "test")
+"""Values of a question's `split`: tune on dev, report test (docs/evaluation.md)."""
+
 
 @dataclass
 class EvalQuestion:
@@ -38,6 +41,8 @@ class EvalQuestion:
     expected_answer: str | None = None
     expected_sources: list[dict[str, Any]] = field(default_factory=list)
     answer_terms: list[str] = field(default_factory=list)
+    split: str | None = None
+    """"dev" or "test"; None in a set without splits."""
 
 
 @dataclass
@@ -66,6 +71,10 @@ class PipelineEval:
     metrics: dict[str, float]
     latency_ms: dict[str, dict[str, float]]
     results: list[QuestionResult]
+    split: str = "all"
+    """The questions asked: "dev", "test" or "all"."""
+    metrics_by_split: dict[str, dict[str, float]] = field(default_factory=dict)
+    """With questions from both splits, the metrics of each split alone."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,9 +100,12 @@ def load_eval_set(path: Path) -> list[EvalQuestion]:
                 expected_answer=raw.get("expected_answer"),
                 expected_sources=list(raw.get("expected_sources") or []),
                 answer_terms=[str(t) for t in raw.get("answer_terms") or []],
+                split=raw.get("split"),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise InvalidInputError(f"{path}:{number}: not a valid eval question ({error})") from error
+        if question.split is not None and question.split not in SPLITS:
+            raise InvalidInputError(f"{path}:{number}: split must be dev or test, not {question.split!r}")
         if question.id in seen:
             raise InvalidInputError(f"{path}:{number}: duplicate id {question.id!r}")
         if question.answerable and not question.expected_sources:
@@ -103,6 +115,23 @@ def load_eval_set(path: Path) -> list[EvalQuestion]:
     if not questions:
         raise InvalidInputError(f"eval set {path} has no questions")
     return questions
+
+
+def select_split(questions: list[EvalQuestion], split: str) -> list[EvalQuestion]:
+    """The questions of `split` ("dev" or "test"), or all of them for "all"."""
+    if split == "all":
+        return list(questions)
+    if split not in SPLITS:
+        raise InvalidInputError(f"split must be dev, test or all, not {split!r}")
+    missing = [q.id for q in questions if q.split is None]
+    if missing:
+        raise InvalidInputError(
+            f"cannot select the {split} split: {len(missing)} question(s) have no split field (first: {missing[0]})"
+        )
+    selected = [q for q in questions if q.split == split]
+    if not selected:
+        raise InvalidInputError(f"the eval set has no {split} questions")
+    return selected
 
 
 def corpus_collection(corpus_dir: Path, indexing_yml: Path) -> str:
@@ -244,11 +273,19 @@ class Evaluator:
                 judged.append((question.question, [src.text for src in answered.sources], answered.answer))
             if progress:
                 progress(question.id)
-        metrics: dict[str, float] = {}
-        metrics.update(retrieval_metrics(questions, rankings, level="doc", k=retrieval_k))
-        metrics.update(retrieval_metrics(questions, rankings, level="page", k=retrieval_k))
-        if generate:
-            metrics.update(_answer_metrics(results))
+        metrics = _metrics(questions, rankings, results, generate=generate, retrieval_k=retrieval_k)
+        splits = sorted({q.split for q in questions if q.split is not None})
+        by_split: dict[str, dict[str, float]] = {}
+        if len(splits) > 1:
+            for split in splits:
+                chosen = [i for i, q in enumerate(questions) if q.split == split]
+                by_split[split] = _metrics(
+                    [questions[i] for i in chosen],
+                    [rankings[i] for i in chosen],
+                    [results[i] for i in chosen],
+                    generate=generate,
+                    retrieval_k=retrieval_k,
+                )
         if judge and judged:
             metrics.update(self._judge(judged))
         latency = {"retrieval": _percentiles(retrieval_ms)}
@@ -262,6 +299,8 @@ class Evaluator:
             metrics={k: round(v, 4) for k, v in metrics.items()},
             latency_ms=latency,
             results=results,
+            split=splits[0] if len(splits) == 1 and all(q.split for q in questions) else "all",
+            metrics_by_split={split: {k: round(v, 4) for k, v in values.items()} for split, values in by_split.items()},
         )
 
     def _judge(self, judged: list[tuple[str, list[str], str]]) -> dict[str, float]:
@@ -309,6 +348,23 @@ class Evaluator:
             result.contains = all(_normalize(t) in answer for t in terms)
             result.sas = round(self._sas(answered.answer, question.expected_answer), 4)
         return result
+
+
+def _metrics(
+    questions: list[EvalQuestion],
+    rankings: list[list[tuple[str | None, int | None]]],
+    results: list[QuestionResult],
+    *,
+    generate: bool,
+    retrieval_k: int,
+) -> dict[str, float]:
+    """Retrieval metrics (doc and page level) and, when answers were generated, answer and refusal metrics."""
+    metrics: dict[str, float] = {}
+    metrics.update(retrieval_metrics(questions, rankings, level="doc", k=retrieval_k))
+    metrics.update(retrieval_metrics(questions, rankings, level="page", k=retrieval_k))
+    if generate:
+        metrics.update(_answer_metrics(results))
+    return metrics
 
 
 def _answer_metrics(results: list[QuestionResult]) -> dict[str, float]:

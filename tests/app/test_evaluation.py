@@ -1,12 +1,16 @@
 import json
 import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.errors import InvalidInputError
-from app.services.evaluation import EvalQuestion, load_eval_set, retrieval_metrics
+from app.eval_report import markdown, split_table
+from app.services.evaluation import EvalQuestion, Evaluator, load_eval_set, retrieval_metrics, select_split
+from app.services.query import QueryResult, Source
 from app.settings import PROJECT_ROOT
 from app.testing.profiles import copy_profile
 
@@ -58,6 +62,90 @@ def test_load_eval_set_validates(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "question": "q", "expected_sources": [{"file": "f"}]}\n{oops\n')
     with pytest.raises(InvalidInputError, match=r"bad.jsonl:2"):
         load_eval_set(tmp_path / "bad.jsonl")
+
+
+def test_load_eval_set_reads_and_validates_split(tmp_path):
+    rows = [{**QUESTIONS[0], "split": "dev"}, {**QUESTIONS[3], "split": "test"}, QUESTIONS[1]]
+    assert [q.split for q in load_eval_set(_write(tmp_path / "ok.jsonl", rows))] == ["dev", "test", None]
+    with pytest.raises(InvalidInputError, match=r"bad.jsonl:1: split must be dev or test, not 'train'"):
+        load_eval_set(_write(tmp_path / "bad.jsonl", [{**QUESTIONS[0], "split": "train"}]))
+
+
+def test_select_split_filters_and_refuses_sets_without_splits():
+    questions = [
+        EvalQuestion(id="a", question="q", split="dev"),
+        EvalQuestion(id="b", question="q", split="test"),
+        EvalQuestion(id="c", question="q", answerable=False, split="test"),
+    ]
+    assert [q.id for q in select_split(questions, "dev")] == ["a"]
+    assert [q.id for q in select_split(questions, "test")] == ["b", "c"]
+    assert [q.id for q in select_split(questions, "all")] == ["a", "b", "c"]
+    with pytest.raises(InvalidInputError, match=r"no split field \(first: x\)"):
+        select_split([*questions, EvalQuestion(id="x", question="q")], "test")
+    with pytest.raises(InvalidInputError, match="has no dev questions"):
+        select_split(questions[1:], "dev")
+    with pytest.raises(InvalidInputError, match="dev, test or all"):
+        select_split(questions, "train")
+    assert [q.id for q in select_split([EvalQuestion(id="x", question="q")], "all")] == ["x"]
+
+
+class _FakeQuery:
+    """Search-only answers: "hit" questions retrieve their expected page first, the others an unrelated one."""
+
+    def ask(self, question, *, collection, top_k, generate=True):
+        page = ("a.pdf", 3) if question.startswith("hit") else ("z.pdf", 1)
+        source = Source(n=1, document_id="d", filename=page[0], page=page[1], chunk_id="c", score=1.0, text="t")
+        return QueryResult(answer=None, sources=[source], timings_ms={"retrieval": 1.0})
+
+
+def _fake_evaluator(monkeypatch):
+    monkeypatch.setattr(Evaluator, "ensure_corpus", lambda self, corpus_dir, progress=None: "eval_x")
+    pipeline = SimpleNamespace(warm_up=lambda: None)
+    services = SimpleNamespace(
+        settings=SimpleNamespace(pipelines_dir=Path("pipelines")),
+        pipelines=SimpleNamespace(query=SimpleNamespace(pipeline=pipeline)),
+        query=_FakeQuery(),
+        ingest=None,
+    )
+    return Evaluator(services)  # type: ignore[arg-type]
+
+
+def test_evaluator_reports_metrics_per_split(monkeypatch, tmp_path):
+    source = [{"file": "a.pdf", "page": 3}]
+    questions = [
+        EvalQuestion(id="1", question="hit one", expected_sources=source, split="dev"),
+        EvalQuestion(id="2", question="miss two", expected_sources=source, split="test"),
+        EvalQuestion(id="3", question="hit three", expected_sources=source, split="test"),
+        EvalQuestion(id="4", question="miss four", expected_sources=source, split="test"),
+    ]
+    evaluator = _fake_evaluator(monkeypatch)
+    both = evaluator.run(questions, tmp_path, name="A", generate=False)
+    assert both.split == "all"
+    assert both.metrics["page_hit@5"] == 0.5
+    assert both.metrics_by_split["dev"]["page_hit@5"] == 1.0
+    assert both.metrics_by_split["test"]["page_hit@5"] == pytest.approx(1 / 3, abs=1e-4)
+    assert set(both.metrics_by_split) == {"dev", "test"}
+
+    test_only = evaluator.run(select_split(questions, "test"), tmp_path, name="A", generate=False)
+    assert test_only.split == "test" and test_only.metrics_by_split == {}
+    assert test_only.metrics["page_hit@5"] == pytest.approx(1 / 3, abs=1e-4)
+
+    report = markdown([both], Path("set.jsonl"))
+    assert "Questions: 4 (split: all)" in report
+    assert "| A dev | A test |" in report and "| page_hit@5 | 1.000 | 0.333 |" in report
+    assert [c.header for c in split_table([both]).columns] == ["metric", "A dev", "A test"]
+    assert "(split: test)" in markdown([test_only], Path("set.jsonl")) and "Per split" not in markdown(
+        [test_only], Path("set.jsonl")
+    )
+
+
+def test_eval_cli_rejects_a_split_the_set_does_not_have(tmp_path):
+    runner = CliRunner()
+    no_splits = _write(tmp_path / "plain.jsonl", QUESTIONS)
+    missing = runner.invoke(cli, ["eval", str(no_splits), "--split", "dev", "--search-only"])
+    assert missing.exit_code == 2 and "no split field" in missing.output
+    bogus = runner.invoke(cli, ["eval", str(no_splits), "--split", "train", "--search-only"])
+    assert bogus.exit_code == 2 and "dev, test or all" in bogus.output
 
 
 def test_retrieval_metrics_by_hand():
@@ -123,6 +211,34 @@ def test_eval_cli_ab_reports_and_gate(eval_set, tmp_path):
     )
     assert failed.exit_code == 1
     assert "quality gate failed" in failed.output and "doc_hit@5 0.000 < 0.9" in failed.output
+
+
+@pytest.mark.integration
+def test_eval_cli_split_option_and_gate_split(eval_set, tmp_path):
+    splits = {"g1": "dev", "d1": "test", "p1": "test", "u1": "test"}
+    _write(eval_set, [{**q, "split": splits[q["id"]]} for q in QUESTIONS])
+    runner = CliRunner()
+    out = tmp_path / "out"
+    common = ["--data-dir", str(tmp_path / "data"), "--out", str(out), "--search-only"]
+
+    test = runner.invoke(cli, ["eval", str(eval_set), "--split", "test", *common], catch_exceptions=False)
+    assert test.exit_code == 0, test.output
+    assert "questions: 3 (split: test)" in test.output and "per split" not in test.output
+    report = json.loads((out / "results.json").read_text())
+    assert report["split"] == "test" and report["runs"][0]["split"] == "test"
+    assert [r["id"] for r in report["runs"][0]["results"]] == ["d1", "p1", "u1"]
+
+    both = runner.invoke(cli, ["eval", str(eval_set), *common], catch_exceptions=False)
+    assert both.exit_code == 0, both.output
+    assert "questions: 4 (split: all)" in both.output and "per split" in both.output
+    by_split = json.loads((out / "results.json").read_text())["runs"][0]["metrics_by_split"]
+    assert set(by_split) == {"dev", "test"} and by_split["dev"]["doc_hit@5"] == 1.0
+
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"search_only": True, "split": "dev", "thresholds": {"doc_hit@5": 0.9}}))
+    gated = runner.invoke(cli, ["eval", str(eval_set), "--gate", str(gate), *common], catch_exceptions=False)
+    assert gated.exit_code == 0, gated.output
+    assert "questions: 1 (split: dev)" in gated.output and "quality gate passed" in gated.output
 
 
 @pytest.mark.integration
