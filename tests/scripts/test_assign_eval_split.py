@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from app.testing.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_SETS = ["eval/sqlite/questions.jsonl", "eval/debian-reference/questions.jsonl"]
-
-
-def _load(name: str) -> ModuleType:
-    """A module of scripts/ by file path (scripts/ is not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _items(answerable: int, unanswerable: int) -> list[dict]:
@@ -31,7 +20,7 @@ def _items(answerable: int, unanswerable: int) -> list[dict]:
 
 
 def test_a_third_of_each_stratum_is_dev():
-    rule = _load("assign_eval_split")
+    rule = load_script("assign_eval_split")
     items = _items(78, 34)
     splits = rule.assign_splits(items)
     answerable_dev = sum(splits[i["id"]] == "dev" for i in items if i["answerable"])
@@ -41,7 +30,7 @@ def test_a_third_of_each_stratum_is_dev():
 
 
 def test_the_rule_depends_on_ids_and_seed_only():
-    rule = _load("assign_eval_split")
+    rule = load_script("assign_eval_split")
     items = _items(30, 12)
     splits = rule.assign_splits(items)
     assert rule.assign_splits(list(reversed(items))) == splits
@@ -50,7 +39,7 @@ def test_the_rule_depends_on_ids_and_seed_only():
 
 
 def test_mismatches_names_wrong_and_missing_splits():
-    rule = _load("assign_eval_split")
+    rule = load_script("assign_eval_split")
     items = _items(6, 3)
     splits = rule.assign_splits(items)
     good = [{**i, "split": splits[i["id"]]} for i in items]
@@ -62,7 +51,7 @@ def test_mismatches_names_wrong_and_missing_splits():
 
 
 def test_rewrite_adds_split_last_and_keeps_everything_else(tmp_path, monkeypatch, capsys):
-    rule = _load("assign_eval_split")
+    rule = load_script("assign_eval_split")
     path = tmp_path / "questions.jsonl"
     rows = [{"id": "q001", "question": "a?", "answerable": True, "style": "paraphrase"}, *_items(0, 2)]
     rows[1]["id"], rows[2]["id"] = "q002", "q003"
@@ -82,6 +71,6 @@ def test_rewrite_adds_split_last_and_keeps_everything_else(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("shipped", SHIPPED_SETS)
 def test_shipped_sets_follow_the_rule(shipped):
-    rule = _load("assign_eval_split")
+    rule = load_script("assign_eval_split")
     items = rule.read_items(ROOT / shipped)
     assert rule.mismatches(items) == []

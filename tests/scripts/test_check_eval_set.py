@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from app.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_REFERENCE_PDF = Path("/usr/share/debian-reference/debian-reference.en.pdf")
 
 
-def _load(name: str) -> ModuleType:
-    """A module of scripts/ by file path (scripts/ is not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _with_splits(rows: list[dict]) -> list[dict]:
-    splits = _load("assign_eval_split").assign_splits(rows)
+    splits = load_script("assign_eval_split").assign_splits(rows)
     return [{**row, "split": splits[row["id"]]} for row in rows]
 
 
@@ -67,7 +55,7 @@ def _pdf_rows(page: object = 10, **extra: object) -> list[dict]:
 
 
 def _check(path: Path, corpus: Path, capsys) -> tuple[int, str]:
-    status = _load("check_eval_set").check(path, corpus, use_converter=False)
+    status = load_script("check_eval_set").check(path, corpus, use_converter=False)
     return status, capsys.readouterr().out
 
 
