@@ -6,9 +6,7 @@ counters and histograms of the ingest and query paths observe something before /
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from app.settings import Settings
+from app.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
@@ -28,16 +27,7 @@ TEXT = (
 
 
 def _load_checker() -> ModuleType:
-    """scripts/check_dashboard.py, by file path (scripts/ is not a package)."""
-    name = "check_dashboard"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "check_dashboard.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_dashboard")
 
 
 checker = _load_checker()

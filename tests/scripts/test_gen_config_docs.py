@@ -3,8 +3,6 @@ regenerating them, fail here (scripts/gen_config_docs.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,21 +10,13 @@ import pytest
 from pydantic import Field
 
 from app.settings import Settings
+from app.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_generator() -> ModuleType:
-    """scripts/gen_config_docs.py, by file path (scripts/ is not a package)."""
-    name = "gen_config_docs"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "gen_config_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_config_docs")
 
 
 gen = _load_generator()
