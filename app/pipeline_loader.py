@@ -310,6 +310,49 @@ def _stores_of(pipeline: Pipeline) -> list[Any]:
     return found
 
 
+def check_chunks_fit_embedder(indexing: PipelineSpec) -> None:
+    """Every chunk's full text must reach the dense index: with a document embedder that truncates at `max_length`
+    tokens, a `ChunkSizeGuard` must split longer chunks, counting the same tokens the embedder sees.
+
+    :raises PipelineLoadError: naming the setting to change when the guard is missing or disagrees with the embedder.
+    """
+    from components.embedders.onnx_document_embedder import OnnxDocumentEmbedder
+    from components.preprocessors.chunk_size_guard import ChunkSizeGuard
+
+    components = list(indexing.pipeline.walk())
+    embedders = [(n, c) for n, c in components if isinstance(c, OnnxDocumentEmbedder)]
+    guards = [(n, c) for n, c in components if isinstance(c, ChunkSizeGuard)]
+    for name, embedder in embedders:
+        if not guards:
+            raise PipelineLoadError(
+                indexing.path,
+                f"the embedder keeps {embedder.max_length} tokens of each chunk and no ChunkSizeGuard splits longer "
+                f"chunks, so their end would never be embedded: add a ChunkSizeGuard before it with max_tokens: "
+                f"{embedder.max_length}",
+                component=name,
+            )
+        for guard_name, guard in guards:
+            expected = {
+                "max_tokens": embedder.max_length,
+                "tokenizer": embedder.tokenizer,
+                "meta_fields_to_embed": embedder.meta_fields_to_embed,
+                "embedding_separator": embedder.embedding_separator,
+            }
+            wrong = [key for key, value in expected.items() if getattr(guard, key) != value]
+            if key_errors := [
+                k
+                for k in wrong
+                if k != "max_tokens" or guard.max_tokens is None or guard.max_tokens > embedder.max_length
+            ]:
+                settings = ", ".join(f"{key}: {expected[key]!r}" for key in key_errors)
+                raise PipelineLoadError(
+                    indexing.path,
+                    f"chunks may be longer than the {embedder.max_length} tokens the embedder {name!r} keeps, so "
+                    f"their end would never be embedded: set {settings} on the guard (as on the embedder)",
+                    component=guard_name,
+                )
+
+
 def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> PipelineSet:
     """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config.
 
@@ -326,6 +369,7 @@ def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> Pipel
         raise PipelineLoadError(
             indexing.path, "the indexing pipeline writes to a different document store config than query.yml reads"
         )
+    check_chunks_fit_embedder(indexing)
     logger.info(
         "Loaded pipelines from {directory}: {indexing} and {query}",
         directory=str(directory),

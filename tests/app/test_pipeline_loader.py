@@ -235,3 +235,41 @@ def test_a_profile_missing_a_file_the_default_lacks_too_names_both(profile):
     (profile / "indexing.yml").unlink()
     with pytest.raises(PipelineLoadError, match=r"file not found \(nor in the default directory"):
         load_pipelines(mine)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda d: d["components"]["embedder"]["init_parameters"].update(max_length=128), "max_tokens: 128"),
+        (lambda d: d["components"]["chunk_guard"]["init_parameters"].pop("max_tokens"), "max_tokens: 256"),
+        (
+            lambda d: d["components"]["chunk_guard"]["init_parameters"].update(meta_fields_to_embed=[]),
+            "meta_fields_to_embed: ['title']",
+        ),
+    ],
+)
+def test_chunks_longer_than_the_embedder_keeps_are_refused_at_load(profile, edit, named):
+    """Issue 14, item 1: every chunk's full text must reach the dense index; a guard that lets longer chunks through
+    (or counts other tokens than the embedder sees) fails the load with the setting to change."""
+    edit_yaml(profile / "indexing.yml", edit)
+    with pytest.raises(PipelineLoadError) as info:
+        load_pipelines(profile)
+    assert "chunk_guard" in str(info.value) and named in str(info.value)
+
+
+def test_an_embedder_without_a_chunk_guard_is_refused_at_load(profile):
+    def drop_guard(d):
+        del d["components"]["chunk_guard"]
+        d["connections"] = [c for c in d["connections"] if "chunk_guard" not in c["sender"] + c["receiver"]]
+        d["connections"].append({"sender": "metadata.documents", "receiver": "chunk_metadata.documents"})
+
+    edit_yaml(profile / "indexing.yml", drop_guard)
+    with pytest.raises(PipelineLoadError, match="no ChunkSizeGuard"):
+        load_pipelines(profile)
+
+
+def test_a_smaller_guard_than_the_embedder_loads(profile):
+    edit_yaml(
+        profile / "indexing.yml", lambda d: d["components"]["chunk_guard"]["init_parameters"].update(max_tokens=200)
+    )
+    assert load_pipelines(profile).indexing.pipeline.get_component("chunk_guard").max_tokens == 200

@@ -17,7 +17,13 @@ def test_init_rejects_invalid_max_chars(max_chars):
 
 def test_init_round_trips():
     data = component_to_dict(ChunkSizeGuard(max_chars=300), "guard")
-    assert data["init_parameters"] == {"max_chars": 300}
+    assert data["init_parameters"] == {
+        "max_chars": 300,
+        "max_tokens": None,
+        "tokenizer": "all-MiniLM-L6-v2-int8",
+        "meta_fields_to_embed": [],
+        "embedding_separator": "\n",
+    }
     assert component_to_dict(component_from_dict(ChunkSizeGuard, data, "guard"), "guard") == data
 
 
@@ -62,3 +68,45 @@ connections:
     assert len(documents) > 200
     assert all(len(d.content) <= 500 for d in documents)
     assert sum(len(d.content) for d in documents) >= 120_000
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_tokens": 8}, {"max_tokens": "256"}, {"tokenizer": ""}, {"meta_fields_to_embed": [1]}]
+)
+def test_init_rejects_invalid_token_arguments(kwargs):
+    with pytest.raises(ValueError):
+        ChunkSizeGuard(**kwargs)
+
+
+def _embedded_tokens(guard: ChunkSizeGuard, doc: Document) -> int:
+    title = doc.meta.get("title")
+    return len(guard._tokenizer.encode((f"{title}\n" if title else "") + doc.content).ids)
+
+
+def test_with_max_tokens_every_chunk_fits_the_embedder_whole():
+    """Issue 14, item 1: a 1,000-character chunk of code or identifiers is ~300 tokens; an embedder that keeps 256
+    never sees its end. The guard splits it into balanced pieces that fit, title included, losing nothing."""
+    code = "x <- .Call(C_foo_bar, as.integer(n), PACKAGE = 'pkgname'); " * 16  # ~1,000 chars, far over 256 tokens
+    prose = "The quick brown fox jumps over the lazy dog. " * 5
+    docs = [
+        Document(content=code[:1000], meta={"title": "Writing R Extensions"}),
+        Document(content=prose, meta={"title": "Writing R Extensions"}),
+    ]
+    guard = ChunkSizeGuard(max_chars=1000, max_tokens=256, meta_fields_to_embed=["title"])
+    guard.warm_up()
+    assert _embedded_tokens(guard, docs[0]) > 256
+    out = guard.run(documents=docs)["documents"]
+    assert out[-1] is docs[1]  # fits: passes unchanged
+    pieces = out[:-1]
+    assert len(pieces) >= 2
+    assert "".join(p.content for p in pieces) == docs[0].content
+    assert all(_embedded_tokens(guard, p) <= 256 for p in pieces)
+    sizes = [_embedded_tokens(guard, p) for p in pieces]
+    assert min(sizes) > max(sizes) / 2  # balanced, no 10-token tail
+    assert all(p.meta["title"] == "Writing R Extensions" for p in pieces)
+
+
+def test_without_max_tokens_a_long_token_chunk_passes():
+    code = "x <- .Call(C_foo_bar, as.integer(n)); " * 26
+    doc = Document(content=code[:1000])
+    assert ChunkSizeGuard(max_chars=1000).run(documents=[doc])["documents"] == [doc]
