@@ -1,0 +1,111 @@
+"""AnswerabilityGate: several signals decide whether the selected context can answer, before any LLM call."""
+
+from __future__ import annotations
+
+import pytest
+from haystack import Document, Pipeline
+from haystack.core.serialization import component_from_dict, component_to_dict
+
+from components.routers.answerability_gate import AnswerabilityGate
+
+CONTEXT = [
+    Document(content="To keep a package at its version, run apt-mark hold with the package name.", meta={"n": 1}),
+    Document(content="Aptitude can also hold packages from its curses interface.", meta={"selection_score": 0.7}),
+]
+
+
+def _scored(score: float) -> list[Document]:
+    return [Document(content="x", score=score)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weights": {"bm25": 1.0}},
+        {"weights": {"dense": "1"}},
+        {"threshold": "0.5"},
+        {"threshold": True},
+        {"refusal": " "},
+    ],
+)
+def test_init_rejects_invalid_arguments(kwargs):
+    with pytest.raises(ValueError):
+        AnswerabilityGate(**kwargs)
+
+
+def test_init_round_trips():
+    gate = AnswerabilityGate(weights={"dense": 1.0, "coverage": 0.5}, threshold=0.62)
+    data = component_to_dict(gate, "answerability")
+    assert data["init_parameters"]["weights"] == {"dense": 1.0, "coverage": 0.5}
+    assert component_to_dict(component_from_dict(AnswerabilityGate, data, "answerability"), "answerability") == data
+
+
+def test_signals():
+    signals = AnswerabilityGate.signals("How do I hold a package with apt-mark?", CONTEXT, _scored(0.55))
+    assert signals["dense"] == pytest.approx(0.55)
+    assert signals["coverage"] == pytest.approx(1.0)  # hold, package, apt-mark are all in the context
+    assert signals["selection"] == pytest.approx(0.7)
+
+
+def test_a_question_whose_rare_word_is_absent_is_refused_though_the_topic_is_close():
+    """Near-topic unanswerable questions (the eval sets' kind): dense similarity is high, the key word is missing."""
+    gate = AnswerabilityGate(weights={"dense": 1.0, "coverage": 1.0}, threshold=1.2)
+    near = gate.run(
+        question="How do I hold a package with nixpkgs overlays?", documents=CONTEXT, scored_documents=_scored(0.6)
+    )
+    assert "documents" not in near
+    assert near["replies"][0].text.startswith("I don't know")
+    assert near["replies"][0].meta["refused"] is True
+    assert near["answerability"]["answerable"] is False and near["answerability"]["coverage"] < 0.6
+    answerable = gate.run(
+        question="How do I hold a package with apt-mark?", documents=CONTEXT, scored_documents=_scored(0.6)
+    )
+    assert answerable["documents"] == CONTEXT and "replies" not in answerable
+    assert answerable["answerability"]["answerable"] is True
+
+
+def test_dense_only_weights_ignore_the_words():
+    gate = AnswerabilityGate(weights={"dense": 1.0}, threshold=0.5)
+    assert "documents" in gate.run(question="nixpkgs overlays?", documents=CONTEXT, scored_documents=_scored(0.51))
+    assert "replies" in gate.run(question="apt-mark hold?", documents=CONTEXT, scored_documents=_scored(0.49))
+
+
+def test_no_context_is_refused():
+    gate = AnswerabilityGate(weights={"dense": 1.0}, threshold=-1.0)
+    assert "replies" in gate.run(question="anything", documents=[], scored_documents=_scored(0.9))
+
+
+def test_in_a_yaml_pipeline_routing_to_a_refusal_branch():
+    yaml_text = """
+components:
+  answerability:
+    type: components.routers.answerability_gate.AnswerabilityGate
+    init_parameters: {weights: {dense: 1.0, coverage: 1.0}, threshold: 1.2}
+  replies:
+    type: haystack.components.joiners.branch.BranchJoiner
+    init_parameters:
+      type_: list[haystack.dataclasses.chat_message.ChatMessage]
+connections:
+  - {sender: answerability.replies, receiver: replies.value}
+"""
+    pipe = Pipeline.loads(yaml_text, allowed_modules=["components"])
+    out = pipe.run(
+        {
+            "answerability": {
+                "question": "nixpkgs overlays for apt?",
+                "documents": CONTEXT,
+                "scored_documents": _scored(0.6),
+            }
+        }
+    )
+    assert out["replies"]["value"][0].text.startswith("I don't know")
+    out = pipe.run(
+        {
+            "answerability": {
+                "question": "How do I hold a package with apt-mark?",
+                "documents": CONTEXT,
+                "scored_documents": _scored(0.6),
+            }
+        }
+    )
+    assert out["answerability"]["documents"] == CONTEXT and "replies" not in out
