@@ -59,6 +59,10 @@ class QuestionResult:
     exact: bool | None = None
     contains: bool | None = None
     sas: float | None = None
+    cited: list[tuple[str | None, int | None]] = field(default_factory=list)
+    """The (file, page) of the sources the answer cites."""
+    cited_page_correct: bool | None = None
+    """For an answered question whose expected sources name pages: whether a cited source is one of them."""
 
 
 @dataclass
@@ -340,7 +344,11 @@ class Evaluator:
             refused=answered.refused if answered else False,
             retrieved=ranking,
             timings_ms=timings,
+            cited=[(s.filename, s.page) for s in answered.sources if s.cited] if answered else [],
         )
+        pages = {(s["file"], s["page"]) for s in question.expected_sources if "page" in s}
+        if answered and answered.answer and not answered.refused and question.answerable and pages:
+            result.cited_page_correct = any(cited in pages for cited in result.cited)
         if answered and answered.answer and question.answerable and question.expected_answer:
             answer = _normalize(answered.answer)
             result.exact = answer == _normalize(question.expected_answer)
@@ -376,6 +384,9 @@ def _answer_metrics(results: list[QuestionResult]) -> dict[str, float]:
         metrics["answer_exact"] = sum(bool(r.exact) for r in scored) / len(scored)
         metrics["answer_contains"] = sum(bool(r.contains) for r in scored) / len(scored)
         metrics["answer_sas"] = sum(r.sas or 0.0 for r in scored) / len(scored)
+    cited = [r for r in answerable if r.cited_page_correct is not None]
+    if cited:
+        metrics["cited_page_accuracy"] = sum(bool(r.cited_page_correct) for r in cited) / len(cited)
     if unanswerable:
         metrics["refusal_accuracy"] = sum(r.refused for r in unanswerable) / len(unanswerable)
     if answerable:

@@ -139,6 +139,40 @@ def test_evaluator_reports_metrics_per_split(monkeypatch, tmp_path):
     )
 
 
+class _CitingQuery(_FakeQuery):
+    """Answers citing page 3 of a.pdf for "hit" questions, page 9 for the others; refuses "refuse" questions."""
+
+    def ask(self, question, *, collection, top_k, generate=True):
+        if not generate:
+            return super().ask(question, collection=collection, top_k=top_k, generate=False)
+        if question.startswith("refuse"):
+            return QueryResult(answer="I don't know.", sources=[], timings_ms=_TIMINGS, refused=True)
+        page = 3 if question.startswith("hit") else 9
+        cited = Source(n=1, document_id="d", filename="a.pdf", page=page, chunk_id="c", score=1.0, text="t", cited=True)
+        other = Source(n=2, document_id="e", filename="a.pdf", page=3, chunk_id="e", score=0.5, text="t", cited=False)
+        return QueryResult(answer="Use apt-mark hold [1].", sources=[cited, other], timings_ms=_TIMINGS)
+
+
+_TIMINGS = {"retrieval": 1.0, "generation": 2.0, "total": 3.0}
+
+
+def test_cited_page_accuracy_counts_answers_whose_citation_names_an_expected_page(monkeypatch, tmp_path):
+    source = [{"file": "a.pdf", "page": 3}]
+    questions = [
+        EvalQuestion(id="1", question="hit one", expected_sources=source, expected_answer="apt-mark hold"),
+        EvalQuestion(id="2", question="miss two", expected_sources=source, expected_answer="apt-mark hold"),
+        EvalQuestion(id="3", question="refuse three", expected_sources=source, expected_answer="apt-mark hold"),
+    ]
+    evaluator = _fake_evaluator(monkeypatch)
+    evaluator.query = _CitingQuery()
+    monkeypatch.setattr(Evaluator, "_sas", lambda self, a, b: 1.0)
+    result = evaluator.run(questions, tmp_path, name="A", generate=True)
+    # the uncited page-3 source of question 2 does not count; the refused question 3 is not in the denominator
+    assert result.metrics["cited_page_accuracy"] == 0.5
+    assert [r.cited_page_correct for r in result.results] == [True, False, None]
+    assert result.results[0].cited == [("a.pdf", 3)]
+
+
 def test_eval_cli_rejects_a_split_the_set_does_not_have(tmp_path):
     runner = CliRunner()
     no_splits = _write(tmp_path / "plain.jsonl", QUESTIONS)
