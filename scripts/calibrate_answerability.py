@@ -8,8 +8,11 @@ For every question of the split it runs the profile's query pipeline up to the p
 `selector`, no LLM), computes the `answerability` component's signals, then searches weights and a threshold:
 the highest refusal accuracy on unanswerable questions whose false-refusal rate on answerable ones stays within
 `--max-false-refusals`, ties broken by the larger margin. Prints the signals per question and the best settings to
-paste into query.yml. Run it on dev; run it once with `--split test --weights ... --threshold ...` to report
-the chosen settings on the test split (it then only evaluates them).
+paste into query.yml (objective: refusal accuracy minus false refusals, false refusals within the limit, ties
+broken by the margin to the lowest answerable score). Run it on dev; run it once with
+`--split test --weights ... --threshold ...` to report
+the chosen settings on the test split
+(it then only evaluates them).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def collect(pipelines: Path, eval_set: Path, split: str, data_dir: Path) -> list
     pipeline = spec.pipeline
     pipeline.warm_up()
     selector = pipeline.get_component("selector")
+    gate = AnswerabilityGate(weights={"known_terms": 1.0}, tokenizer=pipeline.get_component("answerability").tokenizer)
     rows = []
     for question in select_split(load_eval_set(eval_set), split):
         data = spec.run_data(
@@ -49,14 +53,21 @@ def collect(pipelines: Path, eval_set: Path, split: str, data_dir: Path) -> list
             candidates=10,
             generate=False,
         )
-        result = pipeline.run(data, include_outputs_from={"text_embedder", "embedding_retriever", "gate"})
+        result = pipeline.run(
+            data, include_outputs_from={"text_embedder", "embedding_retriever", "keyword_retriever", "gate"}
+        )
         passages = result["gate"]["passages"]
         selected = selector.run(
             documents=passages,
             question=question.question,
             query_embedding=result["text_embedder"]["embedding"],
         )["documents"]
-        signals = AnswerabilityGate.signals(question.question, selected, result["embedding_retriever"]["documents"])
+        signals = gate.signals(
+            question.question,
+            selected,
+            result["embedding_retriever"]["documents"],
+            result["keyword_retriever"]["documents"],
+        )
         rows.append({"set": eval_set.parent.name, "id": question.id, "answerable": question.answerable, **signals})
     return rows
 
@@ -74,9 +85,11 @@ def rates(rows: list[dict], weights: dict[str, float], threshold: float) -> tupl
 
 def search(rows: list[dict], max_false: float) -> tuple[dict[str, float], float, float, float]:
     best: tuple[float, float, dict[str, float], float, float] | None = None
-    grid = [0.0, 0.25, 0.5, 0.75, 1.0]
-    for coverage, selection in itertools.product(grid, grid):
-        weights = {"dense": 1.0, "coverage": coverage, "selection": selection}
+    grid = [0.0, 0.25, 0.5, 1.0]
+    for dense, coverage, selection, known in itertools.product(grid, grid, grid, grid):
+        if not dense + coverage + selection + known:
+            continue
+        weights = {"dense": dense, "coverage": coverage, "selection": selection, "known_terms": known}
         scores = sorted({sum(w * r[n] for n, w in weights.items()) for r in rows})
         candidates = [(a + b) / 2 for a, b in itertools.pairwise(scores)]
         for threshold in candidates:
@@ -85,11 +98,11 @@ def search(rows: list[dict], max_false: float) -> tuple[dict[str, float], float,
                 continue
             answerable_scores = [sum(w * r[n] for n, w in weights.items()) for r in rows if r["answerable"]]
             margin = min(answerable_scores) - threshold if answerable_scores else 0.0
-            key = (refusal, margin)
+            key = (round(refusal - false_refusal, 6), margin)
             if best is None or key > best[:2]:
                 best = (refusal, margin, weights, threshold, false_refusal)
     if best is None:
-        raise SystemExit("no setting keeps false refusals within the limit")
+        raise ValueError("no setting keeps false refusals within the limit")
     refusal, _, weights, threshold, false_refusal = best
     return weights, threshold, refusal, false_refusal
 
@@ -109,16 +122,22 @@ def main() -> None:
     parser.add_argument("--weights", type=json.loads, help='evaluate these, e.g. \'{"dense": 1, "coverage": 0.5}\'')
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--dump", type=Path, help="write the signals of every question to this JSON file")
+    parser.add_argument("--signals", type=Path, help="read the signals from a --dump file instead of running")
     args = parser.parse_args()
-    rows = [row for eval_set in args.sets for row in collect(args.pipelines, eval_set, args.split, args.data_dir)]
+    if args.signals:
+        rows = [
+            r for r in json.loads(args.signals.read_text()) if Path(r["set"]).name in {s.parent.name for s in args.sets}
+        ]
+    else:
+        rows = [r for eval_set in args.sets for r in collect(args.pipelines, eval_set, args.split, args.data_dir)]
     if args.dump:
         args.dump.write_text(json.dumps(rows, indent=1))
-    print("| set | id | answerable | dense | coverage | selection |")
-    print("|---|---|---|---|---|---|")
+    print("| set | id | answerable | dense | coverage | selection | known_terms |")
+    print("|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (r["answerable"], r["dense"])):
         print(
             f"| {r['set']} | {r['id']} | {r['answerable']} | {r['dense']:.3f} | {r['coverage']:.3f} "
-            f"| {r['selection']:.3f} |"
+            f"| {r['selection']:.3f} | {r['known_terms']:.1f} |"
         )
     if args.weights is not None and args.threshold is not None:
         refusal, false_refusal = rates(rows, args.weights, args.threshold)
@@ -128,12 +147,14 @@ def main() -> None:
         )
         return
     weights, threshold, refusal, false_refusal = search(rows, args.max_false_refusals)
-    kept = {k: v for k, v in weights.items() if v}
+    top = max(weights.values())
+    kept = {k: v / top for k, v in weights.items() if v}
+    threshold /= top
     print(
         f"\nbest on {args.split}: weights {kept} threshold {threshold:.4f}: refusal {refusal:.3f}, "
         f"false refusals {false_refusal:.3f}"
     )
-    for name in ("dense", "coverage", "selection"):
+    for name in ("dense", "coverage", "selection", "known_terms"):
         single = {name: 1.0}
         best = max(
             ((rates(rows, single, t), t) for t in sorted({r[name] for r in rows})),

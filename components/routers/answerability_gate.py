@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from haystack import Document, component, logging
 from haystack.dataclasses import ChatMessage
 
 from components.routers.relevance_gate import DEFAULT_REFUSAL
-from components.text.terms import content_terms, idf_weights, split_units
+from components.text.terms import STOPWORDS, content_terms, idf_weights, split_units
 
 logger = logging.getLogger(__name__)
 
-SIGNALS = ("dense", "coverage", "selection")
+SIGNALS = ("dense", "coverage", "selection", "known_terms")
+_SPECIFIC = re.compile(r"[a-z0-9][a-z0-9_+.]*[a-z0-9]", re.IGNORECASE)
 
 
 @component
@@ -27,7 +29,11 @@ class AnswerabilityGate:
       rarity among the retrieved passages' sentences (a question about `nftables` over passages that never say
       `nftables` scores low, however close the topic);
     - `selection`: the best sentence score of the `ContextSelector` (`meta["selection_score"]`, cosine + rare-word
-      share), 0 when absent.
+      share), 0 when absent;
+    - `known_terms`: 0 when the question names something specific that none of the retrieved candidates mention (a
+      word the embedder's tokenizer splits into 3 or more pieces, or one with digits: `wireguard`, `zypper`,
+      `3.45.0`, as opposed to everyday words a paraphrase uses), 0.5 for such a word of 2 pieces, else 1. A
+      question about `nftables` retrieves passages about iptables: close in meaning, but they never say the name.
     The question is answerable when `sum(weights[s] * signal[s]) >= threshold`. The weights and threshold are
     calibrated on the dev split of the shipped eval sets (`scripts/calibrate_answerability.py`, docs/evaluation.md);
     calibrate again when changing the embedder, the selector or the corpus language.
@@ -42,11 +48,14 @@ class AnswerabilityGate:
         weights: dict[str, float] | None = None,
         threshold: float = 0.5,
         refusal: str = DEFAULT_REFUSAL,
+        tokenizer: str = "all-MiniLM-L6-v2-int8",
     ) -> None:
         """
         :param weights: Weight per signal (`dense`, `coverage`, `selection`); missing ones are 0. Default: dense 1.
         :param threshold: The weighted sum an answerable question reaches.
         :param refusal: The answer given to a question judged unanswerable.
+        :param tokenizer: The WordPiece tokenizer that tells everyday words from specific names (`known_terms`): the
+            packaged embedder's by name, or a tokenizer.json path.
         :raises ValueError: on an invalid argument.
         """
         weights = {"dense": 1.0} if weights is None else dict(weights)
@@ -63,24 +72,66 @@ class AnswerabilityGate:
         self.weights = {name: float(value) for name, value in weights.items()}
         self.threshold = float(threshold)
         self.refusal = refusal
+        if not isinstance(tokenizer, str) or not tokenizer:
+            raise ValueError("tokenizer must be a non-empty string")
+        self.tokenizer = tokenizer
+        self._tokenizer: Any = None
+
+    def warm_up(self) -> None:
+        """Load the tokenizer (only when `known_terms` has a weight)."""
+        if self._tokenizer is None and self.weights.get("known_terms"):
+            from tokenizers import Tokenizer
+
+            from components.embedders.onnx_backend import resolve_tokenizer_path
+
+            tokenizer = Tokenizer.from_file(str(resolve_tokenizer_path(self.tokenizer)))
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            self._tokenizer = tokenizer
 
     @staticmethod
+    def known_terms(question: str, candidates: list[Document], tokenizer: Any) -> float:
+        """1 when every specific word of the question occurs in a candidate, 0.5 or 0 when one is missing."""
+        text = " ".join(d.content or "" for d in candidates).lower()
+        worst = 1.0
+        for word in _SPECIFIC.findall(question.lower()):
+            if word in STOPWORDS or len(word) < 3:
+                continue
+            pieces = len(tokenizer.encode(word, add_special_tokens=False).ids)
+            specific = pieces >= 3 or any(ch.isdigit() for ch in word)
+            if not specific and pieces < 2:
+                continue
+            if word in text or word[: max(5, len(word) * 2 // 3)] in text:  # tunnelling: tunneling
+                continue
+            worst = min(worst, 0.0 if specific else 0.5)
+        return worst
+
     def signals(
-        question: str, documents: list[Document], scored_documents: list[Document] | None = None
+        self,
+        question: str,
+        documents: list[Document],
+        scored_documents: list[Document] | None = None,
+        candidates: list[Document] | None = None,
     ) -> dict[str, float]:
-        """The decision's inputs for `question` and its selected context `documents`."""
+        """The decision's inputs for `question`, its selected context `documents` and the retrieved `candidates`."""
+        self.warm_up()
+        known = 1.0
+        if self._tokenizer is not None:
+            known = self.known_terms(
+                question, [*(candidates or []), *(scored_documents or []), *documents], self._tokenizer
+            )
         scored = documents if scored_documents is None else scored_documents
         dense = max((float(d.score) for d in scored if d.score is not None), default=0.0)
         selection = max((float(d.meta.get("selection_score", 0.0)) for d in documents), default=0.0)
         terms = set(content_terms(question))
         context = " ".join(d.content or "" for d in documents)
         if not terms or not context.strip():
-            return {"dense": dense, "coverage": 0.0 if terms else 1.0, "selection": selection}
+            return {"dense": dense, "coverage": 0.0 if terms else 1.0, "selection": selection, "known_terms": known}
         units = [set(content_terms(u.text)) for d in documents for u in split_units(d.content or "")]
         idf = idf_weights(terms, units)
         present = set(content_terms(context))
         coverage = sum(idf[t] for t in terms & present) / sum(idf.values())
-        return {"dense": dense, "coverage": coverage, "selection": selection}
+        return {"dense": dense, "coverage": coverage, "selection": selection, "known_terms": known}
 
     def score(self, signals: dict[str, float]) -> float:
         """The weighted sum the threshold applies to."""
@@ -88,15 +139,20 @@ class AnswerabilityGate:
 
     @component.output_types(documents=list[Document], replies=list[ChatMessage], answerability=dict)
     def run(
-        self, question: str, documents: list[Document], scored_documents: list[Document] | None = None
+        self,
+        question: str,
+        documents: list[Document],
+        scored_documents: list[Document] | None = None,
+        candidates: list[Document] | None = None,
     ) -> dict[str, Any]:
         """
         :param question: The user's question.
         :param documents: The context the prompt will show (the selector's output).
         :param scored_documents: Results carrying cosine scores (the embedding retriever's output).
+        :param candidates: More retrieved passages for `known_terms` (the keyword retriever's output).
         :returns: `documents` or `replies`, and `answerability`.
         """
-        signals = self.signals(question, documents, scored_documents)
+        signals = self.signals(question, documents, scored_documents, candidates)
         score = self.score(signals)
         answerable = bool(documents) and score >= self.threshold
         verdict = {**{k: round(v, 4) for k, v in signals.items()}, "score": round(score, 4), "answerable": answerable}

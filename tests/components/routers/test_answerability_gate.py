@@ -41,10 +41,28 @@ def test_init_round_trips():
 
 
 def test_signals():
-    signals = AnswerabilityGate.signals("How do I hold a package with apt-mark?", CONTEXT, _scored(0.55))
+    signals = AnswerabilityGate().signals("How do I hold a package with apt-mark?", CONTEXT, _scored(0.55))
     assert signals["dense"] == pytest.approx(0.55)
     assert signals["coverage"] == pytest.approx(1.0)  # hold, package, apt-mark are all in the context
     assert signals["selection"] == pytest.approx(0.7)
+    assert signals["known_terms"] == 1.0  # not computed without a weight
+
+
+@pytest.mark.parametrize(
+    ("question", "known"),
+    [
+        ("How do I hold a package with apt-mark?", 1.0),  # every word is in the passages
+        ("How do I hold a package with zypper?", 0.0),  # a name the passages never mention (zy##pp##er)
+        ("Which options does version 3.45.0 add?", 0.0),  # digits: specific
+        ("How do I hold a package on my notebook?", 1.0),  # an everyday word (one piece) is a paraphrase, not a name
+        ("How do I hold a package with podman?", 0.5),  # two pieces: between the two
+        ("How do I hold packages while tunnelling?", 1.0),  # a missing word whose stem is there is known
+    ],
+)
+def test_known_terms_flags_specific_names_no_candidate_mentions(question, known):
+    candidates = [Document(content="Tunneling over SSH is described elsewhere; packages are held with apt-mark.")]
+    gate = AnswerabilityGate(weights={"known_terms": 1.0})
+    assert gate.signals(question, CONTEXT, _scored(0.5), candidates)["known_terms"] == known
 
 
 def test_a_question_whose_rare_word_is_absent_is_refused_though_the_topic_is_close():

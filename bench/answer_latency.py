@@ -1,0 +1,69 @@
+"""Answer latency with the local LLM: time to the first streamed token and to the full answer, one client.
+
+Usage: .venv/bin/python bench/answer_latency.py [--pipelines DIR] [--set eval/debian-reference/questions.jsonl]
+       [--split dev] [--data-dir DIR] [--limit N]
+Ingests the set's corpus the way `rag eval` does (same hash-named collection, reused across runs with the same
+data dir), warms the pipelines with one question, then asks the split's answerable questions one at a time through
+`QueryService.ask` with a streaming callback, as the SSE route does. Prints p50/p95 of the first token, the full
+answer and the prompt-side time, with the prompt tokens (llama.cpp counts) when the model reports them.
+Target on 2 cores with the default model: first token p50 <= 2.5 s, full answer p50 <= 5 s. Run nothing else at the
+same time: the figures are CPU-bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+from bench._common import ROOT, percentile
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipelines", type=Path, default=ROOT / "pipelines")
+    parser.add_argument("--set", type=Path, default=ROOT / "eval/debian-reference/questions.jsonl")
+    parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data/eval")
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args()
+
+    from app.composition import eval_services
+    from app.services.evaluation import Evaluator, load_eval_set, select_split
+    from app.settings import Settings
+
+    services = eval_services(Settings(), args.pipelines, args.data_dir)
+    collection = Evaluator(services).ensure_corpus(args.set.parent / "corpus")
+    questions = [q for q in select_split(load_eval_set(args.set), args.split) if q.answerable][: args.limit]
+    services.pipelines.query.pipeline.warm_up()
+    services.query.ask("What is this document about?", collection=collection)  # loads the model, fills the cache
+
+    first: list[float] = []
+    full: list[float] = []
+    refused = 0
+    for question in questions:
+        started = time.perf_counter()
+        seen: list[float] = []
+
+        def on_chunk(chunk, seen=seen, started=started) -> None:
+            if chunk.content and not seen:
+                seen.append(time.perf_counter() - started)
+
+        result = services.query.ask(question.question, collection=collection, streaming_callback=on_chunk)
+        elapsed = time.perf_counter() - started
+        refused += result.refused
+        full.append(elapsed)
+        first.append(seen[0] if seen else elapsed)  # a refusal before the LLM: its text is the first token
+    print(f"pipelines        {args.pipelines}")
+    print(f"questions        {len(questions)} answerable, split {args.split}, {refused} refused")
+    print(f"first token      p50 {percentile(first, 50):.2f} s, p95 {percentile(first, 95):.2f} s")
+    print(f"full answer      p50 {percentile(full, 50):.2f} s, p95 {percentile(full, 95):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
