@@ -101,8 +101,8 @@ class AnswerabilityGate:
             specific = pieces >= 3 or any(ch.isdigit() for ch in word)
             if not specific and pieces < 2:
                 continue
-            if word in text or word[: max(5, len(word) * 2 // 3)] in text:  # tunnelling: tunneling
-                continue
+            if word in text or (not specific and word[: max(5, len(word) * 2 // 3)] in text):
+                continue  # a name must occur as such (firewalld is not firewall); tunnelling may be tunneling
             worst = min(worst, 0.0 if specific else 0.5)
         return worst
 

@@ -57,10 +57,11 @@ def test_signals():
         ("How do I hold a package on my notebook?", 1.0),  # an everyday word (one piece) is a paraphrase, not a name
         ("How do I hold a package with podman?", 0.5),  # two pieces: between the two
         ("How do I hold packages while tunnelling?", 1.0),  # a missing word whose stem is there is known
+        ("How do I hold packages with aptmarkd?", 0.0),  # a name must occur as such, not by its prefix
     ],
 )
 def test_known_terms_flags_specific_names_no_candidate_mentions(question, known):
-    candidates = [Document(content="Tunneling over SSH is described elsewhere; packages are held with apt-mark.")]
+    candidates = [Document(content="Tunneling over SSH is described elsewhere; packages are held with apt-mark, see aptmark(8).")]
     gate = AnswerabilityGate(weights={"known_terms": 1.0})
     assert gate.signals(question, CONTEXT, _scored(0.5), candidates)["known_terms"] == known
 
