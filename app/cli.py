@@ -225,6 +225,10 @@ def evaluate(
         typer.Option(help="Questions of the dev or test split only, or all (default all; a gate file may set it)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions (of the split).")] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(help="N questions evenly spaced over the split (answerable and unanswerable alike)."),
+    ] = None,
     top_k: Annotated[int, typer.Option(help="Passages given to the LLM.")] = 5,
     search_only: Annotated[bool, typer.Option("--search-only", help="Retrieval metrics only (no LLM).")] = False,
     judge: Annotated[
@@ -235,7 +239,7 @@ def evaluate(
     """Evaluate pipelines on a question set: retrieval, answer, refusal and latency metrics (A/B with two dirs)."""
     from app.composition import eval_services
     from app.eval_report import console_table, split_table, write_reports
-    from app.services.evaluation import Evaluator, load_eval_set, select_split
+    from app.services.evaluation import Evaluator, load_eval_set, sample_questions, select_split
 
     settings = Settings()
     dirs = pipelines or [settings.pipelines_dir]
@@ -243,12 +247,13 @@ def evaluate(
         raise typer.BadParameter("give one or two --pipelines dirs")
     gate_spec = json.loads(gate.read_text()) if gate else {}
     limit = limit or gate_spec.get("limit")
+    sample = sample or gate_spec.get("sample")
     split = split or gate_spec.get("split") or "all"
     if split not in ("dev", "test", "all"):
         raise typer.BadParameter(f"--split must be dev, test or all, not {split!r}")
     search_only = search_only or bool(gate_spec.get("search_only"))
     try:
-        questions = select_split(load_eval_set(eval_set), split)[:limit]
+        questions = sample_questions(select_split(load_eval_set(eval_set), split), sample)[:limit]
     except RagError as error:
         err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
@@ -282,16 +287,27 @@ def evaluate(
         console.print(split_table(runs))
     for path in write_reports(runs, eval_set, out):
         console.print(f"wrote {path}")
-    failed = [
-        f"{metric} {runs[0].metrics.get(metric, 0.0):.3f} < {minimum}"
-        for metric, minimum in gate_spec.get("thresholds", {}).items()
-        if runs[0].metrics.get(metric, 0.0) < minimum
-    ]
+    failed = gate_failures(runs[0].metrics, gate_spec.get("thresholds", {}))
     if failed:
         err_console.print("[red]quality gate failed:[/red] " + "; ".join(failed))
         raise typer.Exit(code=1)
     if gate_spec:
         console.print("quality gate passed")
+
+
+def gate_failures(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
+    """The gate's failed checks: `name: x` is a minimum, `name_max: x` a maximum; a missing metric fails."""
+    failed = []
+    for key, limit in thresholds.items():
+        name = key.removesuffix("_max")
+        value = metrics.get(name)
+        if value is None:
+            failed.append(f"{name} missing (the questions asked do not measure it)")
+        elif key.endswith("_max") and value > limit:
+            failed.append(f"{name} {value:.3f} > {limit}")
+        elif not key.endswith("_max") and value < limit:
+            failed.append(f"{name} {value:.3f} < {limit}")
+    return failed
 
 
 @cli.command()

@@ -138,6 +138,15 @@ def select_split(questions: list[EvalQuestion], split: str) -> list[EvalQuestion
     return selected
 
 
+def sample_questions(questions: list[EvalQuestion], count: int | None) -> list[EvalQuestion]:
+    """`count` questions evenly spaced over `questions` (all of them when `count` is None or not smaller)."""
+    if count is None or count >= len(questions):
+        return list(questions)
+    if count < 1:
+        raise InvalidInputError(f"sample must be at least 1, not {count}")
+    return [questions[i * len(questions) // count] for i in range(count)]
+
+
 def corpus_collection(corpus_dir: Path, indexing_yml: Path) -> str:
     """A collection name that changes when the corpus files or the indexing pipeline change."""
     digest = hashlib.sha256(indexing_yml.read_bytes())

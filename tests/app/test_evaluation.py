@@ -306,3 +306,25 @@ def test_llm_judged_metrics_with_tiny_model(eval_set, tmp_path, make_tiny_profil
     run = evaluator.run(questions, eval_set.parent / "corpus", name="t", judge=True)
     for name in ("faithfulness", "context_relevance", "faithfulness_judged", "context_relevance_judged"):
         assert 0.0 <= run.metrics[name] <= 1.0
+
+
+def test_gate_thresholds_are_minimums_or_maximums_and_a_missing_metric_fails():
+    from app.cli import gate_failures
+
+    metrics = {"answer_contains": 0.8, "false_refusal_rate": 0.1}
+    assert gate_failures(metrics, {"answer_contains": 0.75, "false_refusal_rate_max": 0.15}) == []
+    assert gate_failures(metrics, {"answer_contains": 0.85}) == ["answer_contains 0.800 < 0.85"]
+    assert gate_failures(metrics, {"false_refusal_rate_max": 0.05}) == ["false_refusal_rate 0.100 > 0.05"]
+    assert gate_failures(metrics, {"refusal_accuracy": 0.9}) == [
+        "refusal_accuracy missing (the questions asked do not measure it)"
+    ]
+
+
+def test_sample_questions_spreads_over_the_split():
+    from app.services.evaluation import sample_questions
+
+    questions = [EvalQuestion(id=str(i), question="q") for i in range(10)]
+    assert [q.id for q in sample_questions(questions, 4)] == ["0", "2", "5", "7"]
+    assert sample_questions(questions, None) == questions and sample_questions(questions, 20) == questions
+    with pytest.raises(InvalidInputError):
+        sample_questions(questions, 0)

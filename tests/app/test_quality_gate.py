@@ -1,0 +1,100 @@
+"""The CI quality gate on the Debian Reference test split (eval/debian-reference/gate.json) catches a broken context
+selector and a broken refusal decision: the same gate file, the default pipelines with one part broken, the real
+local model, an evenly spaced sample of the test split (answerable and unanswerable questions alike)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.settings import PROJECT_ROOT
+from app.testing.profiles import copy_profile
+
+SET = PROJECT_ROOT / "eval/debian-reference/questions.jsonl"
+GATE = PROJECT_ROOT / "eval/debian-reference/gate.json"
+SAMPLE = "15"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (SET.parent / "corpus").is_dir(), reason="bash scripts/build_eval_corpus.sh builds it"),
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """One store for the module: the broken variants change only query.yml, so the corpus is ingested once."""
+    return tmp_path_factory.mktemp("gate-data")
+
+
+def _gate(profile: Path, data_dir: Path, out: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            str(SET),
+            "-p",
+            str(profile),
+            "--gate",
+            str(GATE),
+            "--sample",
+            SAMPLE,
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
+    return result.exit_code, result.output
+
+
+def test_the_gate_file_asks_the_test_split_with_the_llm():
+    spec = json.loads(GATE.read_text())
+    assert spec["split"] == "test" and not spec.get("search_only")
+    assert {"answer_contains", "refusal_accuracy", "page_hit@5"} <= set(spec["thresholds"])
+    assert spec["thresholds"]["false_refusal_rate_max"] <= 0.2
+
+
+def test_the_gate_fails_on_a_selector_that_keeps_the_wrong_sentences(tmp_path, data_dir):
+    def worst_sentences(query: dict) -> None:
+        query["components"]["selector"]["type"] = "app.testing.broken_components.WorstSentencesSelector"
+
+    broken = copy_profile(tmp_path / "broken", query=worst_sentences)
+    code, output = _gate(broken, data_dir, tmp_path / "out")
+    assert code == 1, output
+    assert "quality gate failed" in output and "answer_contains" in output
+
+
+def test_the_gate_fails_on_a_refusal_decision_that_never_refuses(tmp_path, data_dir):
+    def never_refuse(query: dict) -> None:
+        query["components"]["answerability"]["init_parameters"]["threshold"] = -100.0
+        query["components"]["gate"]["init_parameters"]["min_score"] = -1.0
+
+    broken = copy_profile(tmp_path / "broken", query=never_refuse)
+    code, output = _gate(broken, data_dir, tmp_path / "out")
+    assert code == 1, output
+    assert "quality gate failed" in output and "refusal_accuracy" in output
+
+
+def test_the_gate_fails_on_a_refusal_decision_that_always_refuses(tmp_path, data_dir):
+    def always_refuse(query: dict) -> None:
+        query["components"]["answerability"]["init_parameters"]["threshold"] = 100.0
+
+    broken = copy_profile(tmp_path / "broken", query=always_refuse)
+    code, output = _gate(broken, data_dir, tmp_path / "out")
+    assert code == 1, output
+    assert "quality gate failed" in output and "false_refusal_rate" in output
+
+
+def test_the_shipped_pipelines_pass_the_gate_on_the_sample(tmp_path, data_dir):
+    profile = tmp_path / "shipped"
+    shutil.copytree(PROJECT_ROOT / "pipelines", profile, ignore=shutil.ignore_patterns("profiles"))
+    code, output = _gate(profile, data_dir, tmp_path / "out")
+    assert code == 0, output
+    assert "quality gate passed" in output
