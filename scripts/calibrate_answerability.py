@@ -9,7 +9,7 @@ For every question of the split it runs the profile's query pipeline up to the p
 the highest refusal accuracy on unanswerable questions whose false-refusal rate on answerable ones stays within
 `--max-false-refusals`, ties broken by the larger margin. Prints the signals per question and the best settings to
 paste into query.yml (objective: refusal accuracy minus false refusals, false refusals within the limit, ties
-broken by the margin to the lowest answerable score). Run it on dev; run it once with
+broken by the distance from the threshold to the nearest question's score). Run it on dev; run it once with
 `--split test --weights ... --threshold ...` to report
 the chosen settings on the test split
 (it then only evaluates them).
@@ -84,7 +84,7 @@ def rates(rows: list[dict], weights: dict[str, float], threshold: float) -> tupl
 
 
 def search(rows: list[dict], max_false: float) -> tuple[dict[str, float], float, float, float]:
-    best: tuple[float, float, dict[str, float], float, float] | None = None
+    best: tuple[float, float, dict[str, float], float, float, float] | None = None
     grid = [0.0, 0.25, 0.5, 1.0]
     for dense, coverage, selection, known in itertools.product(grid, grid, grid, grid):
         if not dense + coverage + selection + known:
@@ -96,14 +96,17 @@ def search(rows: list[dict], max_false: float) -> tuple[dict[str, float], float,
             refusal, false_refusal = rates(rows, weights, threshold)
             if false_refusal > max_false:
                 continue
-            answerable_scores = [sum(w * r[n] for n, w in weights.items()) for r in rows if r["answerable"]]
-            margin = min(answerable_scores) - threshold if answerable_scores else 0.0
+            # distance to the nearest question's score, in units of the largest weight: a threshold in the middle of
+            # a wide gap, not on a dev question's score
+            margin = min(abs(sum(w * r[n] for n, w in weights.items()) - threshold) for r in rows) / max(
+                weights.values()
+            )
             key = (round(refusal - false_refusal, 6), margin)
             if best is None or key > best[:2]:
-                best = (refusal, margin, weights, threshold, false_refusal)
+                best = (key[0], margin, weights, threshold, refusal, false_refusal)
     if best is None:
         raise ValueError("no setting keeps false refusals within the limit")
-    refusal, _, weights, threshold, false_refusal = best
+    _, _, weights, threshold, refusal, false_refusal = best
     return weights, threshold, refusal, false_refusal
 
 
