@@ -35,6 +35,8 @@ def test_shipped_pipelines_load_and_share_one_store(profile):
     assert pipelines.query.inputs["question"] == [
         "text_embedder.text",
         "keyword_retriever.query",
+        "selector.question",
+        "answerability.question",
         "prompt_builder.question",
         "answer_builder.query",
     ]
