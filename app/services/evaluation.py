@@ -59,6 +59,9 @@ class QuestionResult:
     exact: bool | None = None
     contains: bool | None = None
     sas: float | None = None
+    claims: int = 0
+    """Sentences of the answer the pipeline's claim checker checked (0 for a refusal or without a checker)."""
+    supported_claims: int = 0
 
 
 @dataclass
@@ -341,6 +344,9 @@ class Evaluator:
             retrieved=ranking,
             timings_ms=timings,
         )
+        if answered and answered.answer and not answered.refused:
+            result.claims = len(answered.claims)
+            result.supported_claims = sum(claim.supported for claim in answered.claims)
         if answered and answered.answer and question.answerable and question.expected_answer:
             answer = _normalize(answered.answer)
             result.exact = answer == _normalize(question.expected_answer)
@@ -380,4 +386,8 @@ def _answer_metrics(results: list[QuestionResult]) -> dict[str, float]:
         metrics["refusal_accuracy"] = sum(r.refused for r in unanswerable) / len(unanswerable)
     if answerable:
         metrics["false_refusal_rate"] = sum(r.refused for r in answerable) / len(answerable)
+    checked = [r for r in results if r.answer and not r.refused]  # answerable or not: every answer given
+    claims = sum(r.claims for r in checked)
+    if claims:  # a pipeline with a claim checker
+        metrics["supported_claim_rate"] = sum(r.supported_claims for r in checked) / claims
     return metrics
