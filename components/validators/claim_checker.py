@@ -20,6 +20,7 @@ DEFAULT_REFUSAL = "I don't know. The indexed documents do not contain the answer
 _CITATION = re.compile(r"\[(\d+)\]")
 # A sentence ends at . ! ? (then optional closing quotes/brackets and [n] markers) before whitespace, or at a newline.
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?:[ \t]*\[\d+\])*(?=\s|$)|\n")
+_LIST_NUMBER = re.compile(r"\s*\d{1,3}\.")  # "1. First step." is one sentence
 _TRAILING_CITATIONS = re.compile(r"\s*(?:\[\d+\])+\s*$")
 _ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|no|fig|ca|resp|incl)|\b[A-Za-z])\.$", re.IGNORECASE)
 _TOKEN = re.compile(r"(?:(?<![\w-])--?)?[a-z0-9_$@][a-z0-9_.$@/-]*(?:\(\))?", re.IGNORECASE)
@@ -74,7 +75,8 @@ def split_sentences(text: str) -> list[tuple[str, str]]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.end()
-        if match.group() != "\n" and _ABBREVIATION.search(text[start : match.start() + 1]):
+        segment = text[start : match.start() + 1]
+        if match.group() != "\n" and (_ABBREVIATION.search(segment) or _LIST_NUMBER.fullmatch(segment)):
             continue
         gap = re.match(r"\s*", text[end:])
         stop = end + (gap.end() if gap else 0)

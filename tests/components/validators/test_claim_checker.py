@@ -47,7 +47,7 @@ def test_init_round_trips():
 
 
 def test_sentences_split_after_citations_and_keep_the_text_exact():
-    text = "Use q() [2]. Data is saved, e.g. in .RData files.\n- Plots use png()! Really? 3.14 is pi"
+    text = "Use q() [2]. Data is saved, e.g. in .RData files.\n- Plots use png()! Really? 3.14 is pi\n1. Save it."
     parts = split_sentences(text)
     assert [s for s, _ in parts] == [
         "Use q() [2].",
@@ -55,6 +55,7 @@ def test_sentences_split_after_citations_and_keep_the_text_exact():
         "- Plots use png()!",
         "Really?",
         "3.14 is pi",
+        "1. Save it.",
     ]
     assert "".join(s + sep for s, sep in parts) == text
 
