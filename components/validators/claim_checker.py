@@ -74,7 +74,9 @@ def split_sentences(text: str) -> list[tuple[str, str]]:
     parts: list[tuple[str, str]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        end = match.end()
+        if match.start() < start:  # the line break after a sentence end: already in its separator
+            continue
+        end = match.start() if match.group() == "\n" else match.end()
         segment = text[start : match.start() + 1]
         if match.group() != "\n" and (_ABBREVIATION.search(segment) or _LIST_NUMBER.fullmatch(segment)):
             continue
@@ -84,7 +86,8 @@ def split_sentences(text: str) -> list[tuple[str, str]]:
         start = stop
     if start < len(text):
         parts.append((text[start:], ""))
-    return [(s, sep) for s, sep in parts if s.strip() or sep] if parts else [(text, "")]
+    kept = [(s, sep) for s, sep in parts if s.strip() or sep]
+    return kept or [(text, "")]
 
 
 @component
