@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from app.composition import Services, build_services, job_service, key_store
 from app.errors import RagError
 from app.pipeline_loader import PipelineLoadError
 from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, parse_scope
+from app.services.query import rewrites_answers
 from app.settings import Settings
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -155,7 +157,10 @@ def ask(
             top_k=top_k,
             filters=parsed_filters,
             generate=not search_only,
-            streaming_callback=on_chunk if stream and not as_json else None,
+            # a claim checker that may drop sentences or refuse: print the checked answer, not the raw tokens
+            streaming_callback=on_chunk
+            if stream and not as_json and not rewrites_answers(service.pipelines.query.pipeline)
+            else None,
         )
     except RagError as error:
         err_console.print(f"[red]error:[/red] {error.message}")
@@ -166,6 +171,7 @@ def ask(
                 {
                     "answer": result.answer,
                     "refused": result.refused,
+                    "claims": [asdict(claim) for claim in result.claims],
                     "timings_ms": result.timings_ms,
                     "sources": [source.__dict__ for source in result.sources],
                 }
@@ -175,7 +181,7 @@ def ask(
     if result.answer is not None:
         if streamed:
             shown = "".join(streamed).rstrip()
-            # citations inferred after generation (CitationAttributor) were not part of the stream
+            # a citation inferred after generation (CitationAttributor) is appended to the streamed text
             tail = result.answer[len(shown) :] if result.answer.startswith(shown) else ""
             console.print(tail, markup=False, highlight=False)
         else:

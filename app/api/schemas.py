@@ -130,6 +130,15 @@ class SourceOut(BaseModel):
     cited: bool
 
 
+class ClaimOut(BaseModel):
+    text: str = Field(description="A sentence of the answer, as it appears there (with its [n] markers).")
+    sources: list[int] = Field(
+        description="The passages it was checked against: the [n] it cites, else the one that supports it best."
+    )
+    supported: bool = Field(description="Whether its score reaches the checker's threshold.")
+    score: float = Field(description="Share (0 to 1) of the sentence's content words found in those passages.")
+
+
 class Timings(BaseModel):
     retrieval: float
     generation: float
@@ -140,6 +149,11 @@ class QueryResponse(BaseModel):
     answer: str | None
     refused: bool
     sources: list[SourceOut]
+    claims: list[ClaimOut] = Field(
+        default=[],
+        description="The answer's sentences, each checked against the passages it cites (no LLM judge); empty for a "
+        "refusal, a search-only query or a pipeline without a claim checker.",
+    )
     timings_ms: Timings
 
 

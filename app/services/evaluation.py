@@ -63,6 +63,9 @@ class QuestionResult:
     """The (file, page) of the sources the answer cites."""
     cited_page_correct: bool | None = None
     """For an answered question whose expected sources name pages: whether a cited source is one of them."""
+    claims: int = 0
+    """Sentences of the answer the pipeline's claim checker checked (0 for a refusal or without a checker)."""
+    supported_claims: int = 0
 
 
 @dataclass
@@ -358,6 +361,9 @@ class Evaluator:
         pages = {(s["file"], s["page"]) for s in question.expected_sources if "page" in s}
         if answered and answered.answer and not answered.refused and question.answerable and pages:
             result.cited_page_correct = any(cited in pages for cited in result.cited)
+        if answered and answered.answer and not answered.refused:
+            result.claims = len(answered.claims)
+            result.supported_claims = sum(claim.supported for claim in answered.claims)
         if answered and answered.answer and question.answerable and question.expected_answer:
             answer = _normalize(answered.answer)
             result.exact = answer == _normalize(question.expected_answer)
@@ -400,4 +406,8 @@ def _answer_metrics(results: list[QuestionResult]) -> dict[str, float]:
         metrics["refusal_accuracy"] = sum(r.refused for r in unanswerable) / len(unanswerable)
     if answerable:
         metrics["false_refusal_rate"] = sum(r.refused for r in answerable) / len(answerable)
+    checked = [r for r in results if r.answer and not r.refused]  # answerable or not: every answer given
+    claims = sum(r.claims for r in checked)
+    if claims:  # a pipeline with a claim checker
+        metrics["supported_claim_rate"] = sum(r.supported_claims for r in checked) / claims
     return metrics

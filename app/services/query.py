@@ -8,10 +8,10 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from haystack import Document, logging
+from haystack import Document, Pipeline, logging
 from haystack.core.errors import PipelineRuntimeError
 from haystack.dataclasses import GeneratedAnswer, StreamingChunk
 
@@ -21,6 +21,7 @@ from app.pipeline_loader import PipelineSet
 from app.services.generation_queue import GenerationQueue
 from app.services.ingest import validate_collection
 from app.upstream import filter_mismatch, upstream_error
+from components.validators.claim_checker import Claim, ClaimChecker
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class QueryResult:
     timings_ms: dict[str, float]
     refused: bool = False
     components_ms: dict[str, float] = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
+    """The answer's sentences checked against the passages they cite (a `ClaimChecker` in the pipeline); empty for
+    a refusal, a search-only query or a pipeline without a checker."""
 
 
 def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -249,7 +253,12 @@ class QueryService:
         if self.log_content:
             logger.info("Question {question!r} answered {answer!r}", question=question, answer=answer.data)
         return QueryResult(
-            answer=answer.data, sources=sources, timings_ms=timings, refused=refused, components_ms=components_ms or {}
+            answer=answer.data,
+            sources=sources,
+            timings_ms=timings,
+            refused=refused,
+            components_ms=components_ms or {},
+            claims=[] if refused else _claims(answer.meta),
         )
 
     @staticmethod
@@ -276,6 +285,24 @@ class QueryService:
             prompt_tokens=(usage or {}).get("prompt_tokens"),
             completion_tokens=(usage or {}).get("completion_tokens"),
         )
+
+
+def _claims(meta: dict[str, Any] | None) -> list[Claim]:
+    """The checked claims a `ClaimChecker` put in the reply's meta (AnswerBuilder carries it to the answer)."""
+    raw = (meta or {}).get("claims")
+    if not isinstance(raw, list):
+        return []
+    return [
+        Claim(text=str(c["text"]), sources=list(c["sources"]), supported=bool(c["supported"]), score=c["score"])
+        for c in raw
+        if isinstance(c, dict) and {"text", "sources", "supported", "score"} <= c.keys()
+    ]
+
+
+def rewrites_answers(pipeline: Pipeline) -> bool:
+    """Whether a component after the LLM may rewrite the answer's text (a `ClaimChecker` in drop or refuse mode), so
+    a stream must hold the tokens back until the answer is final."""
+    return any(isinstance(c, ClaimChecker) and c.rewrites_answers for _, c in pipeline.walk())
 
 
 def _usage(meta: dict[str, Any] | None) -> dict[str, int] | None:
@@ -359,7 +386,10 @@ async def stream_answer(
     """
     Run the query pipeline on the model's queue and yield events as they happen: the passages as soon as retrieval
     is done, then every token the LLM produces (a sync streaming callback bridged to the event loop), then `done`
-    with the answer, the cited numbers and timings. Before the first event: InvalidInputError for a bad request,
+    with the answer, the cited numbers, the checked claims and timings. The `token` texts always add up to `done`'s
+    answer: what the pipeline appends after generation (an inferred `[n]`) is one more `token` before `done`, and
+    when a component may rewrite the answer (`rewrites_answers`) the tokens are held back and the final answer is
+    sent as one `token`. Before the first event: InvalidInputError for a bad request,
     GenerationBusyError/OverloadedError when `key_id`'s share or the queue is full. A pipeline failure after the
     start is an `error` event, never an exception.
 
@@ -372,7 +402,9 @@ async def stream_answer(
     place = generation.admit(key_id)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
-    streamed: list[str] = []
+    streamed: list[str] = []  # what the LLM produced
+    sent: list[str] = []  # what went out as `token` events (nothing until the end when the answer may be rewritten)
+    hold = rewrites_answers(spec.pipeline)
     abandoned = threading.Event()
     request_started = time.perf_counter()
 
@@ -383,9 +415,12 @@ async def stream_answer(
         if abandoned.is_set():
             raise _StreamAbandoned("the client is gone")
         if chunk.content:
-            if not streamed:
-                metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - request_started)
             streamed.append(chunk.content)
+            if hold:
+                return
+            if not sent:
+                metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - request_started)
+            sent.append(chunk.content)
             emit(StreamEvent("token", chunk.content))
 
     data.setdefault("llm", {})["streaming_callback"] = on_chunk
@@ -405,8 +440,11 @@ async def stream_answer(
             watcher, outputs, total = await asyncio.wrap_future(generation.submit(place, run))
             answers = outputs.get("answers") or []
             answer: GeneratedAnswer | None = answers[0] if answers else None
-            if answer is not None and answer.data and not streamed:  # a refusal from the gate: no LLM ran
-                queue.put_nowait(StreamEvent("token", answer.data))
+            rest = _unsent(answer.data if answer is not None else "", "".join(sent))
+            if rest:  # an inferred citation, a held-back answer or a refusal from the gate (no LLM ran)
+                if streamed and not sent:
+                    metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - request_started)
+                queue.put_nowait(StreamEvent("token", rest))
             result = service.result(
                 collection=collection,
                 top_k=k,
@@ -425,6 +463,7 @@ async def stream_answer(
                         "answer": result.answer or "",
                         "refused": result.refused,
                         "cited": [source.n for source in result.sources if source.cited],
+                        "claims": [asdict(claim) for claim in result.claims],
                         "timings_ms": result.timings_ms,
                     },
                 )
@@ -447,6 +486,17 @@ async def stream_answer(
         abandoned.set()
         if not task.done():
             task.cancel()
+
+
+def _unsent(answer: str, sent: str) -> str:
+    """The end of `answer` the client has not been sent as tokens yet."""
+    if answer.startswith(sent):
+        return answer[len(sent) :]
+    logger.warning(
+        "The final answer does not continue the streamed tokens ({sent} characters sent): `done` has the answer",
+        sent=len(sent),
+    )
+    return ""
 
 
 def _retrieval_ms(components_ms: dict[str, float], passages_output: str | None) -> float:

@@ -493,7 +493,7 @@
         renderAnswer(answer);
       } else if (event === "done") {
         finished = true;
-        // the final answer can differ from the streamed tokens (citations appended after generation)
+        // the streamed tokens add up to the final answer; `done` repeats it whole
         answer = payload.answer || answer;
         renderAnswer(answer);
         markCited(payload.cited || []);

@@ -29,8 +29,9 @@ class CitationAttributor:
     Small local models often answer correctly but drop the `[n]` markers the prompt asks for. When a reply already
     cites a valid passage, or says "I don't know", it is passed through untouched. Otherwise each passage is scored
     by the IDF-weighted overlap of its words with the answer's words; the best passage (if it shares at least
-    `min_overlap` distinctive words) is cited by appending ` [n]`, and the reply's meta gets
-    `citations: "inferred"` so clients can tell inferred citations from the model's own.
+    `min_overlap` distinctive words) is cited by appending ` [n]` (the reply's own text stays a prefix of the answer,
+    so streamed tokens plus the marker make the answer), and the reply's meta gets `citations: "inferred"` so clients
+    can tell inferred citations from the model's own.
     """
 
     def __init__(self, *, min_overlap: int = 2, max_citations: int = 2, refusal_prefix: str = "I don't know") -> None:
@@ -76,4 +77,6 @@ class CitationAttributor:
         chosen = sorted(i + 1 for s, i in scores[: self.max_citations] if s >= 0.8 * best)
         marker = "".join(f"[{n}]" for n in chosen)
         meta = {**reply.meta, "citations": "inferred"}
-        return ChatMessage.from_assistant(f"{text.rstrip()} {marker}", meta=meta, name=reply.name)
+        # appended, never inserted: the answer still starts with the text the model streamed
+        separator = "" if text[-1:].isspace() else " "
+        return ChatMessage.from_assistant(f"{text}{separator}{marker}", meta=meta, name=reply.name)

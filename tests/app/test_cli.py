@@ -124,6 +124,7 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
     assert "c(10.4, 5.6, 3.1)" in payload["answer"], payload["answer"]
     cited = [s for s in payload["sources"] if s["cited"]]
     assert any(s["filename"] == "R-intro.pdf" and s["page"] == 14 and "c(10.4" in s["text"] for s in cited), payload
+    assert any(claim["supported"] for claim in payload["claims"]), payload["claims"]  # checked against its [n]
 
     quit_answer = json.loads(
         _invoke("ask", "Which function is used to quit an R session?", "-c", "docs", "--json").output

@@ -8,11 +8,12 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.errors import InvalidInputError
-from app.eval_report import markdown, split_table
+from app.eval_report import console_table, markdown, split_table, write_reports
 from app.services.evaluation import EvalQuestion, Evaluator, load_eval_set, retrieval_metrics, select_split
 from app.services.query import QueryResult, Source
 from app.settings import PROJECT_ROOT
 from app.testing.profiles import copy_profile
+from components.validators.claim_checker import Claim
 
 FAQ = "/usr/share/doc/python3.11/html/faq"
 QUESTIONS = [
@@ -328,3 +329,51 @@ def test_sample_questions_spreads_over_the_split():
     assert sample_questions(questions, None) == questions and sample_questions(questions, 20) == questions
     with pytest.raises(InvalidInputError):
         sample_questions(questions, 0)
+
+
+class _FakeAnswers(_FakeQuery):
+    """Answers with checked claims: `question` names them, e.g. "s u" = one supported and one unsupported claim;
+    "refused ..." is a refusal (its claims must not count)."""
+
+    def ask(self, question, *, collection, top_k, generate=True):
+        if not generate:
+            return super().ask(question, collection=collection, top_k=top_k)
+        claims = [
+            Claim(text=w, sources=[1], supported=w == "s", score=1.0 if w == "s" else 0.0) for w in question.split()
+        ]
+        refused = question.startswith("refused")
+        return QueryResult(
+            answer="I don't know." if refused else "An answer [1].",
+            sources=[],
+            timings_ms={"retrieval": 1.0, "generation": 2.0, "total": 3.0},
+            refused=refused,
+            claims=[c for c in claims if c.text in "su"],
+        )
+
+
+def test_evaluator_reports_supported_claim_rate_over_answers_per_split(monkeypatch, tmp_path):
+    source = [{"file": "a.pdf", "page": 3}]
+    questions = [
+        EvalQuestion(id="1", question="s u", expected_sources=source, split="dev"),
+        EvalQuestion(id="2", question="s s", expected_sources=source, split="test"),
+        EvalQuestion(id="3", question="refused u u", expected_sources=source, split="test"),
+        EvalQuestion(id="4", question="u", answerable=False, split="test"),  # answered anyway: counts
+    ]
+    evaluator = _fake_evaluator(monkeypatch)
+    evaluator.query = _FakeAnswers()
+    run = evaluator.run(questions, tmp_path, name="A")
+    assert run.metrics["supported_claim_rate"] == 0.6  # 3 of 5 (the refusal's claims are left out)
+    assert run.metrics_by_split["dev"]["supported_claim_rate"] == 0.5
+    assert run.metrics_by_split["test"]["supported_claim_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert [(r.claims, r.supported_claims) for r in run.results] == [(2, 1), (2, 2), (0, 0), (1, 0)]
+
+    assert "| supported_claim_rate | 0.600 |" in markdown([run], Path("set.jsonl"))
+    assert "supported_claim_rate" in list(console_table([run]).columns[0].cells)
+    assert "supported_claim_rate" in list(split_table([run]).columns[0].cells)
+    write_reports([run], Path("set.jsonl"), tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())["runs"][0]
+    assert saved["metrics"]["supported_claim_rate"] == 0.6
+    assert saved["metrics_by_split"]["test"]["supported_claim_rate"] == pytest.approx(2 / 3, abs=1e-4)
+
+    no_checker = evaluator.run([EvalQuestion(id="5", question="x", answerable=False)], tmp_path, name="B")
+    assert "supported_claim_rate" not in no_checker.metrics  # answers without claims: no figure, not 0

@@ -2,7 +2,8 @@
 
 The last user message is the question. Extension fields in the request body: `collection`, `top_k`, `filters`
 (same meaning as `POST /query`). Extension fields in the response: `sources` (the numbered passages, as in
-`POST /query`) and `refused`; when streaming they arrive on the final chunk (the one with `finish_reason`).
+`POST /query`), `claims` (the checked sentences, as in `POST /query`) and `refused`; when streaming they arrive on the
+final chunk (the one with `finish_reason`). The streamed `content` deltas add up to the answer.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.answer}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         "sources": [asdict(s) for s in result.sources],
+        "claims": [asdict(c) for c in result.claims],
         "refused": result.refused,
     }
 
@@ -144,7 +146,13 @@ async def _stream(
                 cited = set(event.data["cited"])
                 for source in sources:
                     source["cited"] = source["n"] in cited
-                yield chunk({}, "stop", sources=[] if event.data["refused"] else sources, refused=event.data["refused"])
+                yield chunk(
+                    {},
+                    "stop",
+                    sources=[] if event.data["refused"] else sources,
+                    claims=event.data["claims"],
+                    refused=event.data["refused"],
+                )
             elif event.kind == "error":
                 yield f"data: {json.dumps({'error': stream_error(event.data)})}\n\n"
     except InvalidInputError as error:

@@ -16,7 +16,15 @@ from haystack import logging
 from app.api.auth import Reader
 from app.api.deps import State
 from app.api.errors import stream_error
-from app.api.schemas import AUTH_ERRORS, ErrorResponse, QueryRequest, QueryResponse, SourceOut, Timings
+from app.api.schemas import (
+    AUTH_ERRORS,
+    ClaimOut,
+    ErrorResponse,
+    QueryRequest,
+    QueryResponse,
+    SourceOut,
+    Timings,
+)
 from app.services.api_keys import Role
 from app.services.query import StreamEvent, stream_answer
 
@@ -47,6 +55,7 @@ async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
         answer=result.answer,
         refused=result.refused,
         sources=[SourceOut(**asdict(s)) for s in result.sources],
+        claims=[ClaimOut(**asdict(c)) for c in result.claims],
         timings_ms=Timings(**result.timings_ms),
     )
 
@@ -70,7 +79,9 @@ def _event_data(event: StreamEvent) -> Any:
     responses={200: {"content": {"text/event-stream": {}}, "description": "sources, token..., done | error"}},
     summary="Answer a question as Server-Sent Events",
     description="Events: one `sources` (the numbered passages), then `token` events as the LLM produces them, then "
-    "`done` with the answer, the cited numbers and timings; `error` if the pipeline fails mid-way.",
+    "`done` with the answer, the cited numbers, the checked claims and timings; `error` if the pipeline fails "
+    "mid-way. The `token` texts add up to `done`'s answer (an inferred citation is a last `token`; when the claim "
+    "checker may drop sentences or refuse, the checked answer comes as one `token` after generation).",
 )
 async def query_stream(body: QueryRequest, state: State, key: Reader) -> StreamingResponse:
     collection = body.collection or state.settings.default_collection

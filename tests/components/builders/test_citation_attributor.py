@@ -62,3 +62,10 @@ connections: []
     pipe = Pipeline.loads(yaml_text, allowed_modules=["components"])
     out = pipe.run({"citations": {"replies": _reply("Terminate with the q() command."), "documents": DOCS}})
     assert "[2]" in out["citations"]["replies"][0].text
+
+
+def test_inferred_citation_is_appended_so_the_reply_stays_a_prefix():
+    text = "End the session with the q() command.\n"
+    out = CitationAttributor().run(replies=_reply(text), documents=DOCS)["replies"][0].text
+    assert out.startswith(text)  # the streamed tokens plus the marker make the answer
+    assert out == text + "[2]"
