@@ -30,6 +30,8 @@ MODULE_EXTRAS: dict[str, str] = {
     "opentelemetry": "tracing",
     "matplotlib": "eval",
     "hayhooks": "hayhooks",
+    "cohere": "rerank",
+    "huggingface_api": "rerank",
 }
 
 

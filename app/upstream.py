@@ -9,6 +9,9 @@ pooled pgvector store's `retries`/`pool_timeout`, Ollama's `timeout`); what stil
 | 5xx answer, connection dropped mid-answer, bad reply | `UpstreamBadGatewayError`  | 502  |
 | timeout (connect or read)                            | `UpstreamTimeoutError`     | 504  |
 
+A reranking server's failure (`RerankerError`) maps the same way, and any other HTTP 4xx it answers (a wrong path or
+model name) is a 502 too: the service's request was refused upstream, not the client's.
+
 The clients of optional backends (psycopg, openai: extras of the distribution) are not imported here: their
 exception classes are looked up among the modules already imported (`loaded_exceptions`), because an exception of a
 client that was never imported cannot be in a chain.
@@ -74,7 +77,24 @@ def _by_status(status: int, what: str) -> UpstreamError | None:
     return None
 
 
+def _reranker_failure(error: BaseException) -> UpstreamError:
+    """A reranking server's failure (`components.rankers.http_reranker.RerankerError`), named as the reranker's."""
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return _by_status(status, "reranker") or UpstreamBadGatewayError(
+            f"reranker rejected the request (HTTP {status}); check its url, path and model"
+        )
+    cause = error.__cause__
+    if cause is not None and (_is_http(cause, "TimeoutException") or isinstance(cause, TimeoutError)):
+        return UpstreamTimeoutError("reranker timed out (after retries)")
+    if cause is not None and _is_http(cause, "ConnectError"):
+        return UpstreamUnavailableError("reranker unreachable (connection refused)")
+    return UpstreamBadGatewayError(f"reranker failed: {error}")
+
+
 def _classify_one(error: BaseException) -> UpstreamError | None:
+    if isinstance(error, loaded_exceptions("components.rankers.http_reranker", "RerankerError")):
+        return _reranker_failure(error)
     if isinstance(error, _store_down()):
         return UpstreamUnavailableError(f"document store unavailable: {error}")
     if isinstance(error, loaded_exceptions("openai", "APITimeoutError")):

@@ -107,3 +107,19 @@ def _count(raw: str, arg_name: str, shown: str) -> int:
     if number < 1:
         raise ValueError(f"{arg_name}: {raw!r} (from {shown!r}) must be >= 1")
     return number
+
+
+def resolve_text(value: str, arg_name: str) -> str:
+    """The text `value` stands for: itself, or a `${VAR}` / `${VAR:-default}` reference's variable (else its default).
+
+    Used for a URL a deployment sets in its environment (`url: "${RAG_RERANK_URL:-http://localhost:8080}"`).
+
+    :raises ValueError: the result is empty (an unset or empty variable without a default).
+    """
+    match = _REFERENCE.fullmatch(value.strip())
+    if match is None:
+        return value
+    resolved = os.environ.get(match.group("name")) or match.group("default") or ""
+    if not resolved.strip():
+        raise ValueError(f"{arg_name}: environment variable {match.group('name')} is not set and has no default")
+    return resolved.strip()

@@ -1,7 +1,7 @@
 """Fault-injecting fake HTTP servers on 127.0.0.1, all with one API.
 
-Every fake records the requests it receives (`requests`: the JSON bodies, `paths`: the request paths, in order) and
-injects faults from one plan:
+Every fake records the requests it receives (`requests`: the JSON bodies, `paths`: the request paths, `headers`: their
+headers, in order) and injects faults from one plan:
 
 - `fail_next(fault, times=1)` queues one-shot faults, used by the next requests in order;
 - `mode` is the standing fault of every request when the queue is empty (`"ok"`: answer normally);
@@ -65,6 +65,7 @@ class FakeServer:
         self.mode = "ok"
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.faults: list[str] = []
         self.released = threading.Event()
         self.lock = threading.Lock()
@@ -87,11 +88,13 @@ class FakeServer:
             self.faults.clear()
             self.requests = []
             self.paths = []
+            self.headers = []
 
-    def _take(self, path: str, body: dict[str, Any]) -> str:
+    def _take(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
         with self.lock:
             self.requests.append(body)
             self.paths.append(path)
+            self.headers.append(headers or {})
             return self.faults.pop(0) if self.faults else check_fault(self.mode)
 
     # -- what the subclasses define -----------------------------------------------------------------------------
@@ -106,9 +109,9 @@ class FakeServer:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Serve on a free port (`url` is then `http://127.0.0.1:<port>`)."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+    def start(self, port: int = 0) -> None:
+        """Serve on `port` (0: a free one); `url` is then `http://127.0.0.1:<port>`."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -156,7 +159,7 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = json.loads(raw or b"{}")
-            fault = fake._take(self.path, body)
+            fault = fake._take(self.path, body, {k.lower(): v for k, v in self.headers.items()})
             if fault == "hang":
                 fake.released.wait(fake.hang_seconds)
                 self.close_connection = True

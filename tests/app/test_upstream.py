@@ -8,6 +8,7 @@ from psycopg_pool import PoolTimeout
 
 from app.errors import UpstreamBadGatewayError, UpstreamTimeoutError, UpstreamUnavailableError
 from app.upstream import upstream_error
+from components.rankers.http_reranker import RerankerError
 from components.stores.pgvector.document_store import StoreUnavailableError
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
@@ -61,3 +62,36 @@ def test_classification_through_a_pipeline_error(error, expected):
 @pytest.mark.parametrize("error", [ValueError("bad prompt"), KeyError("x"), _ServiceError(400)])
 def test_other_failures_are_not_upstream(error):
     assert upstream_error(_wrapped(error)) is None
+
+
+def _reranker_error(status: int | None = None, cause: BaseException | None = None) -> RerankerError:
+    try:
+        try:
+            raise cause or ValueError("no cause")
+        except BaseException as inner:
+            raise RerankerError("reranker at http://127.0.0.1:9/rerank failed", status_code=status) from (
+                inner if cause is not None else None
+            )
+    except RerankerError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_reranker_error(503), UpstreamUnavailableError),
+        (_reranker_error(429), UpstreamUnavailableError),
+        (_reranker_error(500), UpstreamBadGatewayError),
+        (_reranker_error(504), UpstreamTimeoutError),
+        (_reranker_error(400), UpstreamBadGatewayError),  # the reranker refused the service's request: not a 500
+        (_reranker_error(422), UpstreamBadGatewayError),
+        (_reranker_error(cause=httpx.ConnectError("refused", request=REQUEST)), UpstreamUnavailableError),
+        (_reranker_error(cause=httpx.ReadTimeout("slow", request=REQUEST)), UpstreamTimeoutError),
+        (_reranker_error(cause=httpx.RemoteProtocolError("dropped", request=REQUEST)), UpstreamBadGatewayError),
+        (_reranker_error(), UpstreamBadGatewayError),  # an unreadable reply
+    ],
+)
+def test_a_reranker_failure_is_named_and_never_a_500(error, expected):
+    mapped = upstream_error(_wrapped(error))
+    assert type(mapped) is expected
+    assert "reranker" in str(mapped)

@@ -5,6 +5,7 @@ from components.env_values import (
     check_optional_count_reference,
     resolve_number,
     resolve_optional_count,
+    resolve_text,
 )
 
 
@@ -66,3 +67,14 @@ def test_an_optional_count_is_none_when_its_variable_is_unset_or_empty(monkeypat
     monkeypatch.setenv("SOME_THREADS", "many")
     with pytest.raises(ValueError, match=r"n_threads: 'many' \(from '\$\{SOME_THREADS:-\}'\) is not an integer"):
         resolve_optional_count("${SOME_THREADS:-}", "n_threads")
+
+
+def test_a_text_reference_reads_the_environment_else_its_default(monkeypatch):
+    monkeypatch.delenv("SOME_URL", raising=False)
+    assert resolve_text("http://a:1", "url") == "http://a:1"
+    assert resolve_text("${SOME_URL:-http://b:2}", "url") == "http://b:2"
+    monkeypatch.setenv("SOME_URL", "http://c:3")
+    assert resolve_text("${SOME_URL:-http://b:2}", "url") == "http://c:3"
+    monkeypatch.setenv("SOME_URL", "")
+    with pytest.raises(ValueError, match="SOME_URL is not set"):
+        resolve_text("${SOME_URL}", "url")
