@@ -105,17 +105,22 @@ async def _load(base: str, clients: int, total: int, questions: list[str], heade
     return total / elapsed, latencies, errors
 
 
-def api_load(data_dir: Path, clients: int, requests: int, questions: list[str]) -> str:
+def api_load(
+    profile: Path, data_dir: Path, clients: int, requests: int, questions: list[str], *, concurrency: int, workers: int
+) -> str:
+    from app.testing.profiles import edit_yaml
     from app.testing.servers import rag_command, rag_environment, rag_server
 
+    edit_yaml(profile / "query.yml", lambda data: data.update(concurrency_limit=concurrency))
     env = rag_environment(data_dir, auth=True, env={"HAYSTACK_TELEMETRY_ENABLED": "False", "RAG_RATE_LIMIT": "off"})
     key = rag_command("keys", "create", "--role", "reader", "--collections", COLLECTION, "--quiet", env=env)
     headers = {"Authorization": f"Bearer {key}"}
-    with rag_server(None, data_dir, env=env, auth=True, workers=1, seconds=180) as server:
+    with rag_server(None, data_dir, env=env, auth=True, workers=workers, seconds=180) as server:
         rps, latencies, errors = asyncio.run(_load(server.url, clients, requests, questions, headers))
     return (
-        f"/query retrieval-only, 1 worker, {clients} clients, {requests} requests: {rps:.0f} req/s, "
-        f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, errors {errors}"
+        f"/query retrieval-only [concurrency_limit {concurrency}, {workers} worker(s)], {clients} clients, "
+        f"{requests} requests: {rps:.0f} req/s, p50 {percentile(latencies, 50):.0f} ms, "
+        f"p99 {percentile(latencies, 99):.0f} ms, errors {errors}"
     )
 
 
@@ -127,9 +132,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--keep", type=Path, help="keep the table in this directory and reuse it next time")
     parser.add_argument("--skip-api", action="store_true", help="pipeline figures only")
+    parser.add_argument("--skip-pipeline", action="store_true", help="API figures only")
+    parser.add_argument("--api-concurrency", type=int, nargs="+", default=[2, 1], help="concurrency_limit settings")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="uvicorn worker counts")
     args = parser.parse_args()
 
-    _, data_dir = temp_profile()
+    profile, data_dir = temp_profile()
     if args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir = args.keep.resolve() / str(args.chunks)
@@ -143,11 +151,12 @@ def main() -> None:
     load_s = build(services, args.chunks, text, data_dir / "bench-loaded")
     questions = _questions(text, args.queries, np.random.default_rng(11))
     print(f"{args.chunks} chunks in 4 collections, load + index build {load_s:.1f} s (0: reused)")
-    for label, concurrency, immutable in (
+    settings = [
         ("shipped: concurrency_limit 2, immutable_embedding", 2, True),
         ("one component at a time, immutable_embedding", 1, True),
         ("one component at a time, embedding as a list (before)", 1, False),
-    ):
+    ]
+    for label, concurrency, immutable in [] if args.skip_pipeline else settings:
         figures = pipeline_latency(services, questions, concurrency=concurrency, immutable=immutable)
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in figures["stages"].items())
         print(
@@ -156,7 +165,12 @@ def main() -> None:
         )
     print(f"peak RSS {peak_rss_mb():.0f} MiB")
     if not args.skip_api:
-        print(api_load(data_dir, args.clients, args.requests, questions))
+        for workers in args.workers:
+            for concurrency in args.api_concurrency:
+                line = api_load(
+                    profile, data_dir, args.clients, args.requests, questions, concurrency=concurrency, workers=workers
+                )
+                print(line, flush=True)
 
 
 if __name__ == "__main__":
