@@ -6,6 +6,10 @@
   through Haystack's `DeserializationCallbacks(component_pre_init=...)`.
 - Hayhooks' `inputs:`/`outputs:` sections are the pipeline's public contract: the service feeds inputs and reads
   outputs by those names, so routes never hard-code component names.
+- `concurrency_limit: N` (top level, N > 1) runs the pipeline with Haystack's concurrent scheduler
+  (`Pipeline.run_async`): components whose inputs are ready run at the same time, at most N at once (the query
+  pipeline's keyword search overlaps the query embedding and the vector search). `PipelineSpec.run` does it from a
+  synchronous caller, on an event loop of the calling thread's own; absent or 1: `Pipeline.run`, one at a time.
 - Any failure raises `PipelineLoadError` naming the file and, where it can be known, the component; a component
   whose module cannot be imported because an optional backend is not installed names the extra to install
   (`pip install "ragstack[pinecone]"`, see `app.extras`).
@@ -18,8 +22,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +68,22 @@ class PipelineSpec:
     pipeline: Pipeline
     inputs: dict[str, list[str]]
     outputs: dict[str, str]
+    concurrency_limit: int = 1
+
+    def run(self, data: dict[str, Any], include_outputs_from: set[str] | None = None) -> dict[str, Any]:
+        """Run the pipeline on `data`, keeping the declared outputs' components (and `include_outputs_from`).
+
+        With `concurrency_limit` > 1, through `Pipeline.run_async` on this thread's event loop (see `_thread_loop`):
+        the call still blocks this thread until the run is done, and the same exceptions come out of it. From a thread
+        that is running an event loop already, `Pipeline.run`.
+        """
+        include = self.include_outputs_from() | (include_outputs_from or set())
+        if self.concurrency_limit <= 1 or _loop_running():
+            return self.pipeline.run(data, include_outputs_from=include)
+        limit = self.concurrency_limit
+        coroutine = self.pipeline.run_async(data, include_outputs_from=include, concurrency_limit=limit)
+        # the caller's context variables (timing scope, component watcher, tracing span) reach the components
+        return _thread_loop(limit).run(coroutine, context=contextvars.copy_context())
 
     def run_data(self, **values: Any) -> dict[str, dict[str, Any]]:
         """Map declared input names to `{component: {socket: value}}`; `None` values are left out."""
@@ -85,6 +109,34 @@ class PipelineSpec:
             component, socket = path.split(".", 1)
             picked[name] = result.get(component, {}).get(socket)
         return picked
+
+
+_threads = threading.local()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _thread_loop(workers: int) -> asyncio.Runner:
+    """This thread's event loop for concurrent pipeline runs, created on first use and kept for the thread's life.
+
+    Its executor (where `run_async` runs synchronous components) is its own, `workers` threads at most: a model
+    generating on one request's loop never holds a thread another request's retrieval needs, and the API's own
+    event loop and default executor are not involved.
+    """
+    runner: asyncio.Runner | None = getattr(_threads, "runner", None)
+    if runner is None:
+        runner = asyncio.Runner()
+        runner.get_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline-component")
+        )
+        _threads.runner = runner
+    return runner
 
 
 @dataclass
@@ -261,7 +313,12 @@ def load_pipeline(
     except _COMPONENT_ERRORS as error:
         raise _diagnose(path, data, error) from error
     inputs, outputs = _declared_io(path, data, pipeline)
-    return PipelineSpec(name=path.stem, path=path, pipeline=pipeline, inputs=inputs, outputs=outputs)
+    concurrency = data.get("concurrency_limit", 1)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise PipelineLoadError(path, f"'concurrency_limit' must be an integer >= 1, got {concurrency!r}")
+    return PipelineSpec(
+        name=path.stem, path=path, pipeline=pipeline, inputs=inputs, outputs=outputs, concurrency_limit=concurrency
+    )
 
 
 def default_directory(directory: Path) -> Path | None:

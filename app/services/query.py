@@ -189,9 +189,11 @@ class QueryService:
         if streaming_callback is not None and generate:
             data.setdefault("llm", {})["streaming_callback"] = streaming_callback
         started = time.perf_counter()
-        with timing.timed_run() as components_ms:
+        passages_component = spec.outputs.get("passages", "").split(".", 1)[0]
+        watcher = _PassagesWatcher(passages_component, started, lambda passages: None)
+        with timing.timed_run() as components_ms, timing.watch_components(watcher):
             try:
-                result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
+                result = spec.run(data)
             except PipelineRuntimeError as error:
                 failure = pipeline_failure(error)
                 if failure is error:
@@ -200,7 +202,8 @@ class QueryService:
         total = (time.perf_counter() - started) * 1000.0
         outputs = spec.read_outputs(result)
         answers = outputs.get("answers") or []
-        retrieval = _retrieval_ms(components_ms, spec.outputs.get("passages"))
+        # wall time until the passages were known (components may have run concurrently); else the stages' sum
+        retrieval = watcher.retrieval_ms if watcher.seen else _retrieval_ms(components_ms, spec.outputs.get("passages"))
         return self.result(
             collection=collection,
             top_k=k,
@@ -432,7 +435,7 @@ async def stream_answer(
         started = time.perf_counter()
         watcher = _PassagesWatcher(spec.outputs["passages"].split(".", 1)[0], started, on_passages)
         with timing.watch_components(watcher):
-            result = spec.pipeline.run(data, include_outputs_from=spec.include_outputs_from())
+            result = spec.run(data)
         return watcher, spec.read_outputs(result), (time.perf_counter() - started) * 1000.0
 
     async def drive() -> None:

@@ -3,7 +3,7 @@ import shutil
 import pytest
 import yaml
 
-from app.pipeline_loader import PipelineLoadError, load_pipeline, load_pipelines, read_yaml
+from app.pipeline_loader import PipelineLoadError, load_pipeline, load_pipelines, pipeline_file, read_yaml
 from app.settings import PROJECT_ROOT
 from app.testing.profiles import copy_profile, edit_yaml
 
@@ -275,3 +275,173 @@ def test_a_smaller_guard_than_the_embedder_loads(profile):
         profile / "indexing.yml", lambda d: d["components"]["chunk_guard"]["init_parameters"].update(max_tokens=200)
     )
     assert load_pipelines(profile).indexing.pipeline.get_component("chunk_guard").max_tokens == 200
+
+
+# --- concurrent runs (`concurrency_limit`) and the query embedding passed by reference ---
+
+
+def _spec(pipeline, inputs, outputs, concurrency):
+    from app.pipeline_loader import PipelineSpec
+
+    return PipelineSpec(
+        name="query",
+        path=PIPELINES / "query.yml",
+        pipeline=pipeline,
+        inputs=inputs,
+        outputs=outputs,
+        concurrency_limit=concurrency,
+    )
+
+
+def _retrievers_meeting_at(barrier):
+    """Two fake retrievers that each wait at `barrier`: they only both return if they run at the same time."""
+    from haystack import Document, Pipeline, component
+
+    @component
+    class MeetingRetriever:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        @component.output_types(documents=list[Document])
+        def run(self, query: str) -> dict:
+            barrier.wait()
+            return {"documents": [Document(content=f"{self.label}: {query}")]}
+
+    @component
+    class Join:
+        @component.output_types(documents=list[Document])
+        def run(self, keyword: list[Document], dense: list[Document]) -> dict:
+            return {"documents": keyword + dense}
+
+    pipeline = Pipeline()
+    pipeline.add_component("keyword_retriever", MeetingRetriever("keyword"))
+    pipeline.add_component("embedding_retriever", MeetingRetriever("dense"))
+    pipeline.add_component("joiner", Join())
+    pipeline.connect("keyword_retriever.documents", "joiner.keyword")
+    pipeline.connect("embedding_retriever.documents", "joiner.dense")
+    inputs = {"question": ["keyword_retriever.query", "embedding_retriever.query"]}
+    return pipeline, inputs, {"passages": "joiner.documents"}
+
+
+def test_concurrency_limit_runs_the_two_retrievers_at_the_same_time():
+    import threading
+
+    from app import timing
+
+    barrier = threading.Barrier(2, timeout=10)  # no sleeps: each retriever returns only once both have started
+    spec = _spec(*_retrievers_meeting_at(barrier), concurrency=2)
+
+    with timing.timed_run() as components_ms:  # the caller's context reaches the components' threads
+        result = spec.run(spec.run_data(question="q"))
+
+    passages = spec.read_outputs(result)["passages"]
+    assert [d.content for d in passages] == ["keyword: q", "dense: q"]
+    assert set(components_ms) == {"keyword_retriever", "embedding_retriever", "joiner"}
+    assert not barrier.broken
+
+
+def test_without_concurrency_limit_components_run_one_at_a_time():
+    import threading
+
+    from haystack.core.errors import PipelineRuntimeError
+
+    barrier = threading.Barrier(2, timeout=0.5)  # the first retriever waits alone, then the barrier breaks
+    spec = _spec(*_retrievers_meeting_at(barrier), concurrency=1)
+
+    with pytest.raises(PipelineRuntimeError):
+        spec.run(spec.run_data(question="q"))
+
+
+def test_concurrent_run_raises_the_failing_components_error():
+    from haystack import Document, Pipeline, component
+    from haystack.core.errors import PipelineRuntimeError
+
+    @component
+    class Broken:
+        @component.output_types(documents=list[Document])
+        def run(self, query: str) -> dict:
+            raise OSError("store unreachable")
+
+    pipeline = Pipeline()
+    pipeline.add_component("keyword_retriever", Broken())
+    spec = _spec(pipeline, {"question": ["keyword_retriever.query"]}, {}, concurrency=2)
+
+    with pytest.raises(PipelineRuntimeError, match="store unreachable") as raised:
+        spec.run(spec.run_data(question="q"))
+    assert isinstance(raised.value.__cause__, OSError)
+
+
+def test_run_inside_an_event_loop_falls_back_to_one_at_a_time():
+    import asyncio
+    import threading
+
+    barrier = threading.Barrier(1)
+    spec = _spec(*_retrievers_meeting_at(barrier), concurrency=2)
+
+    async def call():
+        return spec.run(spec.run_data(question="q"))
+
+    assert len(spec.read_outputs(asyncio.run(call()))["passages"]) == 2
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+@pytest.mark.parametrize("immutable", [True, False])
+def test_query_embedding_reaches_the_retriever_uncopied_only_when_immutable(concurrency, immutable):
+    from haystack import Document, Pipeline, component
+
+    from components.embedders.query_embedding import QueryEmbedding
+
+    @component
+    class Embedder:
+        produced = None
+
+        @component.output_types(embedding=list[float])
+        def run(self, text: str) -> dict:
+            values = [float(i) / 384 for i in range(384)]
+            Embedder.produced = QueryEmbedding(values) if immutable else values
+            return {"embedding": Embedder.produced}
+
+    @component
+    class Retriever:
+        received = None
+
+        @component.output_types(documents=list[Document])
+        def run(self, query_embedding: list[float]) -> dict:
+            Retriever.received = query_embedding
+            return {"documents": [Document(content="x", score=float(query_embedding[1]))]}
+
+    pipeline = Pipeline()
+    pipeline.add_component("text_embedder", Embedder())
+    pipeline.add_component("embedding_retriever", Retriever())
+    pipeline.connect("text_embedder.embedding", "embedding_retriever.query_embedding")
+    spec = _spec(
+        pipeline, {"question": ["text_embedder.text"]}, {"passages": "embedding_retriever.documents"}, concurrency
+    )
+
+    spec.run(spec.run_data(question="q"))
+
+    assert Retriever.received == Embedder.produced
+    assert (Retriever.received is Embedder.produced) is immutable
+
+
+@pytest.mark.parametrize("value", [0, -1, "2", 1.5, True])
+def test_concurrency_limit_must_be_a_positive_integer(profile, value):
+    edit_yaml(profile / "query.yml", lambda data: data.update(concurrency_limit=value))
+    with pytest.raises(PipelineLoadError, match="concurrency_limit"):
+        load_pipeline(profile / "query.yml")
+
+
+@pytest.mark.parametrize("source", ["default", "pgvector"])
+def test_shipped_query_runs_concurrently_and_round_trips_the_immutable_embedding(tmp_path, monkeypatch, source):
+    from haystack import Pipeline
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PG_CONN_STR", "postgresql://nobody@127.0.0.1:1/none")  # loading never connects
+    directory = copy_profile(tmp_path / "pipelines", source)
+
+    spec = load_pipeline(pipeline_file(directory, "query"))
+    reloaded = Pipeline.loads(spec.pipeline.dumps(), allowed_modules=["components"])
+
+    assert spec.concurrency_limit == 2
+    assert spec.pipeline.get_component("text_embedder").immutable_embedding is True
+    assert reloaded.get_component("text_embedder").immutable_embedding is True

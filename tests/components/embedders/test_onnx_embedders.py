@@ -107,3 +107,17 @@ connections: []
     )
     assert len(result["doc_embedder"]["documents"][0].embedding) == 384
     assert len(result["text_embedder"]["embedding"]) == 384
+
+
+def test_immutable_embedding_is_a_query_embedding_with_the_same_values():
+    from components.embedders.query_embedding import QueryEmbedding
+
+    plain = OnnxTextEmbedder().run(text="How do I draw a histogram?")["embedding"]
+    immutable = OnnxTextEmbedder(immutable_embedding=True).run(text="How do I draw a histogram?")["embedding"]
+
+    assert isinstance(plain, list)
+    assert isinstance(immutable, QueryEmbedding)
+    assert np.allclose(np.asarray(immutable), plain)
+    data = component_to_dict(OnnxTextEmbedder(immutable_embedding=True), "text")
+    assert data["init_parameters"]["immutable_embedding"] is True
+    assert component_from_dict(OnnxTextEmbedder, data, "text").immutable_embedding is True

@@ -109,6 +109,17 @@ def test_run(store: LanceDBDocumentStore) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_run_takes_an_immutable_query_embedding(store: LanceDBDocumentStore) -> None:
+    from components.embedders.query_embedding import QueryEmbedding
+
+    retriever = LanceDBEmbeddingRetriever(document_store=store, top_k=3)
+
+    as_list = retriever.run(query_embedding=QUERY)["documents"]
+    immutable = retriever.run(query_embedding=QueryEmbedding(QUERY))["documents"]
+
+    assert [(d.id, d.score) for d in immutable] == [(d.id, d.score) for d in as_list]
+
+
 def test_run_top_k_override_and_validation(store: LanceDBDocumentStore) -> None:
     r = LanceDBEmbeddingRetriever(document_store=store, top_k=3)
     assert len(r.run(query_embedding=QUERY, top_k=1)["documents"]) == 1

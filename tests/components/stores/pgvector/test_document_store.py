@@ -275,3 +275,16 @@ connections: []
     )
     assert [d.id for d in result["keyword_retriever"]["documents"]] == ["b"]
     retriever.document_store.close()
+
+
+def test_embedding_retriever_takes_an_immutable_query_embedding(store):
+    from components.embedders.query_embedding import QueryEmbedding
+
+    store.write_documents(_docs())
+    retriever = PooledPgvectorEmbeddingRetriever(document_store=store, top_k=3)
+
+    as_list = retriever.run(query_embedding=[0.0, 1.0, 0.0])["documents"]
+    immutable = retriever.run(query_embedding=QueryEmbedding([0.0, 1.0, 0.0]))["documents"]
+
+    assert [(d.id, d.score) for d in immutable] == [(d.id, d.score) for d in as_list]
+    assert immutable[0].id == "b"
