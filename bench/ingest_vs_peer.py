@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -139,7 +138,7 @@ def run_peer(pdf: Path, python: Path, batch_size: int) -> tuple[Side, dict]:
         seconds=float(figures["seconds"]),
         truncated=int(figures["truncated"]),
         max_tokens=int(figures["max_tokens"]),
-        peak_rss_mib=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        peak_rss_mib=float(figures["peak_rss_mib"]),
     )
     return side, figures
 

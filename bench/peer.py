@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from importlib import metadata
@@ -119,6 +120,7 @@ def run(pdf: Path, batch_size: int) -> dict:
         "max_tokens": max_tokens,
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": {name: metadata.version(name) for name in PACKAGES},
     }
 
