@@ -15,12 +15,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def temp_profile(edit_indexing=None, edit_query=None, source: str = "default") -> tuple[Path, Path]:
-    """Copy a shipped profile to a temp dir (optionally edited) and point RAG_DATA_DIR at a fresh temp dir."""
+def temp_profile(
+    edit_indexing=None, edit_query=None, source: str = "default", pipelines_dir: Path | None = None
+) -> tuple[Path, Path]:
+    """Copy a shipped profile to a temp dir (optionally edited) and point RAG_DATA_DIR at a fresh temp dir.
+
+    With `pipelines_dir`, RAG_PIPELINES_DIR points at that folder as it is (a pipeline variant; no copy, no edits).
+    """
     from app.testing.profiles import copy_profile
 
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
-    profile = copy_profile(work / "pipelines", source, indexing=edit_indexing, query=edit_query)
+    if pipelines_dir is not None:
+        if edit_indexing is not None or edit_query is not None:
+            raise ValueError("a pipelines_dir is used as it is: no edits")
+        profile = pipelines_dir.resolve()
+    else:
+        profile = copy_profile(work / "pipelines", source, indexing=edit_indexing, query=edit_query)
     os.environ["RAG_DATA_DIR"] = str(work / "data")
     os.environ["RAG_PIPELINES_DIR"] = str(profile)
     return profile, work / "data"
