@@ -61,7 +61,9 @@ def test_signals():
     ],
 )
 def test_known_terms_flags_specific_names_no_candidate_mentions(question, known):
-    candidates = [Document(content="Tunneling over SSH is described elsewhere; packages are held with apt-mark, see aptmark(8).")]
+    candidates = [
+        Document(content="Tunneling over SSH is described elsewhere; packages are held with apt-mark, see aptmark(8).")
+    ]
     gate = AnswerabilityGate(weights={"known_terms": 1.0})
     assert gate.signals(question, CONTEXT, _scored(0.5), candidates)["known_terms"] == known
 
