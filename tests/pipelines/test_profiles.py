@@ -171,7 +171,7 @@ def test_drift_check_catches_a_prompt_edit_in_the_default(profile: Path, tmp_pat
     for name in PIPELINE_FILES:
         (default / f"{name}.yml").write_text((DEFAULT / f"{name}.yml").read_text())
     query = default / "query.yml"
-    query.write_text(query.read_text().replace("one or two short sentences", "at length"))
+    query.write_text(query.read_text().replace("answer in one or two sentences", "answer at length"))
 
     drifted, _ = _drift(default, profile, DIVERGES.get(profile.name, {}))
 
