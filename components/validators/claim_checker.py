@@ -23,7 +23,7 @@ _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?:[ \t]*\[\d+\])*(?=\s|$)|\n")
 _LIST_NUMBER = re.compile(r"\s*\d{1,3}\.")  # "1. First step." is one sentence
 _TRAILING_CITATIONS = re.compile(r"\s*(?:\[\d+\])+\s*$")
 _ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|no|fig|ca|resp|incl)|\b[A-Za-z])\.$", re.IGNORECASE)
-_TOKEN = re.compile(r"(?:(?<![\w-])--?)?[a-z0-9_$@][a-z0-9_.$@/-]*(?:\(\))?", re.IGNORECASE)
+_TOKEN = re.compile(r"(?:(?<![\w-])--?)?[\w$@][\w.$@/-]*(?:\(\))?")
 _STOPWORDS = frozenset(
     """a about above after again against all also an and any are as at be because been before being below between both
     but by can cannot could did do does doing done down during each either else for from further had has have having

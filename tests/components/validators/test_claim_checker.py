@@ -157,3 +157,10 @@ connections:
     assert reply.meta["claims"] == [
         {"text": "Terminate the session with the q() command.", "sources": [2], "supported": True, "score": 1.0}
     ]
+
+
+def test_words_outside_ascii_are_content_words():
+    passage = [Document(content="Die Datei wird beim Beenden der Sitzung gespeichert.")]
+    assert content_words("Größe") == content_words("größe") != set()
+    assert _run("Die Datei wird gespeichert [1].", documents=passage).meta["claims"][0]["supported"]
+    assert not _run("Die Größe ändert sich nie [1].", documents=passage).meta["claims"][0]["supported"]
