@@ -30,6 +30,7 @@ def _run(text, documents=DOCS, **init):
         {"refusal": "Sorry."},
         {"refusal_prefix": ""},
         {"min_words": 0},
+        {"min_supported_share": 1.1},
     ],
 )
 def test_init_rejects_bad_arguments(init):
@@ -119,6 +120,13 @@ def test_refuse_mode_refuses_only_when_no_sentence_is_supported():
     refused = _run(f"{UNSUPPORTED} Apples are red [1].", unsupported="refuse")
     assert refused.text.startswith("I don't know")
     assert refused.meta["claims"] == []
+
+
+def test_refuse_mode_refuses_below_the_supported_share():
+    mixed = f"{SUPPORTED} {UNSUPPORTED} Apples are red [1]."  # 1 of 3 supported
+    assert _run(mixed, unsupported="refuse", min_supported_share=0.3).text == mixed
+    assert _run(mixed, unsupported="refuse", min_supported_share=0.5).text.startswith("I don't know")
+    assert _run(mixed, min_supported_share=0.5).text == mixed  # keep mode never refuses
 
 
 def test_refusals_and_non_claims_are_never_checked_or_dropped():
