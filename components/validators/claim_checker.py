@@ -23,7 +23,7 @@ _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?:[ \t]*\[\d+\])*(?=\s|$)|\n")
 _LIST_NUMBER = re.compile(r"\s*\d{1,3}\.")  # "1. First step." is one sentence
 _TRAILING_CITATIONS = re.compile(r"\s*(?:\[\d+\])+\s*$")
 _ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|no|fig|ca|resp|incl)|\b[A-Za-z])\.$", re.IGNORECASE)
-_TOKEN = re.compile(r"(?:(?<![\w-])--?)?[a-z0-9_$@][a-z0-9_.$@/-]*(?:\(\))?", re.IGNORECASE)
+_TOKEN = re.compile(r"(?:(?<![\w-])--?)?[\w$@][\w.$@/-]*(?:\(\))?")
 _STOPWORDS = frozenset(
     """a about above after again against all also an and any are as at be because been before being below between both
     but by can cannot could did do does doing done down during each either else for from further had has have having
@@ -103,7 +103,8 @@ class ClaimChecker:
     - `keep`: the answer is unchanged, the claims only annotate it;
     - `drop`: unsupported sentences are removed from the answer (and from `claims`; `claims_dropped` in the meta
       counts them); when none is left the answer becomes `refusal`;
-    - `refuse`: the answer becomes `refusal` when no sentence is supported.
+    - `refuse`: the answer becomes `refusal` when no sentence is supported, or when the supported share of its
+      sentences is below `min_supported_share`.
 
     Refusals (replies starting with `refusal_prefix`) are never checked or changed. Place it after the
     `CitationAttributor`, with `documents` fed by the same list the prompt numbered.
@@ -117,6 +118,7 @@ class ClaimChecker:
         refusal: str = DEFAULT_REFUSAL,
         refusal_prefix: str = "I don't know",
         min_words: int = 1,
+        min_supported_share: float = 0.0,
     ) -> None:
         """
         :param threshold: Share of a sentence's content words (0 to 1) the checked passages must contain.
@@ -124,10 +126,13 @@ class ClaimChecker:
         :param refusal: The answer given instead, in `drop` mode when nothing is left and in `refuse` mode.
         :param refusal_prefix: Replies starting with this text are refusals (left alone); `refusal` must start with it.
         :param min_words: Sentences with fewer content words are no claim (e.g. "Yes."): never listed or dropped.
+        :param min_supported_share: In `refuse` mode, also refuse when fewer than this share (0 to 1) of the claims
+            are supported (0: only when none is).
         :raises ValueError: on an invalid argument.
         """
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-            raise ValueError(f"threshold must be a number between 0 and 1, got {threshold!r}")
+        for name, value in (("threshold", threshold), ("min_supported_share", min_supported_share)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
         if unsupported not in MODES:
             raise ValueError(f"unsupported must be one of {', '.join(MODES)}, got {unsupported!r}")
         if not isinstance(refusal_prefix, str) or not refusal_prefix.strip():
@@ -139,6 +144,7 @@ class ClaimChecker:
         self.refusal = refusal
         self.refusal_prefix = refusal_prefix
         self.min_words = check_int(min_words, "min_words", minimum=1)
+        self.min_supported_share = float(min_supported_share)
 
     @property
     def rewrites_answers(self) -> bool:
@@ -194,9 +200,9 @@ class ClaimChecker:
         meta: dict[str, Any] = {**reply.meta, "claims": [asdict(c) for c in claims]}
         if not self.rewrites_answers:
             return ChatMessage.from_assistant(text, meta=meta, name=reply.name)
-        if (self.unsupported == "refuse" and claims and not any(c.supported for c in claims)) or (
-            dropped and not claims
-        ):
+        supported = sum(c.supported for c in claims)
+        too_few = claims and (not supported or supported / len(claims) < self.min_supported_share)
+        if (self.unsupported == "refuse" and too_few) or (dropped and not claims):
             logger.debug("No supported claim in the answer: refused ({dropped} dropped)", dropped=dropped)
             meta = {**reply.meta, "claims": [], "claims_dropped": dropped}
             meta.pop("citations", None)

@@ -30,6 +30,7 @@ def _run(text, documents=DOCS, **init):
         {"refusal": "Sorry."},
         {"refusal_prefix": ""},
         {"min_words": 0},
+        {"min_supported_share": 1.1},
     ],
 )
 def test_init_rejects_bad_arguments(init):
@@ -121,6 +122,13 @@ def test_refuse_mode_refuses_only_when_no_sentence_is_supported():
     assert refused.meta["claims"] == []
 
 
+def test_refuse_mode_refuses_below_the_supported_share():
+    mixed = f"{SUPPORTED} {UNSUPPORTED} Apples are red [1]."  # 1 of 3 supported
+    assert _run(mixed, unsupported="refuse", min_supported_share=0.3).text == mixed
+    assert _run(mixed, unsupported="refuse", min_supported_share=0.5).text.startswith("I don't know")
+    assert _run(mixed, min_supported_share=0.5).text == mixed  # keep mode never refuses
+
+
 def test_refusals_and_non_claims_are_never_checked_or_dropped():
     refusal = [ChatMessage.from_assistant("I don't know. Bananas grow in tropical climates.")]
     for mode in ("keep", "drop", "refuse"):
@@ -157,3 +165,10 @@ connections:
     assert reply.meta["claims"] == [
         {"text": "Terminate the session with the q() command.", "sources": [2], "supported": True, "score": 1.0}
     ]
+
+
+def test_words_outside_ascii_are_content_words():
+    passage = [Document(content="Die Datei wird beim Beenden der Sitzung gespeichert.")]
+    assert content_words("Größe") == content_words("größe") != set()
+    assert _run("Die Datei wird gespeichert [1].", documents=passage).meta["claims"][0]["supported"]
+    assert not _run("Die Größe ändert sich nie [1].", documents=passage).meta["claims"][0]["supported"]
