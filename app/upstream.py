@@ -89,7 +89,8 @@ def _reranker_failure(error: BaseException) -> UpstreamError:
         return UpstreamTimeoutError("reranker timed out (after retries)")
     if cause is not None and _is_http(cause, "ConnectError"):
         return UpstreamUnavailableError("reranker unreachable (connection refused)")
-    return UpstreamBadGatewayError(f"reranker failed: {error}")
+    # a fixed message: the reranker's URL and reply stay in the server log, not in the client's error
+    return UpstreamBadGatewayError("reranker failed: dropped connection or unreadable reply")
 
 
 def _classify_one(error: BaseException) -> UpstreamError | None:

@@ -176,8 +176,11 @@ class HttpReranker:
         if not documents:
             return {"documents": []}
         self.warm_up()
-        reply = self._post(self._body(query, documents, k))
-        ranked = self._scores(reply, len(documents))
+        try:
+            ranked = self._scores(self._post(self._body(query, documents, k)), len(documents))
+        except RerankerError as error:  # the service answers a fixed message; the details are logged here
+            logger.warning("Reranking failed: {error}", error=str(error), url=self._endpoint)
+            raise
         ranked.sort(key=lambda pair: (-pair[1], pair[0]))
         return {"documents": [replace(documents[index], score=score) for index, score in ranked[:k]]}
 

@@ -81,8 +81,8 @@ _DEFAULT_INSTALL = textwrap.dedent(
     from pathlib import Path
 
     BLOCKED = ("psycopg", "psycopg_pool", "pgvector", "weaviate", "pinecone", "ollama", "rq", "redis",
-               "opentelemetry.sdk", "opentelemetry.exporter", "matplotlib", "hayhooks")
-    INTEGRATIONS = {"pgvector", "weaviate", "pinecone", "ollama", "opentelemetry"}
+               "opentelemetry.sdk", "opentelemetry.exporter", "matplotlib", "hayhooks", "cohere")
+    INTEGRATIONS = {"pgvector", "weaviate", "pinecone", "ollama", "opentelemetry", "cohere", "huggingface_api"}
     attempted = []
 
     class NotInstalled(importlib.abc.MetaPathFinder):
@@ -108,7 +108,7 @@ _DEFAULT_INSTALL = textwrap.dedent(
     create_app(Settings(data_dir=root / "data", dev_mode=True))
     default = load_pipelines(root / "pipelines")
     report = {"default": type(default.document_store).__name__, "default_attempted": list(attempted)}
-    for profile in ("pgvector", "weaviate", "pinecone", "ollama", "openai"):
+    for profile in ("pgvector", "weaviate", "pinecone", "ollama", "openai", "rerank"):
         try:
             load_pipelines(root / "pipelines" / "profiles" / profile)
             report[profile] = "loaded"
@@ -160,6 +160,7 @@ def test_a_default_install_serves_the_default_and_names_the_extra_of_each_backen
         assert f'pip install "ragstack[{profile}]"' in report[profile], report[profile]
         assert "component '" in report[profile]
     assert report["openai"] == "loaded"  # haystack-ai depends on openai itself
+    assert report["rerank"] == "loaded"  # HttpReranker needs no extra
     assert 'pip install "ragstack[redis]"' in report["redis"]
     assert 'pip install "ragstack[tracing]"' in report["tracing"]
     assert 'pip install "ragstack[eval]"' in report["eval"]

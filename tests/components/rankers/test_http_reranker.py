@@ -225,6 +225,7 @@ def test_an_http_error_becomes_a_named_upstream_error(
     assert f"HTTP {status}" in str(raised.value) and "injected" in str(raised.value)
     mapped = upstream_error(raised.value)
     assert isinstance(mapped, upstream) and "reranker" in str(mapped)
+    assert fake.url not in str(mapped) and "injected" not in str(mapped), "the client sees no internal URL or reply"
     assert len(fake.requests) == requests
 
 
@@ -264,7 +265,8 @@ def test_an_unreadable_reply_is_a_bad_gateway(
     with pytest.raises(RerankerError, match=match) as raised:
         _ranker(fake.url, api=api, model="m").run(query=QUERY, documents=DOCUMENTS)
 
-    assert isinstance(upstream_error(raised.value), UpstreamBadGatewayError)
+    mapped = upstream_error(raised.value)
+    assert isinstance(mapped, UpstreamBadGatewayError) and fake.url not in str(mapped)
 
 
 @pytest.mark.integration
