@@ -1,7 +1,7 @@
 """Hybrid retrieval latency (query embedding + full-text + vector + RRF + gate, no LLM) at 10k and 100k chunks.
 
 Usage: .venv/bin/python bench/query.py [--sizes 10000 100000] [--queries 200] [--vector-search-rows N]
-       [--listing-collections 220]
+       [--listing-collections 220] [--concurrency-limit N]
        [--profile pgvector]   (PostgreSQL from scripts/postgres.sh; PG_CONN_STR defaults to the local rag database)
 Chunks are real text (1000-character windows of the R reference manual, Debian r-doc-pdf, so full-text search
 sees a real vocabulary) with random unit vectors (embedding 100k chunks would take 40 minutes here); queries are
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--vector-search-rows", type=int, help="override the store's vector_search_rows")
+    parser.add_argument("--concurrency-limit", type=int, help="override the query YAML's concurrency_limit")
     parser.add_argument("--profile", default="default", choices=["default", "pgvector"], help="store profile")
     parser.add_argument(
         "--listing-collections", type=int, default=220, help="collections added to time listing (0: skip)"
@@ -100,6 +101,8 @@ def main() -> None:
     words = [w for w in text.split() if w.isalpha() and len(w) > 3]
 
     def edit(data):
+        if args.concurrency_limit and "joiner" in data["components"]:  # the query pipeline
+            data["concurrency_limit"] = args.concurrency_limit
         for component in data["components"].values():
             store = component["init_parameters"].get("document_store")
             if store and args.vector_search_rows:
@@ -151,6 +154,7 @@ def main() -> None:
                 retrieval.append(result.timings_ms["retrieval"])
                 assert len(result.sources) == 5
             setting = f"keyword_match {mode}" if mode else f"vector_search_rows {store.vector_search_rows}"
+            setting += f", concurrency_limit {pipelines.query.concurrency_limit}"
             print(
                 f"{args.profile}: chunks {size:>7} ({setting}): load+index {load_s:6.1f} s | "
                 f"hybrid query p50 {percentile(latencies, 50):6.1f} ms "

@@ -432,7 +432,7 @@ def test_concurrency_limit_must_be_a_positive_integer(profile, value):
 
 
 @pytest.mark.parametrize("source", ["default", "pgvector"])
-def test_shipped_query_runs_concurrently_and_round_trips_the_immutable_embedding(tmp_path, monkeypatch, source):
+def test_shipped_query_concurrency_and_immutable_embedding_round_trip(tmp_path, monkeypatch, source):
     from haystack import Pipeline
 
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
@@ -442,6 +442,6 @@ def test_shipped_query_runs_concurrently_and_round_trips_the_immutable_embedding
     spec = load_pipeline(pipeline_file(directory, "query"))
     reloaded = Pipeline.loads(spec.pipeline.dumps(), allowed_modules=["components"])
 
-    assert spec.concurrency_limit == 2
+    assert spec.concurrency_limit == {"default": 2, "pgvector": 1}[source]  # measured: docs/benchmarks.md
     assert spec.pipeline.get_component("text_embedder").immutable_embedding is True
     assert reloaded.get_component("text_embedder").immutable_embedding is True
