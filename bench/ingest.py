@@ -35,13 +35,16 @@ class IngestRun:
     result: IngestResult
     seconds: float
     services: Services
+    collection: str
 
     @property
     def indexing(self) -> Pipeline:
         return self.services.pipelines.indexing.pipeline
 
 
-def run_ingest(pdf: Path, *, edit_indexing=None, pipelines_dir: Path | None = None) -> IngestRun:
+def run_ingest(
+    pdf: Path, *, edit_indexing=None, pipelines_dir: Path | None = None, collection: str = "bench"
+) -> IngestRun:
     """Ingest `pdf` through the shipped indexing pipeline (or the one in `pipelines_dir`) into a fresh data dir.
 
     The models load in `warm_up()` before the clock starts; the clock covers `IngestService.ingest_path` (checks,
@@ -54,11 +57,11 @@ def run_ingest(pdf: Path, *, edit_indexing=None, pipelines_dir: Path | None = No
     services = build_services(Settings())
     services.pipelines.indexing.pipeline.warm_up()
     started = time.perf_counter()
-    result = services.ingest.ingest_path(pdf, collection="bench")
+    result = services.ingest.ingest_path(pdf, collection=collection)
     elapsed = time.perf_counter() - started
     if result.status != "indexed":
         raise SystemExit(f"ingest failed: {result.error}")
-    return IngestRun(result=result, seconds=elapsed, services=services)
+    return IngestRun(result=result, seconds=elapsed, services=services, collection=collection)
 
 
 def main() -> None:
