@@ -288,7 +288,9 @@ class PdfToDocument:
                 raise ConversionError(f"encrypted PDF {name}: a password is required to open it") from error
             raise ConversionError(f"corrupt or unsupported PDF {name}: {error}") from error
 
-    def _extract_pypdfium2(self, data: bytes, name: str) -> tuple[dict[str, Any], list[tuple[int, str, bool]], _Outline]:
+    def _extract_pypdfium2(
+        self, data: bytes, name: str
+    ) -> tuple[dict[str, Any], list[tuple[int, str, bool]], _Outline]:
         pdf = self._open_pypdfium2(data, name)
         try:
             try:

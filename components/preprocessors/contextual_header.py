@@ -1,4 +1,4 @@
-"""Give every chunk a short header saying where it comes from: document title › section heading › page."""
+"""Give every chunk a short header saying where it comes from: document title, section heading, page."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def _anchor(text: str, anchor: str, start: int) -> int | None:
 @component
 class ContextualHeader:
     """
-    Sets meta `context_header` ("title › section › page N") and `section` on every chunk, and drops `section_marks`.
+    Sets meta `context_header` (document title, section heading and page, joined by `separator`) and `section` on
+    every chunk, and drops `section_marks`.
 
     The header is embedded and keyword-indexed with the chunk (`meta_fields_to_embed: [context_header]` on the
     document embedder, `keyword_meta_fields: [context_header]` on the store), while the passage shown and quoted
@@ -76,20 +77,20 @@ class ContextualHeader:
     ```python
     header = ContextualHeader()
     docs = header.run(documents=chunks)["documents"]
-    docs[0].meta["context_header"]  # 'Debian Reference › Filesystem permissions › page 35'
+    docs[0].meta["context_header"]  # "Debian Reference \u203a Filesystem permissions \u203a page 35"
     ```
     """
 
     def __init__(
         self,
         *,
-        separator: str = " › ",
+        separator: str = " \u203a ",
         include_page: bool = True,
         max_chars: int = 300,
         group_by: list[str] | None = None,
     ) -> None:
         """
-        :param separator: Between the header's parts.
+        :param separator: Between the header's parts (default " \u203a ", a single right-pointing angle quote).
         :param include_page: End the header with "page N" when the chunk has a `page`.
         :param max_chars: Longest header; longer ones are cut (a header is not meant to crowd the chunk out of the
             embedder's `max_length`).

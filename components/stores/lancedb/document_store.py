@@ -67,9 +67,7 @@ _VERSION_CHECK_S = 1.0
 DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name")
 
 _RESERVED_NAMES = (
-    frozenset(BASE_COLUMNS)
-    | DOCUMENT_FIELDS
-    | {KEYWORD_COLUMN, "_distance", "_score", "_rowid", "_relevance_score"}
+    frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {KEYWORD_COLUMN, "_distance", "_score", "_rowid", "_relevance_score"}
 )
 # How many ids go into one `id IN (...)` lookup when checking for duplicates.
 _ID_LOOKUP_CHUNK = 1000
@@ -638,8 +636,9 @@ class LanceDBDocumentStore:
 
     def create_indices(self) -> None:
         """
-        Build every index now: full-text (on `keyword_text`, else `content`), BTREE on `id` and the promoted meta columns, and, if at
-        least 256 rows have embeddings, the vector index (rebuilt, retraining its partitions on the current data).
+        Build every index now: full-text (on `keyword_text`, else `content`), BTREE on `id` and the promoted meta
+        columns, and, if at least 256 rows have embeddings, the vector index (rebuilt, retraining its partitions on
+        the current data).
         """
         with self._lock:
             table = self._get_table(create=False)

@@ -160,7 +160,9 @@ class TableIndexes:
             if self.has_fts_index:
                 return
             logger.info(
-                "Building full-text index on {column} of {table_name}", column=self.fts_column, table_name=self.table_name
+                "Building full-text index on {column} of {table_name}",
+                column=self.fts_column,
+                table_name=self.table_name,
             )
             if create_index_unless_raced(table, self.fts_column, FTS(with_position=False)):
                 self.has_fts_index = True
