@@ -38,8 +38,12 @@ DOC_COLUMNS: tuple[str, ...] = tuple(c for c in BASE_COLUMNS if c != "embedding"
 KEYWORD_COLUMN = "keyword_text"
 
 
-def keyword_text(document: Document, keyword_meta_fields: Sequence[str]) -> str:
-    """What the full-text index holds for `document`: its keyword meta fields' values, then its content."""
+def keyword_text(document: Document, keyword_meta_fields: Sequence[str]) -> str | None:
+    """What the full-text index holds for `document`: its keyword meta fields' values, then its content; nothing
+    for a parent of `HierarchicalDocumentSplitter` (stored for `AutoMergingRetriever`, never a search hit)."""
+    children = document.meta.get("__children_ids")
+    if isinstance(children, list) and children:
+        return None
     values = [document.meta.get(name) for name in keyword_meta_fields]
     parts = [str(value) for value in values if value is not None and str(value).strip()]
     return "\n".join([*parts, document.content or ""])

@@ -113,9 +113,12 @@ class LanceDBDocumentStore:
             `["collection", "document_id", "file_name"]`.
         :param keyword_meta_fields: Meta fields whose values are full-text indexed together with the content (e.g.
             `[context_header]` from `ContextualHeader`), so that keyword search finds a chunk by its document title
-            and section; the passage returned is still the content alone. A table created with this option has a
-            `keyword_text` column (header + content) that the full-text index covers; a table created without it
-            keeps indexing `content` (recreate it, or ingest into a new table, to index the headers).
+            and section; the passage returned is still the content alone. A table created with this option (even
+            `[]`) has a `keyword_text` column (these fields + content) that the full-text index covers, and in it
+            the parents of `HierarchicalDocumentSplitter` (non-empty meta `__children_ids`, stored for
+            `AutoMergingRetriever`) are not keyword-indexed; without an embedding they are no vector hit either. A
+            table created without it (`None`, the default) indexes `content`: recreate it, or ingest into a new
+            table, to index the headers.
         :param vector_index_min_rows: Build an approximate vector index once this many documents have embeddings.
         :param vector_search_rows: Up to this many rows a vector search probes every IVF partition (exact results);
             above it, it probes the share of partitions holding about this many rows (at least 10 %), trading recall
@@ -147,9 +150,11 @@ class LanceDBDocumentStore:
                 raise ValueError(f"indexed meta field {name!r} clashes with a reserved column or Document field")
         if len(set(fields)) != len(fields):
             raise ValueError(f"indexed_meta_fields contains duplicates: {fields}")
-        keywords = [] if keyword_meta_fields is None else keyword_meta_fields
-        if not isinstance(keywords, list) or not all(isinstance(name, str) and name for name in keywords):
-            raise ValueError("keyword_meta_fields must be a list of meta field names")
+        keywords = keyword_meta_fields
+        if keywords is not None and (
+            not isinstance(keywords, list) or not all(isinstance(name, str) and name for name in keywords)
+        ):
+            raise ValueError("keyword_meta_fields must be a list of meta field names (or None)")
         check_int(vector_index_min_rows, "vector_index_min_rows", minimum=0)
         check_int(vector_search_rows, "vector_search_rows", minimum=1)
         check_int(optimize_every_writes, "optimize_every_writes", minimum=0)
@@ -161,7 +166,7 @@ class LanceDBDocumentStore:
         self.table_name = table_name
         self.embedding_dim = embedding_dim
         self.indexed_meta_fields = fields
-        self.keyword_meta_fields = list(keywords)
+        self.keyword_meta_fields = None if keywords is None else list(keywords)
         self.vector_index_min_rows = vector_index_min_rows
         self.vector_search_rows = vector_search_rows
         self.optimize_every_writes = optimize_every_writes
@@ -192,7 +197,7 @@ class LanceDBDocumentStore:
             table_name=self.table_name,
             embedding_dim=self.embedding_dim,
             indexed_meta_fields=list(self.indexed_meta_fields),
-            keyword_meta_fields=list(self.keyword_meta_fields),
+            keyword_meta_fields=self.keyword_meta_fields,
             vector_index_min_rows=self.vector_index_min_rows,
             vector_search_rows=self.vector_search_rows,
             optimize_every_writes=self.optimize_every_writes,
@@ -257,7 +262,7 @@ class LanceDBDocumentStore:
                 self._check_schema(table.schema)
             elif create:
                 schema = table_schema(
-                    self.embedding_dim, self.indexed_meta_fields, keyword_column=bool(self.keyword_meta_fields)
+                    self.embedding_dim, self.indexed_meta_fields, keyword_column=self.keyword_meta_fields is not None
                 )
                 table = db.create_table(self.table_name, schema=schema, mode="create", exist_ok=True)
                 self._check_schema(table.schema)
@@ -686,7 +691,7 @@ class LanceDBDocumentStore:
             documents,
             embedding_dim=self.embedding_dim,
             indexed_meta_fields=self.indexed_meta_fields,
-            keyword_meta_fields=self.keyword_meta_fields if self._has_keyword_column else None,
+            keyword_meta_fields=(self.keyword_meta_fields or []) if self._has_keyword_column else None,
         )
 
     def _to_documents(
