@@ -69,7 +69,8 @@ def test_parents_are_never_search_hits(hierarchy) -> None:
     assert store.count_documents() == len(leaves) + len(parents)
 
 
-def test_round_trips_and_validates(tmp_path: Path) -> None:
+def test_round_trips_and_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "components")  # as the pipeline loader allows
     store = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=2)
     merger = RankedAutoMergingRetriever(document_store=store, threshold=0.6)
     data = component_to_dict(merger, "merger")
