@@ -117,8 +117,8 @@ class LanceDBDocumentStore:
             `[]`) has a `keyword_text` column (these fields + content) that the full-text index covers, and in it
             the parents of `HierarchicalDocumentSplitter` (non-empty meta `__children_ids`, stored for
             `AutoMergingRetriever`) are not keyword-indexed; without an embedding they are no vector hit either. A
-            table created without it (`None`, the default) indexes `content`: recreate it, or ingest into a new
-            table, to index the headers.
+            table created without it (`None`, the default) indexes `content`; opened with this option, it gets the
+            column (one commit, filled with the stored rows' content: re-ingest them to index their fields too).
         :param vector_index_min_rows: Build an approximate vector index once this many documents have embeddings.
         :param vector_search_rows: Up to this many rows a vector search probes every IVF partition (exact results);
             above it, it probes the share of partitions holding about this many rows (at least 10 %), trading recall
@@ -184,7 +184,6 @@ class LanceDBDocumentStore:
         self._version_checked = 0.0
         self._writes_since_optimize = 0
         self._has_keyword_column = False  # whether the open table has `keyword_text`
-        self._warned_keyword_column = False
         self._indexes = TableIndexes(table_name=table_name, scalar_columns=["id", *fields], lock=self._lock)
 
     # ------------------------------------------------------------------ serialization (the DocumentStore protocol)
@@ -260,6 +259,8 @@ class LanceDBDocumentStore:
             if self._table_exists(db):
                 table = db.open_table(self.table_name)
                 self._check_schema(table.schema)
+                if self.keyword_meta_fields is not None and KEYWORD_COLUMN not in table.schema.names:
+                    self._add_keyword_column(table)
             elif create:
                 schema = table_schema(
                     self.embedding_dim, self.indexed_meta_fields, keyword_column=self.keyword_meta_fields is not None
@@ -273,17 +274,27 @@ class LanceDBDocumentStore:
             self._opened_version = int(table.version)
             self._version_checked = time.monotonic()
             self._has_keyword_column = KEYWORD_COLUMN in table.schema.names
-            if self.keyword_meta_fields and not self._has_keyword_column and not self._warned_keyword_column:
-                self._warned_keyword_column = True
-                logger.warning(
-                    "LanceDB table {table_name} was created without a keyword_text column: keyword search covers the "
-                    "content only, not keyword_meta_fields {fields}; re-ingest into a new table to index them",
-                    table_name=self.table_name,
-                    fields=self.keyword_meta_fields,
-                )
             self._indexes.fts_column = KEYWORD_COLUMN if self._has_keyword_column else "content"
             self._indexes.refresh(table)
             return table
+
+    def _add_keyword_column(self, table: Any) -> None:
+        """Give a table created before `keyword_meta_fields` its `keyword_text` column, filled with the content of the
+        rows already stored (their meta fields are indexed once they are written again); one commit."""
+        logger.warning(
+            "Adding the keyword_text column to LanceDB table {table_name}: the chunks already stored are "
+            "keyword-indexed by their content only; re-ingest them to index keyword_meta_fields {fields} too",
+            table_name=self.table_name,
+            fields=self.keyword_meta_fields,
+        )
+        try:
+            table.add_columns({KEYWORD_COLUMN: "content"})
+        except (RuntimeError, ValueError, OSError) as error:
+            # another process (a server beside a CLI ingest) added it at the same moment
+            table.checkout_latest()
+            if KEYWORD_COLUMN not in table.schema.names:
+                raise
+            logger.info("keyword_text was added concurrently by another writer ({error})", error=str(error))
 
     def _moved_on(self, table: Any) -> bool:
         """True when the table moved `reopen_after_versions` versions past the one it was opened at (checked at most

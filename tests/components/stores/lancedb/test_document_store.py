@@ -855,17 +855,22 @@ class TestKeywordMetaFields:
         s.update_by_filter(_c("id", "==", "b"), {"context_header": "Fruit guide \u203a Tropical"})
         assert [d.id for d in s.bm25_retrieval("tropical")] == ["b"]
 
-    def test_an_old_table_without_the_column_still_works(
+    def test_an_old_table_gets_the_column_and_keeps_working(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         old = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4)
         old.write_documents(self._docs()[:1])
+        assert old.bm25_retrieval("owner")  # an FTS index on content exists
         new = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, keyword_meta_fields=["context_header"])
-        new.write_documents(self._docs()[1:])
-        assert new.count_documents() == 2
-        assert [d.id for d in new.bm25_retrieval("bananas owner")] in (["a", "b"], ["b", "a"])
-        assert new.bm25_retrieval("filesystem") == []  # the old table indexes the content only
+        new.write_documents(
+            [*self._docs()[1:], Document(id="c", content="Later chunk.", meta={"context_header": "Zoo"})]
+        )
         assert "keyword_text" in caplog.text
+        assert new.count_documents() == 3
+        assert {d.id for d in new.bm25_retrieval("bananas owner")} == {"a", "b"}
+        assert new.bm25_retrieval("filesystem") == []  # stored before: indexed by its content only
+        assert [d.id for d in new.bm25_retrieval("zoo")] == ["c"]  # written after: with its header
+        assert [d.id for d in old.bm25_retrieval("owner")] == ["a"]  # a store without the option still reads it
         # and a store without the option opens a table that has the column, and keeps it filled
         LanceDBDocumentStore(
             path=str(tmp_path / "db2"), embedding_dim=4, keyword_meta_fields=["context_header"]
