@@ -21,7 +21,7 @@ from PIL import Image
 
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
-from components.converters.sections import page_sections
+from components.converters.sections import dump_marks, page_sections
 from components.converters.sources import convert_sources, document_meta
 from components.validation import check_bool, check_int, check_positive_number
 
@@ -270,7 +270,7 @@ class PdfToDocument:
                 if section:
                     page_meta["section"] = section
                 if marks:
-                    page_meta["section_marks"] = marks
+                    page_meta["section_marks"] = dump_marks(marks)
             documents.append(Document(content=text, meta=page_meta))
         if not documents:
             logger.warning("No text found in {file}", file=name)

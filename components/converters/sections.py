@@ -3,7 +3,8 @@
 A converter that knows a document's headings puts them in meta, as plain JSON:
 
 * `section`: the heading in effect where the document starts (a PDF page that continues the previous page's section);
-* `section_marks`: the headings that begin inside the document, in order, each a dict
+* `section_marks`: the headings that begin inside the document, in order, as a JSON array (a string: the splitter
+  deep-copies every chunk's meta, and a string is shared instead of copied) of objects
   `{"heading": str}` (the heading is a line of the text, possibly after its section number: "1.1.2 Root account")
   or `{"heading": str, "anchor": str}` (the heading is not in the text, whose section starts with `anchor`: the
   first words after an HTML heading that the main-text extractor dropped).
@@ -13,6 +14,7 @@ A converter that knows a document's headings puts them in meta, as plain JSON:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -113,9 +115,19 @@ def _following_text(element: Any, limit: int = 4 * ANCHOR_CHARS) -> str:
     return " ".join(parts)
 
 
+def dump_marks(marks: list[dict[str, str]]) -> str:
+    """`section_marks` as stored in meta: a JSON array."""
+    return json.dumps(marks, ensure_ascii=False, separators=(",", ":"))
+
+
 def marks_of(meta: dict[str, Any]) -> Sequence[dict[str, Any]]:
-    """The well-formed marks in `meta["section_marks"]` (anything else is ignored)."""
+    """The well-formed marks in `meta["section_marks"]` (a JSON array or a list; anything else is ignored)."""
     marks = meta.get("section_marks")
+    if isinstance(marks, str):
+        try:
+            marks = json.loads(marks)
+        except ValueError:
+            return []
     if not isinstance(marks, list):
         return []
     return [mark for mark in marks if isinstance(mark, dict) and isinstance(mark.get("heading"), str)]

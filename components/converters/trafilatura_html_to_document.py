@@ -15,7 +15,7 @@ from haystack.dataclasses import ByteStream
 from trafilatura.utils import decode_file
 
 from components.converters.errors import ConversionError
-from components.converters.sections import html_marks
+from components.converters.sections import dump_marks, html_marks
 from components.converters.sources import convert_sources, document_meta
 from components.validation import check_bool
 
@@ -167,6 +167,6 @@ class TrafilaturaHtmlToDocument:
             file_meta["created_at"] = str(date)
         marks = html_marks(html)
         if marks:
-            file_meta["section_marks"] = marks
+            file_meta["section_marks"] = dump_marks(marks)
 
         return Document(content=text, meta=document_meta(bytestream, metadata, file_meta))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -116,10 +117,17 @@ class ContextualHeader:
         """
         # per source: (section in effect after the last chunk, index of the next mark to look for)
         states: dict[tuple[Any, ...], tuple[str | None, int]] = {}
+        parsed: dict[str, Sequence[dict[str, Any]]] = {}  # every chunk of a source carries the same JSON string
         out: list[Document] = []
         for doc in documents:
             meta = dict(doc.meta)
-            marks = marks_of(meta)
+            raw = meta.get("section_marks")
+            if isinstance(raw, str):
+                if raw not in parsed:
+                    parsed[raw] = marks_of(meta)
+                marks = parsed[raw]
+            else:
+                marks = marks_of(meta)
             meta.pop("section_marks", None)
             key = tuple(_hashable(meta.get(field)) for field in self.group_by)
             initial = meta.get("section") if isinstance(meta.get("section"), str) else None
@@ -136,7 +144,7 @@ class ContextualHeader:
 
     @staticmethod
     def _section(
-        text: str, marks: list[dict[str, Any]] | Any, current: str | None, next_mark: int
+        text: str, marks: Sequence[dict[str, Any]], current: str | None, next_mark: int
     ) -> tuple[str | None, str | None, int]:
         """(the section covering most of `text`, the section in effect at its end, the next mark to look for)."""
         lines = _line_starts(text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.converters.sections import MAX_MARKS, html_marks, marks_of, normalize, page_sections
+from components.converters.sections import MAX_MARKS, dump_marks, html_marks, marks_of, normalize, page_sections
 
 
 def test_normalize_keeps_letters_and_digits_only() -> None:
@@ -62,3 +62,9 @@ def test_marks_of_ignores_malformed_meta() -> None:
     assert marks_of({}) == []
     assert marks_of({"section_marks": "x"}) == []
     assert marks_of({"section_marks": [{"heading": "A"}, {"anchor": "b"}, "c", {"heading": 3}]}) == [{"heading": "A"}]
+
+
+def test_marks_are_stored_as_json_and_read_back() -> None:
+    marks = [{"heading": "Größe", "anchor": "abc"}]
+    assert marks_of({"section_marks": dump_marks(marks)}) == marks
+    assert marks_of({"section_marks": "[not json"}) == []

@@ -15,7 +15,7 @@ from haystack.dataclasses import ByteStream
 
 from components.converters import trafilatura_html_to_document
 from components.converters.errors import ConversionError
-from components.converters.sections import normalize
+from components.converters.sections import marks_of, normalize
 from components.converters.trafilatura_html_to_document import TrafilaturaHtmlToDocument, decode_html
 
 # Sphinx chrome around the FAQ's body: present in the HTML, must not reach the Document
@@ -187,7 +187,8 @@ def test_headings_become_section_marks_even_when_the_text_drops_them() -> None:
         b"</article></body></html>"
     )
     document = TrafilaturaHtmlToDocument().run(sources=[ByteStream(page)])["documents"][0]
-    marks = document.meta["section_marks"]
+    assert isinstance(document.meta["section_marks"], str)  # JSON: shared, not deep-copied, by every chunk
+    marks = marks_of(document.meta)
     assert [mark["heading"] for mark in marks] == ["1. Overview", "1.1. Building"]
     assert marks[1]["anchor"] in normalize(document.content)
 

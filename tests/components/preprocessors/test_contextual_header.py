@@ -6,7 +6,7 @@ import pytest
 from haystack import Document, Pipeline
 from haystack.core.serialization import component_from_dict, component_to_dict
 
-from components.converters.sections import normalize
+from components.converters.sections import dump_marks, normalize
 from components.preprocessors.contextual_header import ContextualHeader
 
 SEP = " \u203a "
@@ -74,7 +74,7 @@ def test_html_anchors_locate_headings_the_extractor_dropped() -> None:
         {"heading": "1. Overview of FTS5", "anchor": normalize(first)[:48]},
         {"heading": "2. Compiling and Using FTS5", "anchor": normalize(second)[:48]},
     ]
-    meta = {"title": "SQLite FTS5 Extension", "document_id": "fts5", "section_marks": marks}
+    meta = {"title": "SQLite FTS5 Extension", "document_id": "fts5", "section_marks": dump_marks(marks)}
     chunks = [
         Document(content=first + " More on what it does.", meta=meta),
         Document(content="Tail of the overview. " + second + " " + "and building it " * 10, meta=meta),
