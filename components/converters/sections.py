@@ -30,6 +30,8 @@ MAX_HEADING_CHARS = 200
 #: Most marks kept per document (a hostile file cannot make every chunk's meta huge before they are dropped).
 MAX_MARKS = 2000
 
+_MAX_SIBLINGS = 32
+_MAX_LEVELS = 8
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", *_HEADING_TAGS})
 
@@ -81,7 +83,9 @@ def html_marks(html: str) -> list[dict[str, str]]:
     except (lxml.etree.ParserError, ValueError):
         return []
     marks: list[dict[str, str]] = []
-    for element in root.iter(*_HEADING_TAGS):
+    for count, element in enumerate(root.iter(*_HEADING_TAGS)):
+        if count >= MAX_MARKS:  # bounded work on a page made of headings
+            break
         heading = clean_heading(element.text_content())
         anchor = normalize(_following_text(element))[:ANCHOR_CHARS]
         if heading and len(anchor) >= MIN_ANCHOR_CHARS:
@@ -93,16 +97,19 @@ def html_marks(html: str) -> list[dict[str, str]]:
 
 def _following_text(element: Any, limit: int = 4 * ANCHOR_CHARS) -> str:
     """Text after `element` in document order (its tail, then its and its ancestors' following siblings),
-    skipping other headings, scripts and styles; about `limit` characters."""
+    skipping other headings, scripts and styles; about `limit` characters, from at most `_MAX_SIBLINGS` siblings on
+    each of `_MAX_LEVELS` levels (a hostile page cannot make this quadratic)."""
     parts: list[str] = []
     size = 0
     node = element
-    while node is not None and size < limit:
+    levels = 0
+    while node is not None and size < limit and levels < _MAX_LEVELS:
+        levels += 1
         if node.tail:
             parts.append(node.tail)
             size += len(node.tail.strip())
-        for sibling in node.itersiblings():
-            if size >= limit:
+        for visited, sibling in enumerate(node.itersiblings()):
+            if size >= limit or visited >= _MAX_SIBLINGS:
                 break
             if isinstance(sibling.tag, str) and sibling.tag.lower() not in _SKIPPED_TAGS:
                 text = " ".join(sibling.itertext())

@@ -68,3 +68,10 @@ def test_marks_are_stored_as_json_and_read_back() -> None:
     marks = [{"heading": "Größe", "anchor": "abc"}]
     assert marks_of({"section_marks": dump_marks(marks)}) == marks
     assert marks_of({"section_marks": "[not json"}) == []
+
+
+def test_html_marks_work_is_bounded_on_a_hostile_page() -> None:
+    page = "<body>" + ("<h2>Heading</h2>" + "<br>" * 2000) * 300 + "<p>" + "word " * 50 + "</p></body>"
+    assert html_marks(page) == []  # no heading has text within its next siblings: nothing anchored, quickly
+    many = "<body>" + "<h2>Heading</h2><p>some text that is long enough for an anchor</p>" * (MAX_MARKS + 10)
+    assert len(html_marks(many)) == MAX_MARKS
