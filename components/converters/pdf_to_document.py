@@ -21,6 +21,7 @@ from PIL import Image
 
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
+from components.converters.sections import dump_marks, page_sections
 from components.converters.sources import convert_sources, document_meta
 from components.validation import check_bool, check_int, check_positive_number
 
@@ -124,6 +125,51 @@ def _file_metadata(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+_Outline = list[tuple[int, str]]
+#: Outline entries read at most (a hostile PDF's bookmark tree can be huge or cyclic).
+_MAX_OUTLINE_ENTRIES = 5000
+
+
+def _outline_pypdfium2(pdf: pypdfium2.PdfDocument, name: str) -> _Outline:
+    """`(page index, title)` of the PDF's bookmarks, in order (pypdfium2 stops at cycles and depth 15)."""
+    outline: _Outline = []
+    try:
+        for bookmark in pdf.get_toc():
+            destination = bookmark.get_dest()
+            index = destination.get_index() if destination is not None else None
+            if index is not None:
+                outline.append((int(index), _CONTROL_RE.sub("", bookmark.get_title() or "")))
+            if len(outline) >= _MAX_OUTLINE_ENTRIES:
+                break
+    except pypdfium2.PdfiumError as error:
+        logger.warning("Ignoring the unreadable outline of {file}: {error}", file=name, error=str(error))
+        return []
+    return outline
+
+
+def _outline_pypdf(reader: pypdf.PdfReader, name: str) -> _Outline:
+    """`(page index, title)` of the PDF's bookmarks, in order."""
+    outline: _Outline = []
+
+    def walk(items: Any, depth: int) -> None:
+        for item in items:
+            if len(outline) >= _MAX_OUTLINE_ENTRIES or depth > 15:
+                return
+            if isinstance(item, list):
+                walk(item, depth + 1)
+                continue
+            index = reader.get_destination_page_number(item)
+            if index is not None and index >= 0:
+                outline.append((int(index), _CONTROL_RE.sub("", str(item.title or ""))))
+
+    try:
+        walk(reader.outline, 0)
+    except _PYPDF_ERRORS as error:
+        logger.warning("Ignoring the unreadable outline of {file}: {error}", file=name, error=str(error))
+        return []
+    return outline
+
+
 @component
 class PdfToDocument:
     """
@@ -132,6 +178,8 @@ class PdfToDocument:
     - `backend="pypdfium2"` (default, fast) extracts text with PDFium; `backend="pypdf"` uses pypdf's
       `extract_text()`. Rendering for OCR always uses pypdfium2.
     - Every Document gets meta `page` (1-based); empty pages produce no Document but keep the numbering.
+    - From the PDF's outline (bookmarks), when it has one: meta `section` (the bookmark in effect where the page
+      starts) and `section_marks` (the bookmarks that begin on the page), see `components.converters.sections`.
       `title`, `author` and `created_at` (ISO-8601) come from the PDF's Info dictionary when present.
     - With `ocr="auto"`, pages whose text layer has fewer than `ocr_min_chars` non-space characters are
       rendered at `ocr_dpi` (lower for pages bigger than `ocr_max_pixels`) and OCRed with tesseract (meta
@@ -206,16 +254,23 @@ class PdfToDocument:
     def _convert(self, bytestream: ByteStream, metadata: dict[str, Any], name: str) -> list[Document]:
         data = bytestream.data
         if self.backend == "pypdfium2":
-            file_meta, pages = self._extract_pypdfium2(data, name)
+            file_meta, pages, outline = self._extract_pypdfium2(data, name)
         else:
-            file_meta, pages = self._extract_pypdf(data, name)
+            file_meta, pages, outline = self._extract_pypdf(data, name)
 
         base_meta = document_meta(bytestream, metadata, file_meta)
+        sections = page_sections(outline, max((number for number, _, _ in pages), default=0)) if outline else []
         documents = []
         for page_number, text, from_ocr in pages:
             page_meta = {**base_meta, "page": page_number}
             if from_ocr:
                 page_meta["ocr"] = True
+            if sections:
+                section, marks = sections[page_number - 1]
+                if section:
+                    page_meta["section"] = section
+                if marks:
+                    page_meta["section_marks"] = dump_marks(marks)
             documents.append(Document(content=text, meta=page_meta))
         if not documents:
             logger.warning("No text found in {file}", file=name)
@@ -233,7 +288,9 @@ class PdfToDocument:
                 raise ConversionError(f"encrypted PDF {name}: a password is required to open it") from error
             raise ConversionError(f"corrupt or unsupported PDF {name}: {error}") from error
 
-    def _extract_pypdfium2(self, data: bytes, name: str) -> tuple[dict[str, Any], list[tuple[int, str, bool]]]:
+    def _extract_pypdfium2(
+        self, data: bytes, name: str
+    ) -> tuple[dict[str, Any], list[tuple[int, str, bool]], _Outline]:
         pdf = self._open_pypdfium2(data, name)
         try:
             try:
@@ -250,6 +307,7 @@ class PdfToDocument:
                                 textpage.close()
                         finally:
                             page.close()
+                    outline = _outline_pypdfium2(pdf, name)
             except pypdfium2.PdfiumError as error:
                 raise ConversionError(f"corrupt PDF {name}: {error}") from error
             # OCR (a tesseract subprocess) runs outside the lock; only rendering takes it
@@ -257,15 +315,16 @@ class PdfToDocument:
         finally:
             with _PDFIUM_LOCK:
                 pdf.close()
-        return file_meta, pages
+        return file_meta, pages, outline
 
-    def _extract_pypdf(self, data: bytes, name: str) -> tuple[dict[str, Any], list[tuple[int, str, bool]]]:
+    def _extract_pypdf(self, data: bytes, name: str) -> tuple[dict[str, Any], list[tuple[int, str, bool]], _Outline]:
         try:
             reader = pypdf.PdfReader(io.BytesIO(data))
             if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
                 raise ConversionError(f"encrypted PDF {name}: a password is required to open it")
             file_meta = _file_metadata(reader.metadata)
             texts = [page.extract_text() for page in reader.pages]
+            outline = _outline_pypdf(reader, name)
         except ConversionError:
             raise
         except pypdf.errors.DependencyError as error:
@@ -289,7 +348,7 @@ class PdfToDocument:
             if pdf is not None:
                 with _PDFIUM_LOCK:
                     pdf.close()
-        return file_meta, pages
+        return file_meta, pages, outline
 
     def _render(self, pdf: pypdfium2.PdfDocument, index: int, name: str) -> Image.Image:
         try:

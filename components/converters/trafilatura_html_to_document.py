@@ -15,6 +15,7 @@ from haystack.dataclasses import ByteStream
 from trafilatura.utils import decode_file
 
 from components.converters.errors import ConversionError
+from components.converters.sections import dump_marks, html_marks
 from components.converters.sources import convert_sources, document_meta
 from components.validation import check_bool
 
@@ -82,7 +83,8 @@ class TrafilaturaHtmlToDocument:
     Converts HTML pages into one Document of their main text, with trafilatura.
 
     Boilerplate (navigation, sidebars, footers) is removed by trafilatura; Sphinx "¶" pilcrows are removed.
-    Meta `title`, `author` and `created_at` (trafilatura's date, ISO `YYYY-MM-DD`) are set when found.
+    Meta `title`, `author` and `created_at` (trafilatura's date, ISO `YYYY-MM-DD`) are set when found, and
+    `section_marks` from the page's `<h1>`-`<h6>` headings (`components.converters.sections`).
     If trafilatura extracts nothing (tiny pages), the visible text of `<body>` is used instead.
     Bytes are decoded with the ByteStream's meta "encoding", else a declared `<meta charset>`, else UTF-8,
     else detection. A page without any text raises `ConversionError` (or is skipped with a warning when
@@ -163,5 +165,8 @@ class TrafilaturaHtmlToDocument:
         date = fields.get("date")
         if date:
             file_meta["created_at"] = str(date)
+        marks = html_marks(html)
+        if marks:
+            file_meta["section_marks"] = dump_marks(marks)
 
         return Document(content=text, meta=document_meta(bytestream, metadata, file_meta))

@@ -7,7 +7,15 @@ from typing import Any
 
 from haystack import Document, component
 
-_DEFAULT_DROP = ["_split_overlap", "split_idx_start", "source_id", "parent_id", "split_id", "page_number"]
+_DEFAULT_DROP = [
+    "_split_overlap",
+    "split_idx_start",
+    "source_id",
+    "parent_id",
+    "split_id",
+    "page_number",
+    "section_marks",
+]
 
 
 @component

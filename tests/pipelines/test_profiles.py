@@ -56,6 +56,10 @@ DIVERGES: dict[str, dict[str, set[str]]] = {
     "openai": {
         "query": {"llm"},  # an OpenAI-compatible chat generator
     },
+    "hierarchical": {
+        "indexing": {"splitter", "writer"},  # HierarchicalDocumentSplitter; table chunks_hier with keyword_text
+        "query": {"embedding_retriever", "keyword_retriever"},  # the same table
+    },
 }
 # Inputs the app only sends when a pipeline declares them (app/services/query.py: `if "candidates" in spec.inputs`).
 OPTIONAL_INPUTS = {"candidates"}

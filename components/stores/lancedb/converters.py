@@ -6,7 +6,10 @@ The table holds:
 * ``meta_json``: the full ``Document.meta`` as JSON, the source of truth for metadata,
 * ``blob_data`` / ``blob_mime_type`` / ``blob_meta_json`` and ``sparse_json``,
 * one nullable string column per promoted meta field (``indexed_meta_fields``), mirroring ``meta[field]`` so
-  that filters on those fields can be pushed down to LanceDB as SQL.
+  that filters on those fields can be pushed down to LanceDB as SQL,
+* optionally ``keyword_text`` (tables created with ``keyword_meta_fields``): the text the full-text index covers,
+  the values of those meta fields (a chunk's contextual header) followed by ``content``. It is never read back:
+  the passage is ``content``. Tables without it (created before it existed) index ``content``.
 """
 
 from __future__ import annotations
@@ -31,10 +34,24 @@ BASE_COLUMNS: tuple[str, ...] = (
 )
 #: Columns needed to rebuild a Document without its embedding.
 DOC_COLUMNS: tuple[str, ...] = tuple(c for c in BASE_COLUMNS if c != "embedding")
+#: The optional full-text column: keyword meta fields + content.
+KEYWORD_COLUMN = "keyword_text"
 
 
-def table_schema(embedding_dim: int, indexed_meta_fields: Sequence[str]) -> pa.Schema:
-    """The Arrow schema of a table with vectors of `embedding_dim` and these promoted meta columns."""
+def keyword_text(document: Document, keyword_meta_fields: Sequence[str]) -> str | None:
+    """What the full-text index holds for `document`: its keyword meta fields' values, then its content; nothing
+    for a parent of `HierarchicalDocumentSplitter` (stored for `AutoMergingRetriever`, never a search hit)."""
+    children = document.meta.get("__children_ids")
+    if isinstance(children, list) and children:
+        return None
+    values = [document.meta.get(name) for name in keyword_meta_fields]
+    parts = [str(value) for value in values if value is not None and str(value).strip()]
+    return "\n".join([*parts, document.content or ""])
+
+
+def table_schema(embedding_dim: int, indexed_meta_fields: Sequence[str], *, keyword_column: bool = False) -> pa.Schema:
+    """The Arrow schema of a table with vectors of `embedding_dim`, these promoted meta columns and, with
+    `keyword_column`, the `keyword_text` column."""
     fields = [
         pa.field("id", pa.string(), nullable=False),
         pa.field("content", pa.large_string()),
@@ -46,6 +63,8 @@ def table_schema(embedding_dim: int, indexed_meta_fields: Sequence[str]) -> pa.S
         pa.field("sparse_json", pa.string()),
     ]
     fields.extend(pa.field(name, pa.string()) for name in indexed_meta_fields)
+    if keyword_column:
+        fields.append(pa.field(KEYWORD_COLUMN, pa.large_string()))
     return pa.schema(fields)
 
 
@@ -57,7 +76,7 @@ def check_table_schema(
 
     :raises ValueError: naming the mismatch and what to do about it.
     """
-    expected = table_schema(embedding_dim, indexed_meta_fields)
+    expected = table_schema(embedding_dim, indexed_meta_fields, keyword_column=KEYWORD_COLUMN in schema.names)
     missing = [f.name for f in expected if f.name not in schema.names]
     if missing:
         raise ValueError(
@@ -98,10 +117,15 @@ def checked_embedding(embedding: Any, embedding_dim: int, what: str) -> np.ndarr
 
 
 def documents_to_arrow(
-    documents: Sequence[Document], *, embedding_dim: int, indexed_meta_fields: Sequence[str]
+    documents: Sequence[Document],
+    *,
+    embedding_dim: int,
+    indexed_meta_fields: Sequence[str],
+    keyword_meta_fields: Sequence[str] | None = None,
 ) -> pa.Table:
     """
-    Build the table rows of `documents`, mirroring the promoted meta fields into their columns.
+    Build the table rows of `documents`, mirroring the promoted meta fields into their columns, and, unless
+    `keyword_meta_fields` is None, filling the `keyword_text` column from those fields and the content.
 
     :raises ValueError: if a document cannot be stored (empty id, bad embedding, non-JSON meta, non-string value
         of a promoted field).
@@ -164,7 +188,12 @@ def documents_to_arrow(
     }
     for name, values in promoted.items():
         columns[name] = pa.array(values, type=pa.string())
-    return pa.table(columns, schema=table_schema(embedding_dim, indexed_meta_fields))
+    with_keywords = keyword_meta_fields is not None
+    if keyword_meta_fields is not None:
+        columns[KEYWORD_COLUMN] = pa.array(
+            [keyword_text(d, keyword_meta_fields) for d in documents], type=pa.large_string()
+        )
+    return pa.table(columns, schema=table_schema(embedding_dim, indexed_meta_fields, keyword_column=with_keywords))
 
 
 def arrow_to_documents(

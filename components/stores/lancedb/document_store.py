@@ -38,6 +38,7 @@ from components.stores.lancedb import metadata
 from components.stores.lancedb.converters import (
     BASE_COLUMNS,
     DOC_COLUMNS,
+    KEYWORD_COLUMN,
     arrow_to_documents,
     check_table_schema,
     checked_embedding,
@@ -65,7 +66,9 @@ _VERSION_CHECK_S = 1.0
 
 DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name")
 
-_RESERVED_NAMES = frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {"_distance", "_score", "_rowid", "_relevance_score"}
+_RESERVED_NAMES = (
+    frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {KEYWORD_COLUMN, "_distance", "_score", "_rowid", "_relevance_score"}
+)
 # How many ids go into one `id IN (...)` lookup when checking for duplicates.
 _ID_LOOKUP_CHUNK = 1000
 
@@ -90,6 +93,7 @@ class LanceDBDocumentStore:
         table_name: str = "documents",
         embedding_dim: int = 384,
         indexed_meta_fields: list[str] | None = None,
+        keyword_meta_fields: list[str] | None = None,
         vector_index_min_rows: int = 20000,
         vector_search_rows: int = EXHAUSTIVE_PROBE_ROWS,
         optimize_every_writes: int = 20,
@@ -107,6 +111,14 @@ class LanceDBDocumentStore:
         :param indexed_meta_fields: Meta fields mirrored into their own string columns so that filters on them are
             evaluated by LanceDB. Their values must be `str` or `None`. Defaults to
             `["collection", "document_id", "file_name"]`.
+        :param keyword_meta_fields: Meta fields whose values are full-text indexed together with the content (e.g.
+            `[context_header]` from `ContextualHeader`), so that keyword search finds a chunk by its document title
+            and section; the passage returned is still the content alone. A table created with this option (even
+            `[]`) has a `keyword_text` column (these fields + content) that the full-text index covers, and in it
+            the parents of `HierarchicalDocumentSplitter` (non-empty meta `__children_ids`, stored for
+            `AutoMergingRetriever`) are not keyword-indexed; without an embedding they are no vector hit either. A
+            table created without it (`None`, the default) indexes `content`; opened with this option, it gets the
+            column (one commit, filled with the stored rows' content: re-ingest them to index their fields too).
         :param vector_index_min_rows: Build an approximate vector index once this many documents have embeddings.
         :param vector_search_rows: Up to this many rows a vector search probes every IVF partition (exact results);
             above it, it probes the share of partitions holding about this many rows (at least 10 %), trading recall
@@ -138,6 +150,11 @@ class LanceDBDocumentStore:
                 raise ValueError(f"indexed meta field {name!r} clashes with a reserved column or Document field")
         if len(set(fields)) != len(fields):
             raise ValueError(f"indexed_meta_fields contains duplicates: {fields}")
+        keywords = keyword_meta_fields
+        if keywords is not None and (
+            not isinstance(keywords, list) or not all(isinstance(name, str) and name for name in keywords)
+        ):
+            raise ValueError("keyword_meta_fields must be a list of meta field names (or None)")
         check_int(vector_index_min_rows, "vector_index_min_rows", minimum=0)
         check_int(vector_search_rows, "vector_search_rows", minimum=1)
         check_int(optimize_every_writes, "optimize_every_writes", minimum=0)
@@ -149,6 +166,7 @@ class LanceDBDocumentStore:
         self.table_name = table_name
         self.embedding_dim = embedding_dim
         self.indexed_meta_fields = fields
+        self.keyword_meta_fields = None if keywords is None else list(keywords)
         self.vector_index_min_rows = vector_index_min_rows
         self.vector_search_rows = vector_search_rows
         self.optimize_every_writes = optimize_every_writes
@@ -165,6 +183,7 @@ class LanceDBDocumentStore:
         self._opened_version: int | None = None
         self._version_checked = 0.0
         self._writes_since_optimize = 0
+        self._has_keyword_column = False  # whether the open table has `keyword_text`
         self._indexes = TableIndexes(table_name=table_name, scalar_columns=["id", *fields], lock=self._lock)
 
     # ------------------------------------------------------------------ serialization (the DocumentStore protocol)
@@ -177,6 +196,7 @@ class LanceDBDocumentStore:
             table_name=self.table_name,
             embedding_dim=self.embedding_dim,
             indexed_meta_fields=list(self.indexed_meta_fields),
+            keyword_meta_fields=self.keyword_meta_fields,
             vector_index_min_rows=self.vector_index_min_rows,
             vector_search_rows=self.vector_search_rows,
             optimize_every_writes=self.optimize_every_writes,
@@ -239,8 +259,12 @@ class LanceDBDocumentStore:
             if self._table_exists(db):
                 table = db.open_table(self.table_name)
                 self._check_schema(table.schema)
+                if self.keyword_meta_fields is not None and KEYWORD_COLUMN not in table.schema.names:
+                    self._add_keyword_column(table)
             elif create:
-                schema = table_schema(self.embedding_dim, self.indexed_meta_fields)
+                schema = table_schema(
+                    self.embedding_dim, self.indexed_meta_fields, keyword_column=self.keyword_meta_fields is not None
+                )
                 table = db.create_table(self.table_name, schema=schema, mode="create", exist_ok=True)
                 self._check_schema(table.schema)
                 logger.info("Created LanceDB table {table_name} at {path}", table_name=self.table_name, path=self.path)
@@ -249,8 +273,28 @@ class LanceDBDocumentStore:
             self._table = table
             self._opened_version = int(table.version)
             self._version_checked = time.monotonic()
+            self._has_keyword_column = KEYWORD_COLUMN in table.schema.names
+            self._indexes.fts_column = KEYWORD_COLUMN if self._has_keyword_column else "content"
             self._indexes.refresh(table)
             return table
+
+    def _add_keyword_column(self, table: Any) -> None:
+        """Give a table created before `keyword_meta_fields` its `keyword_text` column, filled with the content of the
+        rows already stored (their meta fields are indexed once they are written again); one commit."""
+        logger.warning(
+            "Adding the keyword_text column to LanceDB table {table_name}: the chunks already stored are "
+            "keyword-indexed by their content only; re-ingest them to index keyword_meta_fields {fields} too",
+            table_name=self.table_name,
+            fields=self.keyword_meta_fields,
+        )
+        try:
+            table.add_columns({KEYWORD_COLUMN: "content"})
+        except (RuntimeError, ValueError, OSError) as error:
+            # another process (a server beside a CLI ingest) added it at the same moment
+            table.checkout_latest()
+            if KEYWORD_COLUMN not in table.schema.names:
+                raise
+            logger.info("keyword_text was added concurrently by another writer ({error})", error=str(error))
 
     def _moved_on(self, table: Any) -> bool:
         """True when the table moved `reopen_after_versions` versions past the one it was opened at (checked at most
@@ -314,10 +358,10 @@ class LanceDBDocumentStore:
         if not documents:
             return 0
         documents = self._dedupe_batch(documents, policy)
-        data = self._documents_to_arrow(documents)
 
         with self._lock:
             table = self._get_table(create=True)
+            data = self._documents_to_arrow(documents)
             if policy == DuplicatePolicy.FAIL:
                 existing = self._existing_ids(table, [d.id for d in documents])
                 if existing:
@@ -554,6 +598,8 @@ class LanceDBDocumentStore:
         """
         Return the `top_k` documents whose content best matches `query` (LanceDB full-text search, BM25), best first.
 
+        With `keyword_meta_fields` (and a table created with them), those meta fields' values are matched too.
+
         The query is reduced to its word terms (punctuation, quotes and operators are ignored), any of which may
         match. `Document.score` is the full-text relevance score. An empty query returns `[]`.
 
@@ -572,8 +618,10 @@ class LanceDBDocumentStore:
         self._indexes.ensure_fts(table)
         columns = list(DOC_COLUMNS)
 
+        column = self._indexes.fts_column
+
         def search(where: str | None, limit: int) -> pa.Table:
-            return fts_search(table, terms, where=where, limit=limit, columns=columns)
+            return fts_search(table, terms, where=where, limit=limit, columns=columns, column=column)
 
         rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
         if rows is None:
@@ -604,8 +652,9 @@ class LanceDBDocumentStore:
 
     def create_indices(self) -> None:
         """
-        Build every index now: full-text on `content`, BTREE on `id` and the promoted meta columns, and, if at
-        least 256 rows have embeddings, the vector index (rebuilt, retraining its partitions on the current data).
+        Build every index now: full-text (on `keyword_text`, else `content`), BTREE on `id` and the promoted meta
+        columns, and, if at least 256 rows have embeddings, the vector index (rebuilt, retraining its partitions on
+        the current data).
         """
         with self._lock:
             table = self._get_table(create=False)
@@ -648,8 +697,12 @@ class LanceDBDocumentStore:
         return list(by_id.values())
 
     def _documents_to_arrow(self, documents: list[Document]) -> pa.Table:
+        """Rows for the open table (with `keyword_text` if it has that column)."""
         return documents_to_arrow(
-            documents, embedding_dim=self.embedding_dim, indexed_meta_fields=self.indexed_meta_fields
+            documents,
+            embedding_dim=self.embedding_dim,
+            indexed_meta_fields=self.indexed_meta_fields,
+            keyword_meta_fields=(self.keyword_meta_fields or []) if self._has_keyword_column else None,
         )
 
     def _to_documents(

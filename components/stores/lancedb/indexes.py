@@ -2,7 +2,8 @@
 
 * Vector: IVF_FLAT (cosine) on ``embedding``, built once ``vector_index_min_rows`` rows have embeddings and
   retrained by compaction once the table has doubled since (see :meth:`TableIndexes.build_vector`).
-* Full-text: on ``content``, built by the first keyword search.
+* Full-text: on ``keyword_text`` when the table has that column, else on ``content``; built by the first keyword
+  search.
 * Scalar: BTREE on ``id`` (duplicate checks, deletes) and on every promoted meta column (filter pushdown).
 * Caches: one LanceDB session per store bounds the in-memory index and metadata caches.
 
@@ -68,6 +69,7 @@ class TableIndexes:
         self.checked_version: int | None = None  # table version at which building the vector index was considered
         self.vector_index_partitions: int | None = None
         self.vector_index_rows: int | None = None  # rows the index was trained on, if built by this instance
+        self.fts_column = "content"  # set by the store from the table's schema
 
     def reset(self) -> None:
         """Forget everything (the table was dropped)."""
@@ -87,7 +89,7 @@ class TableIndexes:
             indexed.update(columns)
             if columns == ["embedding"]:
                 self.has_vector_index = True
-            elif columns == ["content"] and str(index.index_type).upper() == "FTS":
+            elif columns == [self.fts_column] and str(index.index_type).upper() == "FTS":
                 self.has_fts_index = True
         return indexed
 
@@ -150,15 +152,19 @@ class TableIndexes:
                 create_index_unless_raced(table, column, BTree())
 
     def ensure_fts(self, table: Any) -> None:
-        """Build the full-text index on `content` unless it exists."""
+        """Build the full-text index on `fts_column` unless it exists."""
         if self.has_fts_index:
             return
         with self._lock:
             self.refresh(table)
             if self.has_fts_index:
                 return
-            logger.info("Building full-text index on content of {table_name}", table_name=self.table_name)
-            if create_index_unless_raced(table, "content", FTS(with_position=False)):
+            logger.info(
+                "Building full-text index on {column} of {table_name}",
+                column=self.fts_column,
+                table_name=self.table_name,
+            )
+            if create_index_unless_raced(table, self.fts_column, FTS(with_position=False)):
                 self.has_fts_index = True
             else:  # another process built it at the same moment
                 self.refresh(table)

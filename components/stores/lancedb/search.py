@@ -64,14 +64,17 @@ def vector_search(
     return rows
 
 
-def fts_search(table: Any, terms: str, *, where: str | None, limit: int, columns: list[str]) -> pa.Table:
-    """Return the `limit` rows whose `content` best matches any of `terms`, among those matching `where`, with `_score`.
+def fts_search(
+    table: Any, terms: str, *, where: str | None, limit: int, columns: list[str], column: str = "content"
+) -> pa.Table:
+    """Return the `limit` rows whose `column` (the full-text indexed one) best matches any of `terms`, among those
+    matching `where`, with `_score`.
 
     `terms` are plain words (see `sanitize_fts_query`); `Document.score` comes from `_score` (BM25).
     """
     match = MatchQuery(
         terms,
-        "content",
+        column,
         boost=1.0,
         fuzziness=0,
         max_expansions=50,

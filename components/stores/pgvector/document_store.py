@@ -11,7 +11,8 @@ as it is and changes how connections are obtained:
 * every pooled connection sets `hnsw.iterative_scan`, so filtered HNSW queries still return `top_k` rows;
 * keyword retrieval reads a stored, GIN-indexed `tsvector` column (no per-row re-parsing when ranking) and by default
   matches *any* query term (`keyword_match: any`), as BM25 does; upstream `plainto_tsquery` requires all terms,
-  which natural-language questions rarely satisfy;
+  which natural-language questions rarely satisfy; with `keyword_meta_fields` (a chunk's contextual header) that
+  column also covers those meta fields, and leaves out the parents of `HierarchicalDocumentSplitter`;
 * an expression index on `meta->>'collection'` keeps the collection scope a cheap prefilter;
 * `grouped_counts` (`components.stores.grouped_counts`) counts every collection in one `GROUP BY` query;
 * an existing table whose vector column has another dimension than `embedding_dimension` is a clear error.
@@ -66,7 +67,7 @@ blob_data BYTEA,
 blob_meta JSONB,
 blob_mime_type VARCHAR(255),
 meta JSONB,
-content_tsv tsvector GENERATED ALWAYS AS (to_tsvector({language}::regconfig, coalesce(content, ''))) STORED)
+content_tsv tsvector GENERATED ALWAYS AS ({tsv_expression}) STORED)
 """
 
 # any term (OR): the question's own lexemes, re-joined with `or` for websearch_to_tsquery (never a syntax error)
@@ -82,6 +83,19 @@ SELECT {table_name}.*, ts_rank_cd(content_tsv, query) AS score
 FROM {schema_name}.{table_name}, plainto_tsquery({language}::regconfig, %s) query
 WHERE content_tsv @@ query
 """
+
+
+def tsv_expression(language: str, keyword_meta_fields: list[str] | None) -> Composed:
+    """The generated `content_tsv` expression: the content's lexemes or, with `keyword_meta_fields`, those fields'
+    and the content's, none for a parent of `HierarchicalDocumentSplitter` (non-empty meta `__children_ids`)."""
+    if keyword_meta_fields is None:
+        return SQL("to_tsvector({}::regconfig, coalesce(content, ''))").format(SQLLiteral(language))
+    parts = [SQL("coalesce(meta->>{}, '')").format(SQLLiteral(field)) for field in keyword_meta_fields]
+    text = SQL(" || ' ' || ").join([*parts, SQL("coalesce(content, '')")])
+    return SQL(
+        "CASE WHEN coalesce(meta->'__children_ids', '[]'::jsonb) IN ('[]'::jsonb, 'null'::jsonb) "
+        "THEN to_tsvector({language}::regconfig, {text}) END"
+    ).format(language=SQLLiteral(language), text=text)
 
 
 class StoreUnavailableError(DocumentStoreError):
@@ -169,6 +183,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
         hnsw_iterative_scan: str = "relaxed_order",
         keyword_index_name: str = "haystack_keyword_index",
         keyword_match: Literal["any", "all"] = "any",
+        keyword_meta_fields: list[str] | None = None,
         pool_min_size: int = 1,
         pool_max_size: int = 8,
         pool_timeout: float = 5.0,
@@ -186,6 +201,10 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
         :param hnsw_iterative_scan: `relaxed_order` (default), `strict_order` or `off`: lets a filtered HNSW query scan
             further until it has `top_k` rows (pgvector >= 0.8).
         :param keyword_match: `any` ranks chunks containing any query term; `all` requires every term (upstream).
+        :param keyword_meta_fields: Meta fields whose values are keyword-indexed with the content (e.g.
+            `[context_header]`); the passage returned is still the content alone. Applies to tables this store creates;
+            an existing table keeps the `content_tsv` it was created with (a warning says so): recreate it, or use a new
+            `table_name`, to index the fields.
         :param pool_min_size: Connections kept open.
         :param pool_max_size: Upper bound on open connections (size it to the server's thread pool).
         :param pool_timeout: Seconds to wait for a pooled connection before the call fails.
@@ -217,6 +236,11 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             raise ValueError(f"hnsw_iterative_scan must be one of {ITERATIVE_SCAN_MODES}, got {hnsw_iterative_scan!r}")
         if keyword_match not in ("any", "all"):
             raise ValueError(f"keyword_match must be 'any' or 'all', got {keyword_match!r}")
+        if keyword_meta_fields is not None and (
+            not isinstance(keyword_meta_fields, list)
+            or not all(isinstance(field, str) and field for field in keyword_meta_fields)
+        ):
+            raise ValueError("keyword_meta_fields must be a list of meta field names (or None)")
         check_int(pool_min_size, "pool_min_size", minimum=1)
         check_int(pool_max_size, "pool_max_size", minimum=pool_min_size)
         check_int(connect_timeout, "connect_timeout", minimum=1)
@@ -231,6 +255,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
                 raise ValueError(f"{name} must be positive, got {value}")
         self.hnsw_iterative_scan = hnsw_iterative_scan
         self.keyword_match = keyword_match
+        self.keyword_meta_fields = None if keyword_meta_fields is None else list(keyword_meta_fields)
         self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.pool_timeout = pool_timeout
@@ -287,6 +312,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
         data["init_parameters"].update(
             hnsw_iterative_scan=self.hnsw_iterative_scan,
             keyword_match=self.keyword_match,
+            keyword_meta_fields=self.keyword_meta_fields,
             pool_min_size=self.pool_min_size,
             pool_max_size=self.pool_max_size,
             pool_timeout=self.pool_timeout,
@@ -357,7 +383,7 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             table_name=Identifier(self.table_name),
             embedding_dimension=SQLLiteral(self.embedding_dimension),
             embedding_col_type=SQL(self.vector_type),
-            language=SQLLiteral(self.language),
+            tsv_expression=tsv_expression(self.language, self.keyword_meta_fields),
         )
         create_keyword_index = SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} USING GIN ({tsv})").format(
             index=Identifier(self.keyword_index_name),
@@ -389,11 +415,32 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
         self._execute_sql(
             cursor=self._cursor,
             sql_query=SQL(
-                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {tsv} tsvector "
-                "GENERATED ALWAYS AS (to_tsvector({language}::regconfig, coalesce(content, ''))) STORED"
-            ).format(table=table, tsv=Identifier(TSV_COLUMN), language=SQLLiteral(self.language)),
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {tsv} tsvector GENERATED ALWAYS AS ({expression}) STORED"
+            ).format(
+                table=table,
+                tsv=Identifier(TSV_COLUMN),
+                expression=tsv_expression(self.language, self.keyword_meta_fields),
+            ),
             error_msg="Could not add the tsvector column",
         )
+        if self.keyword_meta_fields:
+            generated = self._execute_sql(
+                cursor=self._cursor,
+                sql_query=SQL(
+                    "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
+                    "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = {}::regclass AND a.attname = {}"
+                ).format(SQLLiteral(f'"{self.schema_name}"."{self.table_name}"'), SQLLiteral(TSV_COLUMN)),
+                error_msg="Could not read the tsvector column's expression",
+            ).fetchone()
+            if generated is not None and not all(
+                f"'{field}'" in str(generated[0]) for field in self.keyword_meta_fields
+            ):
+                logger.warning(
+                    "Table {table} was created without keyword_meta_fields {fields}: keyword search covers the content "
+                    "only; recreate it, or use a new table_name, to index them",
+                    table=self.table_name,
+                    fields=self.keyword_meta_fields,
+                )
         self._execute_sql(
             cursor=self._cursor,
             sql_query=SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} ((meta->>'collection'))").format(

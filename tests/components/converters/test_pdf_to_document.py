@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -408,3 +409,31 @@ def test_info_dictionary_with_indirect_values(backend: str, empty_password_pdf: 
     assert document.meta["title"] == "Indirect Title"
     assert document.meta["author"] == "Jane Doe"
     assert document.meta["created_at"] == "2020-01-01T12:00:00+01:00"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outline_gives_each_page_its_section_and_marks(backend: str, r_intro_pdf: Path) -> None:
+    documents = PdfToDocument(backend=backend).run(sources=[r_intro_pdf])["documents"]
+    by_page = {doc.meta["page"]: doc for doc in documents}
+    assert "section" not in by_page[1].meta and "section_marks" not in by_page[1].meta  # before the first bookmark
+    page = by_page[10]
+    assert page.meta["section"] == "Using R interactively"  # the last bookmark of page 9
+    assert json.loads(page.meta["section_marks"]) == [
+        {"heading": "An introductory session"},
+        {"heading": "Getting help with functions and features"},
+    ]
+    assert "Getting help with functions and features" in page.content  # the heading is a line of the page
+    assert by_page[11].meta["section"] == "Getting help with functions and features"
+
+
+def test_an_unreadable_outline_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, empty_password_pdf: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_self: object, *args: object, **kwargs: object) -> object:
+        raise pypdfium2.PdfiumError("bad outline")
+
+    monkeypatch.setattr(pypdfium2.PdfDocument, "get_toc", broken)
+    documents = PdfToDocument().run(sources=[empty_password_pdf])["documents"]
+    assert documents and all("section_marks" not in doc.meta for doc in documents)
+    assert "outline" in caplog.text

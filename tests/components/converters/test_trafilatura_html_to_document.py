@@ -15,6 +15,7 @@ from haystack.dataclasses import ByteStream
 
 from components.converters import trafilatura_html_to_document
 from components.converters.errors import ConversionError
+from components.converters.sections import marks_of, normalize
 from components.converters.trafilatura_html_to_document import TrafilaturaHtmlToDocument, decode_html
 
 # Sphinx chrome around the FAQ's body: present in the HTML, must not reach the Document
@@ -176,3 +177,22 @@ def test_in_yaml_pipeline(html_file: Path) -> None:
     documents = pipeline.run({"router": {"sources": [html_file]}})["html"]["documents"]
     assert len(documents) == 1
     assert documents[0].meta["title"] == "General Python FAQ"
+
+
+def test_headings_become_section_marks_even_when_the_text_drops_them() -> None:
+    page = (
+        b"<html><head><title>Widgets</title></head><body><article>"
+        b"<h1>1. Overview</h1><p>Widgets are small reusable parts that every application needs sooner or later.</p>"
+        b"<h2>1.1. Building</h2><p>To build a widget, run the widget compiler on its description file first.</p>"
+        b"</article></body></html>"
+    )
+    document = TrafilaturaHtmlToDocument().run(sources=[ByteStream(page)])["documents"][0]
+    assert isinstance(document.meta["section_marks"], str)  # JSON: shared, not deep-copied, by every chunk
+    marks = marks_of(document.meta)
+    assert [mark["heading"] for mark in marks] == ["1. Overview", "1.1. Building"]
+    assert marks[1]["anchor"] in normalize(document.content)
+
+
+def test_a_page_without_headings_has_no_section_marks() -> None:
+    document = TrafilaturaHtmlToDocument().run(sources=[ByteStream(FOOTER_ONLY_PAGE)])["documents"][0]
+    assert "section_marks" not in document.meta

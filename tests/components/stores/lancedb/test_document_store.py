@@ -169,6 +169,9 @@ class TestInit:
             {"indexed_meta_fields": ["content"]},
             {"indexed_meta_fields": ["meta_json"]},
             {"indexed_meta_fields": ["a", "a"]},
+            {"indexed_meta_fields": ["keyword_text"]},
+            {"keyword_meta_fields": "context_header"},
+            {"keyword_meta_fields": [""]},
             {"vector_index_min_rows": -1},
             {"optimize_every_writes": -1},
             {"index_cache_mb": 0},
@@ -212,6 +215,7 @@ class TestInit:
             table_name="chunks",
             embedding_dim=16,
             indexed_meta_fields=["collection", "lang"],
+            keyword_meta_fields=["context_header"],
             vector_index_min_rows=500,
             vector_search_rows=1000,
             optimize_every_writes=7,
@@ -227,6 +231,7 @@ class TestInit:
                 "table_name": "chunks",
                 "embedding_dim": 16,
                 "indexed_meta_fields": ["collection", "lang"],
+                "keyword_meta_fields": ["context_header"],
                 "vector_index_min_rows": 500,
                 "vector_search_rows": 1000,
                 "optimize_every_writes": 7,
@@ -807,3 +812,70 @@ def test_the_connection_is_reopened_with_a_fresh_cache_once_the_table_moved_on(t
     assert LanceDBDocumentStore.from_dict(reader.to_dict()).reopen_after_versions == 3
     with pytest.raises(ValueError, match="reopen_after_versions"):
         LanceDBDocumentStore(path=str(tmp_path / "db"), reopen_after_versions=-1)
+
+
+class TestKeywordMetaFields:
+    """`keyword_meta_fields`: a chunk's header is found by keyword search but never shown as its passage."""
+
+    def _docs(self) -> list[Document]:
+        return [
+            Document(
+                id="a",
+                content="Run the command as root to change the owner.",
+                meta={
+                    "collection": "c",
+                    "context_header": "Debian Reference \u203a Filesystem permissions \u203a page 35",
+                },
+                embedding=[1.0, 0.0, 0.0, 0.0],
+            ),
+            Document(id="b", content="Bananas are yellow.", meta={"collection": "c"}, embedding=[0.0, 1.0, 0.0, 0.0]),
+        ]
+
+    def test_header_is_searchable_by_keyword_but_not_in_the_passage(self, tmp_path: Path) -> None:
+        s = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, keyword_meta_fields=["context_header"])
+        s.write_documents(self._docs())
+        hits = s.bm25_retrieval("filesystem permissions")
+        assert [d.id for d in hits] == ["a"]
+        assert hits[0].content == "Run the command as root to change the owner."
+        assert hits[0].meta["context_header"].startswith("Debian Reference")
+        assert [d.id for d in s.bm25_retrieval("owner")] == ["a"]  # the content is still indexed
+        assert [d.id for d in s.bm25_retrieval("bananas", filters=_c("meta.collection", "==", "c"))] == ["b"]
+        assert all("keyword_text" not in d.meta for d in s.filter_documents())
+        dense = s.embedding_retrieval([1.0, 0.0, 0.0, 0.0], top_k=1)
+        assert dense[0].content == "Run the command as root to change the owner."
+
+    def test_without_the_option_the_header_is_not_keyword_indexed(self, tmp_path: Path) -> None:
+        s = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4)
+        s.write_documents(self._docs())
+        assert s.bm25_retrieval("filesystem permissions") == []
+
+    def test_update_by_filter_reindexes_the_header(self, tmp_path: Path) -> None:
+        s = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, keyword_meta_fields=["context_header"])
+        s.write_documents(self._docs())
+        s.update_by_filter(_c("id", "==", "b"), {"context_header": "Fruit guide \u203a Tropical"})
+        assert [d.id for d in s.bm25_retrieval("tropical")] == ["b"]
+
+    def test_an_old_table_gets_the_column_and_keeps_working(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        old = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4)
+        old.write_documents(self._docs()[:1])
+        assert old.bm25_retrieval("owner")  # an FTS index on content exists
+        new = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, keyword_meta_fields=["context_header"])
+        new.write_documents(
+            [*self._docs()[1:], Document(id="c", content="Later chunk.", meta={"context_header": "Zoo"})]
+        )
+        assert "keyword_text" in caplog.text
+        assert new.count_documents() == 3
+        assert {d.id for d in new.bm25_retrieval("bananas owner")} == {"a", "b"}
+        assert new.bm25_retrieval("filesystem") == []  # stored before: indexed by its content only
+        assert [d.id for d in new.bm25_retrieval("zoo")] == ["c"]  # written after: with its header
+        assert [d.id for d in old.bm25_retrieval("owner")] == ["a"]  # a store without the option still reads it
+        # and a store without the option opens a table that has the column, and keeps it filled
+        LanceDBDocumentStore(
+            path=str(tmp_path / "db2"), embedding_dim=4, keyword_meta_fields=["context_header"]
+        ).write_documents(self._docs()[:1])
+        plain = LanceDBDocumentStore(path=str(tmp_path / "db2"), embedding_dim=4)
+        plain.write_documents(self._docs()[1:])
+        assert [d.id for d in plain.bm25_retrieval("bananas")] == ["b"]
+        assert [d.id for d in plain.bm25_retrieval("filesystem")] == ["a"]

@@ -137,6 +137,7 @@ def test_init_validates_early():
     for bad in (
         {"hnsw_iterative_scan": "sometimes"},
         {"keyword_match": "most"},
+        {"keyword_meta_fields": "context_header"},
         {"pool_min_size": 5, "pool_max_size": 2},
         {"pool_timeout": 0},
         {"retries": -1},
@@ -147,7 +148,9 @@ def test_init_validates_early():
 
 def test_to_dict_from_dict_round_trip(monkeypatch):
     monkeypatch.setenv("PG_CONN_STR", "postgresql://x@127.0.0.1/db")
-    store = PooledPgvectorDocumentStore(table_name="t", embedding_dimension=384, pool_max_size=4, keyword_match="all")
+    store = PooledPgvectorDocumentStore(
+        table_name="t", embedding_dimension=384, pool_max_size=4, keyword_match="all", keyword_meta_fields=["h"]
+    )
     data = store.to_dict()
     assert data["type"] == "components.stores.pgvector.document_store.PooledPgvectorDocumentStore"
     assert data["init_parameters"]["connection_string"] == {
@@ -157,7 +160,7 @@ def test_to_dict_from_dict_round_trip(monkeypatch):
     }
     again = PooledPgvectorDocumentStore.from_dict(deepcopy(data))
     assert again.to_dict() == data
-    assert (again.pool_max_size, again.keyword_match) == (4, "all")
+    assert (again.pool_max_size, again.keyword_match, again.keyword_meta_fields) == (4, "all", ["h"])
 
 
 def test_keyword_search_matches_any_term_and_hides_the_tsvector(store):
@@ -288,3 +291,54 @@ def test_embedding_retriever_takes_an_immutable_query_embedding(store):
 
     assert [(d.id, d.score) for d in immutable] == [(d.id, d.score) for d in as_list]
     assert immutable[0].id == "b"
+
+
+def _headed_docs():
+    return [
+        Document(
+            id="h",
+            content="Run the command as root to change the owner.",
+            embedding=[1.0, 0.0, 0.0],
+            meta={
+                "collection": "c1",
+                "context_header": "Debian Reference \u203a Filesystem permissions \u203a page 35",
+            },
+        ),
+        Document(id="y", content="Bananas are yellow.", embedding=[0.0, 1.0, 0.0], meta={"collection": "c1"}),
+        Document(
+            id="p",
+            content="Filesystem permissions: the parent block of a hierarchy.",
+            meta={"collection": "c1", "__children_ids": ["h"], "__level": 1},
+        ),
+    ]
+
+
+def test_keyword_meta_fields_are_searchable_but_not_in_the_passage(pg_dsn):
+    store = _store(pg_dsn, embedding_dimension=3, keyword_meta_fields=["context_header"])
+    try:
+        store.write_documents(_headed_docs())
+        retriever = PooledPgvectorKeywordRetriever(document_store=store)
+        found = retriever.run(query="filesystem permissions")["documents"]
+        assert [d.id for d in found] == ["h"]  # the hierarchy parent "p" is never a keyword hit
+        assert found[0].content == "Run the command as root to change the owner."
+        assert [d.id for d in retriever.run(query="bananas")["documents"]] == ["y"]
+    finally:
+        store.delete_table()
+        store.close()
+
+
+def test_a_table_created_without_keyword_meta_fields_still_works(store, caplog):
+    store.write_documents(_headed_docs()[:2])
+    newer = _store(
+        store.connection_string.resolve_value(),
+        embedding_dimension=3,
+        table_name=store.table_name,
+        keyword_meta_fields=["context_header"],
+    )
+    try:
+        retriever = PooledPgvectorKeywordRetriever(document_store=newer)
+        assert [d.id for d in retriever.run(query="bananas")["documents"]] == ["y"]
+        assert retriever.run(query="filesystem")["documents"] == []  # the old column indexes the content only
+        assert "keyword_meta_fields" in caplog.text
+    finally:
+        newer.close()
