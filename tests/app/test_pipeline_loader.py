@@ -246,7 +246,7 @@ def test_a_profile_missing_a_file_the_default_lacks_too_names_both(profile):
         (lambda d: d["components"]["chunk_guard"]["init_parameters"].pop("max_tokens"), "max_tokens: 256"),
         (
             lambda d: d["components"]["chunk_guard"]["init_parameters"].update(meta_fields_to_embed=[]),
-            "meta_fields_to_embed: ['title']",
+            "meta_fields_to_embed: ['context_header']",
         ),
     ],
 )
