@@ -1,11 +1,11 @@
 """The CI quality gate on the Debian Reference test split (eval/debian-reference/gate.json) catches a broken context
 selector and a broken refusal decision: the same gate file, the default pipelines with one part broken, the real
-local model, an evenly spaced sample of the test split (answerable and unanswerable questions alike)."""
+local model, an evenly spaced sample of the test split (answerable and unanswerable questions alike). The shipped
+pipelines pass the same gate on the whole test split in scripts/test.sh."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from app.testing.profiles import copy_profile
 
 SET = PROJECT_ROOT / "eval/debian-reference/questions.jsonl"
 GATE = PROJECT_ROOT / "eval/debian-reference/gate.json"
-SAMPLE = "15"
+SAMPLE = "24"
 
 pytestmark = [
     pytest.mark.integration,
@@ -90,11 +90,3 @@ def test_the_gate_fails_on_a_refusal_decision_that_always_refuses(tmp_path, data
     code, output = _gate(broken, data_dir, tmp_path / "out")
     assert code == 1, output
     assert "quality gate failed" in output and "false_refusal_rate" in output
-
-
-def test_the_shipped_pipelines_pass_the_gate_on_the_sample(tmp_path, data_dir):
-    profile = tmp_path / "shipped"
-    shutil.copytree(PROJECT_ROOT / "pipelines", profile, ignore=shutil.ignore_patterns("profiles"))
-    code, output = _gate(profile, data_dir, tmp_path / "out")
-    assert code == 0, output
-    assert "quality gate passed" in output

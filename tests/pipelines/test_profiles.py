@@ -36,18 +36,21 @@ DIVERGES: dict[str, dict[str, set[str]]] = {
     "ollama": {
         # Ollama embedder (its chunk guard counts no MiniLM tokens); LanceDB table chunks_ollama, 768-d
         "indexing": {"embedder", "chunk_guard", "writer"},
-        "query": {"text_embedder", "embedding_retriever", "keyword_retriever", "gate", "llm"},
+        # no answerability gate (another embedder's cosine scale): the prompt keeps the refusal rule
+        "query": {"text_embedder", "embedding_retriever", "keyword_retriever", "gate", "llm", "prompt_builder"},
     },
     "weaviate": {
         "indexing": {"writer"},  # WeaviateDocumentStore
         # the gate's dense probe and its certainty-based threshold; the text embedder returns a plain list (the
         # Weaviate client's vector checks are not exercised here with `immutable_embedding`)
-        "query": {"text_embedder", "embedding_retriever", "gate"},
+        # no answerability gate yet (uncalibrated for this retriever): the prompt keeps the refusal rule
+        "query": {"text_embedder", "embedding_retriever", "gate", "prompt_builder"},
     },
     "pinecone": {
         "indexing": {"writer"},  # PineconeDocumentStore
         # PineconeEmbeddingRetriever; the text embedder returns a plain list (Pinecone's client JSON-encodes it)
-        "query": {"text_embedder", "embedding_retriever"},
+        # no answerability gate yet (dense only, uncalibrated): the prompt keeps the refusal rule
+        "query": {"text_embedder", "embedding_retriever", "prompt_builder"},
     },
     "pgvector": {
         "indexing": {"writer"},  # pooled PgvectorDocumentStore
@@ -168,14 +171,18 @@ def test_shared_components_do_not_drift_from_the_default(profile: Path) -> None:
     assert not stale, f"DIVERGES['{profile.name}'] lists components identical to the default: {stale}"
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "profile",
+    [p for p in PROFILES if "prompt_builder" not in DIVERGES.get(p.name, {}).get("query", set())],
+    ids=lambda p: p.name,
+)
 def test_drift_check_catches_a_prompt_edit_in_the_default(profile: Path, tmp_path: Path) -> None:
     default = tmp_path / "default"
     default.mkdir()
     for name in PIPELINE_FILES:
         (default / f"{name}.yml").write_text((DEFAULT / f"{name}.yml").read_text())
     query = default / "query.yml"
-    query.write_text(query.read_text().replace("answer in one or two sentences", "answer at length"))
+    query.write_text(query.read_text().replace("Answer in one or two sentences", "Answer at length"))
 
     drifted, _ = _drift(default, profile, DIVERGES.get(profile.name, {}))
 
