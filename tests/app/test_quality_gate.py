@@ -61,32 +61,30 @@ def test_the_gate_file_asks_the_test_split_with_the_llm():
     assert spec["thresholds"]["false_refusal_rate_max"] <= 0.2
 
 
-def test_the_gate_fails_on_a_selector_that_keeps_the_wrong_sentences(tmp_path, data_dir):
-    def worst_sentences(query: dict) -> None:
-        query["components"]["selector"]["type"] = "app.testing.broken_components.WorstSentencesSelector"
+def _worst_sentences(query: dict) -> None:
+    query["components"]["selector"]["type"] = "app.testing.broken_components.WorstSentencesSelector"
 
-    broken = copy_profile(tmp_path / "broken", query=worst_sentences)
+
+def _never_refuse(query: dict) -> None:
+    query["components"]["answerability"]["init_parameters"]["threshold"] = -100.0
+    query["components"]["gate"]["init_parameters"]["min_score"] = -1.0
+
+
+def _always_refuse(query: dict) -> None:
+    query["components"]["answerability"]["init_parameters"]["threshold"] = 100.0
+
+
+@pytest.mark.parametrize(
+    ("break_it", "metric"),
+    [
+        (_worst_sentences, "answer_contains"),  # a selector that keeps the sentences least related to the question
+        (_never_refuse, "refusal_accuracy"),  # a refusal decision that lets every question through
+        (_always_refuse, "false_refusal_rate"),  # one that refuses everything
+    ],
+    ids=["broken-selector", "never-refuses", "always-refuses"],
+)
+def test_the_gate_fails_on_a_broken_part(tmp_path, data_dir, break_it, metric):
+    broken = copy_profile(tmp_path / "broken", query=break_it)
     code, output = _gate(broken, data_dir, tmp_path / "out")
     assert code == 1, output
-    assert "quality gate failed" in output and "answer_contains" in output
-
-
-def test_the_gate_fails_on_a_refusal_decision_that_never_refuses(tmp_path, data_dir):
-    def never_refuse(query: dict) -> None:
-        query["components"]["answerability"]["init_parameters"]["threshold"] = -100.0
-        query["components"]["gate"]["init_parameters"]["min_score"] = -1.0
-
-    broken = copy_profile(tmp_path / "broken", query=never_refuse)
-    code, output = _gate(broken, data_dir, tmp_path / "out")
-    assert code == 1, output
-    assert "quality gate failed" in output and "refusal_accuracy" in output
-
-
-def test_the_gate_fails_on_a_refusal_decision_that_always_refuses(tmp_path, data_dir):
-    def always_refuse(query: dict) -> None:
-        query["components"]["answerability"]["init_parameters"]["threshold"] = 100.0
-
-    broken = copy_profile(tmp_path / "broken", query=always_refuse)
-    code, output = _gate(broken, data_dir, tmp_path / "out")
-    assert code == 1, output
-    assert "quality gate failed" in output and "false_refusal_rate" in output
+    assert "quality gate failed" in output and metric in output
