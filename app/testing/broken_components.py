@@ -18,4 +18,5 @@ class WorstSentencesSelector(ContextSelector):
     question, within the same budget and with the same passage numbering."""
 
     def score_units(self, question: str, texts: list[str], query_embedding: list[float] | None = None) -> np.ndarray:
-        return -super().score_units(question, texts, query_embedding)
+        # Haystack's @component rebuilds the class, so zero-argument super() does not apply here
+        return -ContextSelector.score_units(self, question, texts, query_embedding)
