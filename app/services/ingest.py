@@ -47,6 +47,9 @@ RESERVED_META = frozenset(
         "title",
         "author",
         "created_at",
+        "context_header",  # ContextualHeader: "title › section › page", embedded and keyword-indexed
+        "section",
+        "section_marks",
     }
 )
 _EXTRA_TYPES = {
