@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from haystack import Document, component, logging
@@ -183,21 +182,3 @@ class ContextSelector:
         prefix = "… " if keep[0] > 0 else ""
         suffix = " …" if keep[-1] < len(found) - 1 else ""
         return prefix + " … ".join(parts) + suffix
-
-    def to_dict(self) -> dict[str, Any]:
-        """Haystack's default serialization (every init argument)."""
-        from haystack.core.serialization import default_to_dict
-
-        return default_to_dict(
-            self,
-            max_tokens=self.max_tokens,
-            neighbours=self.neighbours,
-            keyword_weight=self.keyword_weight,
-            min_relative_score=self.min_relative_score,
-            chars_per_token=self.chars_per_token,
-            passage_overhead_tokens=self.passage_overhead_tokens,
-            model=self.model,
-            tokenizer=self.tokenizer,
-            max_length=self.max_length,
-            threads=self.threads,
-        )
