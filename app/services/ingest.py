@@ -47,7 +47,7 @@ RESERVED_META = frozenset(
         "title",
         "author",
         "created_at",
-        "context_header",  # ContextualHeader: "title › section › page", embedded and keyword-indexed
+        "context_header",  # ContextualHeader: "title > section > page", embedded and keyword-indexed
         "section",
         "section_marks",
     }
