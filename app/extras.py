@@ -30,6 +30,7 @@ MODULE_EXTRAS: dict[str, str] = {
     "opentelemetry": "tracing",
     "matplotlib": "eval",
     "hayhooks": "hayhooks",
+    "boto3": "cluster",
     "cohere": "rerank",
     "huggingface_api": "rerank",
 }

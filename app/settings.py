@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse_many
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -128,11 +128,11 @@ class Settings(BaseSettings):
         description="Requests per API key (moving window), e.g. `120/minute` or `10/second;300/hour` (combined); "
         "`off` disables. Over the limit: 429 with `Retry-After`.",
     )
-    rate_limit_storage: str = Field(
-        default="memory://",
+    rate_limit_storage: str | None = Field(
+        default=None,
         max_length=256,
         description="Where rate-limit counters live: `memory://` (per process) or `redis://host:6379/0` (shared "
-        "by every worker and replica).",
+        "by every worker and replica). Unset: RAG_REDIS_URL when it is set or RAG_JOB_QUEUE=redis, else `memory://`.",
     )
     generation_queue: int = Field(
         default=8,
@@ -225,6 +225,37 @@ class Settings(BaseSettings):
         description="Finished jobs are deleted from the job table (and their uploads with them) this many days after "
         "they finished. 0 keeps them forever.",
     )
+    state_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="PostgreSQL holding the service's own state (jobs and their files, API keys, collections, the "
+        "document registry), e.g. `postgresql://rag:secret@db:5432/rag` (may equal PG_CONN_STR). Unset: SQLite "
+        "files under RAG_DATA_DIR (one host). Required with RAG_CLUSTER.",
+    )
+    blob_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the uploads of background jobs wait until indexed: `s3://bucket/prefix` (S3 or any "
+        "S3-compatible server; credentials and AWS_ENDPOINT_URL from the usual AWS variables). Unset: the folder "
+        "`jobs/` under RAG_DATA_DIR (one host). Required with RAG_CLUSTER.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="An admin API key (`rag_<12 hex>_<43 chars>`, e.g. from `rag keys generate`) given as a secret: "
+        "stored hashed at start (idempotent: every replica may start with it) instead of writing `admin.key`.",
+    )
+    cluster: bool = Field(
+        default=False,
+        description="Several hosts share this deployment: refuse to start on anything one host keeps to itself "
+        "(SQLite state, the spool folder, the embedded LanceDB store, per-process rate limits), naming what to "
+        "configure instead.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="`rag worker` serves its Prometheus `/metrics` on this port (0: not served).",
+    )
     header_read_timeout_s: float = Field(
         default=10,
         ge=0.1,
@@ -304,6 +335,13 @@ class Settings(BaseSettings):
             except ValueError as error:
                 raise ValueError(f"rate_limit {value!r} is not like '120/minute' or 'off'") from error
         return value
+
+    @model_validator(mode="after")
+    def _resolve_rate_limit_storage(self) -> Settings:
+        if self.rate_limit_storage is None:
+            shared = "redis_url" in self.model_fields_set or self.job_queue == "redis"
+            self.rate_limit_storage = self.redis_url if shared else "memory://"
+        return self
 
     @model_validator(mode="after")
     def _resolve_pipelines_dir(self) -> Settings:

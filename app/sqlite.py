@@ -12,7 +12,8 @@ One short connection per operation: safe from any thread and any process sharing
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +41,16 @@ def statements(script: str) -> list[str]:
 class SQLiteDatabase:
     """A SQLite file with a migrated schema; `connect()` for single statements, `transaction()` for several."""
 
-    def __init__(self, path: Path, *, migrations: Sequence[str], timeout: float = 30.0) -> None:
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        migrations: Sequence[str],
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """Open (creating) the file at `path` and apply the `migrations` it has not seen yet.
 
         `migrations[0]` creates the first schema; each later script moves the schema one version on. Scripts are
@@ -49,6 +59,7 @@ class SQLiteDatabase:
         self.path = path
         self.migrations = tuple(migrations)
         self.timeout = timeout
+        self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as db:
             db.execute("PRAGMA journal_mode=WAL")  # persistent in the file; cannot change inside a transaction
@@ -76,6 +87,10 @@ class SQLiteDatabase:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def now(self, db: sqlite3.Connection) -> float:
+        """The time leases and timestamps are taken from: this host's `clock` (one host shares one clock)."""
+        return self.clock()
 
     @property
     def version(self) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
 
+from app.blobs import BlobStore, LocalBlobStore
 from app.errors import ExtractionError, RagError
 from app.jobs.models import FileState, FileStatus, Job, JobFile, JobState
 from app.jobs.store import JobStore, new_owner_id
@@ -100,17 +101,18 @@ class JobRunner:
         self,
         store: JobStore,
         ingest: IngestService,
-        jobs_dir: Path,
+        spool: BlobStore | Path,
         *,
         lease_seconds: float = 30.0,
         on_indexed: Callable[[str, int], Any] | None = None,
         generation_of: Callable[[str], int] | None = None,
     ) -> None:
         """`on_indexed(collection, generation)` is told once a job has indexed something (registers the collection
-        unless it was dropped since); `generation_of(collection)` is the collection's current generation."""
+        unless it was dropped since); `generation_of(collection)` is the collection's current generation. `spool`:
+        where the uploads wait (a folder is a `LocalBlobStore`)."""
         self.store = store
         self.ingest = ingest
-        self.jobs_dir = jobs_dir
+        self.blobs: BlobStore = LocalBlobStore(spool) if isinstance(spool, Path) else spool
         self.lease_seconds = lease_seconds
         self.on_indexed = on_indexed
         self.generation_of = generation_of
@@ -226,9 +228,9 @@ class JobRunner:
             chunks_done=0,
         )
         self.store.set_state(job.id, JobState.PARSING)
-        path = self.jobs_dir / job.id / str(file.index)
+        key = f"{job.id}/{file.index}"
         try:
-            data = path.read_bytes()
+            data = self.blobs.get(key)
         except OSError as error:
             self.store.update_file(
                 job.id,
@@ -290,7 +292,7 @@ class JobRunner:
             chunks_total=0 if failed else result.chunks,
         )
         if not failed:
-            path.unlink(missing_ok=True)
+            self.blobs.delete(key)
 
     def _finish(self, job_id: str) -> None:
         job = self.store.get(job_id)
@@ -317,6 +319,5 @@ class JobRunner:
         ):
             self.on_indexed(job.collection, job.generation)
         if not any(state in (FileState.FAILED, FileState.SKIPPED) for state in states):
-            with contextlib.suppress(OSError):
-                (self.jobs_dir / job_id).rmdir()
+            self.blobs.remove_empty_folder(job_id)
         logger.info("Job {job_id} finished: {state}", job_id=job_id, state=self.store.get(job_id).state)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from typing import Any
 
 from haystack import logging
 
+from app.blobs import BlobStore, LocalBlobStore
 from app.jobs.models import Job, JobState, UploadedFile
 from app.jobs.store import JobStore
 from app.services.file_checks import looks_like_pdf
@@ -34,13 +33,13 @@ class SweepReport:
 
 
 class JobService:
-    """Submits jobs (their uploads spooled to `jobs_dir/<id>/<n>`, fsynced, before the job is recorded) and reads,
+    """Submits jobs (their uploads spooled as `<id>/<n>` blobs, durable, before the job is recorded) and reads,
     cancels and retries them. `notify` tells the worker(s) a job is ready (the embedded worker, or the Redis queue)."""
 
     def __init__(
         self,
         store: JobStore,
-        jobs_dir: Path,
+        spool: BlobStore | Path,
         *,
         notify: Callable[[str], None] | None = None,
         generation_of: Callable[[str], int] | None = None,
@@ -49,16 +48,18 @@ class JobService:
     ) -> None:
         """`generation_of`: a collection's current generation (`CollectionService.generation`), recorded with each
         job so that a drop while it waits or runs cancels it. `retention_days` / `history_days`: the sweep removes a
-        finished job's uploads / the job itself that many days after it finished (0: never)."""
+        finished job's uploads / the job itself that many days after it finished (0: never). `spool`: where uploads
+        wait (a folder is a `LocalBlobStore`)."""
         self.store = store
-        self.jobs_dir = jobs_dir
+        self.blobs: BlobStore = LocalBlobStore(spool) if isinstance(spool, Path) else spool
+        self.jobs_dir = spool if isinstance(spool, Path) else None  # the folder of a local spool (tests read it)
         self.notify: Callable[[str], None] = notify or (lambda _job_id: None)
         self.generation_of = generation_of
         self.retention_days = retention_days
         self.history_days = history_days
 
     def submit(self, collection: str, tags: dict[str, Any], files: Iterable[UploadedFile]) -> Job:
-        """Spool the files to disk (fsynced), record the job, then tell the worker(s).
+        """Spool the files (durably), record the job, then tell the worker(s).
 
         `files` is consumed one at a time, each spooled before the next is taken: an iterator that reads each upload
         when asked (as the upload route passes) keeps a single file in memory.
@@ -66,8 +67,7 @@ class JobService:
         job_id = uuid.uuid4().hex
         generation = self.generation_of(collection) if self.generation_of is not None else 0
         specs = [self._spool(job_id, index, upload, collection) for index, upload in enumerate(files)]
-        if (self.jobs_dir / job_id).is_dir():
-            _fsync_dir(self.jobs_dir / job_id)
+        self.blobs.sync_folder(job_id)
         job = self.store.create(job_id, collection, tags, specs, generation=generation)
         logger.info(
             "Queued job {job_id}: {files} files into {collection}",
@@ -79,7 +79,7 @@ class JobService:
         return job
 
     def _spool(self, job_id: str, index: int, upload: UploadedFile, collection: str) -> dict[str, Any]:
-        """Write one file of a job to `jobs/<id>/<index>` (fsynced); its row for the store."""
+        """Write one file of a job to the spool as `<id>/<index>` (durably); its row for the store."""
         spec: dict[str, Any] = {
             "filename": Path(upload.filename or "upload").name,
             "content_type": upload.content_type,
@@ -98,9 +98,7 @@ class JobService:
         # worker (0 until then): submitting never waits for a parser.
         unknown = 0 if looks_like_pdf(upload.data) else 1
         spec["pages_total"] = upload.pdf_pages if upload.pdf_pages is not None else unknown
-        directory = self.jobs_dir / job_id
-        directory.mkdir(parents=True, exist_ok=True)
-        _write_durably(directory / str(index), upload.data)
+        self.blobs.put(f"{job_id}/{index}", upload.data)
         return spec
 
     def get(self, job_id: str) -> Job:
@@ -150,17 +148,16 @@ class JobService:
         rows_before = now - self.history_days * DAY_SECONDS if self.history_days else None
         swept = self.store.sweep(uploads_before=uploads_before, rows_before=rows_before)
         released = set(swept.uploads_removed) | set(swept.deleted)
-        folders = [p for p in self.jobs_dir.iterdir() if p.is_dir()] if self.jobs_dir.is_dir() else []
-        owners = self.store.spool_owners([p.name for p in folders])
+        folders = self.blobs.folders()
+        owners = self.store.spool_owners(sorted(folders))
         removed = freed = 0
-        for folder in folders:
-            needed = owners.get(folder.name)
-            if needed is None and folder.name not in released:  # no job: a submission that was never recorded
-                needed = uploads_before is None or _mtime(folder) >= uploads_before
+        for folder, written in folders.items():
+            needed = owners.get(folder)
+            if needed is None and folder not in released:  # no job: a submission that was never recorded
+                needed = uploads_before is None or written >= uploads_before
             if needed:
                 continue
-            freed += _size(folder)
-            shutil.rmtree(folder, ignore_errors=True)
+            freed += self.blobs.delete_folder(folder)
             removed += 1
         report = SweepReport(
             uploads_removed=len(swept.uploads_removed),
@@ -179,34 +176,3 @@ class JobService:
             )
         return report
 
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _size(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            total += path.stat().st_size if path.is_file() else 0
-        except OSError:
-            continue
-    return total
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    with path.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

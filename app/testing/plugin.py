@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -66,6 +67,35 @@ def pg_dsn() -> str:
     except psycopg.OperationalError as error:
         pytest.fail(f"PostgreSQL at {PG_TEST_DSN} is not reachable (run scripts/postgres.sh): {error}")
     return PG_TEST_DSN
+
+
+@pytest.fixture
+def pg_schema_url(pg_dsn: str) -> Iterator[str]:
+    """The test PostgreSQL with a schema of this test's own first on the search path (dropped at teardown): a state
+    URL (RAG_STATE_URL) whose tables no other test sees."""
+    import psycopg
+
+    from app.postgres import close_pools
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in pg_dsn else "?"
+    try:
+        yield f"{pg_dsn}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        close_pools()
+        with psycopg.connect(pg_dsn, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def state_url(request: pytest.FixtureRequest) -> str | None:
+    """Each state test twice: on SQLite (None: files under the data dir) and on PostgreSQL (a schema of its own)."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
 
 
 @pytest.fixture
