@@ -175,4 +175,3 @@ class JobService:
                 bytes=report.bytes_freed,
             )
         return report
-
