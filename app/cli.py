@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.cluster import DeploymentError
 from app.composition import Services, build_services, job_service, key_store
 from app.errors import RagError
 from app.pipeline_loader import PipelineLoadError
@@ -50,7 +51,7 @@ def _services(settings: Settings | None = None) -> Services:
     """The same services the API builds (app.composition), so every limit in Settings applies here too."""
     try:
         return build_services(settings or Settings())
-    except PipelineLoadError as error:
+    except (PipelineLoadError, DeploymentError) as error:
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
 
@@ -269,7 +270,7 @@ def evaluate(
     for name, directory in zip(names, dirs, strict=False):
         try:
             evaluator = Evaluator(eval_services(settings, directory, data_dir or settings.data_dir / "eval"))
-        except PipelineLoadError as error:
+        except (PipelineLoadError, DeploymentError) as error:
             err_console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(code=2) from error
         with Progress(
@@ -456,7 +457,7 @@ def worker(
 
     try:
         pipelines = load_pipeline_set(settings)
-    except PipelineLoadError as error:
+    except (PipelineLoadError, DeploymentError) as error:
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
     configure_logging(settings)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.cluster import check_deployment
 from app.jobs import JobRunner, JobService, JobStore
 from app.pipeline_loader import PipelineSet, load_pipelines
 from app.services.api_keys import KeyStore
@@ -66,9 +67,12 @@ AUTH_THREADS = 2  # key lookups are one indexed SQLite read each: two threads of
 
 
 def load_pipeline_set(settings: Settings) -> PipelineSet:
-    """Publish the settings the YAML reads (`${RAG_DATA_DIR}`, converter limits), then load both pipelines."""
+    """Publish the settings the YAML reads (`${RAG_DATA_DIR}`, converter limits), load both pipelines, then refuse a
+    deployment that would keep state to one host (`app.cluster.check_deployment`: RAG_CLUSTER, SQLite on NFS)."""
     settings.export_env()
-    return load_pipelines(settings.pipelines_dir)
+    pipelines = load_pipelines(settings.pipelines_dir)
+    check_deployment(settings, pipelines.document_store)
+    return pipelines
 
 
 def file_limits(settings: Settings) -> FileLimits:
