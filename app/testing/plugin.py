@@ -82,7 +82,7 @@ def pg_schema_url(pg_dsn: str) -> Iterator[str]:
         connection.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in pg_dsn else "?"
     try:
-        yield f"{pg_dsn}{separator}options=-csearch_path%3D{schema}"
+        yield f"{pg_dsn}{separator}options=-csearch_path%3D{schema}%2Cpublic"
     finally:
         close_pools()
         with psycopg.connect(pg_dsn, autocommit=True) as connection:
