@@ -278,15 +278,19 @@ class S3BlobStore:
 
     def _objects(self, prefix: str) -> Iterator[tuple[str, str, tuple[int, float]]]:
         """(job id, index, (size, written at)) of every object under `prefix` that is a spool key."""
-        with self._storage("listing the uploads"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.list_page_size}
-            )
-            found = [item for page in pages for item in page.get("Contents", ())]
-        for item in found:
-            folder, _, name = str(item["Key"])[len(self._base) :].partition("/")
-            if folder and name and "/" not in name:
-                yield folder, name, (int(item.get("Size", 0)), item["LastModified"].timestamp())
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.list_page_size}
+        )
+        listing = iter(pages)
+        while True:
+            with self._storage("listing the uploads"):  # each page is one request
+                page = next(listing, None)
+            if page is None:
+                return
+            for item in page.get("Contents", ()):
+                folder, _, name = str(item["Key"])[len(self._base) :].partition("/")
+                if folder and name and "/" not in name:
+                    yield folder, name, (int(item.get("Size", 0)), item["LastModified"].timestamp())
 
     @contextmanager
     def _storage(self, action: str, *, missing_is_bucket: bool = False) -> Iterator[None]:

@@ -350,9 +350,10 @@ S3_TEST_CREDENTIALS = {
 
 
 @contextmanager
-def s3_server(root: Path) -> Iterator[ServerProcess]:
+def s3_server(root: Path, *, env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
     """moto's S3-protocol server (`python -m moto.server`) on a free 127.0.0.1 port, in memory; yields the process
-    (`.url` is the endpoint for AWS_ENDPOINT_URL, any credentials are accepted: `S3_TEST_CREDENTIALS`)."""
+    (`.url` is the endpoint for AWS_ENDPOINT_URL, any credentials are accepted: `S3_TEST_CREDENTIALS`). `env` adds
+    moto's settings (`INITIAL_NO_AUTH_ACTION_COUNT=0`: credentials are checked, and unknown ones refused)."""
 
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
@@ -361,7 +362,7 @@ def s3_server(root: Path) -> Iterator[ServerProcess]:
         command,
         log=root / "moto.log",
         ready=lambda port: http_ok(f"http://127.0.0.1:{port}/moto-api/"),
-        env={**os.environ, **S3_TEST_CREDENTIALS},
+        env={**os.environ, **S3_TEST_CREDENTIALS, **(env or {})},
         seconds=60,
         stop_timeout=10,
         what="moto.server",

@@ -22,6 +22,7 @@ from app.jobs import FileState, JobRunner, JobService, JobState, UploadedFile
 from app.main import create_app
 from app.services.ingest import IngestResult
 from app.settings import Settings
+from app.testing import servers
 from app.testing.api import admin_headers, wait_for_job
 from app.testing.servers import S3Bucket, ServerProcess, log_tail
 
@@ -160,6 +161,15 @@ def test_a_missing_bucket_stops_the_start_with_the_reason(s3_server: S3Bucket, t
         job_service(settings)
     with pytest.raises(UpstreamUnavailableError, match="does not exist"):  # and if it is removed later
         S3BlobStore(settings.blob_url or "").put("job1/0", b"x")
+
+
+def test_refused_credentials_stop_the_start_with_the_reason(tmp_path: Path):
+    with servers.s3_server(tmp_path, env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as server:  # moto checks keys
+        blobs = S3BlobStore("s3://some-bucket/spool", client=servers.s3_client(server.url))
+        with pytest.raises(UpstreamUnavailableError, match=r"access denied \(403\): check the AWS credentials"):
+            blobs.check()
+        with pytest.raises(UpstreamUnavailableError, match=r"access denied \(InvalidAccessKeyId\)"):
+            blobs.put("job1/0", b"x")
 
 
 def test_without_a_blob_url_the_spool_is_the_data_dir_folder(tmp_path: Path):
