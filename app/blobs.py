@@ -261,12 +261,10 @@ class S3BlobStore:
                     Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key, _ in batch], "Quiet": True}
                 )
             errors = answer.get("Errors") or []
-            if errors:
+            if errors:  # per-key refusals (access denied on some keys, throttling): the sweep tries again next time
                 first = errors[0]
-                raise UpstreamUnavailableError(
-                    f"object storage {self.where}: {len(errors)} uploads of job {folder} could not be deleted "
-                    f"({first.get('Code', 'error')}: {first.get('Message', '')})"
-                )
+                reason = f"{len(errors)} objects were not deleted ({first.get('Code', 'error')})"
+                raise self._unavailable("deleting a job's uploads", reason, first.get("Message", ""))
             freed += sum(size for _, size in batch)
         return freed
 
@@ -322,7 +320,7 @@ class S3BlobStore:
         except BotoCoreError as error:  # a read timeout, a broken response...: the message names the endpoint, logged
             raise self._unavailable(action, type(error).__name__, error) from error
 
-    def _unavailable(self, action: str, reason: str, error: Exception) -> UpstreamUnavailableError:
+    def _unavailable(self, action: str, reason: str, error: object) -> UpstreamUnavailableError:
         """The error an API client sees (the bucket and prefix, never the endpoint); the log has the endpoint."""
         logger.warning(
             "Object storage {where} at {endpoint}: {action} failed: {reason} ({error})",

@@ -200,6 +200,7 @@ def test_storage_outages_are_upstream_unavailable_never_a_missing_upload(own_s3_
 
 @pytest.mark.xfail(
     strict=True,
+    raises=UpstreamUnavailableError,
     reason="app.jobs.workers.sweep_once catches OSError and sqlite3.Error only: an S3 outage "
     "(UpstreamUnavailableError) ends the API's hourly sweep task and the worker's sweep thread; it must be logged "
     "and retried like a disk error",
@@ -309,6 +310,24 @@ def test_an_upload_removed_from_the_bucket_fails_its_file_as_spool_missing(s3_jo
     assert finished.state == JobState.FAILED
     assert finished.files[0].error_code == "spool_missing"
     assert "no such object in s3://" in (finished.files[0].error or "")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UpstreamUnavailableError,
+    reason="app.jobs.runner reads the upload under `except OSError` only: an S3 outage (UpstreamUnavailableError) "
+    "escapes JobRunner.run and leaves the file `running`; it must fail the file as retryable (upstream_unavailable) "
+    "or put it back in the queue, never as spool_missing",
+)
+def test_a_job_run_during_a_storage_outage_fails_its_file_as_retryable(own_s3_server: S3Bucket, tmp_path: Path):
+    service = job_service(Settings(data_dir=tmp_path, blob_url=own_s3_server.blob_url))
+    job = service.submit("c", {}, [_upload("a.txt", b"text")])
+    assert own_s3_server.server is not None
+    own_s3_server.server.stop()
+    JobRunner(service.store, FailingIngest(), service.blobs).run(job.id)  # type: ignore[arg-type]
+    file = service.get(job.id).files[0]
+    assert file.state in (FileState.FAILED, FileState.QUEUED)
+    assert file.error_code != "spool_missing"
 
 
 def test_the_sweep_removes_s3_leftovers_of_unrecorded_submissions_after_the_retention(
