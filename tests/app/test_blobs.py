@@ -407,3 +407,19 @@ def test_an_async_upload_answers_503_with_the_reason_when_the_storage_is_down(
         "cannot be reached (EndpointConnectionError)"
     )
     assert client.get("/jobs").json()["total"] == 0  # nothing recorded: the client uploads again later
+
+
+@pytest.mark.integration
+def test_the_app_refuses_to_start_on_a_missing_bucket_with_the_reason(
+    s3_server: S3Bucket, tmp_path: Path, make_tiny_profile: Any
+):
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        pipelines_dir=make_tiny_profile(tmp_path / "pipelines"),
+        blob_url="s3://no-such-bucket-here/spool",
+    )
+    with (
+        pytest.raises(UpstreamUnavailableError, match="the bucket 'no-such-bucket-here' does not exist"),
+        TestClient(create_app(settings)),
+    ):
+        pass
