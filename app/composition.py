@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.blobs import BlobStore, S3BlobStore
 from app.cluster import check_deployment
 from app.jobs import JobRunner, JobService, JobStore
 from app.pipeline_loader import PipelineSet, load_pipelines
@@ -133,13 +134,24 @@ def key_store(settings: Settings) -> KeyStore:
     return KeyStore(settings.keys_db)
 
 
+def blob_store(settings: Settings) -> BlobStore | Path:
+    """Where the uploads of jobs wait: the objects under RAG_BLOB_URL (`s3://bucket/prefix`), else the folder
+    RAG_DATA_DIR/jobs. The bucket is checked at once: a missing bucket or refused credentials stop the process with
+    the reason; an endpoint that cannot be reached only warns (uploads answer 503 until it is back)."""
+    if settings.blob_url is None:
+        return settings.jobs_dir
+    store = S3BlobStore(settings.blob_url)
+    store.check()
+    return store
+
+
 def job_service(settings: Settings, collections: CollectionService | None = None) -> JobService:
     """Submitting, listing, cancelling and retrying ingestion jobs, and their retention sweep (`rag jobs sweep`, and
     periodically in every process that runs jobs); each job records its collection's generation (`collections`), so
     that dropping the collection cancels it."""
     return JobService(
         JobStore(settings.jobs_db),
-        settings.jobs_dir,
+        blob_store(settings),
         generation_of=collections.generation if collections is not None else None,
         retention_days=settings.job_retention_days,
         history_days=settings.job_history_days,
@@ -158,7 +170,7 @@ def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWork
     return JobRunner(
         JobStore(settings.jobs_db),
         ingest,
-        settings.jobs_dir,
+        blob_store(settings),
         lease_seconds=settings.job_lease_seconds,
         on_indexed=collections.register,
         generation_of=collections.generation,
@@ -171,7 +183,7 @@ def embedded_job_runner(services: Services) -> JobRunner:
     return JobRunner(
         services.jobs.store,
         services.ingest,
-        services.settings.jobs_dir,
+        services.jobs.blobs,
         lease_seconds=services.settings.job_lease_seconds,
         on_indexed=services.collections.register,
         generation_of=services.collections.generation,

@@ -2,7 +2,8 @@
 
 - profiles: `make_tiny_profile` (factory, see `app.testing.profiles.tiny_profile`);
 - real documents: the fixtures of `app.testing.corpus` (registered with this plugin);
-- servers: `llama_server` (session), `redis_server`, `throwaway_postgres`, `pg_dsn` (the test PostgreSQL);
+- servers: `llama_server` (session), `redis_server`, `throwaway_postgres`, `pg_dsn` (the test PostgreSQL),
+  `s3_server` (a fresh bucket on the session's S3-protocol server) and `own_s3_server` (one the test may stop);
 - fault-injecting fakes: `fake_ollama`, `fake_openai` (module-wide: each test sets `mode` or calls `reset()`).
 
 It also adds `app.testing` to Haystack's HAYSTACK_DESERIALIZATION_ALLOWLIST for the session (inherited by worker
@@ -25,7 +26,7 @@ import pytest
 from app.testing import servers
 from app.testing.fakes import FakeOllama, FakeOpenAI
 from app.testing.profiles import tiny_profile
-from app.testing.servers import LlamaServer, ThrowawayPostgres
+from app.testing.servers import LlamaServer, S3Bucket, ThrowawayPostgres
 from components.converters.isolated_converter import DESERIALIZATION_ALLOWLIST_ENV
 
 pytest_plugins = ["app.testing.corpus"]
@@ -105,6 +106,40 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("redis-server is not installed: apt-get install redis-server (scripts/apt-packages-test.txt)")
     with servers.redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3-protocol server (a real HTTP server on 127.0.0.1) for the session; its endpoint URL."""
+    with servers.s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server.url
+
+
+def _use_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point the standard AWS configuration of this test at `endpoint` (no profile or config file of the host)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    for name, value in servers.S3_TEST_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def s3_server(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
+    """A fresh bucket on the session's S3 server, with AWS_ENDPOINT_URL, test credentials and region set for the
+    test: `S3BlobStore(bucket.blob_url)` (or RAG_BLOB_URL=bucket.blob_url) reaches it through the real boto3."""
+    _use_s3(monkeypatch, s3_endpoint)
+    return S3Bucket.create(s3_endpoint, f"test-{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def own_s3_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+    """`s3_server` on an S3 server of the test's own (`.server.stop()` takes the storage away), stopped at teardown."""
+    with servers.s3_server(tmp_path_factory.mktemp("own-s3")) as server:
+        _use_s3(monkeypatch, server.url)
+        yield S3Bucket.create(server.url, "own-bucket", server=server)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 `server_process` is the one helper; everything else here is a recipe on top of it: `rag serve` (`rag_server`,
 `serve_rag`), `rag worker` (`rag_worker`), llama.cpp's OpenAI-compatible server (`llama_cpp_server`), a throwaway
-Redis (`redis_server`) and a throwaway PostgreSQL cluster (`ThrowawayPostgres`). Tests reach them through the
+Redis (`redis_server`), an S3-protocol server (`s3_server`, moto's server mode) and a throwaway PostgreSQL cluster
+(`ThrowawayPostgres`). Tests reach them through the
 fixtures of `app.testing.plugin`; `bench/` calls them directly.
 
 A process that exits early or is not ready in time raises `ServerNotReady` carrying the end of its log.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -338,6 +340,73 @@ def redis_server(root: Path) -> Iterator[str]:
 
     with server_process(command, log=root / "redis.log", ready=redis_pong, seconds=30, what="redis-server") as server:
         yield f"redis://127.0.0.1:{server.port}/0"
+
+
+S3_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def s3_server(root: Path, *, env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
+    """moto's S3-protocol server (`python -m moto.server`) on a free 127.0.0.1 port, in memory; yields the process
+    (`.url` is the endpoint for AWS_ENDPOINT_URL, any credentials are accepted: `S3_TEST_CREDENTIALS`). `env` adds
+    moto's settings (`INITIAL_NO_AUTH_ACTION_COUNT=0`: credentials are checked, and unknown ones refused)."""
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+    with server_process(
+        command,
+        log=root / "moto.log",
+        ready=lambda port: http_ok(f"http://127.0.0.1:{port}/moto-api/"),
+        env={**os.environ, **S3_TEST_CREDENTIALS, **(env or {})},
+        seconds=60,
+        stop_timeout=10,
+        what="moto.server",
+    ) as server:
+        yield server
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client of the S3 server at `endpoint` with the test credentials (for setup and assertions)."""
+    import boto3
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_TEST_CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
+
+
+@dataclass
+class S3Bucket:
+    """A bucket of its own on an S3 test server: `endpoint` (AWS_ENDPOINT_URL), `bucket`, `blob_url` (RAG_BLOB_URL),
+    a boto3 `client` for assertions, and the `server` process when the bucket's server is its own (to stop it)."""
+
+    endpoint: str
+    bucket: str
+    client: Any
+    server: ServerProcess | None = None
+
+    @property
+    def blob_url(self) -> str:
+        return f"s3://{self.bucket}/spool"
+
+    def keys(self) -> list[str]:
+        """Every object key in the bucket, sorted."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
+
+    @classmethod
+    def create(cls, endpoint: str, name: str, server: ServerProcess | None = None) -> S3Bucket:
+        client = s3_client(endpoint)
+        client.create_bucket(Bucket=name)
+        return cls(endpoint=endpoint, bucket=name, client=client, server=server)
 
 
 @contextmanager
