@@ -10,7 +10,9 @@
 #   6. sh -n deploy/docker-entrypoint.sh deploy/cluster/minio-init.sh
 #   7. scripts/check_kubernetes.py             (deploy/kubernetes/ rendered, validated against the Kubernetes 1.30 and
 #                                               latest API schemas, ServiceMonitors by hand, probes/lease/secrets/
-#                                               wiring rules; compared with `kubectl kustomize` when kubectl exists)
+#                                               wiring rules; compared with `kubectl kustomize` when kubectl exists);
+#                                               the Helm chart deploy/helm/ragstack rendered (no helm binary: a plain
+#                                               subset of Go templates), validated alike and equal to deploy/kubernetes
 #   8. the Dockerfile's pip install steps replayed in a fresh venv under /tmp, then `import app.main, components`,
 #      `rag --help` and every shipped profile's pipelines load (scripts/dockerfile_pip_steps.py): the image's
 #      dependency list (its RAG_EXTRAS) cannot rot unnoticed, nor miss the extra of a profile it serves.
@@ -103,6 +105,7 @@ check "entrypoint syntax" sh -n deploy/docker-entrypoint.sh
 check "minio-init syntax" sh -n deploy/cluster/minio-init.sh
 check "kubernetes manifests" "$TOOLS/bin/python" scripts/check_kubernetes.py --with-optional --kubectl
 check "kubernetes manifests (latest schemas)" "$TOOLS/bin/python" scripts/check_kubernetes.py --with-optional --version 1.37
+check "helm chart" "$TOOLS/bin/python" scripts/check_kubernetes.py --chart --with-optional
 check "Dockerfile pip steps in a fresh venv" fresh_venv
 
 echo "check_deploy: ${#passed[@]} ok, ${#failed[@]} failing${failed:+: ${failed[*]}}"

@@ -1,6 +1,6 @@
 """Render the kustomization in deploy/kubernetes/ with plain Python and check every resource offline.
 
-Usage: python scripts/check_kubernetes.py [--version 1.30] [--with-optional] [--kubectl]
+Usage: python scripts/check_kubernetes.py [--version 1.30] [--with-optional] [--kubectl] [--chart]
 
 Rendering covers exactly the kustomize features the manifests use (`resources`, `components`, `namespace`,
 `labels` without selectors, `images`); any other kustomization field is refused, so the manifests cannot drift
@@ -12,12 +12,16 @@ into something this renderer would silently get wrong. Checks:
   secretKeyRef names a key of the Secret table in docs/cluster.md, and no Secret is committed; Services select pods
   of a Deployment and target a named container port; the Ingress and ServiceMonitors point at existing Services.
 `--with-optional` also renders the components that are commented out (the HPA); `--kubectl` also compares the
-rendering with `kubectl kustomize` when kubectl is installed. Exit code 1 with one line per problem.
+rendering with `kubectl kustomize` when kubectl is installed. `--chart` checks the Helm chart deploy/helm/ragstack
+instead (no helm binary: its templates use a small subset of Go templates that `render_chart` implements and that
+refuses anything else); with its defaults and release name `ragstack` it must render the kustomization's resources
+(plus its own instance/managed-by labels). Exit code 1 with one line per problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -30,6 +34,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 KUSTOMIZE_DIR = ROOT / "deploy" / "kubernetes"
+CHART_DIR = ROOT / "deploy" / "helm" / "ragstack"
+HELM_ONLY_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
 SECRET_NAME = "ragstack-secrets"
 LEASE_DEFAULT = 30  # RAG_JOB_LEASE_SECONDS' default (app/settings.py)
@@ -311,6 +317,167 @@ def _wiring_problems(objects: list[Obj], deployments: dict[str, Obj]) -> list[st
     return problems
 
 
+_ACTION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
+
+
+def render_chart(
+    chart: Path = CHART_DIR,
+    *,
+    release: str = "ragstack",
+    namespace: str = "ragstack",
+    values: dict[str, Any] | None = None,
+) -> list[Obj]:
+    """`helm template` of a chart whose templates use only this subset of Go templates (anything else is refused):
+    `{{ .Values.a.b }}`, `{{ .Release.Name }}`, `{{ .Release.Namespace }}`, `{{ .Chart.Name }}`, `| quote`,
+    `{{ toYaml X | nindent N }}`, `{{ if [not] X }} ... {{ end }}`, `{{/* comments */}}`, and `{{-`/`-}}` trimming.
+    `values` are merged over values.yaml (maps key by key, as `--set` / `-f` do)."""
+    chart_meta = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))
+    merged = _merge(yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8")) or {}, values or {})
+    scope = {
+        "Values": merged,
+        "Release": {"Name": release, "Namespace": namespace},
+        "Chart": {"Name": chart_meta["name"]},
+    }
+    objects: list[Obj] = []
+    for template in sorted((chart / "templates").glob("*.yaml")):
+        text = _execute(template, template.read_text(encoding="utf-8"), scope)
+        for doc in yaml.safe_load_all(text):
+            if doc is not None:
+                if not isinstance(doc, dict) or "kind" not in doc:
+                    raise RenderError(f"{template}: renders a document that is not a resource")
+                objects.append(doc)
+    return objects
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def _execute(path: Path, text: str, scope: dict[str, Any]) -> str:
+    pieces: list[str | tuple[str, str]] = []  # text, or (action, source position)
+    position = 0
+    for match in _ACTION.finditer(text):
+        before = text[position : match.start()]
+        if match.group(1):
+            before = before.rstrip(" \t\r\n")
+        if pieces and isinstance(pieces[-1], tuple) and pieces[-1][1] == "-":
+            before = before.lstrip(" \t\r\n")
+        pieces.append(before)
+        pieces.append((match.group(2).strip(), match.group(3)))
+        position = match.end()
+    after = text[position:]
+    if pieces and isinstance(pieces[-1], tuple) and pieces[-1][1] == "-":
+        after = after.lstrip(" \t\r\n")
+    pieces.append(after)
+    out: list[str] = []
+    emitting = [True]
+    for piece in pieces:
+        if isinstance(piece, str):
+            if all(emitting):
+                out.append(piece)
+            continue
+        action = piece[0]
+        if action.startswith("/*") and action.endswith("*/"):
+            continue
+        if action.startswith("if "):
+            expression = action[3:].strip()
+            negate = expression.startswith("not ")
+            value = _lookup(path, expression[4:].strip() if negate else expression, scope)
+            emitting.append(bool(value) != negate)
+        elif action == "end":
+            if len(emitting) == 1:
+                raise RenderError(f"{path}: `end` without `if`")
+            emitting.pop()
+        elif all(emitting):
+            out.append(_pipeline(path, action, scope))
+    if len(emitting) != 1:
+        raise RenderError(f"{path}: `if` without `end`")
+    return "".join(out)
+
+
+def _lookup(path: Path, expression: str, scope: dict[str, Any]) -> Any:
+    if not re.fullmatch(r"\.(Values|Release|Chart)(\.[A-Za-z_][A-Za-z0-9_]*)+", expression):
+        raise RenderError(f"{path}: unsupported template expression {expression!r}")
+    value: Any = scope
+    for part in expression.split(".")[1:]:
+        if not isinstance(value, dict) or part not in value:
+            raise RenderError(f"{path}: {expression} is not defined (values.yaml)")
+        value = value[part]
+    return value
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        raise ValueError("a map or list needs toYaml")
+    return str(value)
+
+
+def _pipeline(path: Path, action: str, scope: dict[str, Any]) -> str:
+    stages = [stage.strip() for stage in action.split("|")]
+    first = stages[0].split()
+    try:
+        if first[0] == "toYaml" and len(first) == 2:
+            value = _lookup(path, first[1], scope)
+            text = yaml.safe_dump(value, sort_keys=True, default_flow_style=False).rstrip("\n")
+        elif len(first) == 1:
+            text = _scalar(_lookup(path, first[0], scope))
+        else:
+            raise RenderError(f"{path}: unsupported template action {action!r}")
+        for stage in stages[1:]:
+            words = stage.split()
+            if words == ["quote"]:
+                text = json.dumps(text)
+            elif len(words) == 2 and words[0] in {"nindent", "indent"} and words[1].isdigit():
+                indented = "\n".join(" " * int(words[1]) + line for line in text.split("\n"))
+                text = ("\n" if words[0] == "nindent" else "") + indented
+            else:
+                raise RenderError(f"{path}: unsupported template function {stage!r}")
+    except ValueError as error:
+        raise RenderError(f"{path}: {action!r}: {error}") from error
+    return text
+
+
+def without_helm_labels(objects: Iterable[Obj]) -> list[Obj]:
+    """The objects with the labels only the chart sets removed everywhere (metadata, selectors, pod templates)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in HELM_ONLY_LABELS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return [strip(obj) for obj in objects]
+
+
+def chart_problems(chart: Path = CHART_DIR) -> list[str]:
+    """Differences between the chart (defaults, release `ragstack`) and the kustomization, without the chart's
+    own labels; with autoscaling on, the chart omits the api's replicas (the HPA owns them)."""
+    problems = []
+    for autoscaling, components in ((False, ()), (True, optional_components())):
+        chart_objects = render_chart(chart, values={"autoscaling": {"enabled": autoscaling}})
+        ours = {(o["kind"], o["metadata"]["name"]): o for o in without_helm_labels(chart_objects)}
+        kustomized = {(o["kind"], o["metadata"]["name"]): o for o in render(extra_components=components)}
+        if autoscaling:
+            kustomized["Deployment", "ragstack-api"]["spec"].pop("replicas")
+        where = "with autoscaling" if autoscaling else "defaults"
+        problems += [f"chart ({where}): {k}/{n} only in deploy/kubernetes" for k, n in kustomized.keys() - ours.keys()]
+        problems += [f"chart ({where}): {k}/{n} only in the chart" for k, n in ours.keys() - kustomized.keys()]
+        problems += [
+            f"chart ({where}): {k}/{n} differs from deploy/kubernetes"
+            for k, n in ours.keys() & kustomized.keys()
+            if ours[k, n] != kustomized[k, n]
+        ]
+    return problems
+
+
 def kubectl_problems(kubectl: str, directory: Path = KUSTOMIZE_DIR) -> list[str]:
     """Differences between `kubectl kustomize directory` and `render(directory)` (none: the renderer is faithful)."""
     result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False)
@@ -335,13 +502,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kubectl", action="store_true", help="also compare with `kubectl kustomize` (when kubectl is on PATH)"
     )
+    parser.add_argument(
+        "--chart",
+        action="store_true",
+        help="check deploy/helm/ragstack instead: rendered, validated, = the kustomization",
+    )
     args = parser.parse_args(argv)
     try:
-        objects = render(extra_components=optional_components() if args.with_optional else ())
+        if args.chart:
+            values = {"autoscaling": {"enabled": True}} if args.with_optional else {}
+            objects = render_chart(values=values)
+            problems = chart_problems()
+        else:
+            objects = render(extra_components=optional_components() if args.with_optional else ())
+            problems = []
     except RenderError as error:
         print(f"check_kubernetes: {error}")
         return 1
-    problems = schema_problems(objects, args.version) + deployment_problems(objects, documented_secret_keys())
+    problems += schema_problems(objects, args.version) + deployment_problems(objects, documented_secret_keys())
     if args.kubectl:
         if (kubectl := shutil.which("kubectl")) is None:
             print("check_kubernetes: kubectl not installed: the comparison with `kubectl kustomize` is skipped")
