@@ -2,8 +2,8 @@
 # ragstack: the FastAPI RAG service (`rag serve`), with the default profile's packaged models baked in.
 #   docker build -t ragstack .            # or: docker compose build
 #   docker run -p 8000:8000 -v rag-data:/data ragstack
-# The image installs the extras of what docker-compose.yml serves (RAG_EXTRAS below: every profile, the Redis job
-# queue and `rag worker`, tracing); `--build-arg RAG_EXTRAS=` builds the embedded default only.
+# The image installs the extras of what docker-compose.yml and deploy/ serve (RAG_EXTRAS below: every profile, the
+# Redis job queue and `rag worker`, cluster mode, tracing); `--build-arg RAG_EXTRAS=` builds the embedded default only.
 # Two stages: `builder` compiles llama-cpp-python (build-essential, cmake) into /opt/venv; the runtime stage copies the
 # venv and the source, installs only run-time Debian packages and warms the models up at build time.
 # The pip steps of the builder stage are re-run in a throwaway venv by scripts/check_deploy.sh, so keep them plain
@@ -30,7 +30,7 @@ RUN python -m venv /opt/venv
 WORKDIR /app
 # 1. the project's dependencies and those of RAG_EXTRAS, read from pyproject.toml alone: this slow layer (llama.cpp
 #    compiles for minutes) is rebuilt only when pyproject.toml or the extras change, not on every source edit.
-ARG RAG_EXTRAS="pgvector,weaviate,pinecone,ollama,openai,redis,tracing"
+ARG RAG_EXTRAS="pgvector,weaviate,pinecone,ollama,openai,redis,cluster,tracing"
 COPY pyproject.toml README.md scripts/pyproject_requirements.py ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python pyproject_requirements.py "${RAG_EXTRAS}" > requirements-project.txt \
