@@ -22,7 +22,7 @@ from haystack import component, logging
 from haystack.dataclasses import ChatMessage, StreamingCallbackT, StreamingChunk
 from haystack.tools import ToolsType
 from haystack_integrations.components.generators.ollama import OllamaChatGenerator
-from ollama import ResponseError
+from ollama import AsyncClient, Client, ResponseError
 from pydantic.json_schema import JsonSchemaValue
 from tenacity import (
     AsyncRetrying,
@@ -33,9 +33,22 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from components.env_values import resolve_text
 from components.validation import check_int, check_positive_number
 
 logger = logging.getLogger(__name__)
+
+
+def ollama_client(owner: Any) -> Client:
+    """A synchronous client for the server `owner.url` stands for: a URL, or `${OLLAMA_URL:-http://...}` resolved from
+    the environment when the component warms up (the serialized YAML keeps the reference)."""
+    return Client(host=resolve_text(owner.url, "url"), timeout=owner.timeout)
+
+
+def ollama_async_client(owner: Any) -> AsyncClient:
+    """`ollama_client`'s asynchronous twin."""
+    return AsyncClient(host=resolve_text(owner.url, "url"), timeout=owner.timeout)
+
 
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = range(500, 600)
@@ -211,6 +224,16 @@ class RetryingOllamaChatGenerator(OllamaChatGenerator):
                 retries=retries,
                 attempts=(max_retries + 1) * (retries + 1),
             )
+
+    def warm_up(self) -> None:
+        """Create the synchronous client (the `url` setting resolved now: it may be a `${VAR:-default}` reference)."""
+        if self._client is None:
+            self._client = ollama_client(self)
+
+    async def warm_up_async(self) -> None:
+        """Create the asynchronous client (the `url` setting resolved now)."""
+        if self._async_client is None:
+            self._async_client = ollama_async_client(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the component: `OllamaChatGenerator`'s parameters (tools and callback serialized) plus the retry

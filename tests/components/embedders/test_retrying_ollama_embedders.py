@@ -324,3 +324,17 @@ connections: []
 def ollama(fake_ollama: FakeOllama) -> FakeOllama:
     """The shared fault-injecting Ollama (app.testing.fakes)."""
     return fake_ollama
+
+
+def test_a_url_from_the_environment_is_resolved_at_warm_up_and_serialized_as_written(
+    ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OLLAMA_URL", ollama.url)
+    reference = "${OLLAMA_URL:-http://localhost:11434}"
+    text_embedder, document_embedder = _text_embedder(reference), _document_embedder(reference)
+
+    assert len(text_embedder.run(text="one")["embedding"]) > 0
+    assert all(_embeddings(document_embedder.run(documents=copy.deepcopy(DOCUMENTS))["documents"]))
+    assert len(ollama.requests) >= 2
+    for embedder in (text_embedder, document_embedder):
+        assert component_to_dict(embedder, "embedder")["init_parameters"]["url"] == reference

@@ -356,3 +356,14 @@ connections:
 def ollama(fake_ollama: FakeOllama) -> FakeOllama:
     """The shared fault-injecting Ollama (app.testing.fakes)."""
     return fake_ollama
+
+
+def test_a_url_from_the_environment_is_resolved_at_warm_up_and_serialized_as_written(
+    ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OLLAMA_URL", ollama.url)  # a cluster's Ollama service, e.g. http://ollama:11434
+    llm = _llm("${OLLAMA_URL:-http://localhost:11434}")
+
+    assert llm.run(QUESTION)["replies"][0].text == CHAT["message"]["content"]
+    assert len(ollama.requests) == 1
+    assert llm.to_dict()["init_parameters"]["url"] == "${OLLAMA_URL:-http://localhost:11434}"
