@@ -223,3 +223,41 @@ def test_claims_are_fenced(registries):
     assert not first.renew(claim) and not first.finish(claim, indexed=False) and not first.release(claim)
     assert second.finish(taken, indexed=True) and second.claim("c", "d") is None
     assert second.claim("c", "d", take_indexed=True) is not None
+
+
+@pytest.fixture(scope="module")
+def tiny_pipelines(tmp_path_factory, make_tiny_profile):
+    """The shipped indexing pipeline (tiny profile) over a LanceDB store of this module's own."""
+    from app.composition import load_pipeline_set
+    from app.settings import Settings
+
+    root = tmp_path_factory.mktemp("registry-pipelines")
+    settings = Settings(data_dir=root / "data", pipelines_dir=make_tiny_profile(root / "pipelines"))
+    pipelines = load_pipeline_set(settings)
+    pipelines.indexing.pipeline.warm_up()
+    return pipelines
+
+
+@pytest.mark.integration
+def test_two_hosts_uploading_the_same_file_index_it_once_through_the_real_pipeline(
+    tiny_pipelines, registries, state_url
+):
+    text = "\n\n".join(f"Section {n}: the keeper logs ship {n} passing the cape at dusk." for n in range(40)).encode()
+    collection = f"twins-{'pg' if state_url else 'sqlite'}"
+    clean = IngestService(tiny_pipelines, registry=registries()).ingest_bytes(
+        text, "clean.txt", collection="clean-" + collection
+    )
+    assert clean.status == "indexed" and clean.chunks > 1
+    hosts = [IngestService(tiny_pipelines, registry=registries()) for _ in range(2)]
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda h=h: results.append(h.ingest_bytes(text, "log.txt", collection=collection)))
+        for h in hosts
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(r.status for r in results) == ["duplicate", "indexed"]
+    store = tiny_pipelines.document_store
+    assert store.count_documents_by_filter(collection_filter(collection)) == clean.chunks
