@@ -221,7 +221,7 @@ class IngestService:
         try:
             removed = self._delete_chunks(collection, document_id)
         except BaseException:
-            self.registry.finish(claim, indexed=False)  # its chunks may be left: the next claim removes them
+            self.registry.give_up(claim)  # its chunks may be left: the next claim removes them
             raise
         self.registry.release(claim)
         return removed
@@ -320,19 +320,22 @@ class IngestService:
                 f"{self.twin_wait_seconds:g} s; try again later"
             )
             return
-        if claim.first and self.is_indexed(collection, document_id):  # indexed before the registry existed
-            self.registry.finish(claim, indexed=True)
-            result.status = "duplicate"
-            return
+        writing = False
         with self.registry.holding(claim) as holding:
             try:
+                if claim.first and self.is_indexed(collection, document_id):  # indexed before the registry existed
+                    self.registry.finish(claim, indexed=True)
+                    result.status = "duplicate"
+                    return
+                writing = True
                 if not claim.first:  # taken over from a failed or crashed owner: what it left is partial
                     self._discard_after_failure(collection, document_id, name)
                 result.pages, result.chunks = self._index(data, name, mime, collection, document_id, content_hash, tags)
             except BaseException:  # failed, store down or interrupted: the holder removes what it wrote
                 if holding.still_held():
-                    self._discard_after_failure(collection, document_id, name)
-                    self.registry.finish(claim, indexed=False)
+                    if writing:
+                        self._discard_after_failure(collection, document_id, name)
+                    self.registry.give_up(claim)
                 else:  # another upload took it over: the chunks are its own now
                     logger.warning("Lost the claim on {file} while indexing it; its chunks are left", file=name)
                 raise

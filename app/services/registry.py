@@ -164,6 +164,13 @@ class DocumentRegistry:
             ).rowcount
         return bool(updated)
 
+    def give_up(self, claim: Claim) -> None:
+        """`finish(indexed=False)` on a failure path: a database error is logged, not raised (the lease runs out)."""
+        try:
+            self.finish(claim, indexed=False)
+        except _DATABASE_ERRORS as error:
+            logger.warning("Could not record {document} failed: {error}", document=claim.document_id, error=str(error))
+
     def release(self, claim: Claim) -> bool:
         """Remove the row (the document was removed); False when the claim was no longer held."""
         with self.db.connect() as db:
@@ -222,5 +229,11 @@ class Holding:
         """Renew now: True when the claim is still this holder's."""
         if self.lost:
             return False
-        self.lost = not self.registry.renew(self.claim)
+        try:
+            self.lost = not self.registry.renew(self.claim)
+        except _DATABASE_ERRORS as error:  # unknown: the holder does not remove chunks it may no longer own
+            logger.warning(
+                "Could not check the claim on {document}: {error}", document=self.claim.document_id, error=str(error)
+            )
+            return False
         return not self.lost
