@@ -222,3 +222,32 @@ def test_a_collection_known_only_through_its_queued_job_can_be_dropped(store, tm
     assert jobs.get(job.id).state == "cancelled" and collections.generation("fresh") == 2
     with pytest.raises(NotFoundError):
         collections.drop("fresh")  # nothing left of it: 404 again
+
+
+def test_a_writer_registering_while_another_host_drops_never_brings_the_collection_back(store, registry):
+    """The generation check and the registration are one transaction holding the generation's row: a drop on another
+    host waits for it (and then forgets the registration), never the other way round."""
+    writer_host, dropping_host = CollectionService(store, registry()), CollectionService(store, registry())
+    before = writer_host.generation("filled")
+    checked, go_on = threading.Event(), threading.Event()
+    lock_generation = CollectionService._lock_generation
+
+    def slow_check(db, name, now):  # the writer is slow between its check and its registration
+        generation = lock_generation(db, name, now)
+        checked.set()
+        go_on.wait(10)
+        return generation
+
+    writer_host._lock_generation = slow_check  # type: ignore[method-assign]
+    registered: list[bool] = []
+    writer = threading.Thread(target=lambda: registered.append(writer_host.register("filled", before)))
+    writer.start()
+    assert checked.wait(10)
+    dropper = threading.Thread(target=dropping_host.drop, args=("filled",))
+    dropper.start()
+    dropper.join(0.5)
+    assert dropper.is_alive()  # the drop waits for the writer's transaction
+    go_on.set()
+    writer.join(10)
+    dropper.join(30)
+    assert registered == [True] and "filled" not in dropping_host.names() and dropping_host.generation("filled") == 2
