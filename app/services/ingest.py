@@ -13,6 +13,9 @@ import mimetypes
 import re
 import time
 import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +46,19 @@ logger = logging.getLogger(__name__)
 
 TWIN_WAIT_SECONDS = 600.0  # how long an upload waits for a twin that indexes the same document
 _POLL_SECONDS = (0.05, 1.0)  # first and longest pause between looks at the twin's progress
+_twin_wait_hook: ContextVar[Callable[[], None] | None] = ContextVar("rag_twin_wait_hook", default=None)
+
+
+@contextmanager
+def on_twin_wait(hook: Callable[[], None]) -> Iterator[None]:
+    """Call `hook` before each pause while an ingest of this block (this thread) waits for a twin that indexes the same
+    document; it may raise to stop waiting (a job runner: the job was cancelled, or the worker stops)."""
+    token = _twin_wait_hook.set(hook)
+    try:
+        yield
+    finally:
+        _twin_wait_hook.reset(token)
+
 
 # Always used with `fullmatch`: `match` + `$` would accept a trailing newline ("alpha\n").
 COLLECTION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -359,6 +375,8 @@ class IngestService:
                 continue
             if time.monotonic() >= deadline:
                 return "busy"
+            if (hook := _twin_wait_hook.get()) is not None:
+                hook()
             time.sleep(pause)
             pause = min(pause * 2, longest)
 

@@ -261,3 +261,21 @@ def test_two_hosts_uploading_the_same_file_index_it_once_through_the_real_pipeli
     assert sorted(r.status for r in results) == ["duplicate", "indexed"]
     store = tiny_pipelines.document_store
     assert store.count_documents_by_filter(collection_filter(collection)) == clean.chunks
+
+
+def test_a_waiting_twin_can_be_stopped_by_its_caller(store, registries):
+    from app.services.ingest import on_twin_wait
+
+    holder = registries().claim("c", DOCUMENT_ID)
+    assert holder is not None
+    service = TwinIngest(store, registries())
+    waits: list[int] = []
+
+    def stop_on_the_third_wait() -> None:  # a job runner: the job was cancelled, or the worker stops
+        waits.append(1)
+        if len(waits) == 3:
+            raise InterruptedError("stopping")
+
+    with on_twin_wait(stop_on_the_third_wait), pytest.raises(InterruptedError):
+        service.ingest_bytes(DATA, "keeper.txt", collection="c")
+    assert len(waits) == 3 and service.runs == 0 and registries().state("c", DOCUMENT_ID) == ("indexing", True)
