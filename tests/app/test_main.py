@@ -64,3 +64,25 @@ def test_without_the_secret_the_first_start_writes_admin_key(settings):
     bootstrap_keys(plain, key_store(plain))
     written = plain.bootstrap_key_file.read_text().strip()
     assert key_store(plain).authenticate(written) is not None
+
+
+@pytest.mark.integration
+def test_the_api_starts_with_the_admin_key_from_the_secret_and_refuses_a_malformed_one(tmp_path, make_tiny_profile):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    secret = new_key()[1]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        pipelines_dir=make_tiny_profile(tmp_path / "pipelines"),
+        admin_key=SecretStr(secret),
+        rate_limit="off",
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/keys", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+        assert client.get("/keys", headers={"Authorization": f"Bearer {new_key()[1]}"}).status_code == 401
+    assert not settings.bootstrap_key_file.exists()
+    malformed = settings.model_copy(update={"admin_key": SecretStr(secret + "x")})
+    with pytest.raises(AdminKeyError, match="RAG_ADMIN_KEY"), TestClient(create_app(malformed)):
+        pass

@@ -279,3 +279,18 @@ def test_a_waiting_twin_can_be_stopped_by_its_caller(store, registries):
     with on_twin_wait(stop_on_the_third_wait), pytest.raises(InterruptedError):
         service.ingest_bytes(DATA, "keeper.txt", collection="c")
     assert len(waits) == 3 and service.runs == 0 and registries().state("c", DOCUMENT_ID) == ("indexing", True)
+
+
+def test_a_holder_indexing_longer_than_its_lease_keeps_its_claim(store, registries):
+    slow, twin = TwinIngest(store, registries(lease=0.3)), TwinIngest(store, registries(lease=0.3))
+    slow.before_write = threading.Event()
+    results: list = []
+    holder = _upload(slow, results)
+    assert slow.entered.wait(10)
+    waiting = _upload(twin, results)
+    time.sleep(1.2)  # four leases: renewed every third of one
+    assert twin.runs == 0
+    slow.before_write.set()
+    holder.join(30)
+    waiting.join(30)
+    assert sorted(r.status for r in results) == ["duplicate", "indexed"] and _chunks(store) == CHUNKS
