@@ -19,7 +19,7 @@ from app.cluster import DeploymentError
 from app.composition import Services, build_services, job_service, key_store
 from app.errors import RagError
 from app.pipeline_loader import PipelineLoadError
-from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, parse_scope
+from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, new_key, parse_scope
 from app.services.query import rewrites_answers
 from app.settings import Settings
 
@@ -363,7 +363,10 @@ def _fresh_multiprocess_metrics_dir(settings: Settings) -> None:
     os.environ[MULTIPROC_ENV] = str(directory.resolve())
 
 
-keys_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys (hashed in RAG_DATA_DIR/auth.db).")
+keys_cli = typer.Typer(
+    no_args_is_help=True,
+    help="Create, list and revoke API keys (hashed in RAG_DATA_DIR/auth.db, or in PostgreSQL with RAG_STATE_URL).",
+)
 cli.add_typer(keys_cli, name="keys")
 
 
@@ -395,6 +398,13 @@ def keys_create(
     scope_text = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
     typer.echo(f"created {key.prefix} ({key.role.value}, collections {scope_text}); it is not shown again:")
     typer.echo(secret)
+
+
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Print a new well-formed key without storing it: the value of RAG_ADMIN_KEY (a secret of the deployment), which
+    every API replica stores hashed as an admin key at start."""
+    typer.echo(new_key()[1])
 
 
 @keys_cli.command("list")

@@ -16,6 +16,7 @@ from app.blobs import BlobStore, S3BlobStore
 from app.cluster import check_deployment
 from app.jobs import JobRunner, JobService, JobStore
 from app.pipeline_loader import PipelineSet, load_pipelines
+from app.services import api_keys, collections, registry
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
@@ -25,7 +26,9 @@ from app.services.ingest import IngestService
 from app.services.ingest_worker import IngestWorker, WorkerIngestService
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
+from app.services.registry import DocumentRegistry
 from app.settings import Settings
+from app.state import state_database
 
 
 @dataclass
@@ -87,8 +90,21 @@ def file_limits(settings: Settings) -> FileLimits:
 
 
 def ingest_service(settings: Settings, pipelines: PipelineSet) -> IngestService:
-    """Indexing, one file at a time, with the deployment's file limits."""
-    return IngestService(pipelines, limits=file_limits(settings))
+    """Indexing, one file at a time, with the deployment's file limits; each document claimed in the registry first."""
+    return IngestService(pipelines, limits=file_limits(settings), registry=document_registry(settings))
+
+
+def document_registry(settings: Settings) -> DocumentRegistry:
+    """The document registry (exactly once per document) in the state database: RAG_DATA_DIR/documents.db or
+    RAG_STATE_URL; a claim lasts RAG_JOB_LEASE_SECONDS without renewal (a crashed indexer's document is taken over)."""
+    database = state_database(
+        settings,
+        name="documents",
+        sqlite_path=settings.data_dir / "documents.db",
+        sqlite_migrations=registry.SQLITE_MIGRATIONS,
+        postgres_migrations=registry.POSTGRES_MIGRATIONS,
+    )
+    return DocumentRegistry(database, lease_seconds=settings.job_lease_seconds)
 
 
 def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
@@ -103,15 +119,24 @@ def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
 
 
 def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
-    """Collections over the pipelines' document store and the registry under the data directory; dropping one
-    cancels its unfinished jobs (in the job table shared by every process), also when a job is all there is of it."""
+    """Collections over the pipelines' document store and the registry in the state database (RAG_DATA_DIR or
+    RAG_STATE_URL); dropping one cancels its unfinished jobs (in the job table shared by every process), also when a
+    job is all there is of it, and forgets its documents' registry rows."""
     jobs = JobStore(settings.jobs_db)
+    database = state_database(
+        settings,
+        name="collections",
+        sqlite_path=settings.collections_db,
+        sqlite_migrations=collections.SQLITE_MIGRATIONS,
+        postgres_migrations=collections.POSTGRES_MIGRATIONS,
+    )
     return CollectionService(
         pipelines.document_store,
-        settings.collections_db,
+        database,
         legacy_registry=settings.collections_registry,
         on_drop=jobs.cancel_collection,
         has_jobs=jobs.has_unfinished,
+        documents=document_registry(settings),
     )
 
 
@@ -130,8 +155,16 @@ def auth_executor() -> ThreadPoolExecutor:
 
 
 def key_store(settings: Settings) -> KeyStore:
-    """API keys (hashed) under the data directory; needs no pipelines (`rag keys`)."""
-    return KeyStore(settings.keys_db)
+    """API keys (hashed) in the state database (RAG_DATA_DIR/auth.db or RAG_STATE_URL); needs no pipelines."""
+    database = state_database(
+        settings,
+        name="api_keys",
+        sqlite_path=settings.keys_db,
+        sqlite_migrations=api_keys.SQLITE_MIGRATIONS,
+        postgres_migrations=api_keys.POSTGRES_MIGRATIONS,
+        timeout=10.0,
+    )
+    return KeyStore(database)
 
 
 def blob_store(settings: Settings) -> BlobStore | Path:
@@ -163,7 +196,7 @@ def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWork
     files are indexed in that recycled process (the runner inside an indexing worker has none)."""
     collections = collection_service(settings, pipelines)
     ingest = (
-        WorkerIngestService(pipelines, worker, limits=file_limits(settings))
+        WorkerIngestService(pipelines, worker, limits=file_limits(settings), registry=document_registry(settings))
         if worker is not None
         else ingest_service(settings, pipelines)
     )
@@ -209,7 +242,7 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
     collections = collection_service(settings, pipelines)
     worker = ingest_worker(settings) if serving and settings.ingest_worker else None
     ingest = (
-        WorkerIngestService(pipelines, worker, limits=file_limits(settings))
+        WorkerIngestService(pipelines, worker, limits=file_limits(settings), registry=document_registry(settings))
         if worker is not None
         else ingest_service(settings, pipelines)
     )
@@ -220,7 +253,7 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         ingest=ingest,
         query=query_service(settings, pipelines),
         collections=collections,
-        documents=DocumentService(pipelines.document_store),
+        documents=DocumentService(pipelines.document_store, registry=document_registry(settings)),
         keys=key_store(settings),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage or "memory://"),
         jobs=job_service(settings, collections),
@@ -234,11 +267,13 @@ EVAL_MAX_TOP_K = 200  # eval ranks more passages than a request may ask for (rec
 
 
 def eval_services(settings: Settings, pipelines_dir: Path, data_dir: Path) -> Services:
-    """Services for `rag eval`: the given pipeline profile over its own data directory, the deployment's limits."""
+    """Services for `rag eval`: the given pipeline profile over its own data directory (its keys, collections and
+    document registry too, never the deployment's RAG_STATE_URL), the deployment's limits."""
     run_settings = settings.model_copy(
         update={
             "pipelines_dir": pipelines_dir,
             "data_dir": data_dir,
+            "state_url": None,
             "max_top_k": max(settings.max_top_k, EVAL_MAX_TOP_K),
         }
     )

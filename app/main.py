@@ -21,7 +21,7 @@ from app.jobs import JobStore
 from app.jobs.workers import EmbeddedWorker, RedisQueue, requeue_unowned, sweep_forever
 from app.logs import configure_logging
 from app.memory import limit_malloc_arenas
-from app.services.api_keys import bootstrap_admin_key
+from app.services.api_keys import KeyStore, bootstrap_admin_key
 from app.settings import Settings
 from app.tracing import configure_tracing
 
@@ -73,6 +73,22 @@ async def _requeue_orphans_forever(store: JobStore, queue: RedisQueue, every: fl
         await asyncio.to_thread(queue.requeue_orphans, store)
 
 
+def bootstrap_keys(settings: Settings, keys: KeyStore) -> None:
+    """The first admin key: RAG_ADMIN_KEY stored hashed (every replica may do it; a malformed value or one whose id is
+    stored with another secret stops the start with `AdminKeyError`), else, on a first start with no key at all, a new
+    one written to `admin.key`."""
+    if settings.admin_key is not None:
+        key = keys.ensure_admin_key(settings.admin_key.get_secret_value())
+        if key.revoked_at:
+            logger.warning("RAG_ADMIN_KEY {prefix} is revoked: it stays refused", prefix=key.prefix)
+        return
+    if (key_file := bootstrap_admin_key(keys, settings.bootstrap_key_file)) is not None:
+        logger.warning(
+            "No API key existed: an admin key was written to {path} (mode 600); create keys with it, then revoke it",
+            path=str(key_file.resolve()),
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; pipelines are loaded in the lifespan, never at import time."""
     settings = settings or Settings()
@@ -87,12 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_services(settings, pipelines, serving=True)
         if settings.dev_mode:
             logger.warning("Dev mode: API-key auth and rate limits are OFF; never expose this server")
-        elif (key_file := bootstrap_admin_key(state.keys, settings.bootstrap_key_file)) is not None:
-            logger.warning(
-                "No API key existed: an admin key was written to {path} (mode 600); create keys with it, then "
-                "revoke it",
-                path=str(key_file.resolve()),
-            )
+        else:
+            await asyncio.to_thread(bootstrap_keys, settings, state.keys)
         await asyncio.to_thread(state.warm_up)
         state.warmed_up = True
         app.state.rag = state

@@ -1,7 +1,12 @@
-"""API keys: created and revoked by an admin (REST or `rag keys`), stored hashed in SQLite, scoped to collections.
+"""API keys: created and revoked by an admin (REST or `rag keys`), stored hashed, scoped to collections.
 
 A key reads `rag_<id>_<secret>`: the id finds the row, the secret is never stored (only a SHA-256 of the whole key;
-keys are 256-bit random, so a fast hash is the right one) and is compared in constant time.
+keys are 256-bit random, so a fast hash is the right one) and is compared in constant time. The table lives in the
+deployment's state database (`app.state`): SQLite under RAG_DATA_DIR on one host, PostgreSQL (RAG_STATE_URL) when
+several hosts share it, so a key revoked through one replica is refused by every other at its next request.
+
+The first admin key comes either from RAG_ADMIN_KEY (`ensure_admin_key`: stored hashed at every start, idempotent
+across replicas) or, without it, from the first start (`bootstrap_admin_key`: written to `admin.key`).
 """
 
 from __future__ import annotations
@@ -12,22 +17,40 @@ import json
 import os
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from app.services.ingest import validate_collection
 from app.sqlite import SQLiteDatabase
+from app.state import StateDatabase
 
 KEY_PATTERN = re.compile(r"^rag_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+ADMIN_KEY_NAME = "RAG_ADMIN_KEY"  # the setting `admin_key`
+KEY_FORMAT = "rag_<12 lowercase hex>_<43 characters of A-Z a-z 0-9 _ ->"
 ALL_COLLECTIONS = "*"
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared against when the id is unknown: same timing
 
 # Append-only schema steps (`app.sqlite`); step 1 is the first release's table, so its auth.db opens unchanged.
 MIGRATIONS = (
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        collections TEXT NOT NULL,
+        key_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
+)
+SQLITE_MIGRATIONS = MIGRATIONS
+# PostgreSQL's steps (its own list, from the current schema on; `app.postgres`).
+POSTGRES_MIGRATIONS = (
     """
     CREATE TABLE IF NOT EXISTS api_keys (
         id TEXT PRIMARY KEY,
@@ -112,6 +135,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def new_key() -> tuple[str, str]:
+    """A fresh key id and the whole key (`rag_<id>_<secret>`), not stored anywhere."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"rag_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+class AdminKeyError(RuntimeError):
+    """RAG_ADMIN_KEY cannot be used: malformed, or its id is stored with another secret. The service does not start."""
+
+
 def bootstrap_admin_key(keys: KeyStore, path: Path) -> Path | None:
     """First start with no key at all: create an admin key and write it to `path` (mode 600), else None."""
     created = keys.create(name="bootstrap admin", role=Role.ADMIN, collections=None, only_if_empty=True)
@@ -126,14 +159,18 @@ def bootstrap_admin_key(keys: KeyStore, path: Path) -> Path | None:
 
 
 class KeyStore:
-    """The `api_keys` table of a SQLite file (one short connection per call: safe across threads and processes)."""
+    """The `api_keys` table of the state database (one short connection per call: safe across threads, processes and,
+    on PostgreSQL, hosts)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = SQLiteDatabase(path, migrations=MIGRATIONS, timeout=10.0)
+    def __init__(self, database: Path | StateDatabase) -> None:
+        """`database`: the state database (`app.state.state_database` with this module's migrations), or the path of
+        a SQLite file (opened with `SQLITE_MIGRATIONS`)."""
+        if isinstance(database, Path):
+            database = SQLiteDatabase(database, migrations=SQLITE_MIGRATIONS, timeout=10.0)
+        self.db: StateDatabase = database
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> ApiKey:
+    def _row(row: Any) -> ApiKey:
         scope = json.loads(row["collections"])
         return ApiKey(
             id=row["id"],
@@ -147,28 +184,59 @@ class KeyStore:
     def create(
         self, *, name: str, role: Role, collections: frozenset[str] | None, only_if_empty: bool = False
     ) -> tuple[ApiKey, str] | None:
-        """A new key and its secret (shown once). With `only_if_empty`, None when any key exists already."""
+        """A new key and its secret (shown once). With `only_if_empty`, None when any key exists already (checked
+        and inserted under the table's write lock: one bootstrap wins across processes and hosts)."""
         if not name or len(name) > 100:
             raise InvalidInputError("a key name is 1-100 characters")
-        key_id = secrets.token_hex(6)
-        secret = f"rag_{key_id}_{secrets.token_urlsafe(32)}"
+        key_id, secret = new_key()
         record = ApiKey(id=key_id, name=name, role=role, collections=collections, created_at=_now())
         scope = [ALL_COLLECTIONS] if collections is None else sorted(collections)
-        with self.db.transaction() as db:  # serializes the first-start bootstrap between worker processes
-            if only_if_empty and db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
-                return None
+        with self.db.transaction() as db:  # SQLite: BEGIN IMMEDIATE serializes the bootstrap between processes
+            if only_if_empty:
+                if self.db.dialect == "postgres":  # writers wait, readers (authentication) do not
+                    db.execute("LOCK TABLE api_keys IN EXCLUSIVE MODE")
+                if db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
+                    return None
             db.execute(
                 "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (key_id, name, role.value, json.dumps(scope), hash_key(secret), record.created_at),
             )
         return record, secret
 
+    def ensure_admin_key(self, presented: str, *, variable: str = ADMIN_KEY_NAME) -> ApiKey:
+        """Store `presented` (from `variable`) hashed as an admin key for every collection, once: its id is the key's
+        own id part, inserted with `ON CONFLICT DO NOTHING`, so replicas starting together with the same secret all
+        succeed. A revoked key stays revoked (returned as such).
+
+        :raises AdminKeyError: the value is not a well-formed key, or its id is stored with another secret.
+        """
+        match = KEY_PATTERN.fullmatch(presented)
+        if match is None:
+            raise AdminKeyError(
+                f"{variable} is not a well-formed API key: expected {KEY_FORMAT} (create one with `rag keys generate`)"
+            )
+        key_id = match.group(1)
+        digest = hash_key(presented)
+        with self.db.connect() as db:
+            db.execute(
+                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (key_id, variable, Role.ADMIN.value, json.dumps([ALL_COLLECTIONS]), digest, _now()),
+            )
+            row = db.execute(f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        if row is None or not hmac.compare_digest(row["key_hash"], digest):
+            raise AdminKeyError(
+                f"{variable} has the id rag_{key_id} of a stored key with another secret: set the key that was "
+                "created with that id, or a new one (`rag keys generate`)"
+            )
+        return self._row(row)
+
     def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
         sql = f"SELECT {_COLUMNS} FROM api_keys"
         if not include_revoked:
             sql += " WHERE revoked_at IS NULL"
         with self.db.connect() as db:
-            return [self._row(r) for r in db.execute(sql + " ORDER BY created_at, id")]
+            return [self._row(r) for r in db.execute(sql + " ORDER BY created_at, id").fetchall()]
 
     def get(self, key_id: str) -> ApiKey:
         with self.db.connect() as db:
@@ -178,11 +246,9 @@ class KeyStore:
         return self._row(row)
 
     def revoke(self, key_id: str) -> ApiKey:
-        """Revoke at once (every process checks the table on each request); 404 for an unknown id."""
-        key = self.get(key_id)
-        if key.revoked_at is None:
-            with self.db.connect() as db:
-                db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id))
+        """Revoke at once (every process, on every host, checks the table on each request); 404 for an unknown id."""
+        with self.db.connect() as db:
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id))
         return self.get(key_id)
 
     def authenticate(self, presented: str) -> ApiKey | None:

@@ -3,8 +3,9 @@
 Listing, counting and dropping use the store's own filter/count/delete methods (Haystack's extended
 DocumentStore API), so the same code serves LanceDB, pgvector, Weaviate and Pinecone stores. Listing asks a store that
 counts grouped (`components.stores.grouped_counts.GroupedCounts`, both of ours) once for every collection. Collections
-created explicitly but still empty are remembered in a small SQLite table under the data directory (`app.sqlite`:
-shared by every process of the deployment). The JSON registry of earlier releases is imported on first open.
+created explicitly but still empty are remembered in a small table of the state database (`app.state`: SQLite under
+the data directory, or PostgreSQL shared by every host of the deployment). The JSON registry of earlier releases is
+imported on first open.
 
 Dropping leaves a tombstone: the collection's *generation* (0 until its first drop) goes up (when the drop starts
 and again when it ends: see `CollectionService.drop` for the order of its steps). A writer that
@@ -19,16 +20,19 @@ import contextlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import ConflictError, NotFoundError
 from app.services.ingest import validate_collection
 from app.sqlite import SQLiteDatabase
+from app.state import StateDatabase
 from components.stores.grouped_counts import GroupedCounts
+
+if TYPE_CHECKING:
+    from app.services.registry import DocumentRegistry
 
 # Append-only schema steps of collections.db (`app.sqlite`).
 MIGRATIONS = (
@@ -44,6 +48,21 @@ MIGRATIONS = (
         name TEXT PRIMARY KEY,
         generation INTEGER NOT NULL,
         dropped_at REAL NOT NULL
+    );
+    """,
+)
+SQLITE_MIGRATIONS = MIGRATIONS
+# PostgreSQL's steps (its own list, from the current schema on; `app.postgres`).
+POSTGRES_MIGRATIONS = (
+    """
+    CREATE TABLE IF NOT EXISTS collections (
+        name TEXT PRIMARY KEY,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS generations (
+        name TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        dropped_at DOUBLE PRECISION NOT NULL
     );
     """,
 )
@@ -69,41 +88,52 @@ class CollectionService:
     def __init__(
         self,
         store: Any,
-        registry_path: Path,
+        registry: Path | StateDatabase,
         *,
         legacy_registry: Path | None = None,
         on_drop: Callable[[str], Any] | None = None,
         has_jobs: Callable[[str], bool] | None = None,
+        documents: DocumentRegistry | None = None,
     ) -> None:
-        """`registry_path`: the SQLite file of created collections; `legacy_registry`: a JSON list of names written
-        by an earlier release, imported once (then renamed `<name>.imported`); `on_drop`: called with the name once
-        the tombstone is written and before the chunks are deleted (the jobs of the collection are cancelled);
-        `has_jobs`: True when the collection has a queued or running job (so a collection that exists only through
-        its first job, nothing indexed or registered yet, can be dropped too)."""
+        """`registry`: the state database of created collections and their generations (`app.state.state_database`
+        with this module's migrations), or the path of a SQLite file (opened with `SQLITE_MIGRATIONS`);
+        `legacy_registry`: a JSON list of names written by an earlier release, imported once (then renamed
+        `<name>.imported`); `on_drop`: called with the name once the tombstone is written and before the chunks are
+        deleted (the jobs of the collection are cancelled); `has_jobs`: True when the collection has a queued or
+        running job (so a collection that exists only through its first job, nothing indexed or registered yet, can
+        be dropped too); `documents`: the document registry, whose rows of a dropped collection go with its chunks."""
         self.store = store
         self.on_drop = on_drop
         self.has_jobs = has_jobs
-        self.registry = SQLiteDatabase(registry_path, migrations=MIGRATIONS)
-        self._lock = threading.Lock()
+        self.documents = documents
+        if isinstance(registry, Path):
+            registry = SQLiteDatabase(registry, migrations=SQLITE_MIGRATIONS)
+        self.registry: StateDatabase = registry
+        self._lock = threading.Lock()  # this process's drops one at a time; the tables are safe across hosts anyway
         if legacy_registry is not None:
             self._import(legacy_registry)
+
+    def _now(self, db: Any) -> float:
+        """The database's time (the server's clock on PostgreSQL)."""
+        return self.registry.now(db)
 
     def _import(self, path: Path) -> None:
         try:
             names = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return
-        now = time.time()
         with self.registry.transaction() as db:
+            now = self._now(db)
             db.executemany(
-                "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", [(str(n), now) for n in names]
+                "INSERT INTO collections (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                [(str(n), now) for n in names],
             )
         with contextlib.suppress(FileNotFoundError):  # another process imported it at the same time
             os.replace(path, path.with_name(path.name + ".imported"))
 
     def _registered(self) -> set[str]:
         with self.registry.connect() as db:
-            return {row["name"] for row in db.execute("SELECT name FROM collections")}
+            return {row["name"] for row in db.execute("SELECT name FROM collections").fetchall()}
 
     def _is_registered(self, name: str) -> bool:
         with self.registry.connect() as db:
@@ -155,9 +185,10 @@ class CollectionService:
         with self._lock:
             if self.store.count_documents_by_filter(collection_filter(name)) > 0:
                 raise ConflictError(f"collection {name!r} already exists")
-            with self.registry.connect() as db:
+            with self.registry.connect() as db:  # one statement: of concurrent creates (any host) one inserts
                 inserted = db.execute(
-                    "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time())
+                    "INSERT INTO collections (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    (name, self._now(db)),
                 ).rowcount
             if not inserted:
                 raise ConflictError(f"collection {name!r} already exists")
@@ -176,12 +207,24 @@ class CollectionService:
         not registered again (False).
         """
         with self.registry.transaction() as db:
-            if generation is not None:
-                row = db.execute("SELECT generation FROM generations WHERE name = ?", (name,)).fetchone()
-                if (int(row["generation"]) if row is not None else 0) != generation:
-                    return False
-            db.execute("INSERT OR IGNORE INTO collections (name, created_at) VALUES (?, ?)", (name, time.time()))
+            now = self._now(db)
+            if generation is not None and self._lock_generation(db, name, now) != generation:
+                return False
+            db.execute(
+                "INSERT INTO collections (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, now)
+            )
         return True
+
+    @staticmethod
+    def _lock_generation(db: Any, name: str, now: float) -> int:
+        """The collection's generation, its row locked until the transaction ends (created at 0 when the collection
+        was never dropped): a tombstone of another host waits for this transaction, or this one for it."""
+        rows = db.execute(
+            "INSERT INTO generations (name, generation, dropped_at) VALUES (?, 0, ?) "
+            "ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING generation",
+            (name, now),
+        ).fetchall()
+        return int(rows[0][0])
 
     def drop(self, name: str) -> int:
         """Delete every chunk of the collection, forget it and cancel its jobs; 404 when it does not exist (neither
@@ -216,6 +259,8 @@ class CollectionService:
             if self.on_drop is not None:
                 self.on_drop(name)
             deleted = int(self.store.delete_by_filter(collection_filter(name)))
+            if self.documents is not None:
+                self.documents.forget_collection(name)
             self._tombstone(name)
         return deleted
 
@@ -224,7 +269,7 @@ class CollectionService:
         with self.registry.transaction() as db:
             db.execute(
                 "INSERT INTO generations (name, generation, dropped_at) VALUES (?, 1, ?) ON CONFLICT (name) "
-                "DO UPDATE SET generation = generation + 1, dropped_at = excluded.dropped_at",
-                (name, time.time()),
+                "DO UPDATE SET generation = generations.generation + 1, dropped_at = excluded.dropped_at",
+                (name, self._now(db)),
             )
             db.execute("DELETE FROM collections WHERE name = ?", (name,))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import NotFoundError
 from app.services.collections import collection_filter
 from app.services.ingest import RESERVED_META, validate_collection
+
+if TYPE_CHECKING:
+    from app.services.registry import DocumentRegistry
 
 # Metadata the service or the converters set; everything else on a chunk is a user tag.
 _TAG_EXCLUDE = RESERVED_META | {"ocr", "row_start", "row_end", "file_path"}
@@ -32,8 +35,11 @@ class DocumentInfo:
 class DocumentService:
     """Reads and deletes documents through the store's filter API."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, registry: DocumentRegistry | None = None) -> None:
+        """`registry`: the document registry, whose rows of a deleted document go with its chunks (an upload of the
+        same file indexes it again)."""
         self.store = store
+        self.registry = registry
 
     def list(self, collection: str, *, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
         """Documents of a collection ordered by file name, and the total count."""
@@ -77,4 +83,7 @@ class DocumentService:
         scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
         if not self.store.count_documents_by_filter(scope):
             raise NotFoundError(f"document {document_id!r} does not exist")
-        return int(self.store.delete_by_filter(scope))
+        deleted = int(self.store.delete_by_filter(scope))
+        if self.registry is not None:  # after the chunks: a row never says indexed of a document that is gone
+            self.registry.forget_document(document_id)
+        return deleted

@@ -1,4 +1,10 @@
-"""Ingest one file at a time through the indexing pipeline, so one bad file never fails its siblings."""
+"""Ingest one file at a time through the indexing pipeline, so one bad file never fails its siblings.
+
+With a document registry (`app.services.registry`), a file is indexed once however many uploads of it run at the same
+time, on any host: the upload that claims the document indexes it, a twin that finds it indexed answers `duplicate`,
+and a twin that finds it being indexed waits for the outcome (answering `duplicate`, or taking over after a failure).
+Only the holder of the claim removes chunks of the document.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ import mimetypes
 import re
 import time
 import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from haystack import logging
 from haystack.core.errors import PipelineRuntimeError
@@ -30,7 +39,26 @@ from app.services.file_checks import FileLimits, inspect_upload, pdf_page_count
 from app.upstream import upstream_error
 from components.converters import errors as converter_errors
 
+if TYPE_CHECKING:
+    from app.services.registry import Claim, DocumentRegistry
+
 logger = logging.getLogger(__name__)
+
+TWIN_WAIT_SECONDS = 600.0  # how long an upload waits for a twin that indexes the same document
+_POLL_SECONDS = (0.05, 1.0)  # first and longest pause between looks at the twin's progress
+_twin_wait_hook: ContextVar[Callable[[], None] | None] = ContextVar("rag_twin_wait_hook", default=None)
+
+
+@contextmanager
+def on_twin_wait(hook: Callable[[], None]) -> Iterator[None]:
+    """Call `hook` before each pause while an ingest of this block (this thread) waits for a twin that indexes the same
+    document; it may raise to stop waiting (a job runner: the job was cancelled, or the worker stops)."""
+    token = _twin_wait_hook.set(hook)
+    try:
+        yield
+    finally:
+        _twin_wait_hook.reset(token)
+
 
 # Always used with `fullmatch`: `match` + `$` would accept a trailing newline ("alpha\n").
 COLLECTION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -169,10 +197,22 @@ def _root_cause(error: BaseException) -> BaseException:
 class IngestService:
     """Runs the indexing pipeline of a `PipelineSet` for one file at a time."""
 
-    def __init__(self, pipelines: PipelineSet, *, limits: FileLimits | None = None) -> None:
+    def __init__(
+        self,
+        pipelines: PipelineSet,
+        *,
+        limits: FileLimits | None = None,
+        registry: DocumentRegistry | None = None,
+        twin_wait_seconds: float = TWIN_WAIT_SECONDS,
+    ) -> None:
+        """`registry`: the document registry claimed before each document is indexed (without it, a document counts
+        as a duplicate when its chunks exist: concurrent twins may both index it); `twin_wait_seconds`: how long an
+        upload waits while a twin indexes the same document before it reports the file failed (`document_busy`)."""
         self.pipelines = pipelines
         self.store = pipelines.document_store
         self.limits = limits or FileLimits()
+        self.registry = registry
+        self.twin_wait_seconds = twin_wait_seconds
 
     def is_indexed(self, collection: str, document_id: str) -> bool:
         """True when chunks of this document already exist in the collection."""
@@ -182,7 +222,27 @@ class IngestService:
         return bool(self.store.filter_documents(filters))
 
     def discard(self, collection: str, document_id: str) -> int:
-        """Delete every chunk of a document (a failed or interrupted write must not leave part of it)."""
+        """Delete every chunk of a document and its registry row (a failed or interrupted write must not leave part of
+        it; a job runs a file again from scratch; the collection was dropped while it was written).
+
+        With a registry, the document is claimed first (also when indexed): while another upload holds a live claim
+        on it, nothing is removed (0) and its chunks stay its own.
+        """
+        if self.registry is None:
+            return self._delete_chunks(collection, document_id)
+        claim = self.registry.claim(collection, document_id, take_indexed=True)
+        if claim is None:
+            logger.info("Document {document} is being indexed by another upload: left to it", document=document_id)
+            return 0
+        try:
+            removed = self._delete_chunks(collection, document_id)
+        except BaseException:
+            self.registry.give_up(claim)  # its chunks may be left: the next claim removes them
+            raise
+        self.registry.release(claim)
+        return removed
+
+    def _delete_chunks(self, collection: str, document_id: str) -> int:
         filters = _document_filter(collection, document_id)
         if hasattr(self.store, "delete_by_filter"):
             return int(self.store.delete_by_filter(filters))
@@ -193,7 +253,7 @@ class IngestService:
 
     def _discard_after_failure(self, collection: str, document_id: str, name: str) -> None:
         try:
-            removed = self.discard(collection, document_id)  # one delete; it finds nothing when nothing was written
+            removed = self._delete_chunks(collection, document_id)  # one delete; none found when nothing was written
         except (DocumentStoreError, OSError, RuntimeError, ValueError) as error:  # store down: the next run cleans up
             logger.warning("Could not remove partial chunks of {file}: {error}", file=name, error=str(error))
             return
@@ -225,7 +285,9 @@ class IngestService:
         result = IngestResult(document_id=document_id, filename=name, content_type=mime, status="indexed")
         try:
             mime = result.content_type = inspect_upload(data, name, mime, self.limits, pdf_pages=pdf_pages)
-            if self.is_indexed(collection, document_id):
+            if self.registry is not None:
+                self._index_claimed(result, data, mime, collection, content_hash, clean_tags)
+            elif self.is_indexed(collection, document_id):
                 result.status = "duplicate"
             else:
                 try:
@@ -250,6 +312,73 @@ class IngestService:
             ms=round(result.duration_ms, 1),
         )
         return result
+
+    def _index_claimed(
+        self,
+        result: IngestResult,
+        data: bytes,
+        mime: str | None,
+        collection: str,
+        content_hash: str,
+        tags: dict[str, Any],
+    ) -> None:
+        """Index the document under its claim (or answer `duplicate`, or `document_busy` after waiting too long)."""
+        assert self.registry is not None
+        document_id, name = result.document_id, result.filename
+        claim = self._claim(collection, document_id)
+        if claim is None:
+            result.status = "duplicate"
+            return
+        if claim == "busy":
+            result.status, result.error_code = "failed", "document_busy"
+            result.error = (
+                f"{name}: another upload of the same file has been indexing it for over "
+                f"{self.twin_wait_seconds:g} s; try again later"
+            )
+            return
+        writing = False
+        with self.registry.holding(claim) as holding:
+            try:
+                if claim.first and self.is_indexed(collection, document_id):  # indexed before the registry existed
+                    self.registry.finish(claim, indexed=True)
+                    result.status = "duplicate"
+                    return
+                writing = True
+                if not claim.first:  # taken over from a failed or crashed owner: what it left is partial
+                    self._discard_after_failure(collection, document_id, name)
+                result.pages, result.chunks = self._index(data, name, mime, collection, document_id, content_hash, tags)
+            except BaseException:  # failed, store down or interrupted: the holder removes what it wrote
+                if holding.still_held():
+                    if writing:
+                        self._discard_after_failure(collection, document_id, name)
+                    self.registry.give_up(claim)
+                else:  # another upload took it over: the chunks are its own now
+                    logger.warning("Lost the claim on {file} while indexing it; its chunks are left", file=name)
+                raise
+            if not self.registry.finish(claim, indexed=True):
+                logger.warning("Lost the claim on {file} while indexing it; it was indexed all the same", file=name)
+
+    def _claim(self, collection: str, document_id: str) -> Claim | Literal["busy"] | None:
+        """The claim on the document; None when it is indexed (by a twin that was indexing it, perhaps); "busy" when
+        a twin still indexes it after `twin_wait_seconds`."""
+        assert self.registry is not None
+        deadline = time.monotonic() + self.twin_wait_seconds
+        pause, longest = _POLL_SECONDS
+        while True:
+            claim = self.registry.claim(collection, document_id)
+            if claim is not None:
+                return claim
+            state = self.registry.state(collection, document_id)
+            if state is not None and state[0] == "indexed":
+                return None
+            if state is None or not state[1]:  # removed, failed or expired meanwhile: claim again at once
+                continue
+            if time.monotonic() >= deadline:
+                return "busy"
+            if (hook := _twin_wait_hook.get()) is not None:
+                hook()
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
 
     def count_pdf_pages(self, data: bytes, filename: str) -> int:
         """A PDF's page count, read in a worker process under the parse time limit (0: it cannot be opened).

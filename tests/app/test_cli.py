@@ -229,6 +229,16 @@ def test_keys_create_list_revoke(data_dir):
     assert key.id not in _invoke("keys", "list").output and key.id in _invoke("keys", "list", "--all").output
 
 
+def test_keys_generate_prints_a_fresh_key_and_stores_nothing(data_dir):
+    from app.services.api_keys import KEY_PATTERN, KeyStore
+    from app.settings import Settings
+
+    first, second = _invoke("keys", "generate"), _invoke("keys", "generate")
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert KEY_PATTERN.fullmatch(first.output.strip()) and first.output != second.output
+    assert KeyStore(Settings().keys_db).list(include_revoked=True) == []
+
+
 def test_jobs_sweep_removes_the_uploads_of_old_failed_jobs(data_dir, monkeypatch):
     from app.jobs import FileState, JobService, JobState, JobStore, UploadedFile
     from app.settings import Settings

@@ -13,7 +13,9 @@ from app.main import create_app
 from app.settings import PROJECT_ROOT, Settings
 
 runner = CliRunner()
-CONSTRUCTED = re.compile(r"\b(IngestService|QueryService|JobService|JobRunner|CollectionService|KeyStore)\(")
+CONSTRUCTED = re.compile(
+    r"\b(IngestService|QueryService|JobService|JobRunner|CollectionService|KeyStore|DocumentRegistry)\("
+)
 
 
 def test_only_the_composition_root_constructs_services():
@@ -44,6 +46,19 @@ def test_services_take_their_limits_from_settings(tiny_settings):
     evaluation = eval_services(settings, settings.pipelines_dir, settings.data_dir / "eval")
     assert evaluation.settings.data_dir == settings.data_dir / "eval"
     assert evaluation.ingest.limits.max_pdf_pages == 3
+
+
+@pytest.mark.postgres
+def test_keys_collections_and_documents_live_in_postgresql_with_a_state_url_but_eval_keeps_its_own(
+    tiny_settings, pg_schema_url
+):
+    settings = tiny_settings.model_copy(update={"state_url": pg_schema_url})
+    services = build_services(settings)
+    stores = (services.keys.db, services.collections.registry, services.ingest.registry, services.documents.registry)
+    assert [getattr(store, "db", store).dialect for store in stores] == ["postgres"] * 4
+    evaluation = eval_services(settings, settings.pipelines_dir, settings.data_dir / "eval")
+    assert evaluation.keys.db.dialect == "sqlite" and evaluation.ingest.registry is not None
+    assert evaluation.ingest.registry.db.path == settings.data_dir / "eval" / "documents.db"
 
 
 @pytest.mark.integration

@@ -1,16 +1,40 @@
-"""The key store: hashed keys, constant-time lookup, scopes, roles, revocation and the first-start admin key."""
+"""The key store: hashed keys, constant-time lookup, scopes, roles, revocation, the first-start admin key and
+RAG_ADMIN_KEY, on SQLite and on PostgreSQL (`state_url`): two stores on one database are two replicas."""
 
 import threading
 
 import pytest
 
 from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from app.services.api_keys import KEY_PATTERN, KeyStore, Role, bootstrap_admin_key, parse_scope
+from app.services import api_keys
+from app.services.api_keys import (
+    KEY_PATTERN,
+    AdminKeyError,
+    KeyStore,
+    Role,
+    bootstrap_admin_key,
+    new_key,
+    parse_scope,
+)
 
 
 @pytest.fixture
-def store(tmp_path):
-    return KeyStore(tmp_path / "auth.db")
+def keys(open_state):
+    """Factory: another KeyStore on the test's tables (another process, or another host on PostgreSQL)."""
+    return lambda: KeyStore(open_state(api_keys, "api_keys", "auth.db"))
+
+
+@pytest.fixture
+def store(keys):
+    return keys()
+
+
+def _run_together(*targets) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def test_a_created_key_authenticates_and_only_its_hash_is_stored(store, tmp_path):
@@ -20,8 +44,19 @@ def test_a_created_key_authenticates_and_only_its_hash_is_stored(store, tmp_path
     assert KEY_PATTERN.fullmatch(secret) and secret.startswith(key.prefix + "_")
     found = store.authenticate(secret)
     assert found == key and found.collections == {"a", "b"} and found.role is Role.WRITER
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("auth.db*"))
-    assert secret.encode() not in stored and secret.split("_")[-1].encode() not in stored
+    with store.db.connect() as db:
+        rows = "|".join(str(value) for row in db.execute("SELECT * FROM api_keys").fetchall() for value in row)
+    stored = rows.encode() + b"".join(p.read_bytes() for p in tmp_path.glob("auth.db*"))
+    assert key.id in rows and secret.encode() not in stored and secret.split("_")[-1].encode() not in stored
+
+
+def test_a_key_revoked_through_one_replica_is_refused_by_another_at_once(keys):
+    first, second = keys(), keys()
+    key, secret = first.create(name="shared", role=Role.READER, collections=None)
+    assert second.authenticate(secret) == key  # warm: the other replica knows it
+    first.revoke(key.id)
+    assert second.authenticate(secret) is None
+    assert second.get(key.id).revoked_at is not None
 
 
 def test_wrong_forged_and_malformed_keys_are_refused(store):
@@ -70,18 +105,62 @@ def test_key_names_are_bounded(store):
         store.create(name="n" * 101, role=Role.READER, collections=None)
 
 
-def test_bootstrap_creates_one_admin_key_even_when_workers_race(tmp_path):
+def test_bootstrap_creates_one_admin_key_even_when_workers_race(keys, tmp_path):
     paths = [tmp_path / f"admin-{i}.key" for i in range(4)]
+    stores = [keys() for _ in paths]  # one per worker process (or replica)
     results: list = []
-    threads = [
-        threading.Thread(target=lambda p=p: results.append(bootstrap_admin_key(KeyStore(tmp_path / "auth.db"), p)))
-        for p in paths
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_together(
+        *(lambda s=s, p=p: results.append(bootstrap_admin_key(s, p)) for s, p in zip(stores, paths, strict=True))
+    )
     written = [r for r in results if r is not None]
     assert len(written) == 1 and written[0].stat().st_mode & 0o777 == 0o600
-    key = KeyStore(tmp_path / "auth.db").authenticate(written[0].read_text().strip())
+    assert len(keys().list()) == 1
+    key = keys().authenticate(written[0].read_text().strip())
     assert key is not None and key.role is Role.ADMIN and key.collections is None
+
+
+def test_the_admin_key_from_the_secret_is_stored_hashed_once_by_every_replica(keys, tmp_path):
+    secret = new_key()[1]
+    stores = [keys() for _ in range(4)]  # replicas starting together with the same RAG_ADMIN_KEY
+    results: list = []
+    _run_together(*(lambda s=s: results.append(s.ensure_admin_key(secret)) for s in stores))
+    assert len({r.id for r in results}) == 1 and secret.startswith(results[0].prefix + "_")
+    [stored] = keys().list()
+    assert stored.role is Role.ADMIN and stored.collections is None and stored.name == "RAG_ADMIN_KEY"
+    assert keys().authenticate(secret) == stored
+    assert keys().ensure_admin_key(secret) == stored  # the next start changes nothing
+    assert bootstrap_admin_key(keys(), tmp_path / "admin.key") is None  # a key exists: no admin.key is written
+    assert not (tmp_path / "admin.key").exists()
+
+
+def test_a_revoked_admin_key_from_the_secret_stays_revoked(store):
+    secret = new_key()[1]
+    key = store.ensure_admin_key(secret)
+    store.revoke(key.id)
+    again = store.ensure_admin_key(secret)
+    assert again.revoked_at is not None and store.authenticate(secret) is None
+
+
+@pytest.mark.parametrize(
+    "value", ["", "rag_123", "rag_ABCDEF123456_" + "x" * 43, "Bearer rag_" + "a" * 12 + "_" + "x" * 43]
+)
+def test_a_malformed_admin_key_is_refused_naming_the_variable_and_the_format(store, value):
+    with pytest.raises(AdminKeyError, match=r"RAG_ADMIN_KEY .*rag_<12 lowercase hex>_<43 characters"):
+        store.ensure_admin_key(value)
+    assert store.list(include_revoked=True) == []
+
+
+def test_an_admin_key_whose_id_is_stored_with_another_secret_is_refused(store):
+    key, _ = store.create(name="existing", role=Role.READER, collections=None)
+    other = f"rag_{key.id}_{new_key()[1].split('_', 2)[2]}"
+    with pytest.raises(AdminKeyError, match=f"RAG_ADMIN_KEY has the id rag_{key.id}"):
+        store.ensure_admin_key(other)
+    assert store.authenticate(other) is None and store.get(key.id).role is Role.READER
+
+
+def test_generated_keys_are_well_formed_and_distinct():
+    first, second = new_key(), new_key()
+    assert first != second
+    for key_id, key in (first, second):
+        match = KEY_PATTERN.fullmatch(key)
+        assert match is not None and match.group(1) == key_id

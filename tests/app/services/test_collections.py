@@ -1,6 +1,7 @@
-"""The collection registry: created collections are shared by every process (SQLite), a 409 for a second create,
-drop forgets them (also a collection only a job knows of, and safely against jobs that run during the drop), and the
-JSON registry of an earlier release is imported once."""
+"""The collection registry: created collections are shared by every process (SQLite) and every host (PostgreSQL: the
+registry tests run on both, `state_url`), a 409 for a second create, drop forgets them (also a collection only a job
+knows of, and safely against jobs that run during the drop), and the JSON registry of an earlier release is imported
+once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from app.errors import ConflictError, NotFoundError
 from app.jobs import JobRunner, JobService, JobStore, UploadedFile
+from app.services import collections as collections_module
 from app.services.collections import CollectionInfo, CollectionService, collection_filter
 from app.services.ingest import IngestResult
 from app.testing.stores import CountingStore
@@ -31,10 +33,16 @@ def store() -> InMemoryDocumentStore:
     return store
 
 
-def test_created_collections_are_seen_by_another_instance(store, tmp_path):
-    first = CollectionService(store, tmp_path / "collections.db")
+@pytest.fixture
+def registry(open_state):
+    """Factory: another instance of the collections' tables on this test's backend (another process, or host)."""
+    return lambda: open_state(collections_module, "collections", "collections.db")
+
+
+def test_created_collections_are_seen_by_another_instance(store, tmp_path, registry):
+    first = CollectionService(store, registry())
     assert first.create("empty").chunks == 0
-    other = CollectionService(store, tmp_path / "collections.db")  # another process on the same data dir
+    other = CollectionService(store, registry())  # another process on the same data dir
     assert other.names() == ["empty", "filled"]
     assert [(c.name, c.documents, c.chunks) for c in other.list()] == [("empty", 0, 0), ("filled", 1, 2)]
     for name in ("empty", "filled"):
@@ -42,8 +50,8 @@ def test_created_collections_are_seen_by_another_instance(store, tmp_path):
             other.create(name)
 
 
-def test_concurrent_creates_of_one_name_give_one_success(store, tmp_path):
-    services = [CollectionService(store, tmp_path / "collections.db") for _ in range(6)]
+def test_concurrent_creates_of_one_name_give_one_success(store, tmp_path, registry):
+    services = [CollectionService(store, registry()) for _ in range(6)]
     outcomes: list[str] = []
 
     def create(service: CollectionService) -> None:
@@ -61,8 +69,8 @@ def test_concurrent_creates_of_one_name_give_one_success(store, tmp_path):
     assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
 
 
-def test_drop_deletes_the_chunks_and_forgets_the_name(store, tmp_path):
-    service = CollectionService(store, tmp_path / "collections.db")
+def test_drop_deletes_the_chunks_and_forgets_the_name(store, tmp_path, registry):
+    service = CollectionService(store, registry())
     service.register("filled")
     assert service.drop("filled") == 2
     assert service.names() == [] and not service.exists("filled")
@@ -70,27 +78,27 @@ def test_drop_deletes_the_chunks_and_forgets_the_name(store, tmp_path):
         service.drop("filled")
 
 
-def test_the_json_registry_of_an_earlier_release_is_imported_once(store, tmp_path):
+def test_the_json_registry_of_an_earlier_release_is_imported_once(store, tmp_path, registry):
     legacy = tmp_path / "collections.json"
     legacy.write_text(json.dumps(["kept-a", "kept-b"]), encoding="utf-8")
-    service = CollectionService(store, tmp_path / "collections.db", legacy_registry=legacy)
+    service = CollectionService(store, registry(), legacy_registry=legacy)
     assert service.names() == ["filled", "kept-a", "kept-b"]
     assert not legacy.exists() and (tmp_path / "collections.json.imported").exists()
     service.drop("kept-a")
-    reopened = CollectionService(store, tmp_path / "collections.db", legacy_registry=legacy)
+    reopened = CollectionService(store, registry(), legacy_registry=legacy)
     assert reopened.names() == ["filled", "kept-b"]  # a dropped name does not come back from the old file
 
 
-def test_drop_leaves_a_tombstone_that_refuses_writers_of_before(store, tmp_path):
+def test_drop_leaves_a_tombstone_that_refuses_writers_of_before(store, tmp_path, registry):
     """Finding 4 of the red team: a writer that started before a drop does not bring the collection back."""
     dropped: list[str] = []
-    service = CollectionService(store, tmp_path / "collections.db", on_drop=dropped.append)
+    service = CollectionService(store, registry(), on_drop=dropped.append)
     assert service.generation("filled") == 0
     before = service.generation("filled")
     assert service.drop("filled") == 2
     assert dropped == ["filled"]
     assert service.generation("filled") == 2  # moved when the drop started and again when it ended
-    assert CollectionService(store, tmp_path / "collections.db").generation("filled") == 2  # shared by processes
+    assert CollectionService(store, registry()).generation("filled") == 2  # shared by processes
     assert service.register("filled", before) is False
     assert "filled" not in service.names()
     assert service.register("filled", service.generation("filled")) is True  # a writer that started after the drop
@@ -156,7 +164,7 @@ class StoreIngest:
 
 @pytest.mark.parametrize("started", ["before the drop", "during the drop"])
 def test_a_job_that_runs_between_the_tombstone_and_the_cancel_does_not_bring_the_collection_back(
-    store, tmp_path, started
+    store, tmp_path, started, registry
 ):
     """The drop's steps live in different files (collections.db, jobs.db, the store): tombstone, cancel, delete,
     closing tombstone. A job submitted before the drop, or during it, runs to its end between the first two steps:
@@ -164,7 +172,7 @@ def test_a_job_that_runs_between_the_tombstone_and_the_cancel_does_not_bring_the
     back."""
     jobs_store = JobStore(tmp_path / "jobs.db")
     collections = CollectionService(
-        store, tmp_path / "collections.db", on_drop=lambda name: run_between(name), has_jobs=jobs_store.has_unfinished
+        store, registry(), on_drop=lambda name: run_between(name), has_jobs=jobs_store.has_unfinished
     )
     jobs = JobService(jobs_store, tmp_path / "jobs", generation_of=collections.generation)
     runner = JobRunner(
@@ -202,10 +210,10 @@ def test_a_job_that_runs_between_the_tombstone_and_the_cancel_does_not_bring_the
     assert store.count_documents_by_filter(collection_filter("filled")) == 1 and "filled" in collections.names()
 
 
-def test_a_collection_known_only_through_its_queued_job_can_be_dropped(store, tmp_path):
+def test_a_collection_known_only_through_its_queued_job_can_be_dropped(store, tmp_path, registry):
     jobs_store = JobStore(tmp_path / "jobs.db")
     collections = CollectionService(
-        store, tmp_path / "collections.db", on_drop=jobs_store.cancel_collection, has_jobs=jobs_store.has_unfinished
+        store, registry(), on_drop=jobs_store.cancel_collection, has_jobs=jobs_store.has_unfinished
     )
     jobs = JobService(jobs_store, tmp_path / "jobs", generation_of=collections.generation)
     job = jobs.submit("fresh", {}, [UploadedFile(filename="a.txt", content_type="text/plain", data=b"a")])
@@ -214,3 +222,32 @@ def test_a_collection_known_only_through_its_queued_job_can_be_dropped(store, tm
     assert jobs.get(job.id).state == "cancelled" and collections.generation("fresh") == 2
     with pytest.raises(NotFoundError):
         collections.drop("fresh")  # nothing left of it: 404 again
+
+
+def test_a_writer_registering_while_another_host_drops_never_brings_the_collection_back(store, registry):
+    """The generation check and the registration are one transaction holding the generation's row: a drop on another
+    host waits for it (and then forgets the registration), never the other way round."""
+    writer_host, dropping_host = CollectionService(store, registry()), CollectionService(store, registry())
+    before = writer_host.generation("filled")
+    checked, go_on = threading.Event(), threading.Event()
+    lock_generation = CollectionService._lock_generation
+
+    def slow_check(db, name, now):  # the writer is slow between its check and its registration
+        generation = lock_generation(db, name, now)
+        checked.set()
+        go_on.wait(10)
+        return generation
+
+    writer_host._lock_generation = slow_check  # type: ignore[method-assign]
+    registered: list[bool] = []
+    writer = threading.Thread(target=lambda: registered.append(writer_host.register("filled", before)))
+    writer.start()
+    assert checked.wait(10)
+    dropper = threading.Thread(target=dropping_host.drop, args=("filled",))
+    dropper.start()
+    dropper.join(0.5)
+    assert dropper.is_alive()  # the drop waits for the writer's transaction
+    go_on.set()
+    writer.join(10)
+    dropper.join(30)
+    assert registered == [True] and "filled" not in dropping_host.names() and dropping_host.generation("filled") == 2
