@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.jobs import JobRunner, JobService, JobStore
+from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
+from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
 from app.pipeline_loader import PipelineSet, load_pipelines
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
@@ -24,6 +26,7 @@ from app.services.ingest_worker import IngestWorker, WorkerIngestService
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
 from app.settings import Settings
+from app.state import state_database
 
 
 @dataclass
@@ -100,7 +103,7 @@ def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
 def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
     """Collections over the pipelines' document store and the registry under the data directory; dropping one
     cancels its unfinished jobs (in the job table shared by every process), also when a job is all there is of it."""
-    jobs = JobStore(settings.jobs_db)
+    jobs = job_store(settings)
     return CollectionService(
         pipelines.document_store,
         settings.collections_db,
@@ -129,12 +132,26 @@ def key_store(settings: Settings) -> KeyStore:
     return KeyStore(settings.keys_db)
 
 
+def job_store(settings: Settings) -> JobStore:
+    """The job table: in PostgreSQL when RAG_STATE_URL is set (shared by every host), else `jobs.db` in the data
+    directory."""
+    return JobStore(
+        state_database(
+            settings,
+            name="jobs",
+            sqlite_path=settings.jobs_db,
+            sqlite_migrations=JOB_MIGRATIONS,
+            postgres_migrations=JOB_POSTGRES_MIGRATIONS,
+        )
+    )
+
+
 def job_service(settings: Settings, collections: CollectionService | None = None) -> JobService:
     """Submitting, listing, cancelling and retrying ingestion jobs, and their retention sweep (`rag jobs sweep`, and
     periodically in every process that runs jobs); each job records its collection's generation (`collections`), so
     that dropping the collection cancels it."""
     return JobService(
-        JobStore(settings.jobs_db),
+        job_store(settings),
         settings.jobs_dir,
         generation_of=collections.generation if collections is not None else None,
         retention_days=settings.job_retention_days,
@@ -152,7 +169,7 @@ def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWork
         else ingest_service(settings, pipelines)
     )
     return JobRunner(
-        JobStore(settings.jobs_db),
+        job_store(settings),
         ingest,
         settings.jobs_dir,
         lease_seconds=settings.job_lease_seconds,

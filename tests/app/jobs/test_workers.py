@@ -55,13 +55,13 @@ async def test_the_embedded_worker_resumes_a_job_queued_before_it_started(servic
 
 class RecordingQueue:
     def __init__(self) -> None:
-        self.enqueued: list[str] = []
+        self.enqueued: list[tuple[str, int]] = []
 
-    def enqueue(self, job_id: str) -> None:
-        self.enqueued.append(job_id)
+    def enqueue(self, job_id: str, index: int) -> None:
+        self.enqueued.append((job_id, index))
 
 
-def test_requeue_unowned_enqueues_the_jobs_no_live_worker_holds(service, submit):
+def test_requeue_unowned_enqueues_the_files_no_live_worker_holds(service, submit):
     never_enqueued, held, orphaned, finished = (submit(name) for name in ("a.txt", "b.txt", "c.txt", "d.txt"))
     assert service.store.claim(held, "host-a:1:x", lease_seconds=3600)
     assert service.store.claim(orphaned, "host-b:2:y", lease_seconds=0.01)
@@ -69,7 +69,7 @@ def test_requeue_unowned_enqueues_the_jobs_no_live_worker_holds(service, submit)
     time.sleep(0.02)
     queue = RecordingQueue()
     assert requeue_unowned(service.store, queue) == 2  # type: ignore[arg-type]
-    assert queue.enqueued == [never_enqueued, orphaned]
+    assert queue.enqueued == [(never_enqueued, 0), (orphaned, 0)]  # one task per file
     assert service.get(orphaned).owner is None and service.get(held).owner == "host-a:1:x"
 
 
