@@ -284,6 +284,14 @@ class JobRunner:
     def _run_file(self, lease: FileLease, lost: threading.Event, stopping: threading.Event | None) -> None:
         job = self.store.get(lease.job_id)
         file = job.files[lease.index]
+        logger.info(
+            "Running job {job_id}: file {index} ({file}, attempt {attempt}) into {collection}",
+            job_id=job.id,
+            index=file.index,
+            file=file.filename,
+            attempt=file.attempts,
+            collection=job.collection,
+        )
         stop = self._should_stop(job, lease, stopping, lost)
         if stop is None and (file.owner, file.fence) != (lease.owner, lease.fence):
             stop = JobInterruptedError(cancelled=False, lost=True)

@@ -299,7 +299,7 @@ def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = F
     PROCESS_RUNNER.install(runner, queue)
     resumed = queue.requeue_orphans()
     logger.info(
-        "Job worker {owner} ready on {queue} ({resumed} orphaned files re-queued, metrics on port {port})",
+        "Job worker ready on {queue} as {owner} ({resumed} orphaned files re-queued, metrics on port {port})",
         owner=runner.owner,
         queue=RQ_QUEUE_NAME,
         resumed=resumed,
