@@ -86,3 +86,31 @@ def test_kill_9_of_a_worker_mid_file_is_finished_by_the_other_with_the_clean_chu
     assert store.count_documents_by_filter(collection_filter("k9")) == clean_chunks  # whole: not partial, not doubled
     worker_logs = "".join((data_dir / name).read_text() for name in ("worker-a.log", "worker-b.log"))
     assert f"Running job {job_id}" in worker_logs
+
+
+def test_sigterm_stops_a_worker_mid_file_within_its_lease_and_gives_the_file_back(
+    tmp_path, make_tiny_profile, pg_schema_url, redis_server, r_intro_pdf
+):
+    pipelines = make_tiny_profile(tmp_path / "pipelines")
+    data_dir = tmp_path / "data"
+    env = {"RAG_JOB_QUEUE": "redis", "RAG_REDIS_URL": redis_server, "RAG_STATE_URL": pg_schema_url}
+    settings = Settings(
+        data_dir=data_dir, pipelines_dir=pipelines, job_queue="redis", redis_url=redis_server, state_url=pg_schema_url
+    )
+    jobs = job_service(settings)
+    queue = RedisQueue(redis_server, store=jobs.store)
+    jobs.notify = queue.notify
+    with rag_worker(pipelines, data_dir, env=env) as worker:
+        job_id = _submit(jobs, "stopped", r_intro_pdf)
+        _wait(lambda: jobs.get(job_id).files[0].stage in ("embedding", "writing"), 600, "embedding")
+        worker.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        # given back at the next component boundary (the rest of one component's run), within the lease
+        _wait(lambda: jobs.get(job_id).files[0].state == "queued", settings.job_lease_seconds, "the file given back")
+        took = time.monotonic() - stopped
+        assert worker.wait(timeout=120) == 0  # then it exits (after its indexing process)
+    file = jobs.get(job_id).files[0]
+    assert (file.state, file.owner, file.stage, file.chunks_done) == ("queued", None, None, 0), file
+    assert [task.args for task in queue.queue.jobs] == [(job_id, 0)]  # enqueued again for the next worker
+    assert "the file in progress is given back" in (data_dir / "worker.log").read_text()
+    print(f"\nSIGTERM mid-file: the file was given back {took:.1f} s later")
