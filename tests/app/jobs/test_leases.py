@@ -15,28 +15,15 @@ from typing import Any
 import pytest
 
 from app.jobs import FileState, JobRunner, JobService, JobState, JobStore, UploadedFile
-from app.jobs.store import MIGRATIONS, POSTGRES_MIGRATIONS, FileLease, LeaseLostError
+from app.jobs.store import POSTGRES_MIGRATIONS, FileLease, LeaseLostError
 from app.postgres import PostgresDatabase
 from app.services.ingest import IngestResult, document_id_for
-from app.state import open_state_database
 from app.timing import _watcher
 
 
-def open_store(state_url: str | None, tmp_path: Path, clock: Callable[[], float] = time.time) -> JobStore:
-    database = open_state_database(
-        state_url,
-        name="jobs",
-        sqlite_path=tmp_path / "jobs.db",
-        sqlite_migrations=MIGRATIONS,
-        postgres_migrations=POSTGRES_MIGRATIONS,
-        clock=clock,
-    )
-    return JobStore(database, clock=clock)
-
-
 @pytest.fixture
-def jobs(state_url: str | None, tmp_path: Path) -> JobService:
-    return JobService(open_store(state_url, tmp_path), tmp_path / "spool")
+def jobs(service: JobService) -> JobService:
+    return service
 
 
 def _submit(jobs: JobService, *names: str) -> str:
@@ -112,7 +99,7 @@ def test_state_is_aggregated_from_the_files(jobs: JobService) -> None:
 @pytest.mark.postgres
 def test_a_skewed_worker_clock_does_not_steal_a_live_lease_early(pg_schema_url: str, tmp_path: Path) -> None:
     """PostgreSQL: every lease is measured by the server's clock; a worker host an hour ahead still waits."""
-    store = open_store(pg_schema_url, tmp_path)
+    store = JobStore(PostgresDatabase(pg_schema_url, name="jobs", migrations=POSTGRES_MIGRATIONS))
     jobs = JobService(store, tmp_path / "spool")
     job_id = _submit(jobs, "a.txt")
     held = store.claim(job_id, "host-a:1:x", 60)

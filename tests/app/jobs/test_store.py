@@ -129,8 +129,12 @@ def test_a_jobs_db_of_a_newer_release_is_refused(tmp_path):
         JobStore(path)
 
 
-def test_states_are_stored_as_the_enum_values(service, submit, tmp_path):
-    job_id = submit("a.txt")
+def test_states_are_stored_as_the_enum_values(tmp_path):
+    from app.jobs import JobService, UploadedFile
+
+    service = JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs")
+    upload = UploadedFile(filename="a.txt", content_type="text/plain", data=b"a")
+    job_id = service.submit("c", {"team": "qa"}, [upload]).id
     service.store.set_state(job_id, JobState.EMBEDDING)
     service.store.update_file(job_id, 0, state=FileState.RUNNING)
     with sqlite3.connect(tmp_path / "jobs.db") as db:
