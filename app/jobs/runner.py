@@ -215,6 +215,14 @@ class JobRunner:
         with _Heartbeat(self.store, lease, self.lease_seconds) as heartbeat, slot():
             self._run_file(lease, heartbeat.lost, stopping)
 
+    def settle(self) -> int:
+        """Finish the jobs whose files have all ended but which were never finished (left by a worker of an earlier
+        release), as their last file's runner would have; how many. Run when a worker starts."""
+        settled = self.store.settle()
+        for job_id, state in settled:
+            self._finished(job_id, state)
+        return len(settled)
+
     def fail(self, lease: FileLease, error: str) -> None:
         """End a claimed file as failed (the worker's boundary, after an unexpected error while running it)."""
         job = self.store.get(lease.job_id)

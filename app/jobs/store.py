@@ -529,6 +529,23 @@ class JobStore:
                 _aggregate(db, job_id, now)
         return orphans
 
+    def settle(self) -> list[tuple[str, JobState]]:
+        """Finish the unfinished jobs none of whose files is left to run (a worker of an earlier release that died
+        between a job's last file and the job's end; here both happen in one transaction): their ids and end states."""
+        settled: list[tuple[str, JobState]] = []
+        with self.db.transaction() as db:
+            now = self._now(db)
+            rows = db.execute(
+                f"SELECT id FROM jobs j WHERE state NOT IN ({_TERMINAL}) AND NOT EXISTS (SELECT 1 FROM job_files f "
+                f"WHERE f.job_id = j.id AND f.state IN ({_UNFINISHED_FILES})) ORDER BY created_at, id",
+                (*TERMINAL_STATES, *UNFINISHED_FILE_STATES),
+            ).fetchall()
+            for row in rows:
+                state = _aggregate(db, row["id"], now)
+                if state is not None:
+                    settled.append((row["id"], state))
+        return settled
+
     def set_state(self, job_id: str, state: JobState, *, error: str | None = None) -> None:
         """Set the job's state directly (tests, and records of an earlier release); the workers' runs aggregate it
         from the files instead."""

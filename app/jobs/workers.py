@@ -121,6 +121,7 @@ class EmbeddedWorker:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        await asyncio.to_thread(self.runner.settle)
         while not self.stopping.is_set():
             self._wake.clear()
             lease = await asyncio.to_thread(self.runner.claim_next)
@@ -297,6 +298,7 @@ def run_rq_worker(settings: Settings, pipelines: PipelineSet, *, burst: bool = F
     runner = job_runner(settings, pipelines, worker=indexer)
     queue = RedisQueue(settings.redis_url, store=runner.store)
     PROCESS_RUNNER.install(runner, queue)
+    runner.settle()
     resumed = queue.requeue_orphans()
     logger.info(
         "Job worker ready on {queue} as {owner} ({resumed} orphaned files re-queued, metrics on port {port})",
