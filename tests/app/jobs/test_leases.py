@@ -220,3 +220,22 @@ def test_two_runners_on_one_job_take_different_files_at_the_same_time(jobs: JobS
     a, b = (set(ingest.files) for ingest in ingests)
     assert a and b and not a & b and a | b == {"one.txt", "two.txt", "three.txt"}
     assert chunks.chunks == {f.document_id: 4 for f in job.files}  # each indexed once
+
+
+def test_concurrent_claimers_never_take_one_file_twice(jobs: JobService) -> None:
+    job_ids = [_submit(jobs, *(f"{batch}-{n}.txt" for n in range(10))) for batch in ("a", "b")]
+    claimed: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def claimer(owner: str) -> None:
+        while (lease := jobs.store.claim(None, owner, 60)) is not None:
+            with lock:
+                claimed.append((lease.job_id, lease.index))
+
+    threads = [threading.Thread(target=claimer, args=(f"host-{n}:{n}:x",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(claimed) == sorted((job_id, index) for job_id in job_ids for index in range(10))
+    assert all(f.fence == 1 for job_id in job_ids for f in jobs.store.get(job_id).files)
