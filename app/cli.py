@@ -451,7 +451,8 @@ def jobs_sweep() -> None:
 def worker(
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
 ) -> None:
-    """Run background ingestion jobs from the Redis queue (RAG_JOB_QUEUE=redis); pipelines load once per process."""
+    """Run background ingestion jobs' files from the Redis queue (RAG_JOB_QUEUE=redis); the indexing pipeline loads once
+    per process, `/metrics` on RAG_WORKER_METRICS_PORT, SIGTERM gives the file in progress back."""
     settings = Settings()
     if settings.job_queue != "redis":
         err_console.print(

@@ -15,6 +15,8 @@ from pathlib import Path
 from app.blobs import BlobStore, S3BlobStore
 from app.cluster import check_deployment
 from app.jobs import JobRunner, JobService, JobStore
+from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
+from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
 from app.pipeline_loader import PipelineSet, load_pipelines
 from app.services import api_keys, collections, registry
 from app.services.api_keys import KeyStore
@@ -122,7 +124,7 @@ def collection_service(settings: Settings, pipelines: PipelineSet) -> Collection
     """Collections over the pipelines' document store and the registry in the state database (RAG_DATA_DIR or
     RAG_STATE_URL); dropping one cancels its unfinished jobs (in the job table shared by every process), also when a
     job is all there is of it, and forgets its documents' registry rows."""
-    jobs = JobStore(settings.jobs_db)
+    jobs = job_store(settings)
     database = state_database(
         settings,
         name="collections",
@@ -178,12 +180,26 @@ def blob_store(settings: Settings) -> BlobStore | Path:
     return store
 
 
+def job_store(settings: Settings) -> JobStore:
+    """The job table: in PostgreSQL when RAG_STATE_URL is set (shared by every host), else `jobs.db` in the data
+    directory."""
+    return JobStore(
+        state_database(
+            settings,
+            name="jobs",
+            sqlite_path=settings.jobs_db,
+            sqlite_migrations=JOB_MIGRATIONS,
+            postgres_migrations=JOB_POSTGRES_MIGRATIONS,
+        )
+    )
+
+
 def job_service(settings: Settings, collections: CollectionService | None = None) -> JobService:
     """Submitting, listing, cancelling and retrying ingestion jobs, and their retention sweep (`rag jobs sweep`, and
     periodically in every process that runs jobs); each job records its collection's generation (`collections`), so
     that dropping the collection cancels it."""
     return JobService(
-        JobStore(settings.jobs_db),
+        job_store(settings),
         blob_store(settings),
         generation_of=collections.generation if collections is not None else None,
         retention_days=settings.job_retention_days,
@@ -201,7 +217,7 @@ def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWork
         else ingest_service(settings, pipelines)
     )
     return JobRunner(
-        JobStore(settings.jobs_db),
+        job_store(settings),
         ingest,
         blob_store(settings),
         lease_seconds=settings.job_lease_seconds,

@@ -42,8 +42,8 @@ async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[
     sweeper = asyncio.create_task(sweep_forever(state.jobs), name="rag-job-sweep")
     try:
         if settings.job_queue == "redis":
-            queue = RedisQueue(settings.redis_url)
-            state.jobs.notify = queue.enqueue
+            queue = RedisQueue(settings.redis_url, store=state.jobs.store)
+            state.jobs.notify = queue.notify  # one task per file of the job
             await asyncio.to_thread(requeue_unowned, state.jobs.store, queue)
             watchdog = asyncio.create_task(
                 _requeue_orphans_forever(state.jobs.store, queue, settings.job_lease_seconds)

@@ -208,8 +208,9 @@ class Settings(BaseSettings):
         default=30,
         ge=2,
         le=3600,
-        description="A worker renews its hold on a running job every third of this; a job whose worker stopped "
-        "renewing (crashed on another host) is resumed by another after this long.",
+        description="A worker renews its lease on the job file it runs every third of this (on the database's "
+        "clock); a file whose worker stopped renewing (crashed on another host) is taken over by another after this "
+        "long. `rag worker`'s termination grace period should be at least this.",
     )
     job_retention_days: int = Field(
         default=7,

@@ -75,6 +75,10 @@ class JobFile:
     error: str | None
     error_code: str | None
     duration_ms: float
+    owner: str | None = None  # the worker holding the file (its lease runs to `lease_until`, database time)
+    lease_until: float = 0.0
+    fence: int = 0  # moved on by every claim: a worker's writes count only while the fence is still its own
+    stage: JobState | None = None  # a running file's stage (parsing, embedding, writing)
 
 
 @dataclass
@@ -87,7 +91,7 @@ class Job:
     state: JobState
     error: str | None
     cancel_requested: bool
-    owner: str | None
+    owner: str | None  # a worker holding one of its files (each file is claimed and leased on its own)
     lease_until: float
     created_at: float
     updated_at: float

@@ -1,9 +1,16 @@
-"""Running a job: file by file through the ordinary `IngestService`, every step recorded in the `JobStore`.
+"""Running a job's files: each one claimed, leased and indexed on its own through the ordinary `IngestService`, every
+step recorded in the `JobStore`.
 
-The stage (parsing, embedding, writing) and the progress (pages, chunks, files) come from the pipeline's component
-runs (`app.timing.watch_components`). The runner holds a lease on the job and renews it while it works. A file that
-had run before (its worker died, or it failed and is retried) has its chunks deleted before it is indexed again, so a
-document is never left half-written; a job whose spooled files are gone is failed with that reason.
+One unit of work is one file: a runner claims a file (its lease, and a fence that counts the file's claims), indexes
+it and ends it; the files of one job may run on several workers at once and the job's state is aggregated from its
+files (whoever ends the last one finishes the job and tells `on_indexed`). The stage (parsing, embedding, writing) and
+the progress (pages, chunks) come from the pipeline's component runs (`app.timing.watch_components`).
+
+The runner renews its lease while it works. When a renewal is refused (the lease ran out and another worker claimed
+the file) the lease is lost: the runner stops before the pipeline's next component (in particular before the
+writer), and every write it still makes to the file is conditioned on its fence, so it changes nothing. A file that
+had run before (its worker died or stopped, or it failed and is retried) has its chunks deleted before it is indexed
+again, so a document is never left half-written; a file whose spooled upload is gone fails with that reason.
 
 A job records its collection's generation (`CollectionService.generation`) when it is submitted. Dropping the
 collection moves the generation on (and cancels the job): the runner checks it before each pipeline step and again
@@ -27,7 +34,7 @@ from haystack.document_stores.errors import DocumentStoreError
 from app.blobs import BlobStore, LocalBlobStore
 from app.errors import ExtractionError, RagError
 from app.jobs.models import FileState, FileStatus, Job, JobFile, JobState
-from app.jobs.store import JobStore, new_owner_id
+from app.jobs.store import FileLease, JobStore, LeaseLostError, new_owner_id
 from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult, IngestService
 from app.timing import watch_components
@@ -35,20 +42,25 @@ from app.upstream import upstream_error
 
 logger = logging.getLogger(__name__)
 
+Slot = Callable[[], AbstractContextManager[Any]]
+
 
 class JobInterruptedError(Exception):
-    """Raised inside a running pipeline to stop it: the job was cancelled or its worker is shutting down."""
+    """Raised inside a running pipeline to stop it: the job was cancelled, the worker is shutting down, or it lost its
+    lease on the file."""
 
-    def __init__(self, *, cancelled: bool) -> None:
-        super().__init__("job cancelled" if cancelled else "worker shutting down")
+    def __init__(self, *, cancelled: bool, lost: bool = False) -> None:
+        reason = "lease lost" if lost else "job cancelled" if cancelled else "worker shutting down"
+        super().__init__(reason)
         self.cancelled = cancelled
+        self.lost = lost
 
     def __reduce__(self) -> tuple[Any, ...]:  # raised in an indexing worker process, re-raised in the server
-        return _interrupted, (self.cancelled,)
+        return _interrupted, (self.cancelled, self.lost)
 
 
-def _interrupted(cancelled: bool) -> JobInterruptedError:
-    return JobInterruptedError(cancelled=cancelled)
+def _interrupted(cancelled: bool, lost: bool = False) -> JobInterruptedError:
+    return JobInterruptedError(cancelled=cancelled, lost=lost)
 
 
 def stage_of(name: str, type_name: str) -> JobState:
@@ -61,23 +73,29 @@ def stage_of(name: str, type_name: str) -> JobState:
 
 
 class _FileProgress:
-    """A `ComponentWatcher` turning one file's component runs into job stage and progress updates."""
+    """A `ComponentWatcher` turning one file's component runs into stage and progress updates of its (leased) row.
 
-    def __init__(self, store: JobStore, job: Job, file: JobFile, should_stop: Callable[[], bool | None]) -> None:
-        self.store, self.job, self.file, self.should_stop = store, job, file, should_stop
+    `started` is where a run stops: before each component `should_stop` is asked (cancelled, shutting down, or the
+    lease lost), so a runner that lost its file never reaches the writer."""
+
+    def __init__(
+        self, store: JobStore, lease: FileLease, file: JobFile, should_stop: Callable[[], JobInterruptedError | None]
+    ) -> None:
+        self.store, self.lease, self.file, self.should_stop = store, lease, file, should_stop
         self.stage = JobState.PARSING
         self.writing = 0
 
     def started(self, name: str, type_name: str) -> None:
         stop = self.should_stop()
         if stop is not None:
-            raise JobInterruptedError(cancelled=stop)
+            raise stop
         stage = stage_of(name, type_name)
         if stage != self.stage:
+            values: dict[str, Any] = {"stage": stage}
             if self.stage == JobState.PARSING:  # every page of the file has been read
-                self.store.update_file(self.job.id, self.file.index, pages_done=self.file.pages_total)
+                values["pages_done"] = self.file.pages_total
             self.stage = stage
-            self.store.set_state(self.job.id, stage)
+            self.store.progress(self.lease, **values)
 
     def received(self, name: str, type_name: str, inputs: dict[str, Any]) -> None:
         documents = inputs.get("documents")
@@ -85,17 +103,47 @@ class _FileProgress:
             return
         stage = stage_of(name, type_name)
         if stage == JobState.EMBEDDING:  # split: the file's chunk count is known
-            self.store.update_file(self.job.id, self.file.index, chunks_total=len(documents))
+            self.store.progress(self.lease, chunks_total=len(documents))
         elif stage == JobState.WRITING:
             self.writing = len(documents)
 
     def returned(self, name: str, type_name: str, outputs: dict[str, Any]) -> None:
         if stage_of(name, type_name) == JobState.WRITING:
-            self.store.update_file(self.job.id, self.file.index, chunks_done=self.writing)
+            self.store.progress(self.lease, chunks_done=self.writing)
+
+
+class _Heartbeat:
+    """Renews a file's lease every third of it on a thread of its own; a refused renewal marks the lease `lost`."""
+
+    def __init__(self, store: JobStore, lease: FileLease, seconds: float) -> None:
+        self.store, self.lease, self.seconds = store, lease, seconds
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="rag-job-lease", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.seconds / 3):
+            if not self.store.renew(self.lease, self.seconds):
+                logger.warning(
+                    "Job {job_id}: the lease on file {index} was lost; its runner stops before its next step",
+                    job_id=self.lease.job_id,
+                    index=self.lease.index,
+                )
+                self.lost.set()
+                return
 
 
 class JobRunner:
-    """Runs jobs through an `IngestService`, one file at a time, recording every step in the `JobStore`."""
+    """Runs job files through an `IngestService`: each file claimed and leased on its own, every step recorded in the
+    `JobStore` through the lease (fenced)."""
 
     def __init__(
         self,
@@ -118,57 +166,69 @@ class JobRunner:
         self.generation_of = generation_of
         self.owner = new_owner_id()
 
-    def run(
+    # -- what the workers call
+
+    def claim_next(self) -> FileLease | None:
+        """Claim the next file nobody holds, of any job (oldest job first); None when there is none."""
+        return self.store.claim(None, self.owner, self.lease_seconds)
+
+    def run_next(self, *, slot: Slot = contextlib.nullcontext, stopping: threading.Event | None = None) -> bool:
+        """Claim the next file of any job and run it (False: nothing to claim)."""
+        lease = self.claim_next()
+        if lease is None:
+            return False
+        self.run_claimed(lease, slot=slot, stopping=stopping)
+        return True
+
+    def run_file(
         self,
         job_id: str,
+        index: int,
         *,
-        slot: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        slot: Slot = contextlib.nullcontext,
         stopping: threading.Event | None = None,
     ) -> bool:
-        """Run a job to its end (False: another live worker has it, or it is finished); resumable at any point."""
-        if not self.store.claim(job_id, self.owner, self.lease_seconds):
+        """Claim file `index` of a job and run it (False: it is finished, or a live worker holds it)."""
+        lease = self.store.claim(job_id, self.owner, self.lease_seconds, index=index)
+        if lease is None:
             return False
-        done = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(job_id, done), daemon=True)
-        heartbeat.start()
-        try:
-            job = self.store.get(job_id)
-            logger.info(
-                "Running job {job_id}: {files} files into {collection}",
-                job_id=job_id,
-                files=len(job.files),
-                collection=job.collection,
-            )
-            for file in job.files:
-                if file.state not in (FileState.QUEUED, FileState.RUNNING):
-                    continue
-                if self.store.cancel_requested(job_id) or self._dropped(job):
-                    break
-                if stopping is not None and stopping.is_set():
-                    self.store.set_state(job_id, JobState.QUEUED)
-                    return False
-                with slot():
-                    try:
-                        self._run_file(job, file, stopping)
-                    except JobInterruptedError as interrupted:
-                        if not interrupted.cancelled:  # shutting down: resumed by the next worker
-                            self.store.update_file(
-                                job_id, file.index, state=FileState.QUEUED, pages_done=0, chunks_total=0, chunks_done=0
-                            )
-                            self.store.set_state(job_id, JobState.QUEUED)
-                            return False
-                        self.store.update_file(job_id, file.index, state=FileState.SKIPPED)
-                        break
-            self._finish(job_id)
-            return True
-        finally:
-            done.set()
-            heartbeat.join(timeout=5)
-            self.store.release(job_id, self.owner)
+        self.run_claimed(lease, slot=slot, stopping=stopping)
+        return True
 
-    def _heartbeat(self, job_id: str, done: threading.Event) -> None:
-        while not done.wait(self.lease_seconds / 3):
-            self.store.renew(job_id, self.owner, self.lease_seconds)
+    def run(self, job_id: str, *, slot: Slot = contextlib.nullcontext, stopping: threading.Event | None = None) -> bool:
+        """Run the files of a job that nobody else holds, one after another, until none is left to claim (other
+        workers may run other files of it meanwhile). False: there was none (finished, or all held)."""
+        ran = False
+        while stopping is None or not stopping.is_set():
+            lease = self.store.claim(job_id, self.owner, self.lease_seconds)
+            if lease is None:
+                break
+            ran = True
+            self.run_claimed(lease, slot=slot, stopping=stopping)
+        return ran
+
+    def run_claimed(
+        self, lease: FileLease, *, slot: Slot = contextlib.nullcontext, stopping: threading.Event | None = None
+    ) -> None:
+        """Run a file this runner claimed to its end, renewing its lease meanwhile; when it is stopped (shutting down,
+        lease lost) the file is released for the next worker (a lost lease's release changes nothing)."""
+        with _Heartbeat(self.store, lease, self.lease_seconds) as heartbeat, slot():
+            self._run_file(lease, heartbeat.lost, stopping)
+
+    def settle(self) -> int:
+        """Finish the jobs whose files have all ended but which were never finished (left by a worker of an earlier
+        release), as their last file's runner would have; how many. Run when a worker starts."""
+        settled = self.store.settle()
+        for job_id, state in settled:
+            self._finished(job_id, state)
+        return len(settled)
+
+    def fail(self, lease: FileLease, error: str) -> None:
+        """End a claimed file as failed (the worker's boundary, after an unexpected error while running it)."""
+        job = self.store.get(lease.job_id)
+        self._end(lease, job, state=FileState.FAILED, status=FileStatus.FAILED, error=error, error_code="internal")
+
+    # -- running one file
 
     def _dropped(self, job: Job) -> bool:
         """True when the job's collection was dropped after the job was submitted (the job is then cancelled)."""
@@ -182,16 +242,28 @@ class JobRunner:
         self.store.request_cancel(job.id)
         return True
 
-    def _should_stop(self, job: Job, stopping: threading.Event | None) -> bool | None:
-        """None: go on; True: cancelled (or its collection dropped); False: shutting down."""
-        if self.store.cancel_requested(job.id) or self._dropped(job):
-            return True
+    def _should_stop(
+        self, job: Job, lease: FileLease, stopping: Any = None, lost: threading.Event | None = None
+    ) -> JobInterruptedError | None:
+        """None: go on; else why to stop: the lease lost (ran out, or the file was claimed again), the job cancelled
+        (or its collection dropped), or the worker shutting down."""
+        if lost is not None and lost.is_set():
+            return JobInterruptedError(cancelled=False, lost=True)
+        held, cancel_requested = self.store.check(lease)
+        if not held:
+            return JobInterruptedError(cancelled=False, lost=True)
+        if cancel_requested or self._dropped(job):
+            return JobInterruptedError(cancelled=True)
         if stopping is not None and stopping.is_set():
-            return False
+            return JobInterruptedError(cancelled=False)
         return None
 
-    def index_file(self, job: Job, file: JobFile, data: bytes, stopping: Any = None) -> IngestResult:
-        """Index one file of a job, recording its stage and progress (`stopping`: anything with `is_set()`)."""
+    def index_file(
+        self, job: Job, file: JobFile, data: bytes, stopping: Any = None, lost: threading.Event | None = None
+    ) -> IngestResult:
+        """Index one claimed file of a job (`file` as read after its claim: its owner and fence are the lease),
+        recording its stage and progress through the lease (`stopping`: anything with `is_set()`)."""
+        lease = FileLease(job.id, file.index, file.owner or "", file.fence)
         if not file.pages_total and looks_like_pdf(data):  # not counted by the upload route: counted here, once
             try:
                 counted = self.ingest.count_pdf_pages(data, file.filename)
@@ -205,8 +277,8 @@ class JobRunner:
                     error_code=error.code,
                 )
             file = dataclasses.replace(file, pages_total=counted)
-            self.store.update_file(job.id, file.index, pages_total=counted)
-        progress = _FileProgress(self.store, job, file, lambda: self._should_stop(job, stopping))
+            self.store.progress(lease, pages_total=counted)
+        progress = _FileProgress(self.store, lease, file, lambda: self._should_stop(job, lease, stopping, lost))
         with watch_components(progress):
             return self.ingest.ingest_bytes(
                 data,
@@ -217,32 +289,79 @@ class JobRunner:
                 pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
             )
 
-    def _run_file(self, job: Job, file: JobFile, stopping: threading.Event | None) -> None:
-        self.store.update_file(
-            job.id,
-            file.index,
-            state=FileState.RUNNING,
-            attempts=file.attempts + 1,
-            pages_done=0,
-            chunks_total=0,
-            chunks_done=0,
+    def _run_file(self, lease: FileLease, lost: threading.Event, stopping: threading.Event | None) -> None:
+        job = self.store.get(lease.job_id)
+        file = job.files[lease.index]
+        logger.info(
+            "Running job {job_id}: file {index} ({file}, attempt {attempt}) into {collection}",
+            job_id=job.id,
+            index=file.index,
+            file=file.filename,
+            attempt=file.attempts,
+            collection=job.collection,
         )
-        self.store.set_state(job.id, JobState.PARSING)
+        stop = self._should_stop(job, lease, stopping, lost)
+        if stop is None and (file.owner, file.fence) != (lease.owner, lease.fence):
+            stop = JobInterruptedError(cancelled=False, lost=True)
+        if stop is None:
+            self.store.progress(lease, stage=JobState.PARSING)
         key = f"{job.id}/{file.index}"
         try:
-            data = self.blobs.get(key)
-        except OSError as error:
-            self.store.update_file(
-                job.id,
-                file.index,
-                state=FileState.FAILED,
-                status=FileStatus.FAILED,
-                error_code="spool_missing",
-                error=f"the spooled upload is gone ({error.strerror or error}); upload the file again",
+            if stop is not None:
+                raise stop
+            try:
+                data = self.blobs.get(key)
+            except OSError as error:
+                self._end(
+                    lease,
+                    job,
+                    state=FileState.FAILED,
+                    status=FileStatus.FAILED,
+                    error_code="spool_missing",
+                    error=f"the spooled upload is gone ({error.strerror or error}); upload the file again",
+                )
+                return
+            result = self._index(job, file, data, lost, stopping)
+        except JobInterruptedError as interrupted:
+            if interrupted.cancelled:
+                self._end(lease, job, state=FileState.SKIPPED)
+                return
+            # shutting down, or the lease lost: given back (a lost lease's release changes nothing)
+            released = self.store.release(lease)
+            logger.info(
+                "Job {job_id}: {file} stopped ({reason}); {what}",
+                job_id=job.id,
+                file=file.filename,
+                reason=str(interrupted),
+                what="queued again for the next worker" if released else "another worker holds it now",
             )
             return
+        failed = result.status == FileStatus.FAILED
+        self._end(
+            lease,
+            job,
+            state=FileState.FAILED if failed else FileState.DONE,
+            status=result.status,
+            content_type=result.content_type,
+            pages=result.pages,
+            chunks=result.chunks,
+            error=result.error,
+            error_code=result.error_code,
+            duration_ms=round(result.duration_ms, 1),
+            pages_total=file.pages_total or result.pages or 1,
+            pages_done=file.pages_total or result.pages or 1,
+            chunks_done=0 if failed else result.chunks,
+            chunks_total=0 if failed else result.chunks,
+        )
+
+    def _index(
+        self, job: Job, file: JobFile, data: bytes, lost: threading.Event, stopping: threading.Event | None
+    ) -> IngestResult:
+        """Index a claimed file (its earlier chunks removed first when it ran before); a failure of the store or of a
+        remote service is the file's result."""
         try:
-            if file.attempts:  # run before (its worker died, or it failed): what it wrote may be partial
+            # claimed before this claim (its worker died or stopped, or it failed): what it wrote may be partial
+            if file.attempts > 1:
                 removed = self.ingest.discard(job.collection, file.document_id)
                 logger.info(
                     "Job {job_id}: {file} is indexed again ({removed} earlier chunks removed first)",
@@ -252,9 +371,9 @@ class JobRunner:
                 )
             index_in_worker = getattr(self.ingest, "index_job_file", None)  # WorkerIngestService: another process
             if callable(index_in_worker):
-                result = index_in_worker(job, file, data, stopping)
+                result: IngestResult = index_in_worker(job, file, data, stopping)
             else:
-                result = self.index_file(job, file, data, stopping)
+                result = self.index_file(job, file, data, stopping, lost)
             if result.status == FileStatus.INDEXED and self._dropped(job):  # dropped while it was being written
                 removed = self.ingest.discard(job.collection, file.document_id)
                 logger.info(
@@ -274,50 +393,32 @@ class JobRunner:
                 error=upstream.message if upstream is not None else f"document store error: {error}",
                 error_code=upstream.code if upstream is not None else "store_error",
             )
-        failed = result.status == FileStatus.FAILED
-        self.store.update_file(
-            job.id,
-            file.index,
-            state=FileState.FAILED if failed else FileState.DONE,
-            status=result.status,
-            content_type=result.content_type,
-            pages=result.pages,
-            chunks=result.chunks,
-            error=result.error,
-            error_code=result.error_code,
-            duration_ms=round(result.duration_ms, 1),
-            pages_total=file.pages_total or result.pages or 1,
-            pages_done=file.pages_total or result.pages or 1,
-            chunks_done=0 if failed else result.chunks,
-            chunks_total=0 if failed else result.chunks,
-        )
-        if not failed:
-            self.blobs.delete(key)
+        return result
 
-    def _finish(self, job_id: str) -> None:
-        job = self.store.get(job_id)
-        if not job.cancel_requested and self._dropped(job):  # dropped after its last file was written
-            job = self.store.get(job_id)
-        if job.cancel_requested:
-            self.store.skip_unfinished(job_id)
-            job = self.store.get(job_id)
-        states = [f.state for f in job.files]
-        if job.cancel_requested:
-            self.store.set_state(job_id, JobState.CANCELLED)
-        elif states and all(state == FileState.FAILED for state in states):
-            codes = {f.error_code for f in job.files}
-            reason = (
-                "the spooled files are gone (the job was interrupted and its uploads are no longer on disk)"
-                if codes == {"spool_missing"}
-                else "no file could be indexed"
+    def _end(self, lease: FileLease, job: Job, **values: Any) -> None:
+        """Record a file's end through its lease; the spooled upload of a file done goes; the job's end follows when
+        it was its last file. A lost lease: nothing is written, nothing deleted (the file's new owner needs it)."""
+        try:
+            finished = self.store.finish_file(lease, **values)
+        except LeaseLostError:
+            logger.warning(
+                "Job {job_id}: file {index} was claimed by another worker meanwhile; this run's result is ignored",
+                job_id=job.id,
+                index=lease.index,
             )
-            self.store.set_state(job_id, JobState.FAILED, error=reason)
-        else:
-            self.store.set_state(job_id, JobState.DONE)
+            return
+        if values["state"] == FileState.DONE:
+            self.blobs.delete(f"{job.id}/{lease.index}")
+        if finished is not None:
+            self._finished(job.id, finished)
+
+    def _finished(self, job_id: str, state: JobState) -> None:
+        """After the job's last file ended (in this runner): register its collection, remove its spool folder."""
+        job = self.store.get(job_id)
         if self.on_indexed is not None and any(
             f.status in (FileStatus.INDEXED, FileStatus.DUPLICATE) for f in job.files
         ):
             self.on_indexed(job.collection, job.generation)
-        if not any(state in (FileState.FAILED, FileState.SKIPPED) for state in states):
+        if not any(f.state in (FileState.FAILED, FileState.SKIPPED) for f in job.files):
             self.blobs.remove_empty_folder(job_id)
-        logger.info("Job {job_id} finished: {state}", job_id=job_id, state=self.store.get(job_id).state)
+        logger.info("Job {job_id} finished: {state}", job_id=job_id, state=state)

@@ -143,7 +143,7 @@ class JobService:
         the jobs finished more than `history_days` ago (the table first, then the folders: a job being retried at the
         same moment either keeps its uploads or answers 410). A spool folder of no job (a submission interrupted
         before it was recorded) goes once it is older than the retention. Safe to run from several processes."""
-        now = self.store.clock()
+        now = self.store.now()  # the database's time, as the jobs' `finished_at`
         uploads_before = now - self.retention_days * DAY_SECONDS if self.retention_days else None
         rows_before = now - self.history_days * DAY_SECONDS if self.history_days else None
         swept = self.store.sweep(uploads_before=uploads_before, rows_before=rows_before)

@@ -1,8 +1,18 @@
-"""The durable job table (`jobs.db`): jobs, their files, and the leases of the workers running them.
+"""The durable job table: jobs, their files, and the leases of the workers running them, in SQLite (`jobs.db`, one
+host) or PostgreSQL (RAG_STATE_URL, any number of hosts).
 
-The schema is versioned (`app.sqlite`): `MIGRATIONS[0]` is the schema of the first release with jobs, so a
-`jobs.db` written by it opens unchanged; a later change to the tables is a new step appended to `MIGRATIONS`.
-States are never written as SQL literals: they are bound as parameters from `JobState` / `FileState`.
+One unit of work is one file: a worker claims a file row (one `UPDATE ... RETURNING`; PostgreSQL picks the row with
+`FOR UPDATE SKIP LOCKED`), which takes its lease and moves its `fence` on. Every later write of that worker to the
+file (progress, stage, result, release) is conditioned on its owner and fence, so a worker that lost its lease
+(renewal refused: it ran out and somebody else claimed the file) changes nothing. The files of one job may run on
+different workers at once; the job's state is aggregated from its files' rows, and whoever ends the last file
+finishes the job in the same transaction.
+
+Every time written or compared is the database's (`StateDatabase.now`): this host's clock in SQLite, the server's in
+PostgreSQL, so a worker host with a skewed clock cannot take a live lease early. The schema is versioned:
+`MIGRATIONS` (SQLite, append-only: `MIGRATIONS[0]` is the first release's, so its `jobs.db` opens unchanged) and
+`POSTGRES_MIGRATIONS` (PostgreSQL, its own steps). States are never written as SQL literals: they are bound as
+parameters from `JobState` / `FileState`.
 """
 
 from __future__ import annotations
@@ -10,10 +20,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +37,9 @@ from app.jobs.models import (
     JobFile,
     JobState,
 )
+from app.postgres import PostgresDatabase
 from app.sqlite import SQLiteDatabase
+from app.state import StateDatabase
 
 # Append-only: a released step is never edited (files of that release have already run it).
 MIGRATIONS = (
@@ -82,6 +93,67 @@ MIGRATIONS = (
     ALTER TABLE jobs ADD COLUMN uploads_removed_at REAL;
     CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
     """,
+    # 4: one unit of work per file: each file is claimed and leased on its own (`fence` counts its claims) and
+    # records its stage; the job's state is aggregated from its files
+    """
+    ALTER TABLE job_files ADD COLUMN owner TEXT;
+    ALTER TABLE job_files ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    ALTER TABLE job_files ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_files ADD COLUMN stage TEXT;
+    CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
+    """,
+)
+
+# PostgreSQL: its own steps, starting from the current schema (times in DOUBLE PRECISION).
+POSTGRES_MIGRATIONS = (
+    """
+    CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        collection TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION,
+        generation INTEGER NOT NULL DEFAULT 0,
+        uploads_removed_at DOUBLE PRECISION
+    );
+    CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+    CREATE INDEX IF NOT EXISTS jobs_by_collection ON jobs (collection, created_at);
+    CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+    CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
+    CREATE TABLE IF NOT EXISTS job_files (
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        idx INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        content_type TEXT,
+        size BIGINT NOT NULL,
+        document_id TEXT NOT NULL,
+        spooled INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        status TEXT,
+        pages_total INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        pages_done INTEGER NOT NULL DEFAULT 0,
+        chunks_total INTEGER NOT NULL DEFAULT 0,
+        chunks_done INTEGER NOT NULL DEFAULT 0,
+        pages INTEGER NOT NULL DEFAULT 0,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        error_code TEXT,
+        duration_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
+        owner TEXT,
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+        fence INTEGER NOT NULL DEFAULT 0,
+        stage TEXT,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
+    """,
 )
 
 
@@ -91,6 +163,9 @@ def _placeholders(values: tuple[Any, ...]) -> str:
 
 _TERMINAL = _placeholders(TERMINAL_STATES)  # "?, ?, ?" for `state [NOT] IN (...)` with TERMINAL_STATES bound
 _UNFINISHED_FILES = _placeholders(UNFINISHED_FILE_STATES)
+_STAGES = (JobState.PARSING, JobState.EMBEDDING, JobState.WRITING)  # a running file's stages, in their order
+# A file nobody holds: never claimed, released, or its lease ran out (compared with the database's time).
+_FREE = "(f.owner IS NULL OR f.lease_until < ?)"
 
 
 def new_owner_id() -> str:
@@ -99,7 +174,8 @@ def new_owner_id() -> str:
 
 
 def _owner_is_dead(owner: str | None) -> bool:
-    """True when `owner` is a process of this host that no longer exists (a worker killed with SIGKILL)."""
+    """True when `owner` is a process of this host that no longer exists (a worker killed with SIGKILL). An owner on
+    another host is never judged here: only its lease, on the database's clock, says it is gone."""
     if not owner:
         return False
     host, _, rest = owner.partition(":")
@@ -115,9 +191,18 @@ def _owner_is_dead(owner: str | None) -> bool:
     return False
 
 
-def _lease_is_free(owner: str | None, lease_until: float, now: float) -> bool:
-    """Nobody holds the job: never taken, its lease ran out, or its process is gone."""
-    return not owner or lease_until < now or _owner_is_dead(owner)
+class LeaseLostError(RuntimeError):
+    """A worker's write to a file it no longer holds (its lease ran out and the file was claimed again): ignored."""
+
+
+@dataclass(frozen=True)
+class FileLease:
+    """A worker's hold on one file of a job: every write it makes to the file is conditioned on `owner` and `fence`."""
+
+    job_id: str
+    index: int
+    owner: str
+    fence: int
 
 
 @dataclass
@@ -128,14 +213,49 @@ class SweptJobs:
     deleted: list[str] = field(default_factory=list)
 
 
-class JobStore:
-    """The job table in SQLite (WAL); one short connection per operation, any thread, any process."""
+_FENCED = "job_id = ? AND idx = ? AND owner = ? AND fence = ?"
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        """`clock`: the time every timestamp and lease is taken from (seconds since the epoch)."""
-        self.path = path
-        self.clock = clock
-        self.db = SQLiteDatabase(path, migrations=MIGRATIONS)
+
+def _fenced(lease: FileLease) -> tuple[Any, ...]:
+    return (lease.job_id, lease.index, lease.owner, lease.fence)
+
+
+class JobStore:
+    """The job table on a `StateDatabase` (SQLite WAL or PostgreSQL); one short connection per operation, any thread,
+    any process, any host (PostgreSQL)."""
+
+    def __init__(self, database: StateDatabase | Path, *, clock: Callable[[], float] = time.time) -> None:
+        """`database`: the tables' database (`app.state.state_database`), or the path of a SQLite file. `clock`: the
+        time of a SQLite file's timestamps and leases (seconds since the epoch); PostgreSQL uses the server's."""
+        if isinstance(database, Path):
+            database = SQLiteDatabase(database, migrations=MIGRATIONS, clock=clock)
+        self.db: StateDatabase = database
+        self.path = database.path if isinstance(database, SQLiteDatabase) else None
+        self._clock = clock
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock of a SQLite file's times (settable: tests move time on); PostgreSQL's times are the server's."""
+        return self.db.clock if isinstance(self.db, SQLiteDatabase) else self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        if isinstance(self.db, SQLiteDatabase):
+            self.db.clock = clock
+        self._clock = clock
+
+    @property
+    def postgres(self) -> bool:
+        return isinstance(self.db, PostgresDatabase)
+
+    def now(self) -> float:
+        """The database's time (the retention's reference)."""
+        with self.db.connect() as db:
+            return self._now(db)
+
+    def _now(self, db: Any) -> float:
+        """The time of the database `db` is a connection to (SQLite: this host's clock; PostgreSQL: the server's)."""
+        return self.db.now(db)
 
     # -- reading
 
@@ -164,7 +284,7 @@ class JobStore:
             where.append("collection = ?")
             params.append(collection)
         if within is not None:
-            where.append(f"collection IN ({', '.join('?' * len(within))})" if within else "0")
+            where.append(f"collection IN ({', '.join('?' * len(within))})" if within else "FALSE")
             params.extend(sorted(within))
         if state is not None:
             where.append("state = ?")
@@ -181,20 +301,46 @@ class JobStore:
                 jobs.append(_job(row, files))
         return jobs, total
 
-    def claimable(self) -> list[str]:
-        """Unfinished jobs nobody runs: never started, or their worker's lease ran out or its process is gone."""
-        now = self.clock()
+    def claimable_files(self, job_id: str | None = None) -> list[tuple[str, int]]:
+        """The files a worker may claim (of one job, or of all, oldest job first): unfinished files of unfinished
+        jobs that nobody holds (never claimed, released, their lease ran out, or their process of this host is gone)."""
         with self.db.connect() as db:
+            now = self._now(db)
+            only = " AND f.job_id = ?" if job_id is not None else ""
             rows = db.execute(
-                f"SELECT id, owner, lease_until FROM jobs WHERE state NOT IN ({_TERMINAL}) ORDER BY created_at",
-                TERMINAL_STATES,
+                "SELECT f.job_id, f.idx, f.owner, f.lease_until FROM job_files f JOIN jobs j ON j.id = f.job_id "
+                f"WHERE f.state IN ({_UNFINISHED_FILES}) AND j.state NOT IN ({_TERMINAL}){only} "
+                "ORDER BY j.created_at, f.job_id, f.idx",
+                (*UNFINISHED_FILE_STATES, *TERMINAL_STATES, *((job_id,) if job_id is not None else ())),
             ).fetchall()
-        return [r["id"] for r in rows if _lease_is_free(r["owner"], r["lease_until"], now)]
+        return [
+            (r["job_id"], r["idx"])
+            for r in rows
+            if not r["owner"] or r["lease_until"] < now or _owner_is_dead(r["owner"])
+        ]
+
+    def claimable(self) -> list[str]:
+        """The unfinished jobs with a file nobody runs, oldest first."""
+        return list(dict.fromkeys(job_id for job_id, _ in self.claimable_files()))
 
     def cancel_requested(self, job_id: str) -> bool:
         with self.db.connect() as db:
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
+
+    def check(self, lease: FileLease) -> tuple[bool, bool]:
+        """(the lease is still held, the job's cancellation was asked for): one read, before each pipeline step."""
+        with self.db.connect() as db:
+            now = self._now(db)
+            row = db.execute(
+                "SELECT f.owner, f.fence, f.lease_until, j.cancel_requested FROM job_files f JOIN jobs j "
+                "ON j.id = f.job_id WHERE f.job_id = ? AND f.idx = ?",
+                (lease.job_id, lease.index),
+            ).fetchone()
+        if row is None:
+            return False, True
+        held = row["owner"] == lease.owner and row["fence"] == lease.fence and row["lease_until"] >= now
+        return held, bool(row["cancel_requested"])
 
     # -- writing
 
@@ -203,8 +349,8 @@ class JobStore:
     ) -> Job:
         """Record a queued job and its files (already spooled; a file that was not is recorded failed); `generation`:
         the collection's generation at submission (`CollectionService.generation`)."""
-        now = self.clock()
         with self.db.transaction() as db:
+            now = self._now(db)
             db.execute(
                 "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at, generation) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -229,60 +375,191 @@ class JobStore:
                         spec.get("error_code"),
                     ),
                 )
+            if files and not any(spec["spooled"] for spec in files):  # nothing to run: finished at once
+                _aggregate(db, job_id, now)
         return self.get(job_id)
 
-    def claim(self, job_id: str, owner: str, lease_seconds: float) -> bool:
-        """Take the job for `owner` unless another live worker holds it or it is finished."""
-        now = self.clock()
+    def claim(
+        self, job_id: str | None, owner: str, lease_seconds: float, *, index: int | None = None
+    ) -> FileLease | None:
+        """Take the next file nobody holds for `owner` (of job `job_id`, or of any job when None, oldest first; only
+        file `index` when given): one `UPDATE ... RETURNING` that moves the file's fence on, counts an attempt and
+        resets its progress. None: nothing to take (finished, or held by a live worker)."""
+        where = [f"f.state IN ({_UNFINISHED_FILES})", f"j.state NOT IN ({_TERMINAL})"]
+        params: list[Any] = [*UNFINISHED_FILE_STATES, *TERMINAL_STATES]
+        if job_id is not None:
+            where.append("f.job_id = ?")
+            params.append(job_id)
+        if index is not None:
+            where.append("f.idx = ?")
+            params.append(index)
+        # PostgreSQL: concurrent claimers skip each other's candidate rows instead of waiting for them
+        lock = " FOR UPDATE OF f SKIP LOCKED" if self.postgres else ""
         with self.db.transaction() as db:
-            row = db.execute("SELECT state, owner, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row["state"] in TERMINAL_STATES:
-                return False
-            if row["owner"] != owner and not _lease_is_free(row["owner"], row["lease_until"], now):
-                return False
-            db.execute(
-                "UPDATE jobs SET owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
-                (owner, now + lease_seconds, now, job_id),
-            )
-        return True
+            now = self._now(db)
+            row = db.execute(
+                "UPDATE job_files SET owner = ?, lease_until = ?, fence = fence + 1, attempts = attempts + 1, "
+                "state = ?, stage = NULL, pages_done = 0, chunks_total = 0, chunks_done = 0 "
+                "WHERE (job_id, idx) IN (SELECT f.job_id, f.idx FROM job_files f JOIN jobs j ON j.id = f.job_id "
+                f"WHERE {' AND '.join(where)} AND {_FREE} ORDER BY j.created_at, f.job_id, f.idx LIMIT 1{lock}) "
+                "AND (owner IS NULL OR lease_until < ?) RETURNING job_id, idx, fence",
+                (owner, now + lease_seconds, FileState.RUNNING, *params, now, now),
+            ).fetchone()
+            if row is None:  # perhaps a file held by a process of this host that died (kill -9): taken at once
+                row = self._claim_from_dead(db, where, params, owner, now + lease_seconds)
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (now, row["job_id"]))
+        return FileLease(row["job_id"], int(row["idx"]), owner, int(row["fence"]))
 
-    def renew(self, job_id: str, owner: str, lease_seconds: float) -> None:
+    def _claim_from_dead(
+        self, db: Any, where: list[str], params: list[Any], owner: str, lease_until: float
+    ) -> Any | None:
+        rows = db.execute(
+            "SELECT f.job_id, f.idx, f.owner, f.fence FROM job_files f JOIN jobs j ON j.id = f.job_id "
+            f"WHERE {' AND '.join(where)} AND f.owner LIKE ? ORDER BY j.created_at, f.job_id, f.idx",
+            (*params, f"{socket.gethostname()}:%"),
+        ).fetchall()
+        for candidate in rows:
+            if not _owner_is_dead(candidate["owner"]):
+                continue
+            row = db.execute(
+                "UPDATE job_files SET owner = ?, lease_until = ?, fence = fence + 1, attempts = attempts + 1, "
+                "state = ?, stage = NULL, pages_done = 0, chunks_total = 0, chunks_done = 0 "
+                "WHERE job_id = ? AND idx = ? AND owner = ? AND fence = ? RETURNING job_id, idx, fence",
+                (
+                    owner,
+                    lease_until,
+                    FileState.RUNNING,
+                    candidate["job_id"],
+                    candidate["idx"],
+                    candidate["owner"],
+                    candidate["fence"],
+                ),
+            ).fetchone()
+            if row is not None:
+                return row
+        return None
+
+    def renew(self, lease: FileLease, lease_seconds: float) -> bool:
+        """Extend the lease, only while `lease` still holds the file (its owner, its fence, not yet run out). False:
+        the lease is lost; the worker must stop before writing anything more."""
         with self.db.connect() as db:
-            db.execute(
-                "UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ?",
-                (self.clock() + lease_seconds, job_id, owner),
-            )
+            now = self._now(db)
+            renewed = db.execute(
+                f"UPDATE job_files SET lease_until = ? WHERE {_FENCED} AND lease_until >= ? AND state = ?",
+                (now + lease_seconds, *_fenced(lease), now, FileState.RUNNING),
+            ).rowcount
+        return renewed == 1
 
-    def release(self, job_id: str, owner: str) -> None:
-        with self.db.connect() as db:
-            db.execute("UPDATE jobs SET owner = NULL, lease_until = 0 WHERE id = ? AND owner = ?", (job_id, owner))
-
-    def requeue_orphans(self) -> list[str]:
-        """Jobs started by a worker that died, made unowned again (for a queue that must be told about them)."""
-        now = self.clock()
-        orphans = []
+    def release(self, lease: FileLease) -> bool:
+        """Give the file back unfinished (the worker is stopping): queued again with its progress reset, for the next
+        worker (it deletes what this one may have written first). False: the lease was lost already."""
         with self.db.transaction() as db:
+            now = self._now(db)
+            released = db.execute(
+                "UPDATE job_files SET owner = NULL, lease_until = 0, state = ?, stage = NULL, pages_done = 0, "
+                f"chunks_total = 0, chunks_done = 0 WHERE {_FENCED} AND state IN ({_UNFINISHED_FILES})",
+                (FileState.QUEUED, *_fenced(lease), *UNFINISHED_FILE_STATES),
+            ).rowcount
+            if released:
+                _aggregate(db, lease.job_id, now)
+        return released == 1
+
+    def progress(self, lease: FileLease, **values: Any) -> bool:
+        """Record a held file's progress (`pages_total`, `pages_done`, `chunks_total`, `chunks_done`, `stage`); the
+        job's state follows the stage. False (nothing written): the lease was lost."""
+        if values.get("stage") is not None:
+            values["stage"] = JobState(values["stage"])
+        columns = ", ".join(f"{name} = ?" for name in values)
+        with self.db.transaction() as db:
+            now = self._now(db)
+            written = db.execute(
+                f"UPDATE job_files SET {columns} WHERE {_FENCED}", (*values.values(), *_fenced(lease))
+            ).rowcount
+            if written:
+                if "stage" in values:
+                    _aggregate(db, lease.job_id, now)
+                else:
+                    db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (now, lease.job_id))
+        return written == 1
+
+    def finish_file(self, lease: FileLease, **values: Any) -> JobState | None:
+        """Record a held file's end (`state` done, failed or skipped, its result) and give up its lease; when it was
+        the job's last unfinished file the job is finished in the same transaction: its final state is returned (the
+        caller then runs what follows a job's end). Raises `LeaseLostError` (nothing written) when the lease was lost.
+        """
+        values["state"] = FileState(values["state"])
+        if values.get("status") is not None:
+            values["status"] = FileStatus(values["status"])
+        columns = ", ".join(f"{name} = ?" for name in values)
+        with self.db.transaction() as db:
+            now = self._now(db)
+            written = db.execute(
+                f"UPDATE job_files SET {columns}, owner = NULL, lease_until = 0, stage = NULL WHERE {_FENCED}",
+                (*values.values(), *_fenced(lease)),
+            ).rowcount
+            if not written:
+                raise LeaseLostError(f"job {lease.job_id} file {lease.index}: the lease of {lease.owner} was lost")
+            return _aggregate(db, lease.job_id, now)
+
+    def requeue_orphans(self) -> list[tuple[str, int]]:
+        """Files held by a worker that died (lease run out, or its process of this host gone), made unowned again
+        (for a queue that must be told about them): their job id and index."""
+        orphans: list[tuple[str, int]] = []
+        with self.db.transaction() as db:
+            now = self._now(db)
             rows = db.execute(
-                f"SELECT id, owner, lease_until FROM jobs WHERE state NOT IN ({_TERMINAL}) AND owner IS NOT NULL",
-                TERMINAL_STATES,
+                "SELECT f.job_id, f.idx, f.owner, f.fence, f.lease_until FROM job_files f JOIN jobs j "
+                f"ON j.id = f.job_id WHERE f.state IN ({_UNFINISHED_FILES}) AND j.state NOT IN ({_TERMINAL}) "
+                "AND f.owner IS NOT NULL ORDER BY j.created_at, f.job_id, f.idx",
+                (*UNFINISHED_FILE_STATES, *TERMINAL_STATES),
             ).fetchall()
             for row in rows:
-                if _lease_is_free(row["owner"], row["lease_until"], now):
-                    db.execute("UPDATE jobs SET owner = NULL, lease_until = 0 WHERE id = ?", (row["id"],))
-                    orphans.append(row["id"])
+                if row["lease_until"] >= now and not _owner_is_dead(row["owner"]):
+                    continue
+                requeued = db.execute(
+                    "UPDATE job_files SET owner = NULL, lease_until = 0, state = ?, stage = NULL "
+                    "WHERE job_id = ? AND idx = ? AND owner = ? AND fence = ?",
+                    (FileState.QUEUED, row["job_id"], row["idx"], row["owner"], row["fence"]),
+                ).rowcount
+                if requeued:
+                    orphans.append((row["job_id"], int(row["idx"])))
+            for job_id in dict.fromkeys(job_id for job_id, _ in orphans):
+                _aggregate(db, job_id, now)
         return orphans
 
+    def settle(self) -> list[tuple[str, JobState]]:
+        """Finish the unfinished jobs none of whose files is left to run (a worker of an earlier release that died
+        between a job's last file and the job's end; here both happen in one transaction): their ids and end states."""
+        settled: list[tuple[str, JobState]] = []
+        with self.db.transaction() as db:
+            now = self._now(db)
+            rows = db.execute(
+                f"SELECT id FROM jobs j WHERE state NOT IN ({_TERMINAL}) AND NOT EXISTS (SELECT 1 FROM job_files f "
+                f"WHERE f.job_id = j.id AND f.state IN ({_UNFINISHED_FILES})) ORDER BY created_at, id",
+                (*TERMINAL_STATES, *UNFINISHED_FILE_STATES),
+            ).fetchall()
+            for row in rows:
+                state = _aggregate(db, row["id"], now)
+                if state is not None:
+                    settled.append((row["id"], state))
+        return settled
+
     def set_state(self, job_id: str, state: JobState, *, error: str | None = None) -> None:
+        """Set the job's state directly (tests, and records of an earlier release); the workers' runs aggregate it
+        from the files instead."""
         state = JobState(state)
-        now = self.clock()
         with self.db.connect() as db:
+            now = self._now(db)
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
                 (state, error, now, now if state.finished else None, job_id),
             )
 
     def update_file(self, job_id: str, index: int, **values: Any) -> None:
-        """Set columns of one file (`state` a `FileState`, `status` a `FileStatus`)."""
+        """Set columns of one file directly, whoever holds it (`state` a `FileState`, `status` a `FileStatus`); a
+        worker writes through its lease (`progress`, `finish_file`) instead."""
         if "state" in values:
             values["state"] = FileState(values["state"])
         if values.get("status") is not None:
@@ -292,59 +569,43 @@ class JobStore:
             db.execute(
                 f"UPDATE job_files SET {columns} WHERE job_id = ? AND idx = ?", (*values.values(), job_id, index)
             )
-            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
-
-    def skip_unfinished(self, job_id: str) -> None:
-        with self.db.connect() as db:
-            _skip_unfinished(db, job_id)
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self._now(db), job_id))
 
     def cancel(self, job_id: str) -> Job:
-        """Ask for cancellation: a job nobody runs is cancelled at once, a running one at its next step."""
-        now = self.clock()
+        """Ask for cancellation: the files nobody runs are skipped at once (and the job cancelled when no file is left
+        running), a running file stops at its next step."""
         with self.db.transaction() as db:
-            row = db.execute("SELECT state, owner, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"job {job_id!r} does not exist")
             if row["state"] in TERMINAL_STATES:
                 raise ConflictError(f"job {job_id!r} is already {row['state']}")
-            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id))
-            if _lease_is_free(row["owner"], row["lease_until"], now):
-                _skip_unfinished(db, job_id)
-                db.execute(
-                    "UPDATE jobs SET state = ?, finished_at = ?, owner = NULL WHERE id = ?",
-                    (JobState.CANCELLED, now, job_id),
-                )
+            _cancel(db, job_id, self._now(db))
         return self.get(job_id)
 
     def request_cancel(self, job_id: str) -> None:
         """Mark a running job cancelled at its next step (its runner found its collection dropped)."""
         with self.db.connect() as db:
-            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (self.clock(), job_id))
+            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (self._now(db), job_id))
 
     def cancel_collection(self, collection: str) -> list[str]:
-        """Cancel every unfinished job of a collection being dropped (one transaction): the ones nobody runs at once,
-        the running ones at their next step. The ids of the jobs concerned."""
-        now = self.clock()
+        """Cancel every unfinished job of a collection being dropped (one transaction): their files nobody runs at
+        once, the running ones at their next step. The ids of the jobs concerned."""
         with self.db.transaction() as db:
+            now = self._now(db)
             rows = db.execute(
-                f"SELECT id, owner, lease_until FROM jobs WHERE collection = ? AND state NOT IN ({_TERMINAL})",
+                f"SELECT id FROM jobs WHERE collection = ? AND state NOT IN ({_TERMINAL}) ORDER BY created_at, id",
                 (collection, *TERMINAL_STATES),
             ).fetchall()
             for row in rows:
-                db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, row["id"]))
-                if _lease_is_free(row["owner"], row["lease_until"], now):
-                    _skip_unfinished(db, row["id"])
-                    db.execute(
-                        "UPDATE jobs SET state = ?, finished_at = ?, owner = NULL WHERE id = ?",
-                        (JobState.CANCELLED, now, row["id"]),
-                    )
+                _cancel(db, row["id"], now)
         return [row["id"] for row in rows]
 
     def retry(self, job_id: str, *, generation: int | None = None) -> Job:
         """Queue the failed (and cancelled) files of a finished job again; 409 when there are none. `generation`: the
         collection's current one (a retry is a new request: it writes into the collection as it is now)."""
-        now = self.clock()
         with self.db.transaction() as db:
+            now = self._now(db)
             row = db.execute(
                 "SELECT state, finished_at, updated_at, uploads_removed_at FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
@@ -354,8 +615,8 @@ class JobStore:
                 raise ConflictError(f"job {job_id!r} is still {row['state']}: retry it once it has finished")
             retried = db.execute(
                 "UPDATE job_files SET state = ?, status = NULL, error = NULL, error_code = NULL, pages = 0, "
-                "chunks = 0, pages_done = 0, chunks_total = 0, chunks_done = 0, duration_ms = 0 "
-                "WHERE job_id = ? AND state IN (?, ?) AND spooled = 1",
+                "chunks = 0, pages_done = 0, chunks_total = 0, chunks_done = 0, duration_ms = 0, owner = NULL, "
+                "lease_until = 0, stage = NULL WHERE job_id = ? AND state IN (?, ?) AND spooled = 1",
                 (FileState.QUEUED, job_id, FileState.FAILED, FileState.SKIPPED),
             ).rowcount
             if not retried and row["uploads_removed_at"] is not None and _has_unindexed_files(db, job_id):
@@ -385,16 +646,18 @@ class JobStore:
         with self.db.transaction() as db:
             if uploads_before is not None:
                 rows = db.execute(
-                    f"SELECT id FROM jobs WHERE {finished} AND uploads_removed_at IS NULL",
+                    f"SELECT id FROM jobs WHERE {finished} AND uploads_removed_at IS NULL ORDER BY id",
                     (*TERMINAL_STATES, uploads_before),
                 ).fetchall()
                 swept.uploads_removed = [row["id"] for row in rows]
-                now = self.clock()
+                now = self._now(db)
                 for job_id in swept.uploads_removed:
                     db.execute("UPDATE job_files SET spooled = 0 WHERE job_id = ?", (job_id,))
                     db.execute("UPDATE jobs SET uploads_removed_at = ? WHERE id = ?", (now, job_id))
             if rows_before is not None:
-                rows = db.execute(f"SELECT id FROM jobs WHERE {finished}", (*TERMINAL_STATES, rows_before)).fetchall()
+                rows = db.execute(
+                    f"SELECT id FROM jobs WHERE {finished} ORDER BY id", (*TERMINAL_STATES, rows_before)
+                ).fetchall()
                 swept.deleted = [row["id"] for row in rows]
                 for job_id in swept.deleted:
                     db.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
@@ -421,7 +684,66 @@ class JobStore:
         return row is not None
 
 
-def _has_unindexed_files(db: sqlite3.Connection, job_id: str) -> bool:
+def _cancel(db: Any, job_id: str, now: float) -> None:
+    """Inside a transaction: skip the job's files nobody holds, ask its running files to stop, and finish the job
+    when nothing of it runs any more."""
+    db.execute(
+        "UPDATE job_files SET state = ?, owner = NULL, lease_until = 0, stage = NULL "
+        f"WHERE job_id = ? AND state IN ({_UNFINISHED_FILES}) AND (owner IS NULL OR lease_until < ?)",
+        (FileState.SKIPPED, job_id, *UNFINISHED_FILE_STATES, now),
+    )
+    held = db.execute(
+        f"SELECT idx, owner, fence FROM job_files WHERE job_id = ? AND state IN ({_UNFINISHED_FILES})",
+        (job_id, *UNFINISHED_FILE_STATES),
+    ).fetchall()
+    for row in held:  # held by a process of this host that is gone
+        if _owner_is_dead(row["owner"]):
+            db.execute(
+                "UPDATE job_files SET state = ?, owner = NULL, lease_until = 0, stage = NULL "
+                "WHERE job_id = ? AND idx = ? AND fence = ?",
+                (FileState.SKIPPED, job_id, row["idx"], row["fence"]),
+            )
+    db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id))
+    _aggregate(db, job_id, now)
+
+
+def _aggregate(db: Any, job_id: str, now: float) -> JobState | None:
+    """Inside a transaction (after the file rows it changed: files are locked before their job): the job's state
+    from its files. While a file is unfinished: the most advanced stage of its running files, else queued. Once none
+    is: cancelled (asked for), failed (no file indexed) or done, with `finished_at`; that final state is returned
+    (None while the job is unfinished, or when it had finished already)."""
+    row = db.execute(
+        "UPDATE jobs SET updated_at = ? WHERE id = ? RETURNING state, cancel_requested", (now, job_id)
+    ).fetchone()  # locks the job's row: whoever ends its last file sees every other file's end
+    if row is None or row["state"] in TERMINAL_STATES:
+        return None
+    files = db.execute("SELECT state, stage, error_code FROM job_files WHERE job_id = ?", (job_id,)).fetchall()
+    unfinished = [f for f in files if f["state"] in UNFINISHED_FILE_STATES]
+    if unfinished:
+        stages = {f["stage"] for f in unfinished if f["state"] == FileState.RUNNING and f["stage"]}
+        state = max((JobState(s) for s in stages), key=_STAGES.index, default=JobState.QUEUED)
+        db.execute("UPDATE jobs SET state = ? WHERE id = ?", (state, job_id))
+        return None
+    error = None
+    if row["cancel_requested"]:
+        state = JobState.CANCELLED
+    elif files and all(f["state"] == FileState.FAILED for f in files):
+        state = JobState.FAILED
+        error = (
+            "the spooled files are gone (the job was interrupted and its uploads are no longer on disk)"
+            if {f["error_code"] for f in files} == {"spool_missing"}
+            else "no file could be indexed"
+        )
+    else:
+        state = JobState.DONE
+    db.execute(
+        "UPDATE jobs SET state = ?, error = ?, finished_at = ?, owner = NULL, lease_until = 0 WHERE id = ?",
+        (state, error, now, job_id),
+    )
+    return state
+
+
+def _has_unindexed_files(db: Any, job_id: str) -> bool:
     row = db.execute(
         "SELECT 1 FROM job_files WHERE job_id = ? AND state IN (?, ?) AND document_id != '' LIMIT 1",
         (job_id, FileState.FAILED, FileState.SKIPPED),
@@ -429,7 +751,7 @@ def _has_unindexed_files(db: sqlite3.Connection, job_id: str) -> bool:
     return row is not None
 
 
-def _uploads_removed_reason(job_id: str, row: sqlite3.Row) -> str:
+def _uploads_removed_reason(job_id: str, row: Any) -> str:
     finished = row["finished_at"] if row["finished_at"] is not None else row["updated_at"]
     days = max(0, round((row["uploads_removed_at"] - finished) / 86_400))
     return (
@@ -438,14 +760,8 @@ def _uploads_removed_reason(job_id: str, row: sqlite3.Row) -> str:
     )
 
 
-def _skip_unfinished(db: sqlite3.Connection, job_id: str) -> None:
-    db.execute(
-        f"UPDATE job_files SET state = ? WHERE job_id = ? AND state IN ({_UNFINISHED_FILES})",
-        (FileState.SKIPPED, job_id, *UNFINISHED_FILE_STATES),
-    )
-
-
-def _job(row: sqlite3.Row, files: list[sqlite3.Row]) -> Job:
+def _job(row: Any, files: Sequence[Any]) -> Job:
+    held = [f for f in files if f["owner"]]
     return Job(
         id=row["id"],
         collection=row["collection"],
@@ -453,8 +769,8 @@ def _job(row: sqlite3.Row, files: list[sqlite3.Row]) -> Job:
         state=JobState(row["state"]),
         error=row["error"],
         cancel_requested=bool(row["cancel_requested"]),
-        owner=row["owner"],
-        lease_until=row["lease_until"],
+        owner=held[0]["owner"] if held else None,  # a worker holding one of its files
+        lease_until=max((f["lease_until"] for f in held), default=0.0),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
@@ -479,6 +795,10 @@ def _job(row: sqlite3.Row, files: list[sqlite3.Row]) -> Job:
                 error=f["error"],
                 error_code=f["error_code"],
                 duration_ms=f["duration_ms"],
+                owner=f["owner"],
+                lease_until=f["lease_until"],
+                fence=f["fence"],
+                stage=JobState(f["stage"]) if f["stage"] else None,
             )
             for f in files
         ],

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from app.jobs import JobRunner, JobService, JobStore, UploadedFile
+from app.jobs.store import MIGRATIONS, POSTGRES_MIGRATIONS
 from app.services.ingest import IngestResult
+from app.state import open_state_database
 
 
 class RecordingIngest:
@@ -31,9 +34,23 @@ class RecordingIngest:
         )
 
 
+def open_job_store(state_url: str | None, tmp_path: Path, clock: Callable[[], float] = time.time) -> JobStore:
+    """The job table on SQLite (`state_url` None: `tmp_path/jobs.db`) or in the PostgreSQL schema of `state_url`."""
+    database = open_state_database(
+        state_url,
+        name="jobs",
+        sqlite_path=tmp_path / "jobs.db",
+        sqlite_migrations=MIGRATIONS,
+        postgres_migrations=POSTGRES_MIGRATIONS,
+        clock=clock,
+    )
+    return JobStore(database, clock=clock)
+
+
 @pytest.fixture
-def service(tmp_path: Path) -> JobService:
-    return JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs")
+def service(state_url: str | None, tmp_path: Path) -> JobService:
+    """A job service on SQLite and on PostgreSQL (each test twice), spooling under `tmp_path/jobs`."""
+    return JobService(open_job_store(state_url, tmp_path), tmp_path / "jobs")
 
 
 @pytest.fixture

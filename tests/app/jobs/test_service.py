@@ -11,8 +11,12 @@ from app.errors import NotFoundError, UploadsRemovedError
 from app.jobs import FileState, JobService, JobState, JobStore, UploadedFile
 
 
-def test_a_submitted_job_is_spooled_and_recorded(service, submit, tmp_path):
-    job_id = submit("a.txt", "b.txt")
+def test_a_submitted_job_is_spooled_and_recorded(tmp_path):
+    service = JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs")
+    files = [
+        UploadedFile(filename=n, content_type="text/plain", data=f"text of {n}".encode()) for n in ("a.txt", "b.txt")
+    ]
+    job_id = service.submit("c", {"team": "qa"}, files).id
     reopened = JobStore(tmp_path / "jobs.db").get(job_id)  # another connection: it is on disk
     assert reopened.state == "queued" and reopened.tags == {"team": "qa"}
     assert [f.filename for f in reopened.files] == ["a.txt", "b.txt"]

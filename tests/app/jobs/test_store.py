@@ -120,6 +120,26 @@ def test_a_previous_release_jobs_db_is_migrated_and_its_jobs_readable(tmp_path):
     assert JobStore(path).db.version == len(MIGRATIONS)  # opening again changes nothing
 
 
+def test_a_job_of_an_earlier_release_left_unfinished_after_its_last_file_is_settled(tmp_path, ingest):
+    """Its worker died between the last file's end and the job's end (two steps then, one transaction now): the next
+    worker to start finishes it, registering its collection, instead of leaving it `writing` for ever."""
+    from app.jobs import JobRunner
+
+    path = tmp_path / "jobs.db"
+    _previous_release_db(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE jobs SET state = 'writing', finished_at = NULL WHERE id = 'old-done'")
+    registered: list[tuple[str, int]] = []
+    runner = JobRunner(
+        JobStore(path), ingest, tmp_path / "jobs", on_indexed=lambda name, gen: registered.append((name, gen))
+    )
+    assert runner.settle() == 1
+    job = runner.store.get("old-done")
+    assert job.state == JobState.DONE and job.finished_at and registered == [("docs", 0)]
+    assert runner.store.get("old-queued").state == "embedding"  # a file is left to run: claimed as usual
+    assert runner.settle() == 0
+
+
 def test_a_jobs_db_of_a_newer_release_is_refused(tmp_path):
     path = tmp_path / "jobs.db"
     JobStore(path)
@@ -129,8 +149,12 @@ def test_a_jobs_db_of_a_newer_release_is_refused(tmp_path):
         JobStore(path)
 
 
-def test_states_are_stored_as_the_enum_values(service, submit, tmp_path):
-    job_id = submit("a.txt")
+def test_states_are_stored_as_the_enum_values(tmp_path):
+    from app.jobs import JobService, UploadedFile
+
+    service = JobService(JobStore(tmp_path / "jobs.db"), tmp_path / "jobs")
+    upload = UploadedFile(filename="a.txt", content_type="text/plain", data=b"a")
+    job_id = service.submit("c", {"team": "qa"}, [upload]).id
     service.store.set_state(job_id, JobState.EMBEDDING)
     service.store.update_file(job_id, 0, state=FileState.RUNNING)
     with sqlite3.connect(tmp_path / "jobs.db") as db:

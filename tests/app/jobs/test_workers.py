@@ -55,13 +55,13 @@ async def test_the_embedded_worker_resumes_a_job_queued_before_it_started(servic
 
 class RecordingQueue:
     def __init__(self) -> None:
-        self.enqueued: list[str] = []
+        self.enqueued: list[tuple[str, int]] = []
 
-    def enqueue(self, job_id: str) -> None:
-        self.enqueued.append(job_id)
+    def enqueue(self, job_id: str, index: int) -> None:
+        self.enqueued.append((job_id, index))
 
 
-def test_requeue_unowned_enqueues_the_jobs_no_live_worker_holds(service, submit):
+def test_requeue_unowned_enqueues_the_files_no_live_worker_holds(service, submit):
     never_enqueued, held, orphaned, finished = (submit(name) for name in ("a.txt", "b.txt", "c.txt", "d.txt"))
     assert service.store.claim(held, "host-a:1:x", lease_seconds=3600)
     assert service.store.claim(orphaned, "host-b:2:y", lease_seconds=0.01)
@@ -69,7 +69,7 @@ def test_requeue_unowned_enqueues_the_jobs_no_live_worker_holds(service, submit)
     time.sleep(0.02)
     queue = RecordingQueue()
     assert requeue_unowned(service.store, queue) == 2  # type: ignore[arg-type]
-    assert queue.enqueued == [never_enqueued, orphaned]
+    assert queue.enqueued == [(never_enqueued, 0), (orphaned, 0)]  # one task per file
     assert service.get(orphaned).owner is None and service.get(held).owner == "host-a:1:x"
 
 
@@ -122,3 +122,84 @@ async def test_the_api_sweep_task_sweeps_at_start():
         await asyncio.sleep(0.01)
     task.cancel()
     assert service.sweeps == 1
+
+
+def test_redis_mode_enqueues_one_task_per_file_and_a_worker_runs_them(
+    service, submit, runner_for, ingest, redis_server
+):
+    import redis
+    import rq
+
+    queue = RedisQueue(redis_server, store=service.store)
+    service.notify = queue.notify
+    job_id = submit("a.txt", "b.txt", "c.txt")
+    assert [(task.func_name, task.args) for task in queue.queue.jobs] == [
+        ("app.jobs.workers.run_queued_file", (job_id, index)) for index in range(3)
+    ]
+    process_runner = ProcessRunner()
+    process_runner.install(runner_for(ingest), queue)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workers, "PROCESS_RUNNER", process_runner)
+        rq.SimpleWorker([queue.queue], connection=redis.Redis.from_url(redis_server)).work(burst=True)
+    job = service.get(job_id)
+    assert job.state == "done" and [f.state for f in job.files] == ["done"] * 3
+    assert sorted(ingest.calls) == [("ingest", "a.txt"), ("ingest", "b.txt"), ("ingest", "c.txt")]
+
+
+def test_redis_mode_re_enqueues_the_file_of_a_dead_worker(service, submit, redis_server):
+    queue = RedisQueue(redis_server, store=service.store)
+    job_id = submit("a.txt", "b.txt")
+    assert service.store.claim(job_id, "host-a:1:x", lease_seconds=3600)  # file 0: alive
+    assert service.store.claim(job_id, "host-b:2:y", lease_seconds=0.01)  # file 1: its worker died
+    time.sleep(0.02)
+    assert queue.requeue_orphans() == 1
+    assert [task.args for task in queue.queue.jobs] == [(job_id, 1)]
+    assert [f.owner for f in service.get(job_id).files] == ["host-a:1:x", None]
+
+
+def test_a_worker_told_to_stop_gives_its_file_back_and_enqueues_it_again(service, submit, runner_for, monkeypatch):
+    """SIGTERM to `rag worker` sets the process's stopping event: the file stops at its next component and is
+    released (queued, no owner) and enqueued again, well within its lease."""
+    from app.jobs.store import FileLease
+    from app.jobs.workers import run_queued_file
+    from app.timing import _watcher
+
+    process_runner = ProcessRunner()
+    queue = RecordingQueue()
+
+    class StoppedMidFile:
+        def discard(self, collection: str, document_id: str) -> int:
+            return 0
+
+        def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> None:
+            watcher = _watcher.get()
+            assert watcher is not None
+            watcher.started("embedder", "OnnxDocumentEmbedder")
+            process_runner.stopping.set()  # SIGTERM arrives while the file is being embedded
+            watcher.started("writer", "DocumentWriter")
+            raise AssertionError("the writer ran after the worker was told to stop")
+
+    process_runner.install(runner_for(StoppedMidFile()), queue)  # type: ignore[arg-type]
+    monkeypatch.setattr(workers, "PROCESS_RUNNER", process_runner)
+    job_id = submit("a.txt")
+    assert run_queued_file(job_id, 0)
+    file = service.get(job_id).files[0]
+    assert (file.state, file.owner, file.attempts, file.chunks_done) == ("queued", None, 1, 0)
+    assert service.get(job_id).state == "queued" and queue.enqueued == [(job_id, 0)]
+    assert isinstance(service.store.claim(job_id, "next:1:x", 30), FileLease)  # the next worker takes it at once
+
+
+def test_the_worker_serves_its_metrics_on_its_own_port():
+    import urllib.request
+
+    from app.jobs.workers import serve_metrics
+    from app.testing.servers import free_port
+
+    port = free_port()
+    server = serve_metrics(port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        server.shutdown()
+    assert "rag_uploads" in body and "rag_ingest_duration_seconds" in body
