@@ -17,7 +17,7 @@ from rich.table import Table
 
 from app.cluster import DeploymentError
 from app.composition import Services, build_services, job_service, key_store
-from app.errors import RagError
+from app.errors import RagError, UpstreamError
 from app.pipeline_loader import PipelineLoadError
 from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, new_key, parse_scope
 from app.services.query import rewrites_answers
@@ -439,7 +439,11 @@ def jobs_sweep() -> None:
     """Apply the job retention now (RAG_JOB_RETENTION_DAYS, RAG_JOB_HISTORY_DAYS); servers and workers also do it
     hourly."""
     settings = Settings()
-    report = job_service(settings).sweep()
+    try:
+        report = job_service(settings).sweep()
+    except UpstreamError as error:  # RAG_BLOB_URL: a missing bucket, refused credentials, the storage down
+        err_console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(code=2) from error
     console.print(
         f"uploads of {report.uploads_removed} finished jobs removed (older than {settings.job_retention_days} days), "
         f"{report.jobs_deleted} jobs deleted (older than {settings.job_history_days} days), "
@@ -477,6 +481,9 @@ def worker(
         run_rq_worker(settings, pipelines, burst=burst)
     except MissingExtraError as error:
         err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    except UpstreamError as error:  # at start: RAG_BLOB_URL's bucket missing or its credentials refused
+        err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
 
 

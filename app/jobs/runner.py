@@ -32,11 +32,11 @@ from haystack import logging
 from haystack.document_stores.errors import DocumentStoreError
 
 from app.blobs import BlobStore, LocalBlobStore
-from app.errors import ExtractionError, RagError
+from app.errors import ExtractionError, RagError, UpstreamError
 from app.jobs.models import FileState, FileStatus, Job, JobFile, JobState
 from app.jobs.store import FileLease, JobStore, LeaseLostError, new_owner_id
 from app.services.file_checks import looks_like_pdf
-from app.services.ingest import IngestResult, IngestService
+from app.services.ingest import IngestResult, IngestService, on_twin_wait
 from app.timing import watch_components
 from app.upstream import upstream_error
 
@@ -279,7 +279,13 @@ class JobRunner:
             file = dataclasses.replace(file, pages_total=counted)
             self.store.progress(lease, pages_total=counted)
         progress = _FileProgress(self.store, lease, file, lambda: self._should_stop(job, lease, stopping, lost))
-        with watch_components(progress):
+
+        def stop_waiting_for_a_twin() -> None:  # cancelled, shutting down or lease lost while a twin indexes it
+            stop = self._should_stop(job, lease, stopping, lost)
+            if stop is not None:
+                raise stop
+
+        with watch_components(progress), on_twin_wait(stop_waiting_for_a_twin):
             return self.ingest.ingest_bytes(
                 data,
                 file.filename,
@@ -319,6 +325,16 @@ class JobRunner:
                     status=FileStatus.FAILED,
                     error_code="spool_missing",
                     error=f"the spooled upload is gone ({error.strerror or error}); upload the file again",
+                )
+                return
+            except UpstreamError as error:  # the object store is down: the upload is still there, retry the job later
+                self._end(
+                    lease,
+                    job,
+                    state=FileState.FAILED,
+                    status=FileStatus.FAILED,
+                    error_code=error.code,
+                    error=f"the upload could not be read from {self.blobs.where}: {error.message}; retry the job",
                 )
                 return
             result = self._index(job, file, data, lost, stopping)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from haystack import logging
 
 from app import metrics
+from app.errors import UpstreamError
 from app.extras import extra_required
 from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
@@ -54,7 +55,7 @@ def sweep_once(service: JobService) -> None:
     """One retention pass; a failure is logged and the next pass tries again (a sweep never stops a worker)."""
     try:
         service.sweep()
-    except (OSError, sqlite3.Error, _PostgresError):
+    except (OSError, sqlite3.Error, _PostgresError, UpstreamError):
         logger.exception("Job retention sweep failed; retried in {seconds} s", seconds=SWEEP_EVERY_SECONDS)
 
 

@@ -163,6 +163,20 @@ def test_a_missing_bucket_stops_the_start_with_the_reason(s3_server: S3Bucket, t
         S3BlobStore(settings.blob_url or "").put("job1/0", b"x")
 
 
+def test_the_cli_names_a_missing_bucket_instead_of_a_traceback(
+    s3_server: S3Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RAG_BLOB_URL", "s3://no-such-bucket-here/spool")
+    result = CliRunner().invoke(cli, ["jobs", "sweep"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "the bucket 'no-such-bucket-here' does not exist" in result.output
+
+
 def test_refused_credentials_stop_the_start_with_the_reason(tmp_path: Path):
     with servers.s3_server(tmp_path, env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as server:  # moto checks keys
         blobs = S3BlobStore("s3://some-bucket/spool", client=servers.s3_client(server.url))
@@ -198,13 +212,6 @@ def test_storage_outages_are_upstream_unavailable_never_a_missing_upload(own_s3_
         assert own_s3_server.endpoint not in error.value.message  # the API's answer names the bucket, not the host
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UpstreamUnavailableError,
-    reason="app.jobs.workers.sweep_once catches OSError and sqlite3.Error only: an S3 outage "
-    "(UpstreamUnavailableError) ends the API's hourly sweep task and the worker's sweep thread; it must be logged "
-    "and retried like a disk error",
-)
 def test_a_retention_sweep_during_a_storage_outage_is_logged_and_retried(own_s3_server: S3Bucket, tmp_path: Path):
     from app.jobs.workers import sweep_once
 
@@ -312,13 +319,6 @@ def test_an_upload_removed_from_the_bucket_fails_its_file_as_spool_missing(s3_jo
     assert "no such object in s3://" in (finished.files[0].error or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UpstreamUnavailableError,
-    reason="app.jobs.runner reads the upload under `except OSError` only: an S3 outage (UpstreamUnavailableError) "
-    "escapes JobRunner.run and leaves the file `running`; it must fail the file as retryable (upstream_unavailable) "
-    "or put it back in the queue, never as spool_missing",
-)
 def test_a_job_run_during_a_storage_outage_fails_its_file_as_retryable(own_s3_server: S3Bucket, tmp_path: Path):
     service = job_service(Settings(data_dir=tmp_path, blob_url=own_s3_server.blob_url))
     job = service.submit("c", {}, [_upload("a.txt", b"text")])
@@ -326,8 +326,8 @@ def test_a_job_run_during_a_storage_outage_fails_its_file_as_retryable(own_s3_se
     own_s3_server.server.stop()
     JobRunner(service.store, FailingIngest(), service.blobs).run(job.id)  # type: ignore[arg-type]
     file = service.get(job.id).files[0]
-    assert file.state in (FileState.FAILED, FileState.QUEUED)
-    assert file.error_code != "spool_missing"
+    assert (file.state, file.error_code) == (FileState.FAILED, "upstream_unavailable")  # retryable, not spool_missing
+    assert service.get(job.id).state == JobState.FAILED
 
 
 def test_the_sweep_removes_s3_leftovers_of_unrecorded_submissions_after_the_retention(

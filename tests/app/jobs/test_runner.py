@@ -7,6 +7,7 @@ import time
 import pytest
 
 from app.errors import ConflictError, UpstreamUnavailableError
+from app.jobs import FileState, JobService, JobState
 from app.jobs.runner import stage_of
 from app.services.ingest import IngestResult
 
@@ -149,3 +150,34 @@ def test_a_job_submitted_before_a_drop_never_runs(tmp_path, ingest):
     assert service.get(job.id).state == "cancelled" and ingest.calls == []
     assert service.retry(job.id).generation == 5  # a retry is a new request: it writes into the collection as it is
     assert runner.run(job.id) and service.get(job.id).state == "done"
+
+
+class TwinWaitingIngest:
+    """Waits on a twin that indexes the same document (as `IngestService` does), calling the runner's stop hook before
+    each pause; the job is cancelled while it waits."""
+
+    def __init__(self, service: JobService, job_id: str) -> None:
+        self.service, self.job_id, self.waits = service, job_id, 0
+
+    def discard(self, collection: str, document_id: str) -> int:
+        return 0
+
+    def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> IngestResult:
+        from app.services.ingest import _twin_wait_hook
+
+        hook = _twin_wait_hook.get()
+        assert hook is not None, "the runner installs a stop hook for twin waits"
+        self.service.cancel(self.job_id)
+        for _ in range(100):  # a twin that never finishes
+            self.waits += 1
+            hook()
+        raise AssertionError("the cancelled job kept waiting for its twin")
+
+
+def test_a_file_waiting_for_its_twin_stops_when_the_job_is_cancelled(service: JobService, submit, runner_for):
+    job_id = submit("a.txt")
+    ingest = TwinWaitingIngest(service, job_id)
+    runner_for(ingest).run(job_id)
+    job = service.get(job_id)
+    assert ingest.waits == 1
+    assert job.state == JobState.CANCELLED and job.files[0].state == FileState.SKIPPED
