@@ -26,7 +26,7 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 import httpx
 
 from app.testing.cluster import cluster_api, cluster_worker, shared_services
-from app.testing.profiles import copy_profile
+from app.testing.profiles import tiny_profile
 from app.testing.servers import descendants
 from bench._common import ROOT
 
@@ -35,30 +35,40 @@ PG_DSN = os.environ.get("PG_CONN_STR", "postgresql://rag:rag@127.0.0.1:5432/rag"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (0 when it is gone)."""
+def _times(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) user + system CPU seconds of one process; (0, 0) when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, (int(fields[13]) + int(fields[14])) / CLK_TCK
 
 
 def tree_cpu(pid: int) -> float:
-    return sum(cpu_seconds(p) for p in [pid, *descendants(pid)])
+    """CPU seconds of a host's process tree: itself, the children it reaped (replaced indexing workers) and the
+    children still running."""
+    own, reaped = _times(pid)
+    return own + reaped + sum(_times(child)[0] for child in descendants(pid))
 
 
 def postgres_cpu() -> float:
-    """CPU seconds of every postgres process (the state and the store share the server)."""
+    """CPU seconds of the PostgreSQL server (every process, with the backends of closed connections it reaped)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip().startswith("postgres"):
-                    total += cpu_seconds(int(entry.name))
+                    total += sum(_times(int(entry.name)))
             except OSError:
                 continue
     return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine since boot (/proc/stat): busy is all but idle and iowait."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
 
 
 def count_pages(files: list[Path]) -> int:
@@ -71,11 +81,12 @@ def run(workers: int, files: list[Path], profile: str, root: Path) -> dict[str, 
     with ExitStack() as stack:
         shared = stack.enter_context(shared_services(root, PG_DSN, lease_seconds=30))
         headers = {"Authorization": f"Bearer {shared.admin_key}"}
-        pipelines = copy_profile(root / "pipelines", profile)
+        pipelines = tiny_profile(root / "pipelines", profile=profile)  # its own pgvector table; the LLM is not used
         api = stack.enter_context(cluster_api("api-a", shared, pipelines, root))
         hosts = [stack.enter_context(cluster_worker(f"worker-{n}", shared, pipelines, root)) for n in range(workers)]
         with httpx.Client(base_url=api.url, headers=headers, timeout=600) as client:
             uploads = [("files", (path.name, path.read_bytes())) for path in files]
+            busy_before = machine_busy()
             cpu_before = {"api": tree_cpu(api.pid), "postgres": postgres_cpu()}
             cpu_before |= {f"worker-{n}": tree_cpu(host.pid) for n, host in enumerate(hosts)}
             started = time.perf_counter()
@@ -87,6 +98,7 @@ def run(workers: int, files: list[Path], profile: str, root: Path) -> dict[str, 
             while (job := client.get(f"/jobs/{job_id}").json())["state"] not in ("done", "failed", "cancelled"):
                 time.sleep(0.5)
             seconds = time.perf_counter() - started
+            busy_after = machine_busy()
             cpu_after = {"api": tree_cpu(api.pid), "postgres": postgres_cpu()}
             cpu_after |= {f"worker-{n}": tree_cpu(host.pid) for n, host in enumerate(hosts)}
         pages = count_pages(files)
@@ -100,7 +112,9 @@ def run(workers: int, files: list[Path], profile: str, root: Path) -> dict[str, 
             "files_per_s": round(len(files) / seconds, 2),
             "pages_per_s": round(pages / seconds, 2),
             "cpu_seconds": {name: round(cpu_after[name] - cpu_before[name], 1) for name in cpu_after},
-            "wall_cpu_capacity": round(seconds * (os.cpu_count() or 1), 1),
+            "machine_busy_share": round(
+                (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9), 2
+            ),
         }
 
 
