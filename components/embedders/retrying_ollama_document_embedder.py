@@ -9,15 +9,14 @@ from tenacity import AsyncRetrying, Retrying
 from tqdm import tqdm
 
 from components.generators.retrying_ollama_chat_generator import (
-    ollama_async_client,
-    ollama_client,
+    OllamaUrlFromEnvironment,
     ollama_retry_kwargs,
     validate_retry_settings,
 )
 
 
 @component
-class RetryingOllamaDocumentEmbedder(OllamaDocumentEmbedder):
+class RetryingOllamaDocumentEmbedder(OllamaUrlFromEnvironment, OllamaDocumentEmbedder):
     """
     `OllamaDocumentEmbedder` that retries transient failures with exponential backoff and jitter.
 
@@ -79,16 +78,6 @@ class RetryingOllamaDocumentEmbedder(OllamaDocumentEmbedder):
         self.retries = retries
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
-
-    def warm_up(self) -> None:
-        """Create the synchronous client (the `url` setting resolved now: it may be a `${VAR:-default}` reference)."""
-        if self._client is None:
-            self._client = ollama_client(self)
-
-    async def warm_up_async(self) -> None:
-        """Create the asynchronous client (the `url` setting resolved now)."""
-        if self._async_client is None:
-            self._async_client = ollama_async_client(self)
 
     def _embed_batch(
         self, texts_to_embed: list[str], batch_size: int, generation_kwargs: dict[str, Any] | None = None

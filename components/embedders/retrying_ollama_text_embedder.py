@@ -7,15 +7,14 @@ from haystack_integrations.components.embedders.ollama import OllamaTextEmbedder
 from tenacity import AsyncRetrying, Retrying
 
 from components.generators.retrying_ollama_chat_generator import (
-    ollama_async_client,
-    ollama_client,
+    OllamaUrlFromEnvironment,
     ollama_retry_kwargs,
     validate_retry_settings,
 )
 
 
 @component
-class RetryingOllamaTextEmbedder(OllamaTextEmbedder):
+class RetryingOllamaTextEmbedder(OllamaUrlFromEnvironment, OllamaTextEmbedder):
     """
     `OllamaTextEmbedder` that retries transient failures with exponential backoff and jitter.
 
@@ -63,16 +62,6 @@ class RetryingOllamaTextEmbedder(OllamaTextEmbedder):
         self.retries = retries
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
-
-    def warm_up(self) -> None:
-        """Create the synchronous client (the `url` setting resolved now: it may be a `${VAR:-default}` reference)."""
-        if self._client is None:
-            self._client = ollama_client(self)
-
-    async def warm_up_async(self) -> None:
-        """Create the asynchronous client (the `url` setting resolved now)."""
-        if self._async_client is None:
-            self._async_client = ollama_async_client(self)
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(

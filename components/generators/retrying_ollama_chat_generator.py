@@ -39,15 +39,25 @@ from components.validation import check_int, check_positive_number
 logger = logging.getLogger(__name__)
 
 
-def ollama_client(owner: Any) -> Client:
-    """A synchronous client for the server `owner.url` stands for: a URL, or `${OLLAMA_URL:-http://...}` resolved from
-    the environment when the component warms up (the serialized YAML keeps the reference)."""
-    return Client(host=resolve_text(owner.url, "url"), timeout=owner.timeout)
+class OllamaUrlFromEnvironment:
+    """Mixin of the retrying Ollama components: their clients are created for the server the `url` setting stands for,
+    a URL or a `${OLLAMA_URL:-http://...}` reference resolved from the environment at warm-up (the serialized YAML
+    keeps the reference)."""
 
+    url: str
+    timeout: int
+    _client: Client | None
+    _async_client: AsyncClient | None
 
-def ollama_async_client(owner: Any) -> AsyncClient:
-    """`ollama_client`'s asynchronous twin."""
-    return AsyncClient(host=resolve_text(owner.url, "url"), timeout=owner.timeout)
+    def warm_up(self) -> None:
+        """Create the synchronous client."""
+        if self._client is None:
+            self._client = Client(host=resolve_text(self.url, "url"), timeout=self.timeout)
+
+    async def warm_up_async(self) -> None:
+        """Create the asynchronous client."""
+        if self._async_client is None:
+            self._async_client = AsyncClient(host=resolve_text(self.url, "url"), timeout=self.timeout)
 
 
 HTTP_TOO_MANY_REQUESTS = 429
@@ -157,7 +167,7 @@ class _DeliveryTracker:
 
 
 @component
-class RetryingOllamaChatGenerator(OllamaChatGenerator):
+class RetryingOllamaChatGenerator(OllamaUrlFromEnvironment, OllamaChatGenerator):
     """
     `OllamaChatGenerator` that retries transient failures with exponential backoff and jitter.
 
@@ -224,16 +234,6 @@ class RetryingOllamaChatGenerator(OllamaChatGenerator):
                 retries=retries,
                 attempts=(max_retries + 1) * (retries + 1),
             )
-
-    def warm_up(self) -> None:
-        """Create the synchronous client (the `url` setting resolved now: it may be a `${VAR:-default}` reference)."""
-        if self._client is None:
-            self._client = ollama_client(self)
-
-    async def warm_up_async(self) -> None:
-        """Create the asynchronous client (the `url` setting resolved now)."""
-        if self._async_client is None:
-            self._async_client = ollama_async_client(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the component: `OllamaChatGenerator`'s parameters (tools and callback serialized) plus the retry
