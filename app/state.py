@@ -8,6 +8,8 @@ from the settings; the composition root is its only caller outside tests.
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +22,13 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 StateDatabase = SQLiteDatabase | PostgresDatabase
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a state database raises when it cannot answer (SQLite's, the OS's, and psycopg's once PostgreSQL
+    state is in use: psycopg is never imported just to name its error, so the default install does not load it)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error, OSError) + ((psycopg.Error,) if psycopg is not None else ())
 
 
 def open_state_database(

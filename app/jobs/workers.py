@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from types import FrameType, ModuleType
@@ -31,20 +30,13 @@ from app.extras import extra_required
 from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
+from app.state import database_errors
 
 if TYPE_CHECKING:
     from app.pipeline_loader import PipelineSet
     from app.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-try:  # the cluster extra's driver: a PostgreSQL outage during a sweep is logged like a SQLite one
-    from psycopg import Error as _PostgresError
-except ImportError:  # pragma: no cover - without the cluster extra
-
-    class _PostgresError(Exception):  # type: ignore[no-redef]
-        """Never raised: PostgreSQL is not installed."""
-
 
 RQ_QUEUE_NAME = "rag-ingest"
 _POLL_SECONDS = 1.0
@@ -53,9 +45,10 @@ SWEEP_EVERY_SECONDS = 3600.0  # the retention sweep: at start, then hourly, in e
 
 def sweep_once(service: JobService) -> None:
     """One retention pass; a failure is logged and the next pass tries again (a sweep never stops a worker)."""
+    failures: tuple[type[BaseException], ...] = (UpstreamError, *database_errors())
     try:
         service.sweep()
-    except (OSError, sqlite3.Error, _PostgresError, UpstreamError):
+    except failures:
         logger.exception("Job retention sweep failed; retried in {seconds} s", seconds=SWEEP_EVERY_SECONDS)
 
 

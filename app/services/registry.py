@@ -14,10 +14,8 @@ agree. States: `indexing` (held by `owner` until `lease_until`), `indexed`, `fai
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,15 +27,9 @@ from typing import Any
 from haystack import logging
 
 from app.sqlite import SQLiteDatabase
-from app.state import StateDatabase
+from app.state import StateDatabase, database_errors
 
 logger = logging.getLogger(__name__)
-
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
-with contextlib.suppress(ImportError):  # the cluster extra: PostgreSQL state
-    import psycopg
-
-    _DATABASE_ERRORS = (*_DATABASE_ERRORS, psycopg.Error)
 
 INDEXING = "indexing"
 INDEXED = "indexed"
@@ -168,7 +160,7 @@ class DocumentRegistry:
         """`finish(indexed=False)` on a failure path: a database error is logged, not raised (the lease runs out)."""
         try:
             self.finish(claim, indexed=False)
-        except _DATABASE_ERRORS as error:
+        except database_errors() as error:
             logger.warning("Could not record {document} failed: {error}", document=claim.document_id, error=str(error))
 
     def release(self, claim: Claim) -> bool:
@@ -213,7 +205,7 @@ class Holding:
         while not self.done.wait(self.registry.lease_seconds / 3):
             try:
                 held = self.registry.renew(self.claim)
-            except _DATABASE_ERRORS as error:  # database unreachable for a moment: try again at the next beat
+            except database_errors() as error:  # database unreachable for a moment: try again at the next beat
                 logger.warning(
                     "Could not renew the claim on {document}: {error}",
                     document=self.claim.document_id,
@@ -231,7 +223,7 @@ class Holding:
             return False
         try:
             self.lost = not self.registry.renew(self.claim)
-        except _DATABASE_ERRORS as error:  # unknown: the holder does not remove chunks it may no longer own
+        except database_errors() as error:  # unknown: the holder does not remove chunks it may no longer own
             logger.warning(
                 "Could not check the claim on {document}: {error}", document=self.claim.document_id, error=str(error)
             )
