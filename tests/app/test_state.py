@@ -68,3 +68,18 @@ def test_sqlite_time_is_the_clock_postgres_time_is_the_servers(state_url: str | 
         assert now > 1.7e9  # the server's clock: a host's skew does not reach it
     else:
         assert now == 1000.0
+
+
+@pytest.mark.postgres
+def test_replicas_starting_together_migrate_once(pg_schema_url: str) -> None:
+    """Eight processes' worth of openers race on a fresh schema: the advisory lock lets one create the table (a plain
+    CREATE TABLE, which a second run would fail on) and the others find it done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    steps = ["CREATE TABLE raced (name TEXT PRIMARY KEY);"]
+
+    def open_it(_: int) -> int:
+        return PostgresDatabase(pg_schema_url, name="raced", migrations=steps).version
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(open_it, range(8))) == [1] * 8
