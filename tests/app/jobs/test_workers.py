@@ -203,3 +203,26 @@ def test_the_worker_serves_its_metrics_on_its_own_port():
     finally:
         server.shutdown()
     assert "rag_uploads" in body and "rag_ingest_duration_seconds" in body
+
+
+@pytest.mark.integration
+def test_rag_worker_warms_the_indexing_pipeline_and_never_the_query_pipeline(
+    tmp_path, redis_server, make_tiny_profile, monkeypatch
+):
+    from app.composition import load_pipeline_set
+    from app.jobs.workers import run_rq_worker
+    from app.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        pipelines_dir=make_tiny_profile(tmp_path / "pipelines"),
+        job_queue="redis",
+        redis_url=redis_server,
+        ingest_worker=False,  # warm here, in this process, where the calls can be seen
+    )
+    pipelines = load_pipeline_set(settings)
+    warmed: list[str] = []
+    monkeypatch.setattr(pipelines.indexing.pipeline, "warm_up", lambda: warmed.append("indexing"))
+    monkeypatch.setattr(pipelines.query.pipeline, "warm_up", lambda: warmed.append("query"))
+    run_rq_worker(settings, pipelines, burst=True)  # the queue is empty: it starts, finds nothing, returns
+    assert warmed == ["indexing"]
