@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from app.testing.servers import (
     descendants,
     http_ok,
     log_contains,
+    pg_schema,
     rag_environment,
     redis_server,
     s3_client,
@@ -70,28 +70,22 @@ def shared_services(root: Path, pg_dsn: str, *, lease_seconds: int = 6) -> Itera
     """Fresh shared services for one cluster: a PostgreSQL schema of its own for the state (dropped at exit; the
     pgvector store uses `pg_dsn` itself, with a table of the profile's own), a throwaway Redis, an S3 server with a
     bucket, and the admin key every host starts with (RAG_ADMIN_KEY)."""
-    import psycopg
-
-    schema = f"cluster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in pg_dsn else "?"
-    try:
-        with redis_server(root / "redis") as redis_url, s3_server(root / "s3") as s3:
-            bucket = "cluster"
-            s3_client(s3.url).create_bucket(Bucket=bucket)
-            yield SharedServices(
-                state_url=f"{pg_dsn}{separator}options=-csearch_path%3D{schema}%2Cpublic",
-                pg_conn_str=pg_dsn,
-                redis_url=redis_url,
-                blob_url=f"s3://{bucket}/uploads",
-                s3_endpoint=s3.url,
-                admin_key=new_key()[1],
-                lease_seconds=lease_seconds,
-            )
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with (
+        pg_schema(pg_dsn, prefix="cluster") as state_url,
+        redis_server(root / "redis") as redis_url,
+        s3_server(root / "s3") as s3,
+    ):
+        bucket = "cluster"
+        s3_client(s3.url).create_bucket(Bucket=bucket)
+        yield SharedServices(
+            state_url=state_url,
+            pg_conn_str=pg_dsn,
+            redis_url=redis_url,
+            blob_url=f"s3://{bucket}/uploads",
+            s3_endpoint=s3.url,
+            admin_key=new_key()[1],
+            lease_seconds=lease_seconds,
+        )
 
 
 def on_host(hostname: str, argv: list[str]) -> list[str]:

@@ -74,20 +74,8 @@ def pg_dsn() -> str:
 def pg_schema_url(pg_dsn: str) -> Iterator[str]:
     """The test PostgreSQL with a schema of this test's own first on the search path (dropped at teardown): a state
     URL (RAG_STATE_URL) whose tables no other test sees."""
-    import psycopg
-
-    from app.postgres import close_pools
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in pg_dsn else "?"
-    try:
-        yield f"{pg_dsn}{separator}options=-csearch_path%3D{schema}%2Cpublic"
-    finally:
-        close_pools()
-        with psycopg.connect(pg_dsn, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with servers.pg_schema(pg_dsn) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

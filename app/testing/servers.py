@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -195,6 +196,27 @@ def server_process(
         yield server
     finally:
         server.stop(timeout=stop_timeout)
+
+
+@contextmanager
+def pg_schema(dsn: str, prefix: str = "t") -> Iterator[str]:
+    """A PostgreSQL schema of its own (`<prefix>_<random>`, dropped at exit with everything in it); yields `dsn` with
+    that schema first on the search path (then `public`, where pgvector's type lives): a RAG_STATE_URL whose tables
+    nothing else sees. This process's state pools are closed before the drop."""
+    import psycopg
+
+    from app.postgres import close_pools
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in dsn else "?"
+    try:
+        yield f"{dsn}{separator}options=-csearch_path%3D{schema}%2Cpublic"
+    finally:
+        close_pools()
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 # -- ragstack's own processes -------------------------------------------------------------------------------------
