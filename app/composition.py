@@ -29,6 +29,7 @@ from app.services.ingest_worker import IngestWorker, WorkerIngestService
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
 from app.services.registry import DocumentRegistry
+from app.services.vector_store_search import VectorStoreSearch
 from app.settings import Settings
 from app.state import state_database
 
@@ -48,6 +49,7 @@ class Services:
     jobs: JobService
     generation: GenerationQueue
     auth_executor: ThreadPoolExecutor
+    vector_store_search: VectorStoreSearch
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     ingest_worker: IngestWorker | None = None  # `rag serve`: the recycled process that indexes (RAG_INGEST_WORKER)
     warmed_up: bool = False
@@ -262,12 +264,13 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         if worker is not None
         else ingest_service(settings, pipelines)
     )
+    query = query_service(settings, pipelines)
     return Services(
         settings=settings,
         pipelines=pipelines,
         ingest_worker=worker,
         ingest=ingest,
-        query=query_service(settings, pipelines),
+        query=query,
         collections=collections,
         documents=DocumentService(pipelines.document_store, registry=document_registry(settings)),
         keys=key_store(settings),
@@ -275,6 +278,8 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         jobs=job_service(settings, collections),
         generation=generation_queue(settings),
         auth_executor=auth_executor(),
+        # touch: the vector store service's `last_active_at` update, once there is one (issue 16, files16)
+        vector_store_search=VectorStoreSearch(query, pipelines.document_store, touch=None),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )
 

@@ -225,3 +225,74 @@ class JobPage(BaseModel):
     offset: int
     limit: int
     jobs: list[JobOut]
+
+
+# OpenAI vector store search (`POST /v1/vector_stores/{id}/search`): the shapes of openai.types.VectorStoreSearchParams
+# and VectorStoreSearchResponse, with our extensions per result.
+
+SearchAttributeValue = str | int | float | bool | list[str | int | float | bool]
+
+
+class SearchRankingOptions(BaseModel):
+    ranker: Literal["auto", "none", "default-2024-11-15"] = Field(
+        default="auto",
+        description="Accepted for compatibility: results are always ranked by the query pipeline (hybrid retrieval, "
+        "fused; reranked when the profile has a reranker).",
+    )
+    score_threshold: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Results scoring below it (scores are 0 to 1) are left out."
+    )
+
+
+class SearchRequest(BaseModel):
+    query: str | list[str] = Field(
+        examples=["How do you create a vector in R?"],
+        description="A query, or a list of 1 to 10 queries searched each and merged (a passage found by several "
+        "keeps its best score). Each is at most RAG_MAX_QUESTION_CHARS characters.",
+    )
+    max_num_results: int = Field(
+        default=10, ge=1, le=50, description="At most this many results (and at most RAG_MAX_TOP_K: 400 beyond)."
+    )
+    filters: dict[str, Any] | None = Field(
+        default=None,
+        description="OpenAI's attribute filter: a comparison {type: eq|ne|gt|gte|lt|lte|in|nin, key, value} or a "
+        "compound {type: and|or, filters: [...]}, nested. Keys are attribute (tag) names or fields the service sets "
+        "(file_name, page, document_id, file_id).",
+        examples=[{"type": "and", "filters": [{"type": "eq", "key": "team", "value": "qa"}]}],
+    )
+    ranking_options: SearchRankingOptions | None = None
+    rewrite_query: bool = Field(
+        default=False,
+        description="Search the keyword form of each query (question words, auxiliaries, pronouns, articles and "
+        "common prepositions removed; punctuation around words stripped), reported in `search_query`.",
+    )
+
+
+class SearchContent(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class SearchResult(BaseModel):
+    file_id: str = Field(description="The OpenAI file id of the chunk's file, else our document id.")
+    filename: str
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="The pipeline's ranking score in [0, 1]: with the default hybrid retrieval, reciprocal rank "
+        "fusion normalised so 1.0 is a passage ranked first by both full-text and vector search; with a reranker, "
+        "its relevance.",
+    )
+    attributes: dict[str, SearchAttributeValue] = Field(description="The file's attributes (our upload tags).")
+    content: list[SearchContent]
+    page: int | None = Field(default=None, description="Extension: the page the passage is on (PDF), if known.")
+    document_id: str | None = Field(default=None, description="Extension: our document id.")
+    chunk_id: str = Field(description="Extension: the passage's chunk id.")
+
+
+class SearchResultsPage(BaseModel):
+    object: Literal["vector_store.search_results.page"] = "vector_store.search_results.page"
+    search_query: list[str] = Field(description="The queries as searched (rewritten when rewrite_query is true).")
+    data: list[SearchResult]
+    has_more: bool = False
+    next_page: str | None = None
