@@ -136,6 +136,15 @@ CASES = {
     "query": Case("POST", "/query", "reader", 200, _query("/query")),
     "query stream": Case("POST", "/query/stream", "reader", 200, _query("/query/stream")),
     "chat completions": Case("POST", "/v1/chat/completions", "reader", 200, _chat),
+    "vector store search": Case(
+        "POST",
+        "/v1/vector_stores/{vector_store_id}/search",
+        "reader",
+        200,
+        lambda c, k, col, h: c.post(
+            f"/v1/vector_stores/{col}/search", json={"query": "When is the lamp lit?"}, headers=h
+        ),
+    ),
     "create collection": Case(
         "POST",
         "/collections",
