@@ -84,6 +84,11 @@ def _comparison(node: dict[str, Any], kind: str) -> dict[str, Any]:
             raise InvalidInputError(f"{kind!r} on {key!r} needs a non-empty list of strings or numbers")
         if len(value) > MAX_FILTER_LIST:
             raise InvalidInputError(f"{kind!r} on {key!r} takes at most {MAX_FILTER_LIST} values")
+        strings = sum(isinstance(v, str) for v in value)
+        if 0 < strings < len(value):
+            raise InvalidInputError(f"{kind!r} on {key!r} needs a list of strings or a list of numbers, not both")
+        if not strings and any(isinstance(v, float) for v in value):
+            value = [float(v) for v in value]  # one type per list: a store binds it as one array (2 and 2.0 match)
     elif kind in _RANGE:
         if isinstance(value, bool) or not isinstance(value, int | float) or not _is_filter_scalar(value):
             raise InvalidInputError(f"{kind!r} on {key!r} needs a number")

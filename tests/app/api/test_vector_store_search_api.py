@@ -203,6 +203,7 @@ def test_rewrite_query_searches_the_keyword_form_and_reports_it(sdk, uploaded):
         ({"query": ""}, openai.BadRequestError, "non-empty string"),
         ({"query": ["a"] * 11}, openai.BadRequestError, "1 to 10 strings"),
         ({"query": "x" * 5000}, openai.BadRequestError, "longer than"),
+        ({"filters": {"type": "in", "key": "year", "value": ["2019", 2021]}}, openai.BadRequestError, "not both"),
         ({"max_num_results": 51}, openai.UnprocessableEntityError, "request validation failed"),
         ({"max_num_results": 0}, openai.UnprocessableEntityError, "request validation failed"),
         ({"ranking_options": {"score_threshold": 1.5}}, openai.UnprocessableEntityError, "request validation failed"),
@@ -232,3 +233,13 @@ def test_a_scoped_key_sees_only_its_vector_stores(sdk, client, api_settings, upl
     for store in (STORE, "vs_000000000000000000000000"):  # existing or not: no existence leak
         with pytest.raises(openai.PermissionDeniedError):
             scoped.vector_stores.search(store, query="lighthouse")
+
+
+def test_a_comparison_the_stored_values_do_not_support_is_a_400_on_every_store(sdk, uploaded):
+    with pytest.raises(openai.BadRequestError, match="cannot be applied to the stored metadata"):
+        _search(sdk, filters={"type": "gt", "key": "team", "value": 5})  # team is text
+
+
+def test_a_list_of_integers_and_floats_matches_on_every_store(sdk, uploaded):
+    page = _search(sdk, filters={"type": "in", "key": "year", "value": [2019, 2025.5, 2023.0]})
+    assert _names(page) == {"north-2019.txt", "south-2023.txt"}

@@ -102,6 +102,7 @@ def test_nesting_up_to_the_query_service_limit_is_accepted_and_one_more_is_not()
         ({"type": "in", "key": "a", "value": []}, "needs a non-empty list"),
         ({"type": "nin", "key": "a", "value": [True]}, "needs a non-empty list of strings or numbers"),
         ({"type": "nin", "key": "a", "value": [["x"]]}, "needs a non-empty list of strings or numbers"),
+        ({"type": "in", "key": "a", "value": ["x", 1]}, "a list of strings or a list of numbers, not both"),
         ({"type": "in", "key": "a", "value": list(range(MAX_FILTER_LIST + 1))}, f"at most {MAX_FILTER_LIST} values"),
     ],
 )
@@ -116,3 +117,9 @@ def test_too_many_conditions_are_refused():
         translate_filters(wide)
     fits = {"type": "or", "filters": wide["filters"][:-1]}
     assert len(translate_filters(fits)["conditions"]) == MAX_FILTER_CONDITIONS - 1
+
+
+def test_a_number_list_mixing_integers_and_floats_becomes_floats():
+    """psycopg binds a list as one array type: [2019, 2.5] failed on pgvector (a 400) while LanceDB matched."""
+    assert translate_filters({"type": "in", "key": "y", "value": [2019, 2.5]})["value"] == [2019.0, 2.5]
+    assert translate_filters({"type": "nin", "key": "y", "value": [1, 2]})["value"] == [1, 2]
