@@ -10,6 +10,7 @@ import pytest
 from openai.types import VectorStoreSearchResponse
 
 from app.services.api_keys import Role
+from app.settings import PROJECT_ROOT
 from app.testing.api import admin_headers
 
 pytestmark = pytest.mark.integration
@@ -243,3 +244,19 @@ def test_a_comparison_the_stored_values_do_not_support_is_a_400_on_every_store(s
 def test_a_list_of_integers_and_floats_matches_on_every_store(sdk, uploaded):
     page = _search(sdk, filters={"type": "in", "key": "year", "value": [2019, 2025.5, 2023.0]})
     assert _names(page) == {"north-2019.txt", "south-2023.txt"}
+
+
+def test_the_docs_snippet_runs_verbatim(sdk, client, capsys):
+    """docs/api.md's example, run as written against a `docs` collection holding a file tagged team=qa."""
+    text = b"To quit an R session, call q() or quit(); R asks whether to save the workspace image."
+    response = client.post(
+        "/documents/upload",
+        files=[("files", ("R-intro.txt", text, "text/plain"))],
+        data={"collection": "docs", "metadata": json.dumps({"team": "qa"})},
+    )
+    assert response.status_code == 200, response.text
+    section = (PROJECT_ROOT / "docs" / "api.md").read_text(encoding="utf-8").split("## Vector store search", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(snippet, {"client": sdk})  # our own documentation
+    printed = capsys.readouterr().out
+    assert "R-intro.txt" in printed and "To quit an R session" in printed
