@@ -92,6 +92,10 @@ class ResponseStore:
         self.database = database
         self.retention_days = retention_days
 
+    def _now(self, db: Any) -> float:
+        """The database's time (the server's clock on PostgreSQL)."""
+        return self.database.now(db)
+
     def _cutoff(self, now: float) -> float:
         return now - self.retention_days * DAY_SECONDS if self.retention_days > 0 else float("-inf")
 
@@ -108,13 +112,13 @@ class ResponseStore:
     ) -> None:
         """Store a response (replacing one with the same id) and delete the expired ones."""
         with self.database.transaction() as db:
-            now = self.database.now(db)
+            now = self._now(db)
             if self.retention_days > 0:
                 db.execute("DELETE FROM responses WHERE created_at < ?", (self._cutoff(now),))
             db.execute(
-                "INSERT INTO responses (id, key_id, collections, created_at, previous_response_id, input, output_text, "
-                "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET output_text = excluded.output_text, "
-                "body = excluded.body",
+                "INSERT INTO responses (id, key_id, collections, created_at, previous_response_id, input, "
+                "output_text, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET output_text = excluded.output_text, body = excluded.body",
                 (
                     id,
                     key_id,
@@ -133,7 +137,7 @@ class ResponseStore:
             row = db.execute(
                 "SELECT id, key_id, collections, created_at, previous_response_id, input, output_text, body "
                 "FROM responses WHERE id = ? AND created_at >= ?",
-                (response_id, self._cutoff(self.database.now(db))),
+                (response_id, self._cutoff(self._now(db))),
             ).fetchone()
         if row is None:
             return None
