@@ -30,6 +30,7 @@ from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError, NotFoundError
 from app.services.api_keys import ApiKey, Role
+from app.services.ingest import validate_collection
 from app.services.query import Source, StreamEvent, stream_answer
 from app.services.responses import StoredResponse, new_response_id
 
@@ -324,6 +325,7 @@ class _Turn:
             raise InvalidInputError(
                 "instructions are not supported: the prompt is the query pipeline's own (pipelines/query.yml)"
             )
+        validate_collection(self.collection)
         self.key.require(Role.READER, self.collection)
         if not await run_in_threadpool(self.state.collections.exists, self.collection):
             raise NotFoundError(f"vector store {self.collection!r} does not exist")
