@@ -132,7 +132,7 @@ class ResponseMessage(BaseModel):
 
 class ResponseUsage(BaseModel):
     input_tokens: int = 0
-    input_tokens_details: dict[str, int] = Field(default_factory=lambda: {"cached_tokens": 0})
+    input_tokens_details: dict[str, int] = Field(default_factory=lambda: {"cached_tokens": 0, "cache_write_tokens": 0})
     output_tokens: int = 0
     output_tokens_details: dict[str, int] = Field(default_factory=lambda: {"reasoning_tokens": 0})
     total_tokens: int = 0
@@ -232,8 +232,13 @@ def _input_items(body: ResponseCreateRequest) -> list[dict[str, Any]]:
             raise InvalidInputError(
                 f"'{message.role}' messages are not supported: the prompt is the query pipeline's own"
             )
-        part_type = "input_text" if message.role == "user" else "output_text"
-        items.append({"role": message.role, "content": [{"type": part_type, "text": _text(message.content)}]})
+        text = _text(message.content)
+        part = (
+            {"type": "input_text", "text": text}
+            if message.role == "user"
+            else {"type": "output_text", "text": text, "annotations": []}
+        )
+        items.append({"role": message.role, "content": [part]})
     if not items or items[-1]["role"] != "user":
         raise InvalidInputError("input must end with the user's question (a 'user' message)")
     return items

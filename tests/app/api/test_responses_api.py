@@ -4,15 +4,24 @@ file_search answers with citations, streaming (raw events and `responses.stream`
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI, PermissionDeniedError
-from openai.types.responses import Response, ResponseFileSearchToolCall, ResponseOutputMessage
+from openai.types.responses import (
+    Response,
+    ResponseFileSearchToolCall,
+    ResponseItem,
+    ResponseOutputMessage,
+    ResponseStreamEvent,
+)
+from pydantic import TypeAdapter
 
 from app.api.routes import responses as responses_route
 from app.api.routes.responses import citations
-from app.services.query import Source
+from app.errors import UpstreamUnavailableError
+from app.services.query import Source, StreamEvent
 from app.testing.api import admin_headers
 
 pytestmark = pytest.mark.integration
@@ -243,3 +252,41 @@ def test_a_citation_points_just_after_its_marker():
     assert [(a.passage, a.index, a.file_id, a.page) for a in found] == [(2, 23, "d2", 2), (1, 40, "d1", 1)]
     assert text[: found[0].index].endswith("[2]") and text[: found[1].index].endswith("[1]")
     assert [a.index for a in citations("No marker.", [_source(4, True)])] == [10]
+
+
+def test_every_reply_validates_against_the_sdks_types(sdk, client):
+    """The SDK builds its models without validation: validating the raw JSON finds a missing required field."""
+    body = {"model": "rag", "input": QUESTION, "tools": TOOLS, "include": ["file_search_call.results"]}
+    created = client.post("/v1/responses", json=body)
+    assert created.status_code == 200, created.text
+    Response.model_validate(created.json())
+    Response.model_validate(client.get(f"/v1/responses/{created.json()['id']}").json())
+    follow_up = {
+        **body,
+        "input": [{"role": "assistant", "content": "Earlier."}, {"role": "user", "content": QUESTION}],
+        "stream": True,
+    }
+    events = TypeAdapter(ResponseStreamEvent)
+    with client.stream("POST", "/v1/responses", json=follow_up) as stream:
+        lines = [line for line in stream.iter_lines() if line]
+    kinds = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    payloads = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+    assert kinds == [p["type"] for p in payloads]
+    for payload in payloads:
+        events.validate_python(payload)
+    items = client.get(f"/v1/responses/{payloads[-1]['response']['id']}/input_items").json()
+    assert [TypeAdapter(ResponseItem).validate_python(item).type for item in items["data"]] == ["message", "message"]
+
+
+def test_a_failure_mid_stream_ends_it_with_response_failed(sdk, monkeypatch):
+    async def failing(*args, **kwargs):
+        yield StreamEvent("sources", [])
+        yield StreamEvent("token", "Half an ans")
+        yield StreamEvent("error", UpstreamUnavailableError("the model server is down"))
+
+    monkeypatch.setattr(responses_route, "stream_answer", failing)
+    events = list(sdk.responses.create(model="rag", input=QUESTION, tools=TOOLS, stream=True))
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.status == "failed"
+    assert events[-1].response.error.code == "upstream_unavailable"
+    assert "the model server is down" in events[-1].response.error.message
