@@ -18,7 +18,7 @@ from app.jobs import JobRunner, JobService, JobStore
 from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
 from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
 from app.pipeline_loader import PipelineSet, load_pipelines
-from app.services import api_keys, collections, registry
+from app.services import api_keys, collections, registry, responses
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
@@ -29,6 +29,7 @@ from app.services.ingest_worker import IngestWorker, WorkerIngestService
 from app.services.query import QueryService
 from app.services.rate_limit import RateLimiter
 from app.services.registry import DocumentRegistry
+from app.services.responses import ResponseStore
 from app.services.vector_store_search import VectorStoreSearch
 from app.settings import Settings
 from app.state import state_database
@@ -50,6 +51,7 @@ class Services:
     generation: GenerationQueue
     auth_executor: ThreadPoolExecutor
     vector_store_search: VectorStoreSearch
+    responses: ResponseStore
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     ingest_worker: IngestWorker | None = None  # `rag serve`: the recycled process that indexes (RAG_INGEST_WORKER)
     warmed_up: bool = False
@@ -142,6 +144,19 @@ def collection_service(settings: Settings, pipelines: PipelineSet) -> Collection
         has_jobs=jobs.has_unfinished,
         documents=document_registry(settings),
     )
+
+
+def response_store(settings: Settings) -> ResponseStore:
+    """Stored responses of `POST /v1/responses` in the state database (RAG_DATA_DIR/responses.db or RAG_STATE_URL),
+    kept RAG_RESPONSE_RETENTION_DAYS."""
+    database = state_database(
+        settings,
+        name="responses",
+        sqlite_path=settings.data_dir / "responses.db",
+        sqlite_migrations=responses.SQLITE_MIGRATIONS,
+        postgres_migrations=responses.POSTGRES_MIGRATIONS,
+    )
+    return ResponseStore(database, retention_days=settings.response_retention_days)
 
 
 def generation_queue(settings: Settings) -> GenerationQueue:
@@ -280,6 +295,7 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         auth_executor=auth_executor(),
         # touch: the vector store service's `last_active_at` update, once there is one (issue 16, files16)
         vector_store_search=VectorStoreSearch(query, pipelines.document_store, touch=None),
+        responses=response_store(settings),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )
 

@@ -14,7 +14,7 @@ from app import metrics
 from app.api.body_timeout import BodyReadTimeoutMiddleware
 from app.api.errors import install_error_handlers
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
-from app.api.routes import collections, documents, health, jobs, keys, openai, query, vector_store_search
+from app.api.routes import collections, documents, health, jobs, keys, openai, query, responses, vector_store_search
 from app.api.routes.demo import mount_demo
 from app.composition import Services, build_services, embedded_job_runner, load_pipeline_set
 from app.jobs import JobStore
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         openai.router,
         vector_store_search.router,
+        responses.router,
     ):
         app.include_router(router)
     mount_demo(app)  # the demo page at / and its assets at /static

@@ -226,6 +226,14 @@ class Settings(BaseSettings):
         description="Finished jobs are deleted from the job table (and their uploads with them) this many days after "
         "they finished. 0 keeps them forever.",
     )
+    response_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description="Responses stored by `POST /v1/responses` (`store: true`, the default) are deleted this many days "
+        "after they were created; a later `previous_response_id` or `GET /v1/responses/{id}` then answers 404. 0 keeps "
+        "them forever.",
+    )
     state_url: str | None = Field(
         default=None,
         max_length=2048,

@@ -7,13 +7,13 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from haystack import Document, Pipeline, logging
 from haystack.core.errors import PipelineRuntimeError
-from haystack.dataclasses import GeneratedAnswer, StreamingChunk
+from haystack.dataclasses import ChatMessage, GeneratedAnswer, StreamingChunk
 
 from app import metrics, timing
 from app.errors import InvalidInputError, RagError
@@ -182,6 +182,7 @@ class QueryService:
         filters: dict[str, Any] | None = None,
         generate: bool = True,
         streaming_callback: Callable[[StreamingChunk], None] | None = None,
+        history: Sequence[ChatMessage] | None = None,
     ) -> QueryResult:
         """Retrieve passages from `collection` and (unless `generate` is False) answer with citations."""
         spec = self.pipelines.query
@@ -385,6 +386,7 @@ async def stream_answer(
     filters: dict[str, Any] | None = None,
     generation: GenerationQueue,
     key_id: str,
+    history: Sequence[ChatMessage] | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """
     Run the query pipeline on the model's queue and yield events as they happen: the passages as soon as retrieval

@@ -106,6 +106,17 @@ def _chat(client: TestClient, keys: dict[str, str], collection: str, headers: di
     return client.post("/v1/chat/completions", json=body, headers=headers)
 
 
+def _responses_body(collection: str) -> dict[str, Any]:
+    tool = {"type": "file_search", "vector_store_ids": [collection], "max_num_results": 1}
+    return {"model": "rag", "input": "When is the lamp lit?", "tools": [tool]}
+
+
+def _response_in(client: TestClient, admin: str, collection: str) -> str:
+    created = client.post("/v1/responses", json=_responses_body(collection), headers=bearer(admin))
+    assert created.status_code == 200, created.text
+    return str(created.json()["id"])
+
+
 CASES = {
     "list documents": Case(
         "GET",
@@ -144,6 +155,34 @@ CASES = {
         lambda c, k, col, h: c.post(
             f"/v1/vector_stores/{col}/search", json={"query": "When is the lamp lit?"}, headers=h
         ),
+    ),
+    "create response": Case(
+        "POST",
+        "/v1/responses",
+        "reader",
+        200,
+        lambda c, k, col, h: c.post("/v1/responses", json=_responses_body(col), headers=h),
+    ),
+    "get response": Case(
+        "GET",
+        "/v1/responses/{response_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/responses/{_response_in(c, k['admin'], col)}", headers=h),
+    ),
+    "response input items": Case(
+        "GET",
+        "/v1/responses/{response_id}/input_items",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/responses/{_response_in(c, k['admin'], col)}/input_items", headers=h),
+    ),
+    "delete response": Case(
+        "DELETE",
+        "/v1/responses/{response_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.delete(f"/v1/responses/{_response_in(c, k['admin'], col)}", headers=h),
     ),
     "create collection": Case(
         "POST",
