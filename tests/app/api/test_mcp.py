@@ -2,7 +2,10 @@
 tools, their structured results, and the API keys' scopes on every call."""
 
 import contextlib
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 
 from app.api.mcp import merge_chunks
 from app.main import create_app
+from app.settings import PROJECT_ROOT
 from app.testing.api import admin_headers
 from app.testing.servers import rag_server
 
@@ -296,3 +300,34 @@ async def test_without_a_key_or_with_a_revoked_one_the_client_is_refused(served)
             async with mcp_session(served, headers):
                 pass
         assert refused.group_contains(MCPError, match="error response", depth=2)
+
+
+def _docs_snippet() -> str:
+    page = (PROJECT_ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = page[page.index("\n## MCP\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "docs/api.md has no python block under '## MCP'"
+    return match.group(1)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_docs_client_snippet_runs(served, tmp_path):
+    """docs/api.md's MCP client, verbatim but for the server's address."""
+    pdf = ("lighthouses.pdf", text_pdf(list(PAGES.values())), "application/pdf")
+    upload = httpx.post(
+        f"{served.url}/documents/upload", files=[("files", pdf)], data={"collection": "docs"}, headers=served.admin
+    )
+    assert upload.status_code == 200, upload.text
+    script = tmp_path / "client.py"
+    script.write_text(_docs_snippet().replace("http://127.0.0.1:8000", served.url), encoding="utf-8")
+    key = served.key("reader", "docs")["Authorization"].removeprefix("Bearer ")
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "RAG_API_KEY": key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("lighthouses.pdf ") and "the keeper of lighthouse" in result.stdout
