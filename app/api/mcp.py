@@ -6,8 +6,8 @@ agents, over the same services, API keys and scopes as the REST routes.
   the app's lifespan); the endpoint is a plain route (`mount_mcp`), so it is not in the OpenAPI schema.
 - Auth: `ApiKeyMiddleware` checks the key of every request to `/mcp` as for any route (401 before the body is read,
   429 over the key's rate limit); the tools take the checked key from the request and apply its collection scope.
-  A refused or failed call (another collection, bad input, a full model queue) is a tool error result whose text is
-  `<code>: <message>`, as the REST error body's code and message; never a protocol error or a crash.
+  A refused or failed call (another collection, bad input, a full model queue) is a tool error result whose text ends
+  with `<code>: <message>`, the REST error body's code and message; never a protocol error or a crash.
 - `answer` waits in the model's generation queue under the caller's key, like `/query` and `/v1/chat/completions`.
 """
 
@@ -234,9 +234,6 @@ async def _tool_call(tool: str, state: Services, ctx: Context) -> AsyncIterator[
     try:
         key = _caller(state, ctx)
         yield state, key
-    except ToolError:
-        outcome = "invalid_arguments"
-        raise
     except Exception as error:  # the tool's outermost boundary: a tool error result, never a crash or a traceback
         failure = stream_error(error)
         outcome = failure["code"]
