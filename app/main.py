@@ -13,6 +13,7 @@ from haystack import logging
 from app import metrics
 from app.api.body_timeout import BodyReadTimeoutMiddleware
 from app.api.errors import install_error_handlers
+from app.api.mcp import mcp_sessions, mount_mcp
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.api.routes import collections, documents, health, jobs, keys, openai, query, responses, vector_store_search
 from app.api.routes.demo import mount_demo
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.warmed_up = True
         app.state.rag = state
         try:
-            async with background_jobs(settings, state):
+            async with background_jobs(settings, state), mcp_sessions(app):
                 logger.info("Service ready: pipelines from {directory}", directory=str(settings.pipelines_dir))
                 yield
         finally:
@@ -147,5 +148,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses.router,
     ):
         app.include_router(router)
+    mount_mcp(app)  # the MCP server at /mcp (app/api/mcp.py)
     mount_demo(app)  # the demo page at / and its assets at /static
     return app
