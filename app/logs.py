@@ -18,7 +18,13 @@ from app.settings import Settings
 
 FILE_HANDLER_NAME = "ragstack-file"
 _HAYSTACK_HANDLER_NAME = "HaystackLoggingHandler"
-_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "uvicorn.access": logging.WARNING}
+# the mcp SDK logs every stateless request at INFO ("Terminating session")
+_QUIET = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "uvicorn.access": logging.WARNING,
+    "mcp": logging.WARNING,
+}
 
 
 def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:

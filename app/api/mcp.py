@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging as stdlib_logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -404,9 +403,6 @@ def mount_mcp(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def mcp_sessions(app: FastAPI) -> AsyncIterator[None]:
     """The MCP server's session manager for one run of the app (a manager runs once: each lifespan builds its own)."""
-    quiet = stdlib_logging.getLogger("mcp")  # the SDK logs every stateless request at INFO ("Terminating session")
-    if quiet.level == stdlib_logging.NOTSET:
-        quiet.setLevel(stdlib_logging.WARNING)
     server = build_mcp_server(lambda: app.state.rag)
     server.streamable_http_app(
         streamable_http_path=MCP_PATH,

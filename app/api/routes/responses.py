@@ -31,6 +31,7 @@ from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError, NotFoundError
 from app.services.api_keys import ApiKey, Role
 from app.services.ingest import validate_collection
+from app.services.openai_filters import translate_filters
 from app.services.query import Source, StreamEvent, stream_answer
 from app.services.responses import StoredResponse, new_response_id
 
@@ -192,13 +193,8 @@ class ResponseInputItemList(BaseModel):
 
 
 def _filters(tool: ResponseFileSearchToolIn) -> dict[str, Any] | None:
-    """The tool's OpenAI attribute filter as a Haystack filter.
-
-    TODO(issue 16): translate with `app.services.openai_filters` (search16) once merged; until then only no filter.
-    """
-    if tool.filters is None:
-        return None
-    raise InvalidInputError("file_search filters are not supported yet: leave 'filters' out")
+    """The tool's OpenAI attribute filter as a Haystack filter (400 with the reason when it is malformed)."""
+    return translate_filters(tool.filters)
 
 
 def _file_search(body: ResponseCreateRequest) -> ResponseFileSearchToolIn:

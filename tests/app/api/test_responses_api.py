@@ -224,7 +224,7 @@ def test_a_scoped_key_sees_only_its_collections_stores_and_responses(sdk, client
         ({"instructions": "Talk like a pirate."}, "instructions are not supported"),
         ({"input": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]}, "'system' messages"),
         ({"input": [{"role": "user", "content": "y"}, {"role": "assistant", "content": "x"}]}, "must end with"),
-        ({"tools": [{"type": "file_search", "vector_store_ids": [COLLECTION], "filters": {"type": "eq"}}]}, "filters"),
+        ({"tools": [{"type": "file_search", "vector_store_ids": [COLLECTION], "filters": {"type": "eq"}}]}, "key None"),
     ],
 )
 def test_what_is_not_supported_is_a_400_with_the_reason(sdk, body, reason):
@@ -290,3 +290,15 @@ def test_a_failure_mid_stream_ends_it_with_response_failed(sdk, monkeypatch):
     assert events[-1].response.status == "failed"
     assert events[-1].response.error.code == "upstream_unavailable"
     assert "the model server is down" in events[-1].response.error.message
+
+
+def test_file_search_filters_are_openai_attribute_filters(sdk, html_file):
+    def ask(filters):
+        tools = [{"type": "file_search", "vector_store_ids": [COLLECTION], "filters": filters}]
+        return sdk.responses.create(model="rag", input=QUESTION, tools=tools, include=["file_search_call.results"])
+
+    matching = ask({"type": "eq", "key": "file_name", "value": html_file.name})
+    assert matching.output[0].results and all(r.filename == html_file.name for r in matching.output[0].results)
+    nothing = ask({"type": "and", "filters": [{"type": "eq", "key": "team", "value": "nobody-has-this-tag"}]})
+    assert not nothing.output[0].results
+    assert nothing.model_extra["refused"] is True and not nothing.output[1].content[0].annotations
