@@ -290,7 +290,7 @@ class JobRunner:
                 data,
                 file.filename,
                 collection=job.collection,
-                tags=job.tags,
+                tags={**job.tags, **file.tags},
                 content_type=file.content_type,
                 pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
             )

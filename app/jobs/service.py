@@ -89,6 +89,7 @@ class JobService:
             "spooled": upload.data is not None,
             "error": upload.error,
             "error_code": upload.error_code,
+            "tags": upload.tags or {},
         }
         if upload.data is None:  # refused before spooling (too large): recorded as failed
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)

@@ -102,6 +102,10 @@ MIGRATIONS = (
     ALTER TABLE job_files ADD COLUMN stage TEXT;
     CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
     """,
+    # 5: tags of one file (JSON, merged over the job's: a vector store's file id and attributes)
+    """
+    ALTER TABLE job_files ADD COLUMN tags TEXT;
+    """,
 )
 
 # PostgreSQL: its own steps, starting from the current schema (times in DOUBLE PRECISION).
@@ -153,6 +157,9 @@ POSTGRES_MIGRATIONS = (
         PRIMARY KEY (job_id, idx)
     );
     CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
+    """,
+    """
+    ALTER TABLE job_files ADD COLUMN IF NOT EXISTS tags TEXT;
     """,
 )
 
@@ -359,7 +366,7 @@ class JobStore:
             for index, spec in enumerate(files):
                 db.execute(
                     "INSERT INTO job_files (job_id, idx, filename, content_type, size, document_id, spooled, state, "
-                    "status, pages_total, error, error_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "status, pages_total, error, error_code, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         index,
@@ -373,6 +380,7 @@ class JobStore:
                         spec["pages_total"],
                         spec.get("error"),
                         spec.get("error_code"),
+                        json.dumps(spec["tags"]) if spec.get("tags") else None,
                     ),
                 )
             if files and not any(spec["spooled"] for spec in files):  # nothing to run: finished at once
@@ -799,6 +807,7 @@ def _job(row: Any, files: Sequence[Any]) -> Job:
                 lease_until=f["lease_until"],
                 fence=f["fence"],
                 stage=JobState(f["stage"]) if f["stage"] else None,
+                tags=json.loads(f["tags"]) if f["tags"] else {},
             )
             for f in files
         ],
