@@ -14,7 +14,7 @@ from app import metrics
 from app.api.body_timeout import BodyReadTimeoutMiddleware
 from app.api.errors import install_error_handlers
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
-from app.api.routes import collections, documents, health, jobs, keys, openai, query
+from app.api.routes import collections, documents, files, health, jobs, keys, openai, query, vector_stores
 from app.api.routes.demo import mount_demo
 from app.composition import Services, build_services, embedded_job_runner, load_pipeline_set
 from app.jobs import JobStore
@@ -143,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys.router,
         health.router,
         openai.router,
+        files.router,
+        vector_stores.router,
     ):
         app.include_router(router)
     mount_demo(app)  # the demo page at / and its assets at /static
