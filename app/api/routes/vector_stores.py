@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from app.api.auth import Reader, Writer
+from app.api.auth import Admin, Reader, Writer
 from app.api.deps import State
 from app.api.openai_schemas import (
     ChunkingStrategyOut,
@@ -168,9 +168,10 @@ async def modify_vector_store(
     response_model=VectorStoreDeleted,
     responses=_ERRORS,
     summary="Delete a vector store: its collection is dropped (the files stay)",
+    description="Needs an admin key, as dropping a collection (`DELETE /collections/{name}`).",
 )
-async def delete_vector_store(vector_store_id: str, state: State, key: Writer) -> VectorStoreDeleted:
-    store_id = _checked(key, Role.WRITER, vector_store_id)
+async def delete_vector_store(vector_store_id: str, state: State, key: Admin) -> VectorStoreDeleted:
+    store_id = _checked(key, Role.ADMIN, vector_store_id)
     await asyncio.to_thread(state.vector_stores.delete, store_id)
     return VectorStoreDeleted(id=store_id)
 
