@@ -28,7 +28,7 @@ from app.jobs import FileState, FileStatus, Job, JobService, UploadedFile
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.files import FileService, Order
-from app.services.ingest import document_id_for, validate_tags
+from app.services.ingest import COLLECTION_PATTERN, document_id_for, validate_tags
 from app.state import StateDatabase
 
 SQLITE_MIGRATIONS = (
@@ -292,7 +292,7 @@ class VectorStoreService:
             )
 
     def _require_exists(self, store_id: str) -> None:
-        if not self.collections.exists(store_id):
+        if not COLLECTION_PATTERN.fullmatch(store_id) or not self.collections.exists(store_id):
             raise NotFoundError(f"vector store {store_id!r} does not exist")
 
     def create(
@@ -417,6 +417,7 @@ class VectorStoreService:
 
     def touch(self, store_id: str) -> None:
         """Record activity (a search, a response using it): `last_active_at` moves to now (its expiry with it)."""
+        self._require_exists(store_id)
         with self.db.transaction() as db:
             now = self._now(db)
             db.execute(
