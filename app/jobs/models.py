@@ -80,6 +80,7 @@ class JobFile:
     fence: int = 0  # moved on by every claim: a worker's writes count only while the fence is still its own
     stage: JobState | None = None  # a running file's stage (parsing, embedding, writing)
     tags: dict[str, Any] = field(default_factory=dict)  # this file's own tags, over the job's (a vector store file's)
+    split: tuple[int, ...] | None = None  # the splitter's (length, overlap) in characters for this file, if set
 
 
 @dataclass
@@ -126,3 +127,4 @@ class UploadedFile:
     error_code: str | None = None
     pdf_pages: int | None = None
     tags: dict[str, Any] | None = None  # this file's own tags, merged over the job's
+    split: tuple[int, int] | None = None  # the splitter's (length, overlap) in characters (a vector store's chunking)

@@ -90,6 +90,7 @@ class JobService:
             "error": upload.error,
             "error_code": upload.error_code,
             "tags": upload.tags or {},
+            "split": upload.split,
         }
         if upload.data is None:  # refused before spooling (too large): recorded as failed
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)

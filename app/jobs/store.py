@@ -102,9 +102,11 @@ MIGRATIONS = (
     ALTER TABLE job_files ADD COLUMN stage TEXT;
     CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
     """,
-    # 5: tags of one file (JSON, merged over the job's: a vector store's file id and attributes)
+    # 5: a file's own tags (JSON, merged over the job's: a vector store's file id and attributes) and splitter size
+    # (JSON [length, overlap] in characters: a vector store's static chunking)
     """
     ALTER TABLE job_files ADD COLUMN tags TEXT;
+    ALTER TABLE job_files ADD COLUMN split TEXT;
     """,
 )
 
@@ -160,6 +162,7 @@ POSTGRES_MIGRATIONS = (
     """,
     """
     ALTER TABLE job_files ADD COLUMN IF NOT EXISTS tags TEXT;
+    ALTER TABLE job_files ADD COLUMN IF NOT EXISTS split TEXT;
     """,
 )
 
@@ -366,7 +369,8 @@ class JobStore:
             for index, spec in enumerate(files):
                 db.execute(
                     "INSERT INTO job_files (job_id, idx, filename, content_type, size, document_id, spooled, state, "
-                    "status, pages_total, error, error_code, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "status, pages_total, error, error_code, tags, split) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         index,
@@ -381,6 +385,7 @@ class JobStore:
                         spec.get("error"),
                         spec.get("error_code"),
                         json.dumps(spec["tags"]) if spec.get("tags") else None,
+                        json.dumps(list(spec["split"])) if spec.get("split") else None,
                     ),
                 )
             if files and not any(spec["spooled"] for spec in files):  # nothing to run: finished at once
@@ -808,6 +813,7 @@ def _job(row: Any, files: Sequence[Any]) -> Job:
                 fence=f["fence"],
                 stage=JobState(f["stage"]) if f["stage"] else None,
                 tags=json.loads(f["tags"]) if f["tags"] else {},
+                split=tuple(json.loads(f["split"])) if f["split"] else None,
             )
             for f in files
         ],

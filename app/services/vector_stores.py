@@ -106,6 +106,7 @@ MAX_ATTRIBUTE_CHARS = 512
 MAX_LIST = 100
 MAX_BATCH_FILES = 2000
 MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 100, 4096
+CHARS_PER_TOKEN = 4  # the splitter counts characters: a token is about four of them
 AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
 FileStatusName = Literal["in_progress", "completed", "failed", "cancelled"]
 # our error codes -> OpenAI's last_error.code (anything else: server_error)
@@ -159,6 +160,16 @@ def validate_chunking(strategy: Any) -> dict[str, Any] | None:
     if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= size // 2:
         raise InvalidInputError("chunk_overlap_tokens must be an integer of 0 to half of max_chunk_size_tokens")
     return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
+
+
+def split_of(chunking: dict[str, Any] | None) -> tuple[int, int] | None:
+    """A static chunking's token counts as the character-based splitter's (length, overlap): `CHARS_PER_TOKEN`
+    characters a token (OpenAI's rule of thumb for English). None: the pipeline's own splitting. The indexing
+    pipeline's ChunkSizeGuard still cuts any chunk longer than the embedder keeps."""
+    if chunking is None or chunking.get("type") != "static":
+        return None
+    static = chunking["static"]
+    return static["max_chunk_size_tokens"] * CHARS_PER_TOKEN, static["chunk_overlap_tokens"] * CHARS_PER_TOKEN
 
 
 def validate_expires_after(expires_after: Any) -> int | None:
@@ -309,8 +320,8 @@ class VectorStoreService:
         meta = validate_metadata(metadata)
         days = validate_expires_after(expires_after)
         chunking = validate_chunking(chunking_strategy)
-        attach: builtins.list[tuple[str, dict[str, Any]]] = [
-            (self.files.get(f, key).id, {}) for f in file_ids
+        attach: builtins.list[tuple[str, dict[str, Any], dict[str, Any] | None]] = [
+            (self.files.get(f, key).id, {}, chunking) for f in file_ids
         ]  # 404/403 before anything is created
         store_id = new_store_id()
         self.collections.create(store_id)
@@ -322,7 +333,7 @@ class VectorStoreService:
                 (store_id, name or "", json.dumps(meta), days, json.dumps(chunking) if chunking else None, now, now),
             )
         if attach:
-            self._attach(store_id, attach, chunking, batch_id=None, key=key)
+            self._attach(store_id, attach, batch_id=None, key=key)
         return self.get(store_id)
 
     def _view(self, row: Any, now: float) -> VectorStoreView:
@@ -490,18 +501,18 @@ class VectorStoreService:
     def _attach(
         self,
         store_id: str,
-        files: Sequence[tuple[str, dict[str, Any]]],
-        chunking: dict[str, Any] | None,
+        files: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]],
         *,
         batch_id: str | None,
         key: Any,
     ) -> Job:
-        """One ingestion job of `files` (id, attributes) into the store's collection; their rows point at it."""
-        stored = [(self.files.get(file_id, key), attributes) for file_id, attributes in files]
+        """One ingestion job of `files` (id, attributes, chunking) into the store's collection; their rows point at
+        it."""
+        stored = [(self.files.get(file_id, key), attributes, chunking) for file_id, attributes, chunking in files]
         limit = self.files.max_bytes
 
         def uploads() -> Iterable[UploadedFile]:
-            for file, attributes in stored:
+            for file, attributes, chunking in stored:
                 data = self.files.content(file.id)[1] if file.bytes <= limit else None
                 yield UploadedFile(
                     filename=file.filename,
@@ -510,6 +521,7 @@ class VectorStoreService:
                     error=None if data is not None else f"file is larger than {limit // (1024 * 1024)} MiB",
                     error_code=None if data is not None else "payload_too_large",
                     tags={**attributes, "file_id": file.id},
+                    split=split_of(chunking),
                 )
 
         job = self.jobs.submit(store_id, {}, uploads())
@@ -534,7 +546,7 @@ class VectorStoreService:
                         file.sha256,
                         now,
                     )
-                    for index, (file, attributes) in enumerate(stored)
+                    for index, (file, attributes, chunking) in enumerate(stored)
                 ],
             )
             db.execute("UPDATE vector_stores SET last_active_at = ? WHERE id = ?", (now, store_id))
@@ -556,7 +568,7 @@ class VectorStoreService:
         self._ensure_rows([store_id])
         clean = validate_attributes(attributes)
         chunking = self._store_chunking(store_id, chunking_strategy)
-        self._attach(store_id, [(file_id, clean)], chunking, batch_id=None, key=key)
+        self._attach(store_id, [(file_id, clean, chunking)], batch_id=None, key=key)
         return self.get_file(store_id, file_id)
 
     def get_file(self, store_id: str, file_id: str) -> StoreFile:
@@ -595,7 +607,7 @@ class VectorStoreService:
         clean = validate_attributes(attributes)
         current = self.get_file(store_id, file_id)
         self._remove_chunks(store_id, file_id)
-        self._attach(store_id, [(file_id, clean)], current.chunking_strategy, batch_id=current.batch_id, key=None)
+        self._attach(store_id, [(file_id, clean, current.chunking_strategy)], batch_id=current.batch_id, key=None)
         return self.get_file(store_id, file_id)
 
     def _remove_chunks(self, store_id: str, file_id: str) -> None:
@@ -649,21 +661,22 @@ class VectorStoreService:
         if (file_ids is None) == (files is None):
             raise InvalidInputError("give either file_ids or files")
         chunking = self._store_chunking(store_id, chunking_strategy)
-        if files is not None:
-            entries = []
+        entries: builtins.list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        if files is not None:  # each file with its own attributes and chunking (the store's when it has none)
             for entry in files:
                 if not isinstance(entry, dict) or not isinstance(entry.get("file_id"), str):
                     raise InvalidInputError("each of files needs a file_id")
-                entries.append((entry["file_id"], validate_attributes(entry.get("attributes"))))
+                own = self._store_chunking(store_id, entry.get("chunking_strategy"))
+                entries.append((entry["file_id"], validate_attributes(entry.get("attributes")), own))
         else:
             shared = validate_attributes(attributes)
-            entries = [(file_id, shared) for file_id in file_ids or ()]
+            entries = [(file_id, shared, chunking) for file_id in file_ids or ()]
         if not 1 <= len(entries) <= MAX_BATCH_FILES:
             raise InvalidInputError(f"a batch holds 1-{MAX_BATCH_FILES} files")
-        if len({file_id for file_id, _ in entries}) != len(entries):
+        if len({entry[0] for entry in entries}) != len(entries):
             raise InvalidInputError("a file appears twice in the batch")
         batch_id = f"vsfb_{uuid.uuid4().hex[:24]}"
-        job = self._attach(store_id, entries, chunking, batch_id=batch_id, key=key)
+        job = self._attach(store_id, entries, batch_id=batch_id, key=key)
         with self.db.transaction() as db:
             db.execute(
                 "INSERT INTO vector_store_file_batches (id, vector_store_id, job_id, created_at) VALUES (?, ?, ?, ?)",

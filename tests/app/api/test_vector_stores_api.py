@@ -182,3 +182,20 @@ def test_an_expired_store_says_so(sdk, client):
         services.vector_stores.check_active(store.id)
     services.vector_stores.touch(store.id)
     assert sdk.vector_stores.retrieve(store.id).status == "completed"
+
+
+def test_static_chunking_sets_the_splitters_size_for_the_stores_files(sdk, client):
+    text = " ".join(f"The keeper logs ship number {n} at the harbour." for n in range(60))  # about 2900 characters
+    static = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+    small = sdk.vector_stores.create(name="small-chunks", chunking_strategy=static)
+    usual = sdk.vector_stores.create(name="usual-chunks")
+    for store in (small, usual):
+        uploaded = _upload(sdk, text + store.id)
+        attached = sdk.vector_stores.files.create(vector_store_id=store.id, file_id=uploaded.id)
+        assert _wait_file(sdk, store.id, uploaded.id).status == "completed"
+    assert attached.chunking_strategy.static.max_chunk_size_tokens == 800  # auto: OpenAI's default shown
+    shown = sdk.vector_stores.files.list(vector_store_id=small.id).data[0].chunking_strategy
+    assert shown.type == "static" and shown.static.max_chunk_size_tokens == 100
+    small_chunks, usual_chunks = _chunks(client, small.id), _chunks(client, usual.id)
+    assert max(len(c.content) for c in small_chunks) <= 100 * 4  # four characters a token
+    assert len(small_chunks) > len(usual_chunks)

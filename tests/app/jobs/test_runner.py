@@ -210,3 +210,20 @@ def test_each_file_is_indexed_with_its_own_tags_over_the_jobs(service, runner_fo
         "a.txt": {"team": "x", "lang": "en", "file_id": "file-a"},
         "b.txt": {"team": "qa", "lang": "en"},
     }
+
+
+def test_a_files_splitter_size_reaches_the_ingest_service(service, runner_for):
+    files = [
+        UploadedFile(filename="a.txt", content_type="text/plain", data=b"a", split=(400, 100)),
+        UploadedFile(filename="b.txt", content_type="text/plain", data=b"b"),
+    ]
+    job = service.submit("c", {}, files)
+    seen: dict[str, object] = {}
+
+    class Recording(TagRecordingIngest):
+        def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> IngestResult:
+            seen[filename] = kwargs.get("split")
+            return super().ingest_bytes(data, filename, **kwargs)
+
+    assert runner_for(Recording()).run(job.id)
+    assert seen == {"a.txt": (400, 100), "b.txt": None}

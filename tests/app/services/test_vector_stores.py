@@ -178,3 +178,22 @@ def test_chunking_auto_is_the_pipelines_own():
     assert validate_chunking({"type": "auto"}) is None
     static = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 200}}
     assert validate_chunking(static) == static
+
+
+def test_static_chunking_reaches_each_files_job_row_in_characters(service):
+    static = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}}
+    store = service.create(name="s", chunking_strategy=static)
+    a = service.files.create(b"alpha text", "a.txt", "assistants")
+    b = service.files.create(b"beta text", "b.txt", "assistants")
+    c = service.files.create(b"gamma text", "c.txt", "assistants")
+    own = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+    batch = service.create_batch(
+        store.id,
+        files=[
+            {"file_id": a.id},
+            {"file_id": b.id, "chunking_strategy": own},
+            {"file_id": c.id, "chunking_strategy": {"type": "auto"}},
+        ],
+    )
+    assert [f.split for f in service.jobs.get(batch.job_id).files] == [(800, 200), (400, 0), None]
+    assert service.get_file(store.id, b.id).chunking_strategy == own
