@@ -135,18 +135,20 @@ class FileService:
             raise PayloadTooLargeError(f"file is larger than {self.max_bytes // (1024 * 1024)} MiB")
         sha256 = hashlib.sha256(data).hexdigest()
         name = clean_filename(filename)
-        with self.db.connect() as db:
-            stored = db.execute("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
-        if not stored:
-            self.blobs.put(blob_key(sha256), data)
         file_id = new_file_id()
-        with self.db.transaction() as db:
+        with self.db.transaction() as db:  # the row first: a twin deleted meanwhile sees it and leaves the bytes
             now = float(self.db.now(db))  # type: ignore[arg-type]
             db.execute(
                 "INSERT INTO files (id, purpose, filename, bytes, sha256, created_at, key_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (file_id, purpose, name, len(data), sha256, now, key.id if key is not None else None),
             )
+        try:
+            self.blobs.put(blob_key(sha256), data)  # one object per content: a twin's upload writes the same bytes
+        except BaseException:
+            with self.db.transaction() as db:
+                db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+            raise
         return StoredFile(file_id, purpose, name, len(data), sha256, float(now), key.id if key is not None else None)
 
     def _get(self, file_id: str) -> StoredFile:
