@@ -190,8 +190,14 @@ def file_blob_store(settings: Settings) -> BlobStore:
     sweep removes folders that belong to no job)."""
     if settings.blob_url is None:
         return LocalBlobStore(settings.data_dir / "files")
-    bucket, prefix = parse_blob_url(settings.blob_url)
-    return S3BlobStore(f"s3://{bucket}/{prefix or 'ragstack'}-files")
+    return S3BlobStore(file_blob_url(settings.blob_url))
+
+
+def file_blob_url(blob_url: str) -> str:
+    """The Files API's place beside the job spool `blob_url`: `s3://bucket/prefix` -> `s3://bucket/prefix-files`
+    (`s3://bucket/ragstack-files` for a bucket's root; the job sweep never removes a folder that is no job's)."""
+    bucket, prefix = parse_blob_url(blob_url)
+    return f"s3://{bucket}/{prefix or 'ragstack'}-files"
 
 
 def openai_stores(

@@ -72,3 +72,12 @@ def test_a_restricted_key_sees_its_own_files_and_those_of_its_stores(service):
         service.get(theirs.id, scoped)
     with pytest.raises(PermissionDeniedError):
         service.delete(theirs.id, scoped)
+
+
+def test_file_contents_live_beside_the_job_spool_never_in_it(tmp_path):
+    from app.composition import file_blob_store, file_blob_url
+    from app.settings import Settings
+
+    assert file_blob_store(Settings(data_dir=tmp_path)).where == str(tmp_path / "files")
+    assert file_blob_url("s3://bucket/spool") == "s3://bucket/spool-files"
+    assert file_blob_url("s3://bucket") == "s3://bucket/ragstack-files"
