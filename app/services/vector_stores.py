@@ -437,6 +437,27 @@ class VectorStoreService:
                 (store_id, store_id, now, now),
             )
 
+    def drop_expired(self) -> builtins.list[str]:
+        """Delete every store whose expiry passed (for a periodic sweep; reads refuse them anyway); their ids."""
+        with self.db.connect() as db:
+            now = self._now(db)
+            rows = db.execute(
+                "SELECT id, expires_after_days, last_active_at FROM vector_stores WHERE expires_after_days IS NOT NULL"
+            ).fetchall()
+        dropped = []
+        for row in rows:
+            if float(row["last_active_at"]) + int(row["expires_after_days"]) * DAY_SECONDS > now:
+                continue
+            try:
+                self.delete(row["id"])
+            except NotFoundError:  # its collection is gone already: forget the rest
+                with self.db.transaction() as db:
+                    db.execute("DELETE FROM vector_store_files WHERE vector_store_id = ?", (row["id"],))
+                    db.execute("DELETE FROM vector_store_file_batches WHERE vector_store_id = ?", (row["id"],))
+                    db.execute("DELETE FROM vector_stores WHERE id = ?", (row["id"],))
+            dropped.append(row["id"])
+        return dropped
+
     def check_active(self, store_id: str) -> None:
         """404 when the store does not exist, 400 when it expired (it can no longer be searched)."""
         if self.get(store_id).status == "expired":

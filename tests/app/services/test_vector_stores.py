@@ -150,6 +150,17 @@ def test_expiry_counts_from_the_last_activity(service):
     assert service.modify(store.id, expires_after=None).expires_at is None
 
 
+def test_the_sweep_drops_expired_stores_only(service):
+    old = service.create(name="old", expires_after={"anchor": "last_active_at", "days": 1})
+    young = service.create(name="young", expires_after={"anchor": "last_active_at", "days": 1})
+    forever = service.create(name="forever")
+    with service.db.transaction() as db:
+        db.execute("UPDATE vector_stores SET last_active_at = ? WHERE id = ?", (time.time() - 2 * 86_400, old.id))
+    assert service.drop_expired() == [old.id]
+    assert not service.collections.exists(old.id)
+    assert {s.id for s in service.list()[0]} == {young.id, forever.id}
+
+
 @pytest.mark.parametrize(
     "attributes",
     [{f"k{n}": 1 for n in range(17)}, {"file_id": "x"}, {"k": "v" * 513}, {"k": [1]}, {"k": None}, {"1k": 1}],
