@@ -12,17 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.blobs import BlobStore, S3BlobStore
+from app.blobs import BlobStore, LocalBlobStore, S3BlobStore, parse_blob_url
 from app.cluster import check_deployment
 from app.jobs import JobRunner, JobService, JobStore
 from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
 from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
 from app.pipeline_loader import PipelineSet, load_pipelines
-from app.services import api_keys, collections, registry, responses
+from app.services import api_keys, collections, files, registry, responses, vector_stores
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.file_checks import FileLimits
+from app.services.files import FileService
 from app.services.generation_queue import GenerationQueue
 from app.services.ingest import IngestService
 from app.services.ingest_worker import IngestWorker, WorkerIngestService
@@ -31,6 +32,7 @@ from app.services.rate_limit import RateLimiter
 from app.services.registry import DocumentRegistry
 from app.services.responses import ResponseStore
 from app.services.vector_store_search import VectorStoreSearch
+from app.services.vector_stores import VectorStoreService
 from app.settings import Settings
 from app.state import state_database
 
@@ -50,6 +52,8 @@ class Services:
     jobs: JobService
     generation: GenerationQueue
     auth_executor: ThreadPoolExecutor
+    files: FileService
+    vector_stores: VectorStoreService
     vector_store_search: VectorStoreSearch
     responses: ResponseStore
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
@@ -197,6 +201,56 @@ def blob_store(settings: Settings) -> BlobStore | Path:
     return store
 
 
+def file_blob_store(settings: Settings) -> BlobStore:
+    """Where the Files API keeps file contents (one object per distinct content): RAG_DATA_DIR/files, or, under
+    RAG_BLOB_URL `s3://bucket/prefix`, the sibling prefix `<prefix>-files` (outside the job spool, whose retention
+    sweep removes folders that belong to no job)."""
+    if settings.blob_url is None:
+        return LocalBlobStore(settings.data_dir / "files")
+    return S3BlobStore(file_blob_url(settings.blob_url))
+
+
+def file_blob_url(blob_url: str) -> str:
+    """The Files API's place beside the job spool `blob_url`: `s3://bucket/prefix` -> `s3://bucket/prefix-files`
+    (`s3://bucket/ragstack-files` for a bucket's root; the job sweep never removes a folder that is no job's)."""
+    bucket, prefix = parse_blob_url(blob_url)
+    return f"s3://{bucket}/{prefix or 'ragstack'}-files"
+
+
+def openai_stores(
+    settings: Settings, collections: CollectionService, jobs: JobService, documents: DocumentService
+) -> tuple[FileService, VectorStoreService]:
+    """The Files API and the vector stores over the collections (their tables in the state database: RAG_DATA_DIR's
+    files.db and vector_stores.db, or RAG_STATE_URL); a restricted key sees the files attached to its stores."""
+    file_service = FileService(
+        state_database(
+            settings,
+            name="files",
+            sqlite_path=settings.data_dir / "files.db",
+            sqlite_migrations=files.SQLITE_MIGRATIONS,
+            postgres_migrations=files.POSTGRES_MIGRATIONS,
+        ),
+        file_blob_store(settings),
+        max_bytes=settings.max_upload_mb * 1024 * 1024,
+    )
+    stores = VectorStoreService(
+        state_database(
+            settings,
+            name="vector_stores",
+            sqlite_path=settings.data_dir / "vector_stores.db",
+            sqlite_migrations=vector_stores.SQLITE_MIGRATIONS,
+            postgres_migrations=vector_stores.POSTGRES_MIGRATIONS,
+        ),
+        collections=collections,
+        files=file_service,
+        jobs=jobs,
+        documents=documents,
+    )
+    file_service.attached_to = stores.stores_of_file
+    file_service.attached_within = stores.files_within
+    return file_service, stores
+
+
 def job_store(settings: Settings) -> JobStore:
     """The job table: in PostgreSQL when RAG_STATE_URL is set (shared by every host), else `jobs.db` in the data
     directory."""
@@ -280,6 +334,9 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         else ingest_service(settings, pipelines)
     )
     query = query_service(settings, pipelines)
+    jobs = job_service(settings, collections)
+    documents = DocumentService(pipelines.document_store, registry=document_registry(settings))
+    file_service, stores = openai_stores(settings, collections, jobs, documents)
     return Services(
         settings=settings,
         pipelines=pipelines,
@@ -287,14 +344,15 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         ingest=ingest,
         query=query,
         collections=collections,
-        documents=DocumentService(pipelines.document_store, registry=document_registry(settings)),
+        documents=documents,
         keys=key_store(settings),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage or "memory://"),
-        jobs=job_service(settings, collections),
+        jobs=jobs,
         generation=generation_queue(settings),
         auth_executor=auth_executor(),
-        # touch: the vector store service's `last_active_at` update, once there is one (issue 16, files16)
-        vector_store_search=VectorStoreSearch(query, pipelines.document_store, touch=None),
+        files=file_service,
+        vector_stores=stores,
+        vector_store_search=VectorStoreSearch(query, pipelines.document_store, touch=stores.touch),
         responses=response_store(settings),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )

@@ -15,7 +15,19 @@ from app.api.body_timeout import BodyReadTimeoutMiddleware
 from app.api.errors import install_error_handlers
 from app.api.mcp import mcp_sessions, mount_mcp
 from app.api.middleware import ApiKeyMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
-from app.api.routes import collections, documents, health, jobs, keys, openai, query, responses, vector_store_search
+from app.api.routes import (
+    collections,
+    documents,
+    files,
+    health,
+    jobs,
+    keys,
+    openai,
+    query,
+    responses,
+    vector_store_search,
+    vector_stores,
+)
 from app.api.routes.demo import mount_demo
 from app.composition import Services, build_services, embedded_job_runner, load_pipeline_set
 from app.jobs import JobStore
@@ -144,6 +156,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys.router,
         health.router,
         openai.router,
+        files.router,
+        vector_stores.router,
         vector_store_search.router,
         responses.router,
     ):

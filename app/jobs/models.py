@@ -79,6 +79,8 @@ class JobFile:
     lease_until: float = 0.0
     fence: int = 0  # moved on by every claim: a worker's writes count only while the fence is still its own
     stage: JobState | None = None  # a running file's stage (parsing, embedding, writing)
+    tags: dict[str, Any] = field(default_factory=dict)  # this file's own tags, over the job's (a vector store file's)
+    split: tuple[int, ...] | None = None  # the splitter's (length, overlap) in characters for this file, if set
 
 
 @dataclass
@@ -115,7 +117,8 @@ class Job:
 @dataclass
 class UploadedFile:
     """A file of an async upload, as received: its bytes, or the reason it was refused before spooling; and its PDF page
-    count when the upload route already read it (0: the PDF cannot be opened)."""
+    count when the upload route already read it (0: the PDF cannot be opened); `tags` of this file only (over the
+    job's)."""
 
     filename: str
     content_type: str | None
@@ -123,3 +126,5 @@ class UploadedFile:
     error: str | None = None
     error_code: str | None = None
     pdf_pages: int | None = None
+    tags: dict[str, Any] | None = None  # this file's own tags, merged over the job's
+    split: tuple[int, int] | None = None  # the splitter's (length, overlap) in characters (a vector store's chunking)

@@ -290,9 +290,10 @@ class JobRunner:
                 data,
                 file.filename,
                 collection=job.collection,
-                tags=job.tags,
+                tags={**job.tags, **file.tags},
                 content_type=file.content_type,
                 pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
+                **({"split": (file.split[0], file.split[1])} if file.split else {}),  # a vector store's chunking
             )
 
     def _run_file(self, lease: FileLease, lost: threading.Event, stopping: threading.Event | None) -> None:

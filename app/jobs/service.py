@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from app.services.ingest import document_id_for, guess_content_type
 logger = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # `uuid4().hex`: the only folders of the spool the sweep may remove
 
 
 @dataclass
@@ -89,6 +91,8 @@ class JobService:
             "spooled": upload.data is not None,
             "error": upload.error,
             "error_code": upload.error_code,
+            "tags": upload.tags or {},
+            "split": upload.split,
         }
         if upload.data is None:  # refused before spooling (too large): recorded as failed
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)
@@ -142,7 +146,8 @@ class JobService:
         """Apply the retention: remove the spooled uploads of jobs finished more than `retention_days` ago and delete
         the jobs finished more than `history_days` ago (the table first, then the folders: a job being retried at the
         same moment either keeps its uploads or answers 410). A spool folder of no job (a submission interrupted
-        before it was recorded) goes once it is older than the retention. Safe to run from several processes."""
+        before it was recorded) goes once it is older than the retention; a folder whose name is no job id is never
+        touched (the Files API's contents share a bucket root without prefix). Safe to run from several processes."""
         now = self.store.now()  # the database's time, as the jobs' `finished_at`
         uploads_before = now - self.retention_days * DAY_SECONDS if self.retention_days else None
         rows_before = now - self.history_days * DAY_SECONDS if self.history_days else None
@@ -152,6 +157,8 @@ class JobService:
         owners = self.store.spool_owners(sorted(folders))
         removed = freed = 0
         for folder, written in folders.items():
+            if not JOB_ID.fullmatch(folder):  # not a job's (another store's objects under the same bucket root)
+                continue
             needed = owners.get(folder)
             if needed is None and folder not in released:  # no job: a submission that was never recorded
                 needed = uploads_before is None or written >= uploads_before

@@ -102,6 +102,12 @@ MIGRATIONS = (
     ALTER TABLE job_files ADD COLUMN stage TEXT;
     CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
     """,
+    # 5: a file's own tags (JSON, merged over the job's: a vector store's file id and attributes) and splitter size
+    # (JSON [length, overlap] in characters: a vector store's static chunking)
+    """
+    ALTER TABLE job_files ADD COLUMN tags TEXT;
+    ALTER TABLE job_files ADD COLUMN split TEXT;
+    """,
 )
 
 # PostgreSQL: its own steps, starting from the current schema (times in DOUBLE PRECISION).
@@ -153,6 +159,10 @@ POSTGRES_MIGRATIONS = (
         PRIMARY KEY (job_id, idx)
     );
     CREATE INDEX IF NOT EXISTS job_files_by_state ON job_files (state, lease_until);
+    """,
+    """
+    ALTER TABLE job_files ADD COLUMN IF NOT EXISTS tags TEXT;
+    ALTER TABLE job_files ADD COLUMN IF NOT EXISTS split TEXT;
     """,
 )
 
@@ -359,7 +369,8 @@ class JobStore:
             for index, spec in enumerate(files):
                 db.execute(
                     "INSERT INTO job_files (job_id, idx, filename, content_type, size, document_id, spooled, state, "
-                    "status, pages_total, error, error_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "status, pages_total, error, error_code, tags, split) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         index,
@@ -373,6 +384,8 @@ class JobStore:
                         spec["pages_total"],
                         spec.get("error"),
                         spec.get("error_code"),
+                        json.dumps(spec["tags"]) if spec.get("tags") else None,
+                        json.dumps(list(spec["split"])) if spec.get("split") else None,
                     ),
                 )
             if files and not any(spec["spooled"] for spec in files):  # nothing to run: finished at once
@@ -799,6 +812,8 @@ def _job(row: Any, files: Sequence[Any]) -> Job:
                 lease_until=f["lease_until"],
                 fence=f["fence"],
                 stage=JobState(f["stage"]) if f["stage"] else None,
+                tags=json.loads(f["tags"]) if f["tags"] else {},
+                split=tuple(json.loads(f["split"])) if f["split"] else None,
             )
             for f in files
         ],

@@ -269,11 +269,14 @@ class IngestService:
         tags: dict[str, Any] | None = None,
         content_type: str | None = None,
         pdf_pages: int | None = None,
+        split: tuple[int, int] | None = None,
     ) -> IngestResult:
         """Index one file's bytes; failures are reported in the result, never raised (except invalid input).
 
         `pdf_pages`: the file's page count when the caller already read it (`count_pdf_pages`), so that a PDF is
-        inspected once; without it, a PDF's pages are counted in a worker process.
+        inspected once; without it, a PDF's pages are counted in a worker process. `split`: the splitter's chunk
+        length and overlap for this file (a vector store's static chunking), through the indexing pipeline's
+        `split_length` / `split_overlap` inputs (a pipeline that declares none splits as it always does).
         """
         collection = validate_collection(collection)
         clean_tags = validate_tags(tags)
@@ -286,13 +289,13 @@ class IngestService:
         try:
             mime = result.content_type = inspect_upload(data, name, mime, self.limits, pdf_pages=pdf_pages)
             if self.registry is not None:
-                self._index_claimed(result, data, mime, collection, content_hash, clean_tags)
+                self._index_claimed(result, data, mime, collection, content_hash, clean_tags, split)
             elif self.is_indexed(collection, document_id):
                 result.status = "duplicate"
             else:
                 try:
                     result.pages, result.chunks = self._index(
-                        data, name, mime, collection, document_id, content_hash, clean_tags
+                        data, name, mime, collection, document_id, content_hash, clean_tags, split
                     )
                 except BaseException:  # failed, store down or interrupted: no half-written document stays behind
                     self._discard_after_failure(collection, document_id, name)
@@ -321,6 +324,7 @@ class IngestService:
         collection: str,
         content_hash: str,
         tags: dict[str, Any],
+        split: tuple[int, int] | None = None,
     ) -> None:
         """Index the document under its claim (or answer `duplicate`, or `document_busy` after waiting too long)."""
         assert self.registry is not None
@@ -346,7 +350,9 @@ class IngestService:
                 writing = True
                 if not claim.first:  # taken over from a failed or crashed owner: what it left is partial
                     self._discard_after_failure(collection, document_id, name)
-                result.pages, result.chunks = self._index(data, name, mime, collection, document_id, content_hash, tags)
+                result.pages, result.chunks = self._index(
+                    data, name, mime, collection, document_id, content_hash, tags, split
+                )
             except BaseException:  # failed, store down or interrupted: the holder removes what it wrote
                 if holding.still_held():
                     if writing:
@@ -411,8 +417,17 @@ class IngestService:
         document_id: str,
         content_hash: str,
         tags: dict[str, Any],
+        split: tuple[int, int] | None = None,
     ) -> tuple[int, int]:
         spec = self.pipelines.indexing
+        sizes: dict[str, int] = {}
+        if split is not None and {"split_length", "split_overlap"} <= spec.inputs.keys():
+            sizes = {"split_length": split[0], "split_overlap": split[1]}
+        elif split is not None:
+            logger.warning(
+                "The indexing pipeline declares no split_length/split_overlap inputs: {file} is split as usual",
+                file=name,
+            )
         meta = {
             **tags,
             "file_name": name,
@@ -424,7 +439,7 @@ class IngestService:
         source = ByteStream(data=data, mime_type=mime, meta=meta)
         try:
             result = spec.pipeline.run(
-                spec.run_data(sources=[source]), include_outputs_from=spec.include_outputs_from()
+                spec.run_data(sources=[source], **sizes), include_outputs_from=spec.include_outputs_from()
             )
         except PipelineRuntimeError as error:
             cause = _root_cause(error)

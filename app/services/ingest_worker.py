@@ -276,9 +276,16 @@ class WorkerIngestService(IngestService):
         tags: dict[str, Any] | None = None,
         content_type: str | None = None,
         pdf_pages: int | None = None,
+        split: tuple[int, int] | None = None,
     ) -> IngestResult:
         """Index one file in the worker process (see `IngestService.ingest_bytes`)."""
-        options = {"collection": collection, "tags": tags, "content_type": content_type, "pdf_pages": pdf_pages}
+        options = {
+            "collection": collection,
+            "tags": tags,
+            "content_type": content_type,
+            "pdf_pages": pdf_pages,
+            "split": split,
+        }
         try:
             result: IngestResult = self.worker.call(_ingest, data, filename, options)
         except IndexingWorkerError as error:  # reported in the result, as every other failure of one file

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -333,7 +334,8 @@ def test_a_job_run_during_a_storage_outage_fails_its_file_as_retryable(own_s3_se
 def test_the_sweep_removes_s3_leftovers_of_unrecorded_submissions_after_the_retention(
     s3_jobs: JobService, s3_server: S3Bucket
 ):
-    s3_jobs.blobs.put("never-recorded/0", b"x" * 10)  # a submission interrupted before its job was recorded
+    stray = uuid.uuid4().hex  # a submission interrupted before its job was recorded
+    s3_jobs.blobs.put(f"{stray}/0", b"x" * 10)
     assert s3_jobs.sweep().folders_removed == 0
     later = s3_jobs.store.clock() + 7 * DAY + 60
     with pytest.MonkeyPatch.context() as patch:

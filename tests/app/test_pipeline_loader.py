@@ -73,6 +73,7 @@ def test_yaml_edits_swap_splitter_chunking_top_k_model_and_prompt(profile):
             },
         }
         data["components"]["csv_converter"]["init_parameters"]["converter"]["init_parameters"]["max_chars"] = 500
+        del data["inputs"]["split_length"], data["inputs"]["split_overlap"]  # this splitter has no such inputs
 
     def query(data):
         data["components"]["joiner"]["init_parameters"]["top_k"] = 3

@@ -64,8 +64,9 @@ DIVERGES: dict[str, dict[str, set[str]]] = {
         "query": {"embedding_retriever", "keyword_retriever"},  # the same table
     },
 }
-# Inputs the app only sends when a pipeline declares them (app/services/query.py: `if "candidates" in spec.inputs`).
-OPTIONAL_INPUTS = {"candidates"}
+# Inputs the app only sends when a pipeline declares them (app/services/query.py: `if "candidates" in spec.inputs`;
+# app/services/ingest.py: a vector store's chunking, when the splitter takes `split_length` / `split_overlap`).
+OPTIONAL_INPUTS = {"candidates", "split_length", "split_overlap"}
 # The app's query service and Hayhooks read exactly these.
 SECRET_ENV_VARS = ("PINECONE_API_KEY", "WEAVIATE_API_KEY", "OPENAI_API_KEY", "PG_CONN_STR")
 

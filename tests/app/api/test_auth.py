@@ -82,6 +82,30 @@ def _key_in(client: TestClient, admin: str, collection: str) -> str:
     return str(client.post("/keys", json=body, headers=bearer(admin)).json()["id"])
 
 
+def _file_in(client: TestClient, admin: str, collection: str) -> str:
+    """A file (created by the admin key) attached to the vector store `collection`."""
+    upload = client.post(
+        "/v1/files",
+        files={"file": ("f.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain")},
+        data={"purpose": "assistants"},
+        headers=bearer(admin),
+    )
+    assert upload.status_code == 200, upload.text
+    file_id = str(upload.json()["id"])
+    attach = client.post(f"/v1/vector_stores/{collection}/files", json={"file_id": file_id}, headers=bearer(admin))
+    assert attach.status_code == 200, attach.text
+    return file_id
+
+
+def _batch_in(client: TestClient, admin: str, collection: str) -> str:
+    file_id = _file_in(client, admin, "alpha")
+    batch = client.post(
+        f"/v1/vector_stores/{collection}/file_batches", json={"file_ids": [file_id]}, headers=bearer(admin)
+    )
+    assert batch.status_code == 200, batch.text
+    return str(batch.json()["id"])
+
+
 @dataclass
 class Case:
     """One endpoint: how to call it on `collection`, the role it needs and the status it answers on success."""
@@ -240,9 +264,136 @@ CASES = {
         204,
         lambda c, k, col, h: c.delete(f"/keys/{_key_in(c, k['admin'], col)}", headers=h),
     ),
+    "retrieve file": Case(
+        "GET",
+        "/v1/files/{file_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/files/{_file_in(c, k['admin'], col)}", headers=h),
+    ),
+    "file content": Case(
+        "GET",
+        "/v1/files/{file_id}/content",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/files/{_file_in(c, k['admin'], col)}/content", headers=h),
+    ),
+    "delete file": Case(
+        "DELETE",
+        "/v1/files/{file_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.delete(f"/v1/files/{_file_in(c, k['admin'], col)}", headers=h),
+    ),
+    "retrieve vector store": Case(
+        "GET",
+        "/v1/vector_stores/{vector_store_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/vector_stores/{col}", headers=h),
+    ),
+    "modify vector store": Case(
+        "POST",
+        "/v1/vector_stores/{vector_store_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.post(f"/v1/vector_stores/{col}", json={"metadata": {"k": "v"}}, headers=h),
+    ),
+    "delete vector store": Case(
+        "DELETE",
+        "/v1/vector_stores/{vector_store_id}",
+        "admin",
+        200,
+        lambda c, k, col, h: (
+            c.post("/collections", json={"name": f"{col}-new"}, headers=bearer(k["admin"]))
+            and c.delete(f"/v1/vector_stores/{col}-new", headers=h)
+        ),
+    ),
+    "attach file": Case(
+        "POST",
+        "/v1/vector_stores/{vector_store_id}/files",
+        "writer",
+        200,
+        lambda c, k, col, h: c.post(
+            f"/v1/vector_stores/{col}/files", json={"file_id": _file_in(c, k["admin"], "alpha")}, headers=h
+        ),
+    ),
+    "list vector store files": Case(
+        "GET",
+        "/v1/vector_stores/{vector_store_id}/files",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/vector_stores/{col}/files", headers=h),
+    ),
+    "retrieve vector store file": Case(
+        "GET",
+        "/v1/vector_stores/{vector_store_id}/files/{file_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/vector_stores/{col}/files/{_file_in(c, k['admin'], col)}", headers=h),
+    ),
+    "update vector store file": Case(
+        "POST",
+        "/v1/vector_stores/{vector_store_id}/files/{file_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.post(
+            f"/v1/vector_stores/{col}/files/{_file_in(c, k['admin'], col)}", json={"attributes": {"a": 1}}, headers=h
+        ),
+    ),
+    "detach file": Case(
+        "DELETE",
+        "/v1/vector_stores/{vector_store_id}/files/{file_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.delete(f"/v1/vector_stores/{col}/files/{_file_in(c, k['admin'], col)}", headers=h),
+    ),
+    "create file batch": Case(
+        "POST",
+        "/v1/vector_stores/{vector_store_id}/file_batches",
+        "writer",
+        200,
+        lambda c, k, col, h: c.post(
+            f"/v1/vector_stores/{col}/file_batches", json={"file_ids": [_file_in(c, k["admin"], "alpha")]}, headers=h
+        ),
+    ),
+    "retrieve file batch": Case(
+        "GET",
+        "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/v1/vector_stores/{col}/file_batches/{_batch_in(c, k['admin'], col)}", headers=h),
+    ),
+    "cancel file batch": Case(
+        "POST",
+        "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel",
+        "writer",
+        200,
+        lambda c, k, col, h: c.post(
+            f"/v1/vector_stores/{col}/file_batches/{_batch_in(c, k['admin'], col)}/cancel", headers=h
+        ),
+    ),
+    "list file batch files": Case(
+        "GET",
+        "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(
+            f"/v1/vector_stores/{col}/file_batches/{_batch_in(c, k['admin'], col)}/files", headers=h
+        ),
+    ),
 }
 # Endpoints every valid key may call; what they show is filtered by the key's scope (tested below).
-UNSCOPED = {("GET", "/collections"), ("GET", "/keys"), ("GET", "/v1/models"), ("GET", "/jobs")}
+UNSCOPED = {
+    ("GET", "/collections"),
+    ("GET", "/keys"),
+    ("GET", "/v1/models"),
+    ("GET", "/jobs"),
+    ("GET", "/v1/files"),
+    ("GET", "/v1/vector_stores"),
+}
+# Endpoints of no collection that need a role (a new file: a writer; a new vector store: a writer on every collection)
+SCOPE_FREE = {("POST", "/v1/files"), ("POST", "/v1/vector_stores")}
 PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/")}
 
 # the key with exactly the needed role on alpha; a key one role short, or the right role on another collection
@@ -254,7 +405,7 @@ def test_every_route_is_covered_by_the_matrix(api):
     routes = {
         (method, route.path) for route in api.app.routes if isinstance(route, APIRoute) for method in route.methods
     }
-    covered = {(case.method, case.path) for case in CASES.values()} | UNSCOPED | PUBLIC
+    covered = {(case.method, case.path) for case in CASES.values()} | UNSCOPED | SCOPE_FREE | PUBLIC
     assert routes - covered == set(), "a new route needs an auth case in tests/app/api/test_auth.py"
 
 
@@ -325,6 +476,33 @@ def test_unscoped_listings_need_a_key_and_show_only_the_keys_collections(api, ke
     assert all("key" not in k for k in scoped)  # secrets are never listed
     everything = api.get("/keys", headers=bearer(keys["admin"])).json()
     assert len(everything) > len(scoped)
+
+
+def test_files_and_vector_stores_of_no_collection_need_the_right_key(api, keys):
+    def upload(headers: dict[str, str]) -> Any:
+        files = {"file": ("n.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain")}
+        return api.post("/v1/files", files=files, data={"purpose": "assistants"}, headers=headers)
+
+    assert upload({}).status_code == 401
+    assert upload(bearer(keys["reader_alpha"])).status_code == 403
+    own = upload(bearer(keys["writer_alpha"]))
+    assert own.status_code == 200
+    assert api.post("/v1/vector_stores", json={"name": "n"}).status_code == 401
+    assert api.post("/v1/vector_stores", json={"name": "n"}, headers=bearer(keys["writer_alpha"])).status_code == 403
+    created = api.post("/v1/vector_stores", json={"name": "n"}, headers=bearer(keys["admin"]))
+    assert created.status_code == 200 and created.json()["id"].startswith("vs_")
+    # listings show only what the key may see: its stores, and its own files plus those attached to its stores
+    for path in ("/v1/files", "/v1/vector_stores"):
+        assert api.get(path).status_code == 401
+    stores = {s["id"] for s in api.get("/v1/vector_stores", headers=bearer(keys["reader_beta"])).json()["data"]}
+    assert stores == {"beta"}
+    in_beta = _file_in(api, keys["admin"], "beta")
+    seen = {f["id"] for f in api.get("/v1/files", headers=bearer(keys["reader_beta"])).json()["data"]}
+    assert in_beta in seen and own.json()["id"] not in seen
+    writer_files = {f["id"] for f in api.get("/v1/files", headers=bearer(keys["writer_alpha"])).json()["data"]}
+    assert own.json()["id"] in writer_files and in_beta not in writer_files
+    assert api.get(f"/v1/files/{in_beta}", headers=bearer(keys["writer_alpha"])).status_code == 403
+    assert api.get("/v1/vector_stores/beta", headers=bearer(keys["reader_alpha"])).status_code == 403
 
 
 def test_a_scoped_admin_cannot_grant_more_than_it_has(api, keys):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from app.errors import ConflictError, UpstreamUnavailableError
-from app.jobs import FileState, JobService, JobState
+from app.jobs import FileState, JobService, JobState, UploadedFile
 from app.jobs.runner import stage_of
 from app.services.ingest import IngestResult
 
@@ -181,3 +181,49 @@ def test_a_file_waiting_for_its_twin_stops_when_the_job_is_cancelled(service: Jo
     job = service.get(job_id)
     assert ingest.waits == 1
     assert job.state == JobState.CANCELLED and job.files[0].state == FileState.SKIPPED
+
+
+class TagRecordingIngest:
+    """Records the tags each file is indexed with."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, object] = {}
+
+    def discard(self, collection: str, document_id: str) -> int:
+        return 0
+
+    def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> IngestResult:
+        self.tags[filename] = kwargs.get("tags")
+        return IngestResult(document_id="d", filename=filename, content_type="text/plain", status="indexed", chunks=1)
+
+
+def test_each_file_is_indexed_with_its_own_tags_over_the_jobs(service, runner_for):
+    files = [
+        UploadedFile(filename="a.txt", content_type="text/plain", data=b"a", tags={"file_id": "file-a", "team": "x"}),
+        UploadedFile(filename="b.txt", content_type="text/plain", data=b"b"),
+    ]
+    job = service.submit("c", {"team": "qa", "lang": "en"}, files)
+    assert [f.tags for f in service.get(job.id).files] == [{"file_id": "file-a", "team": "x"}, {}]
+    ingest = TagRecordingIngest()
+    assert runner_for(ingest).run(job.id)
+    assert ingest.tags == {
+        "a.txt": {"team": "x", "lang": "en", "file_id": "file-a"},
+        "b.txt": {"team": "qa", "lang": "en"},
+    }
+
+
+def test_a_files_splitter_size_reaches_the_ingest_service(service, runner_for):
+    files = [
+        UploadedFile(filename="a.txt", content_type="text/plain", data=b"a", split=(400, 100)),
+        UploadedFile(filename="b.txt", content_type="text/plain", data=b"b"),
+    ]
+    job = service.submit("c", {}, files)
+    seen: dict[str, object] = {}
+
+    class Recording(TagRecordingIngest):
+        def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> IngestResult:
+            seen[filename] = kwargs.get("split")
+            return super().ingest_bytes(data, filename, **kwargs)
+
+    assert runner_for(Recording()).run(job.id)
+    assert seen == {"a.txt": (400, 100), "b.txt": None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 import pytest
 
@@ -135,10 +136,10 @@ def test_sweep_removes_the_uploads_of_jobs_finished_longer_ago_than_the_retentio
 def test_sweep_deletes_jobs_after_the_history_and_leftover_folders_after_the_retention(clocked):
     service, clock = clocked
     old = _failed_job(service, "a.txt")
-    stray = service.jobs_dir / "never-recorded"  # a submission interrupted before its job was recorded
+    stray = service.jobs_dir / uuid.uuid4().hex  # a submission interrupted before its job was recorded
     stray.mkdir()
     (stray / "0").write_bytes(b"x")
-    fresh_stray = service.jobs_dir / "being-submitted"
+    fresh_stray = service.jobs_dir / uuid.uuid4().hex  # being submitted
     fresh_stray.mkdir()
     os.utime(stray, (clock.now - 8 * DAY, clock.now - 8 * DAY))
     clock.now += 31 * DAY
@@ -150,6 +151,17 @@ def test_sweep_deletes_jobs_after_the_history_and_leftover_folders_after_the_ret
         service.get(old)
     assert not (service.jobs_dir / old).exists() and not stray.exists()
     assert fresh_stray.exists()
+
+
+def test_sweep_never_removes_a_folder_that_is_no_jobs(clocked):
+    service, clock = clocked
+    other = service.jobs_dir / "ragstack-files"  # the Files API's contents under a bucket root without prefix
+    other.mkdir(parents=True)
+    (other / "0").write_bytes(b"x")
+    os.utime(other, (clock.now - 8 * DAY, clock.now - 8 * DAY))
+    clock.now += 31 * DAY
+    assert service.sweep().folders_removed == 0
+    assert (other / "0").exists()
 
 
 def test_sweep_with_zero_days_keeps_everything(tmp_path):

@@ -204,3 +204,13 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_files_splitter_size_reaches_the_worker(served):
+    text = " ".join(f"Sentence {n} of the sized note about vectors." for n in range(40)).encode()  # ~1800 characters
+    sized = served.ingest.ingest_bytes(text, "sized.txt", collection="sized", split=(200, 0))
+    usual = served.ingest.ingest_bytes(text, "usual.txt", collection="usual")
+    assert sized.status == usual.status == "indexed"
+    assert sized.chunks > usual.chunks
+    scope = {"field": "meta.collection", "operator": "==", "value": "sized"}
+    assert max(len(d.content or "") for d in served.pipelines.document_store.filter_documents(scope)) <= 200
