@@ -328,8 +328,8 @@ class _Turn:
             )
         validate_collection(self.collection)
         self.key.require(Role.READER, self.collection)
-        if not await run_in_threadpool(self.state.collections.exists, self.collection):
-            raise NotFoundError(f"vector store {self.collection!r} does not exist")
+        await run_in_threadpool(self.state.vector_stores.check_active, self.collection)  # 404 unknown, 400 expired
+        await run_in_threadpool(self.state.vector_stores.touch, self.collection)  # its expiry counts from its last use
         if self.body.previous_response_id is not None:
             previous = await run_in_threadpool(self.state.responses.get, self.body.previous_response_id)
             if previous is None or not _visible(self.key)(previous):

@@ -17,9 +17,7 @@ from app.api.schemas import (
     SearchResult,
     SearchResultsPage,
 )
-from app.errors import NotFoundError
 from app.services.api_keys import Role
-from app.services.ingest import COLLECTION_PATTERN
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["openai"], responses=AUTH_ERRORS)
 
@@ -31,16 +29,13 @@ router = APIRouter(prefix="/v1/vector_stores", tags=["openai"], responses=AUTH_E
     summary="Search a vector store (OpenAI-compatible): passages with file, score and attributes",
     description="Search-only retrieval through the query pipeline (no LLM call). `filters` takes OpenAI's attribute "
     "filter grammar; each result's `score` is in [0, 1]; `page`, `document_id` and `chunk_id` are extensions. 404 "
-    "when the vector store (collection) does not exist.",
+    "when the vector store (collection) does not exist, 400 once it expired.",
 )
 async def search_vector_store(
     vector_store_id: str, body: SearchRequest, state: State, key: Reader
 ) -> SearchResultsPage:
     key.require(Role.READER, vector_store_id)
-    if not COLLECTION_PATTERN.fullmatch(vector_store_id) or not await asyncio.to_thread(
-        state.collections.exists, vector_store_id
-    ):
-        raise NotFoundError(f"vector store {vector_store_id!r} does not exist")
+    await asyncio.to_thread(state.vector_stores.check_active, vector_store_id)  # 404 unknown, 400 expired
     ranking = body.ranking_options or SearchRankingOptions()
     page = await asyncio.to_thread(
         state.vector_store_search.search,
