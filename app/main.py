@@ -51,8 +51,10 @@ its numbered sources, `[n]` matching `sources[].n`.
 async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[None]:
     """Embedded: an in-process worker runs (and resumes) the jobs. Redis: jobs are enqueued for `rag worker`
     processes, and this process re-queues the jobs of workers that died. Both: the job retention sweep runs at start
-    and hourly."""
-    sweeper = asyncio.create_task(sweep_forever(state.jobs), name="rag-job-sweep")
+    and hourly, with the expired vector stores' deletion."""
+    sweeper = asyncio.create_task(
+        sweep_forever(state.jobs, also=[state.vector_stores.drop_expired]), name="rag-job-sweep"
+    )
     try:
         if settings.job_queue == "redis":
             queue = RedisQueue(settings.redis_url, store=state.jobs.store)

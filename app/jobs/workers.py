@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -43,19 +43,23 @@ _POLL_SECONDS = 1.0
 SWEEP_EVERY_SECONDS = 3600.0  # the retention sweep: at start, then hourly, in every process that runs jobs
 
 
-def sweep_once(service: JobService) -> None:
-    """One retention pass; a failure is logged and the next pass tries again (a sweep never stops a worker)."""
+def sweep_once(service: JobService, also: Sequence[Callable[[], object]] = ()) -> None:
+    """One retention pass, then the `also` passes (the API's: expired vector stores); a failure is logged and the
+    next pass tries again (a sweep never stops a worker)."""
     failures: tuple[type[BaseException], ...] = (UpstreamError, *database_errors())
-    try:
-        service.sweep()
-    except failures:
-        logger.exception("Job retention sweep failed; retried in {seconds} s", seconds=SWEEP_EVERY_SECONDS)
+    for sweep in (service.sweep, *also):
+        try:
+            sweep()
+        except failures:
+            logger.exception("Retention sweep failed; retried in {seconds} s", seconds=SWEEP_EVERY_SECONDS)
 
 
-async def sweep_forever(service: JobService, every: float = SWEEP_EVERY_SECONDS) -> None:
+async def sweep_forever(
+    service: JobService, every: float = SWEEP_EVERY_SECONDS, also: Sequence[Callable[[], object]] = ()
+) -> None:
     """The API process's retention sweep (an asyncio task): now, then every `every` seconds."""
     while True:
-        await asyncio.to_thread(sweep_once, service)
+        await asyncio.to_thread(sweep_once, service, also)
         await asyncio.sleep(every)
 
 

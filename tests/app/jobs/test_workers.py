@@ -113,15 +113,15 @@ def test_the_worker_sweep_thread_sweeps_at_start_then_periodically_and_survives_
     assert service.sweeps >= 3  # the failed first pass did not stop it
 
 
-async def test_the_api_sweep_task_sweeps_at_start():
-    service = CountingSweeps()
-    task = asyncio.create_task(sweep_forever(service, every=3600))  # type: ignore[arg-type]
+async def test_the_api_sweep_task_sweeps_at_start_with_its_other_passes_each_failing_alone():
+    service, other = CountingSweeps(failures=1), CountingSweeps()
+    task = asyncio.create_task(sweep_forever(service, every=3600, also=[other.sweep]))  # type: ignore[arg-type]
     for _ in range(200):
-        if service.sweeps:
+        if other.sweeps:
             break
         await asyncio.sleep(0.01)
     task.cancel()
-    assert service.sweeps == 1
+    assert service.sweeps == 1 and other.sweeps == 1  # the job sweep's failure did not skip the next pass
 
 
 def test_redis_mode_enqueues_one_task_per_file_and_a_worker_runs_them(
