@@ -17,15 +17,15 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = """\
 {% message role="system" %}
-You rewrite the last question of a conversation so that it can be understood without the conversation.
-Replace words such as it, that, this, they, there or "the same" by what they refer to, and keep commands, file names,
-package names and numbers exactly as written. Do not answer the question. Reply with the rewritten question only.
+You rewrite the user's last question so that it can be understood without the conversation.
+Replace words such as it, that, this, they, them, one or "the same" by the thing they refer to, taken from the
+conversation. Keep commands, file names, package names and numbers exactly as written. Do not answer the question.
+Reply with one question ending with a question mark, nothing else.
 {% endmessage %}
 {% message role="user" %}
 Conversation:
 user: How do I create an index on a column in SQLite?
 assistant: Use CREATE INDEX, for example CREATE INDEX idx ON t(c).
-
 Last question: and how do I remove it again?
 {% endmessage %}
 {% message role="assistant" %}
@@ -33,13 +33,22 @@ How do I remove an index in SQLite?
 {% endmessage %}
 {% message role="user" %}
 Conversation:
+user: Which compression formats does tar support?
+assistant: gzip, bzip2 and xz [1].
+Last question: Which of them is the fastest?
+{% endmessage %}
+{% message role="assistant" %}
+Which compression format supported by tar is the fastest?
+{% endmessage %}
+{% message role="user" %}
+Conversation:
 {% for turn in history %}{{ turn.role }}: {{ turn.text }}
-{% endfor %}
-Last question: {{ question }}
+{% endfor %}Last question: {{ question }}
 {% endmessage %}
 """
 
 _PREFIX = re.compile(r"^(?:(?:standalone|rewritten|last)\s+)?question\s*:\s*", re.IGNORECASE)
+FALLBACKS = ("question", "last_user_turn")
 _QUOTES = "\"'` \u201c\u201d\u2018\u2019"
 
 
@@ -55,10 +64,13 @@ class QuestionCondenser:
       (newest first kept; the oldest kept message is cut at the budget), are rendered with `template` (a
       `ChatPromptBuilder` template with `{% message %}` blocks, variables `history`, a list of `{role, text}`, and
       `question`) and sent to `chat_generator`.
-    - The reply's first non-empty line, without quotes or a "Question:" prefix, is the standalone question. It falls
-      back to the original question (and says so in `condensed: False`) when that line is empty, holds no letter or
-      digit, or is longer than `max_question_chars`: a small model that answers instead of rewriting, or rambles,
-      never replaces the user's question with something longer.
+    - The reply's first non-empty line, without quotes or a "Question:" prefix, is the standalone question, unless it
+      is empty, holds no letter or digit, is longer than `max_question_chars`, or is an answer rather than a question
+      (the user's question has a "?" and the reply none): a small model that answers instead of rewriting, or
+      rambles, never replaces the user's question. Then, and when the reply repeats the question unchanged (a small
+      model often does), `fallback` decides (`condensed: False`): `"question"` keeps the original question;
+      `"last_user_turn"` puts the previous user message before it ("What does VACUUM do? Can it write to another
+      file?"), cut to `max_question_chars`, so retrieval still sees what the follow-up is about.
 
     `chat_generator` is any Haystack chat generator, serialized as a nested component (as `QueryExpander` and
     `LLMMetadataExtractor` do). In the shipped YAML it is the same model as the pipeline's `llm`, with a small
@@ -74,13 +86,16 @@ class QuestionCondenser:
         max_turns: int = 4,
         max_history_chars: int = 2000,
         max_question_chars: int = 400,
+        fallback: str = "question",
     ) -> None:
         """
         :param chat_generator: A chat generator component (`run(messages=...)` returning `replies`).
         :param template: A `ChatPromptBuilder` template; variables `history` (list of `{role, text}`) and `question`.
         :param max_turns: The most recent user/assistant messages shown to the model.
         :param max_history_chars: Characters of history shown to the model, at most.
-        :param max_question_chars: A rewritten question longer than this is discarded for the original.
+        :param max_question_chars: A rewritten question longer than this is discarded for the fallback.
+        :param fallback: `"question"` (the question as asked) or `"last_user_turn"` (the previous user message and the
+            question), used when the reply is unusable or repeats the question.
         :raises ValueError: on an invalid argument.
         """
         if not callable(getattr(chat_generator, "run", None)):
@@ -92,6 +107,9 @@ class QuestionCondenser:
         self.max_turns = check_int(max_turns, "max_turns", minimum=1, maximum=100)
         self.max_history_chars = check_int(max_history_chars, "max_history_chars", minimum=100)
         self.max_question_chars = check_int(max_question_chars, "max_question_chars", minimum=10)
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        self.fallback = fallback
         self._builder = ChatPromptBuilder(template=template, required_variables=["history", "question"])
         self._warmed = False
 
@@ -110,6 +128,7 @@ class QuestionCondenser:
             max_turns=self.max_turns,
             max_history_chars=self.max_history_chars,
             max_question_chars=self.max_question_chars,
+            fallback=self.fallback,
         )
 
     @classmethod
@@ -148,19 +167,32 @@ class QuestionCondenser:
         self.warm_up()
         prompt = self._builder.run(history=turns, question=question)["prompt"]
         replies = self.chat_generator.run(messages=prompt)["replies"]
-        rewritten = self.clean(replies[0].text if replies else None)
-        if rewritten is None:
+        rewritten = self.clean(replies[0].text if replies else None, question)
+        if rewritten is None or " ".join(rewritten.lower().split()) == " ".join(question.lower().split()):
             logger.info(
-                "Question not condensed: the model's reply was empty, garbled or too long; the original is used",
+                "Question not condensed: the model's reply was unusable or repeated the question; fallback {fallback}",
+                fallback=self.fallback,
                 turns=len(turns),
             )
-            return {"question": question, "condensed": False}
+            return {"question": self._fallback(question, turns), "condensed": False}
         return {"question": rewritten, "condensed": True}
 
-    def clean(self, reply: str | None) -> str | None:
-        """The standalone question in a model reply, or None when the reply is not usable."""
+    def _fallback(self, question: str, turns: list[dict[str, str]]) -> str:
+        last = next((t["text"] for t in reversed(turns) if t["role"] == "user"), None)
+        if self.fallback == "question" or last is None:
+            return question
+        room = self.max_question_chars - len(question) - 1
+        if room < 10:
+            return question
+        return f"{last[:room].rstrip()} {question}"
+
+    def clean(self, reply: str | None, question: str = "") -> str | None:
+        """The standalone question in a model reply, or None when the reply is not usable (empty, no letter or digit,
+        too long, or an answer: `question` has a "?" and the reply none)."""
         line = next((line.strip() for line in (reply or "").splitlines() if line.strip()), "")
         line = _PREFIX.sub("", line).strip(_QUOTES)
         if not line or not any(ch.isalnum() for ch in line) or len(line) > self.max_question_chars:
+            return None
+        if "?" in question and "?" not in line:
             return None
         return line

@@ -42,6 +42,7 @@ class RecordingGenerator:
         {"max_turns": 0},
         {"max_history_chars": 10},
         {"max_question_chars": "many"},
+        {"fallback": "guess"},
     ],
 )
 def test_init_rejects_invalid_arguments(kwargs):
@@ -71,6 +72,28 @@ def test_with_history_the_prompt_holds_the_turns_and_the_reply_is_the_question()
     assert prompt.rstrip().endswith("Last question: and how do I remove it?")
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ["", "DROP INDEX idx;", "and how do I remove it?"],  # unusable, an answer, an echo
+)
+def test_the_last_user_turn_fallback_puts_the_previous_question_before_the_follow_up(reply):
+    condenser = QuestionCondenser(chat_generator=RecordingGenerator(reply=reply), fallback="last_user_turn")
+    assert condenser.run(question="and how do I remove it?", history=HISTORY) == {
+        "question": "How do I create an index in SQLite? and how do I remove it?",
+        "condensed": False,
+    }
+    short = QuestionCondenser(
+        chat_generator=RecordingGenerator(reply=reply), fallback="last_user_turn", max_question_chars=40
+    )
+    assert short.run(question="and how do I remove it?", history=HISTORY)["question"] == (
+        "How do I create and how do I remove it?"  # cut to max_question_chars
+    )
+    assistant_only = [ChatMessage.from_assistant("Use CREATE INDEX.")]
+    assert condenser.run(question="and how do I remove it?", history=assistant_only)["question"] == (
+        "and how do I remove it?"
+    )
+
+
 def test_history_is_bounded_by_turns_and_characters_newest_first():
     generator = RecordingGenerator()
     condenser = QuestionCondenser(chat_generator=generator, max_turns=2, max_history_chars=100)
@@ -92,6 +115,8 @@ def test_history_is_bounded_by_turns_and_characters_newest_first():
         ("", "and how do I remove it?"),  # empty: the original
         ("...", "and how do I remove it?"),  # no letter or digit
         ("word " * 100, "and how do I remove it?"),  # longer than max_question_chars
+        ("DROP INDEX idx;", "and how do I remove it?"),  # an answer, not a question
+        ("And how do I remove it?", "and how do I remove it?"),  # the question repeated
     ],
 )
 def test_reply_is_cleaned_or_falls_back_to_the_original(reply, expected):
