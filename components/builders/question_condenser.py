@@ -49,6 +49,7 @@ Conversation:
 
 _PREFIX = re.compile(r"^(?:(?:standalone|rewritten|last)\s+)?question\s*:\s*", re.IGNORECASE)
 FALLBACKS = ("question", "last_user_turn")
+_FOLLOW_UP = " (follow-up to: {last})"
 _QUOTES = "\"'` \u201c\u201d\u2018\u2019"
 
 
@@ -69,8 +70,9 @@ class QuestionCondenser:
       (the user's question has a "?" and the reply none): a small model that answers instead of rewriting, or
       rambles, never replaces the user's question. Then, and when the reply repeats the question unchanged (a small
       model often does), `fallback` decides (`condensed: False`): `"question"` keeps the original question;
-      `"last_user_turn"` puts the previous user message before it ("What does VACUUM do? Can it write to another
-      file?"), cut to `max_question_chars`, so retrieval still sees what the follow-up is about.
+      `"last_user_turn"` adds the previous user message after it ("Can it write to another file? (follow-up to: What
+      does VACUUM do?)"), cut to `max_question_chars`, so retrieval still sees what the follow-up is about and the
+      answering model reads the follow-up first.
 
     `chat_generator` is any Haystack chat generator, serialized as a nested component (as `QueryExpander` and
     `LLMMetadataExtractor` do). In the shipped YAML it is the same model as the pipeline's `llm`, with a small
@@ -181,10 +183,10 @@ class QuestionCondenser:
         last = next((t["text"] for t in reversed(turns) if t["role"] == "user"), None)
         if self.fallback == "question" or last is None:
             return question
-        room = self.max_question_chars - len(question) - 1
+        room = self.max_question_chars - len(question) - len(_FOLLOW_UP.format(last=""))
         if room < 10:
             return question
-        return f"{last[:room].rstrip()} {question}"
+        return question + _FOLLOW_UP.format(last=last[:room].rstrip())
 
     def clean(self, reply: str | None, question: str = "") -> str | None:
         """The standalone question in a model reply, or None when the reply is not usable (empty, no letter or digit,

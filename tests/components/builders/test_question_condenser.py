@@ -76,17 +76,17 @@ def test_with_history_the_prompt_holds_the_turns_and_the_reply_is_the_question()
     "reply",
     ["", "DROP INDEX idx;", "and how do I remove it?"],  # unusable, an answer, an echo
 )
-def test_the_last_user_turn_fallback_puts_the_previous_question_before_the_follow_up(reply):
+def test_the_last_user_turn_fallback_adds_the_previous_question_to_the_follow_up(reply):
     condenser = QuestionCondenser(chat_generator=RecordingGenerator(reply=reply), fallback="last_user_turn")
     assert condenser.run(question="and how do I remove it?", history=HISTORY) == {
-        "question": "How do I create an index in SQLite? and how do I remove it?",
+        "question": "and how do I remove it? (follow-up to: How do I create an index in SQLite?)",
         "condensed": False,
     }
     short = QuestionCondenser(
-        chat_generator=RecordingGenerator(reply=reply), fallback="last_user_turn", max_question_chars=40
+        chat_generator=RecordingGenerator(reply=reply), fallback="last_user_turn", max_question_chars=60
     )
     assert short.run(question="and how do I remove it?", history=HISTORY)["question"] == (
-        "How do I create and how do I remove it?"  # cut to max_question_chars
+        "and how do I remove it? (follow-up to: How do I create an i)"  # cut to max_question_chars (60)
     )
     assistant_only = [ChatMessage.from_assistant("Use CREATE INDEX.")]
     assert condenser.run(question="and how do I remove it?", history=assistant_only)["question"] == (
