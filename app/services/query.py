@@ -65,6 +65,20 @@ class QueryResult:
     question as asked (None when the pipeline declares no `standalone_question` output)."""
 
 
+def recent_history(history: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The most recent messages of a conversation within the history bounds (`MAX_HISTORY_MESSAGES`,
+    `MAX_HISTORY_CHARS`): for clients that always send the whole conversation (OpenAI chat), whose older turns the
+    condenser would not show the model anyway."""
+    kept: list[ChatMessage] = []
+    total = 0
+    for message in reversed(history[-MAX_HISTORY_MESSAGES:]):
+        total += len(message.text or "")
+        if total > MAX_HISTORY_CHARS:
+            break
+        kept.append(message)
+    return kept[::-1]
+
+
 def validate_history(history: Sequence[ChatMessage] | None) -> list[ChatMessage] | None:
     """Check conversation history (the earlier turns, oldest first): user and assistant messages with text only, at
     most `MAX_HISTORY_MESSAGES` of them and `MAX_HISTORY_CHARS` characters in all. None or empty: None."""

@@ -2,7 +2,8 @@
 
 The last user message is the question; the user and assistant messages before it are the conversation's history,
 with which the query pipeline's condenser rewrites a follow-up into a standalone question before retrieval (system,
-developer and tool messages are not part of it). Extension fields in the request body: `collection`, `top_k`,
+developer and tool messages are not part of it; of a long conversation, the most recent 100 messages and 100,000
+characters at most). Extension fields in the request body: `collection`, `top_k`,
 `filters` (same meaning as `POST /query`). Extension fields in the response: `sources` (the numbered passages, as in
 `POST /query`), `claims` (the checked sentences, as in `POST /query`), `refused` and `standalone_question` (the
 question retrieval used); when streaming they arrive on the final chunk (the one with `finish_reason`). The streamed
@@ -30,7 +31,7 @@ from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError
 from app.services.api_keys import Role
-from app.services.query import StreamEvent, stream_answer
+from app.services.query import StreamEvent, recent_history, stream_answer
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"], responses=AUTH_ERRORS)
@@ -63,7 +64,8 @@ def _text(message: ChatMessageIn) -> str:
 
 
 def _conversation(messages: list[ChatMessageIn]) -> tuple[str, list[ChatMessage]]:
-    """The question (the last user message) and the history before it: its user and assistant messages with text."""
+    """The question (the last user message) and the history before it: its user and assistant messages with text, the
+    most recent ones within the history bounds (a chat client sends the whole conversation every time)."""
     last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
     if last is None:
         raise InvalidInputError("messages must contain a user message")
@@ -72,7 +74,7 @@ def _conversation(messages: list[ChatMessageIn]) -> tuple[str, list[ChatMessage]
         for m in messages[:last]
         if m.role in ("user", "assistant") and (text := _text(m)).strip()
     ]
-    return _text(messages[last]), history
+    return _text(messages[last]), recent_history(history)
 
 
 def _completion_id() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from haystack.dataclasses import ChatMessage
-from openai import BadRequestError, OpenAI
+from openai import OpenAI
 
 from app.errors import InvalidInputError
 from app.main import create_app
@@ -186,7 +186,16 @@ def test_chat_completions_with_one_message_is_not_condensed(sdk):
     assert SlowChatGenerator.calls == calls + 1  # the answer only
 
 
-def test_chat_completions_rejects_an_oversized_history(sdk):
-    messages = [{"role": "user", "content": "q"}] * (MAX_HISTORY_MESSAGES + 2)
-    with pytest.raises(BadRequestError, match="at most"):
-        sdk.chat.completions.create(model="rag", messages=messages, extra_body={"collection": COLLECTION})
+def test_chat_completions_keeps_the_recent_turns_of_a_long_conversation(sdk, client, monkeypatch):
+    seen = []
+    ask = client.app.state.rag.query.ask
+    monkeypatch.setattr(client.app.state.rag.query, "ask", lambda *a, **kw: seen.append(kw["history"]) or ask(*a, **kw))
+    old = [{"role": "user", "content": "q"}] * (MAX_HISTORY_MESSAGES + 20)
+    recent = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": REPLY}]
+    long = [{"role": "user", "content": "x" * (MAX_HISTORY_CHARS - 10)}]
+    for earlier in (old + recent, long + recent):
+        messages = [*earlier, {"role": "user", "content": FOLLOW_UP}]
+        completion = sdk.chat.completions.create(model="rag", messages=messages, extra_body={"collection": COLLECTION})
+        assert completion.model_extra["standalone_question"] == STANDALONE
+    assert len(seen[0]) == MAX_HISTORY_MESSAGES and seen[0][-1].text == REPLY
+    assert [m.text for m in seen[1]] == [FIRST, REPLY]  # with the long message the history would pass the bound
