@@ -186,3 +186,19 @@ def test_the_yaml_pipeline_refuses_a_nested_generator_outside_the_allowlist(monk
     monkeypatch.delenv(DESERIALIZATION_ALLOWLIST_ENV, raising=False)  # the test plugin allows app.testing
     with pytest.raises(Exception, match="allow"):
         Pipeline.loads(YAML, allowed_modules=ALLOWED_MODULES)
+
+
+@pytest.mark.integration
+def test_in_the_shipped_query_pipeline_the_condenser_shares_the_llm_model(tmp_path, monkeypatch, make_tiny_profile):
+    from app.pipeline_loader import load_pipelines
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    pipelines = load_pipelines(make_tiny_profile(tmp_path / "pipelines"))
+    pipelines.query.pipeline.warm_up()
+    condenser = pipelines.query.pipeline.get_component("condenser")
+    llm = pipelines.query.pipeline.get_component("llm")
+    assert condenser.chat_generator is not llm
+    assert condenser.chat_generator._model is llm._model  # one model in memory, one lock
+    assert condenser.chat_generator._run_lock is llm._run_lock
+    result = condenser.run(question="and how do I remove it?", history=HISTORY)
+    assert result["question"]  # the tiny model's rewrite or the fallback, never empty
