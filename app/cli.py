@@ -292,6 +292,8 @@ def evaluate(
     console.print(console_table(runs))
     if any(run.metrics_by_split for run in runs):
         console.print(split_table(runs))
+    if any(run.metrics_multi_turn for run in runs):
+        console.print(multi_turn_table(runs))
     for path in write_reports(runs, eval_set, out):
         console.print(f"wrote {path}")
     failed = gate_failures(runs[0].metrics, gate_spec.get("thresholds", {}))
@@ -300,6 +302,18 @@ def evaluate(
         raise typer.Exit(code=1)
     if gate_spec:
         console.print("quality gate passed")
+
+
+def multi_turn_table(runs: list[Any]) -> Table:
+    """The multi-turn slice (questions with `history`): asked with their history (condensed) and alone (baseline)."""
+    columns = [(f"{run.name} with history", run.metrics_multi_turn) for run in runs] + [
+        (f"{run.name} alone", run.metrics_multi_turn_without_history) for run in runs
+    ]
+    count = len(runs[0].multi_turn_without_history)
+    table = Table("metric", *(name for name, _ in columns), title=f"multi-turn slice ({count} follow-up questions)")
+    for name in dict.fromkeys(n for _, values in columns for n in values):
+        table.add_row(name, *("-" if values.get(name) is None else f"{values[name]:.3f}" for _, values in columns))
+    return table
 
 
 def gate_failures(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:

@@ -5,9 +5,10 @@
 #   curl -s http://127.0.0.1:1416/query/run -H 'Content-Type: application/json' -d '{
 #     "question": "How do I quit R?",
 #     "filters": {"field": "meta.collection", "operator": "==", "value": "default"},
-#     "top_k": 3, "candidates": 10, "generate": true}'
+#     "top_k": 3, "candidates": 10, "generate": true, "history": []}'
 #
-# Hayhooks requires every declared input; send null for filters/top_k/candidates to use the YAML defaults.
+# Hayhooks requires every declared input; send null for filters/top_k/candidates to use the YAML defaults, and
+# [] or null for history (a follow-up with its conversation goes through the REST API: POST /query, history).
 # The reply is keyed by component: result.answer_builder.answers[0].data is the answer (absent when
 # generate is false), result.gate.passages the passages, result.gate.relevant the relevance verdict.
 #

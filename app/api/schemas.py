@@ -99,6 +99,13 @@ class DeletedDocument(BaseModel):
     deleted_chunks: int
 
 
+class HistoryMessage(BaseModel):
+    """One earlier turn of a conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, description="The message's text.")
+
+
 class QueryRequest(BaseModel):
     question: str = Field(
         min_length=1,
@@ -117,6 +124,13 @@ class QueryRequest(BaseModel):
         examples=[{"field": "meta.file_name", "operator": "==", "value": "R-intro.pdf"}],
     )
     generate: bool = Field(default=True, description="false: return the sources only (no LLM call).")
+    history: list[HistoryMessage] | None = Field(
+        default=None,
+        description="The conversation's earlier turns, oldest first, without `question`: a follow-up question is "
+        "rewritten into a standalone one with them before retrieval (also when generate is false). At most 100 "
+        "messages and 100,000 characters (400 beyond).",
+        examples=[[{"role": "user", "content": "How do I create an index?"}, {"role": "assistant", "content": "..."}]],
+    )
 
 
 class SourceOut(BaseModel):
@@ -155,6 +169,11 @@ class QueryResponse(BaseModel):
         "refusal, a search-only query or a pipeline without a claim checker.",
     )
     timings_ms: Timings
+    standalone_question: str | None = Field(
+        default=None,
+        description="The question retrieval and the answer used: with `history`, the condensed follow-up; else the "
+        "question as asked.",
+    )
 
 
 class CollectionOut(BaseModel):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from haystack import Document
 from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
+from haystack.dataclasses import ChatMessage
 
 from app.errors import InvalidInputError
 from app.services.query import QueryResult
@@ -43,6 +44,18 @@ class EvalQuestion:
     answer_terms: list[str] = field(default_factory=list)
     split: str | None = None
     """"dev" or "test"; None in a set without splits."""
+    history: list[dict[str, str]] = field(default_factory=list)
+    """A multi-turn question: the dialogue's earlier turns (`{role, content}`, user/assistant, oldest first); the
+    question only makes sense with them."""
+
+    def chat_history(self) -> list[ChatMessage] | None:
+        """The history as the query service takes it (None for a single-turn question)."""
+        if not self.history:
+            return None
+        return [
+            ChatMessage.from_user(t["content"]) if t["role"] == "user" else ChatMessage.from_assistant(t["content"])
+            for t in self.history
+        ]
 
 
 @dataclass
@@ -66,6 +79,8 @@ class QuestionResult:
     claims: int = 0
     """Sentences of the answer the pipeline's claim checker checked (0 for a refusal or without a checker)."""
     supported_claims: int = 0
+    standalone_question: str | None = None
+    """A multi-turn question: the condensed question retrieval used."""
 
 
 @dataclass
@@ -82,6 +97,11 @@ class PipelineEval:
     """The questions asked: "dev", "test" or "all"."""
     metrics_by_split: dict[str, dict[str, float]] = field(default_factory=dict)
     """With questions from both splits, the metrics of each split alone."""
+    metrics_multi_turn: dict[str, float] = field(default_factory=dict)
+    """The multi-turn slice (questions with `history`), asked with their history (condensed)."""
+    metrics_multi_turn_without_history: dict[str, float] = field(default_factory=dict)
+    """The same questions asked alone, without their history: the baseline the condenser is compared with."""
+    multi_turn_without_history: list[QuestionResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,8 +128,9 @@ def load_eval_set(path: Path) -> list[EvalQuestion]:
                 expected_sources=list(raw.get("expected_sources") or []),
                 answer_terms=[str(t) for t in raw.get("answer_terms") or []],
                 split=raw.get("split"),
+                history=_history(raw.get("history")),
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise InvalidInputError(f"{path}:{number}: not a valid eval question ({error})") from error
         if question.split is not None and question.split not in SPLITS:
             raise InvalidInputError(f"{path}:{number}: split must be dev or test, not {question.split!r}")
@@ -122,6 +143,22 @@ def load_eval_set(path: Path) -> list[EvalQuestion]:
     if not questions:
         raise InvalidInputError(f"eval set {path} has no questions")
     return questions
+
+
+def _history(raw: Any) -> list[dict[str, str]]:
+    """A question's `history`: a list of `{role: user|assistant, content}` with text."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValueError("history must be a list of {role, content}")
+    turns = []
+    for turn in raw:
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant"):
+            raise ValueError("history turns need role user or assistant")
+        if not isinstance(turn.get("content"), str) or not turn["content"].strip():
+            raise ValueError("history turns need a non-empty content")
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    return turns
 
 
 def select_split(questions: list[EvalQuestion], split: str) -> list[EvalQuestion]:
@@ -274,22 +311,44 @@ class Evaluator:
         generation_ms: list[float] = []
         total_ms: list[float] = []
         judged: list[tuple[str, list[str], str]] = []
+        alone_rankings: list[list[tuple[str | None, int | None]]] = []
+        alone_results: list[QuestionResult] = []
         for question in questions:
-            search = self.query.ask(question.question, collection=collection, top_k=retrieval_k, generate=False)
-            ranking = [(s.filename, s.page) for s in search.sources]
+            history = question.chat_history()
+            ranking, result, search, answered = self._ask(question, collection, top_k, retrieval_k, generate, history)
             rankings.append(ranking)
+            results.append(result)
             retrieval_ms.append(search.timings_ms["retrieval"])
-            answered: QueryResult | None = None
-            if generate:
-                answered = self.query.ask(question.question, collection=collection, top_k=top_k)
+            if answered is not None:
                 generation_ms.append(answered.timings_ms["generation"])
                 total_ms.append(answered.timings_ms["total"])
-            results.append(self._score(question, ranking, answered, search.timings_ms))
             if judge and answered and answered.answer and not answered.refused:
                 judged.append((question.question, [src.text for src in answered.sources], answered.answer))
+            if history:  # the baseline: the same follow-up asked alone
+                alone_ranking, alone_result, _, _ = self._ask(question, collection, top_k, retrieval_k, generate, None)
+                alone_rankings.append(alone_ranking)
+                alone_results.append(alone_result)
             if progress:
                 progress(question.id)
         metrics = _metrics(questions, rankings, results, generate=generate, retrieval_k=retrieval_k)
+        multi = [i for i, q in enumerate(questions) if q.history]
+        multi_metrics: dict[str, float] = {}
+        alone_metrics: dict[str, float] = {}
+        if multi:
+            multi_questions = [questions[i] for i in multi]
+            multi_metrics = _metrics(
+                multi_questions,
+                [rankings[i] for i in multi],
+                [results[i] for i in multi],
+                generate=generate,
+                retrieval_k=retrieval_k,
+            )
+            multi_metrics["condensed_rate"] = sum(
+                results[i].standalone_question not in (None, questions[i].question) for i in multi
+            ) / len(multi)
+            alone_metrics = _metrics(
+                multi_questions, alone_rankings, alone_results, generate=generate, retrieval_k=retrieval_k
+            )
         splits = sorted({q.split for q in questions if q.split is not None})
         by_split: dict[str, dict[str, float]] = {}
         if len(splits) > 1:
@@ -317,7 +376,31 @@ class Evaluator:
             results=results,
             split=splits[0] if len(splits) == 1 and all(q.split for q in questions) else "all",
             metrics_by_split={split: {k: round(v, 4) for k, v in values.items()} for split, values in by_split.items()},
+            metrics_multi_turn={k: round(v, 4) for k, v in multi_metrics.items()},
+            metrics_multi_turn_without_history={k: round(v, 4) for k, v in alone_metrics.items()},
+            multi_turn_without_history=alone_results,
         )
+
+    def _ask(
+        self,
+        question: EvalQuestion,
+        collection: str,
+        top_k: int,
+        retrieval_k: int,
+        generate: bool,
+        history: list[ChatMessage] | None,
+    ) -> tuple[list[tuple[str | None, int | None]], QuestionResult, QueryResult, QueryResult | None]:
+        """Search (the ranking) and, with `generate`, answer one question: ranking, scored result, search, answer."""
+        extra: dict[str, Any] = {"history": history} if history else {}  # a single-turn question: the call as ever
+        search = self.query.ask(question.question, collection=collection, top_k=retrieval_k, generate=False, **extra)
+        ranking = [(s.filename, s.page) for s in search.sources]
+        answered: QueryResult | None = None
+        if generate:
+            answered = self.query.ask(question.question, collection=collection, top_k=top_k, **extra)
+        result = self._score(question, ranking, answered, search.timings_ms)
+        if history:
+            result.standalone_question = search.standalone_question
+        return ranking, result, search, answered
 
     def _judge(self, judged: list[tuple[str, list[str], str]]) -> dict[str, float]:
         """Faithfulness and context relevance judged by the query pipeline's own LLM (weak with a tiny model)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from haystack import Document, Pipeline, logging
 from haystack.core.errors import PipelineRuntimeError
-from haystack.dataclasses import ChatMessage, GeneratedAnswer, StreamingChunk
+from haystack.dataclasses import ChatMessage, ChatRole, GeneratedAnswer, StreamingChunk
 
 from app import metrics, timing
 from app.errors import InvalidInputError, RagError
@@ -30,6 +30,8 @@ _FIELD = re.compile(r"content|id|meta\.[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A
 MAX_FILTER_DEPTH = 8  # nested AND/OR/NOT levels (Lance's SQL parser fails from ~15 NOT/OR levels: a 500)
 MAX_FILTER_CONDITIONS = 64  # comparisons and logical nodes in one filter
 MAX_FILTER_LIST = 1024  # values in one `in` / `not in` list
+MAX_HISTORY_MESSAGES = 100  # earlier turns a request may send (the condenser shows the model the last few only)
+MAX_HISTORY_CHARS = 100_000  # characters of history a request may send, in all
 
 
 @dataclass
@@ -58,6 +60,44 @@ class QueryResult:
     claims: list[Claim] = field(default_factory=list)
     """The answer's sentences checked against the passages they cite (a `ClaimChecker` in the pipeline); empty for
     a refusal, a search-only query or a pipeline without a checker."""
+    standalone_question: str | None = None
+    """The question retrieval and the answer used: the condenser's rewrite of a follow-up with its history, else the
+    question as asked (None when the pipeline declares no `standalone_question` output)."""
+
+
+def recent_history(history: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The most recent messages of a conversation within the history bounds (`MAX_HISTORY_MESSAGES`,
+    `MAX_HISTORY_CHARS`): for clients that always send the whole conversation (OpenAI chat), whose older turns the
+    condenser would not show the model anyway."""
+    kept: list[ChatMessage] = []
+    total = 0
+    for message in reversed(history[-MAX_HISTORY_MESSAGES:]):
+        total += len(message.text or "")
+        if total > MAX_HISTORY_CHARS:
+            break
+        kept.append(message)
+    return kept[::-1]
+
+
+def validate_history(history: Sequence[ChatMessage] | None) -> list[ChatMessage] | None:
+    """Check conversation history (the earlier turns, oldest first): user and assistant messages with text only, at
+    most `MAX_HISTORY_MESSAGES` of them and `MAX_HISTORY_CHARS` characters in all. None or empty: None."""
+    if history is None:
+        return None
+    if isinstance(history, str | bytes) or not isinstance(history, Sequence):
+        raise InvalidInputError("history must be a list of user/assistant messages")
+    if len(history) > MAX_HISTORY_MESSAGES:
+        raise InvalidInputError(f"history may hold at most {MAX_HISTORY_MESSAGES} messages")
+    total = 0
+    for i, message in enumerate(history):
+        if not isinstance(message, ChatMessage) or message.role not in (ChatRole.USER, ChatRole.ASSISTANT):
+            raise InvalidInputError(f"history[{i}] must be a user or assistant message")
+        if not isinstance(message.text, str) or not message.text.strip():
+            raise InvalidInputError(f"history[{i}] must have non-empty text content")
+        total += len(message.text)
+    if total > MAX_HISTORY_CHARS:
+        raise InvalidInputError(f"history is longer than {MAX_HISTORY_CHARS} characters")
+    return list(history) or None
 
 
 def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -152,7 +192,13 @@ class QueryService:
         self.log_content = log_content
 
     def _run_data(
-        self, question: str, collection: str, top_k: int | None, filters: dict[str, Any] | None, generate: bool
+        self,
+        question: str,
+        collection: str,
+        top_k: int | None,
+        filters: dict[str, Any] | None,
+        generate: bool,
+        history: Sequence[ChatMessage] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], int]:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("question must be a non-empty string")
@@ -171,6 +217,11 @@ class QueryService:
         }
         if "candidates" in spec.inputs:
             values["candidates"] = max(10, 2 * k)
+        turns = validate_history(history)
+        if turns and "history" in spec.inputs:
+            values["history"] = turns
+        elif turns:
+            logger.warning("The query pipeline declares no `history` input: the question is answered without history")
         return spec.run_data(**values), k
 
     def ask(
@@ -184,9 +235,14 @@ class QueryService:
         streaming_callback: Callable[[StreamingChunk], None] | None = None,
         history: Sequence[ChatMessage] | None = None,
     ) -> QueryResult:
-        """Retrieve passages from `collection` and (unless `generate` is False) answer with citations."""
+        """Retrieve passages from `collection` and (unless `generate` is False) answer with citations.
+
+        `history`: the conversation's earlier user/assistant turns, oldest first, without `question`; the pipeline's
+        condenser rewrites a follow-up into a standalone question with them before retrieval (search-only queries
+        too). InvalidInputError for other roles, empty messages or more than the bounds of `validate_history`.
+        """
         spec = self.pipelines.query
-        data, k = self._run_data(question, collection, top_k, filters, generate)
+        data, k = self._run_data(question, collection, top_k, filters, generate, history)
         if streaming_callback is not None and generate:
             data.setdefault("llm", {})["streaming_callback"] = streaming_callback
         started = time.perf_counter()
@@ -215,6 +271,7 @@ class QueryService:
             total_ms=total,
             components_ms=components_ms,
             question=question,
+            standalone_question=outputs.get("standalone_question"),
         )
 
     def result(
@@ -230,6 +287,7 @@ class QueryService:
         components_ms: dict[str, float] | None = None,
         streamed_tokens: int = 0,
         question: str = "",
+        standalone_question: str | None = None,
     ) -> QueryResult:
         """The one way a pipeline run becomes a result (JSON answer and SSE stream alike): sources and what they
         cite, refusal, timings, metrics and the log line. `answer` is None for a search-only run."""
@@ -242,7 +300,13 @@ class QueryService:
             sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
             metrics.record_query(timings, generated=False)
             self._log_query(collection, top_k, timings, len(sources), refused=None, usage=None)
-            return QueryResult(answer=None, sources=sources, timings_ms=timings, components_ms=components_ms or {})
+            return QueryResult(
+                answer=None,
+                sources=sources,
+                timings_ms=timings,
+                components_ms=components_ms or {},
+                standalone_question=standalone_question,
+            )
         refused = not relevant or _is_refusal(answer.data)
         sources = [
             _source(int(doc.meta.get("source_index", i + 1)), doc, bool(doc.meta.get("referenced")))
@@ -263,6 +327,7 @@ class QueryService:
             refused=refused,
             components_ms=components_ms or {},
             claims=[] if refused else _claims(answer.meta),
+            standalone_question=standalone_question,
         )
 
     @staticmethod
@@ -394,7 +459,8 @@ async def stream_answer(
     with the answer, the cited numbers, the checked claims and timings. The `token` texts always add up to `done`'s
     answer: what the pipeline appends after generation (an inferred `[n]`) is one more `token` before `done`, and
     when a component may rewrite the answer (`rewrites_answers`) the tokens are held back and the final answer is
-    sent as one `token`. Before the first event: InvalidInputError for a bad request,
+    sent as one `token`. `history` as for `QueryService.ask` (the follow-up is condensed before retrieval; `done`
+    carries the `standalone_question`). Before the first event: InvalidInputError for a bad request,
     GenerationBusyError/OverloadedError when `key_id`'s share or the queue is full. A pipeline failure after the
     start is an `error` event, never an exception.
 
@@ -403,7 +469,7 @@ async def stream_answer(
     a thread that key checks and listings need).
     """
     spec = service.pipelines.query
-    data, k = service._run_data(question, collection, top_k, filters, True)
+    data, k = service._run_data(question, collection, top_k, filters, True, history)
     place = generation.admit(key_id)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
@@ -460,6 +526,7 @@ async def stream_answer(
                 total_ms=total,
                 streamed_tokens=len(streamed),
                 question=question,
+                standalone_question=outputs.get("standalone_question"),
             )
             queue.put_nowait(
                 StreamEvent(
@@ -470,6 +537,7 @@ async def stream_answer(
                         "cited": [source.n for source in result.sources if source.cited],
                         "claims": [asdict(claim) for claim in result.claims],
                         "timings_ms": result.timings_ms,
+                        "standalone_question": result.standalone_question,
                     },
                 )
             )

@@ -3,7 +3,8 @@
 - `copy_profile(target, profile="default", indexing=..., query=...)`: copy `pipelines/` (the default profile) or
   `pipelines/profiles/<name>/` to `target`, without the nested `profiles/` folder, then apply the edits;
 - `edit_yaml(path, change)`: load a YAML file, let `change` mutate it, write it back;
-- `tiny_profile(target, max_tokens=32, profile="default")`: a copy with the tiny SmolLM2 model and, for pgvector, a
+- `tiny_profile(target, max_tokens=32, profile="default")`: a copy with the tiny SmolLM2 model (for the `llm` and
+  the question condenser's generator) and, for pgvector, a
   table of its own, for tests of everything but answer quality.
 """
 
@@ -67,6 +68,9 @@ def _tiny_llm(max_tokens: int) -> Edit:
         if llm["type"].endswith("PackagedLlamaCppChatGenerator"):
             llm["init_parameters"]["model"] = TINY_MODEL
             llm["init_parameters"]["generation_kwargs"]["max_tokens"] = max_tokens
+        condenser = query["components"].get("condenser", {}).get("init_parameters", {}).get("chat_generator", {})
+        if condenser.get("type", "").endswith("PackagedLlamaCppChatGenerator"):  # the same (shared) model as llm
+            condenser["init_parameters"]["model"] = TINY_MODEL
 
     return change
 

@@ -1,7 +1,9 @@
 """llama.cpp chat generation with a GGUF model that ships inside registry packages (the offline default)."""
 
+import json
 import os
 import threading
+import weakref
 from typing import Any
 
 from haystack import component, default_to_dict
@@ -15,6 +17,16 @@ from components.env_values import OptionalCountOrReference, check_optional_count
 from components.generators.gguf_models import CATALOG, resolve_gguf
 from components.validation import check_int
 
+# One loaded llama.cpp model per model file and arguments in the process, with its lock: generators with the same
+# model (the answering `llm` and the question condenser's) share weights, context and queue instead of loading twice.
+_SHARED_MODELS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_SHARED_LOCKS: dict[str, threading.Lock] = {}
+_LOADING = threading.Lock()
+
+
+def _model_key(model_kwargs: dict[str, Any]) -> str:
+    return json.dumps(model_kwargs, sort_keys=True, default=repr)
+
 
 @component
 class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
@@ -27,6 +39,10 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
     warm-up (`${RAG_DATA_DIR}/models`), and so is `n_threads` when it is a `${VAR:-}` reference (shipped YAML:
     `"${RAG_LLM_THREADS:-}"`; unset or empty: llama.cpp's own default, half the cores). Synchronous runs are
     serialized with a lock: llama.cpp is not thread-safe.
+    Generators of one process whose resolved llama.cpp arguments (model file, `n_ctx`, `n_batch`, threads,
+    `model_kwargs`) are equal share one loaded model and one lock (`generation_kwargs` may differ): a second
+    generator for the same model, such as the question condenser's, costs no memory; the model is released when no
+    generator holds it any more.
     Streaming works through Haystack's `streaming_callback` (a sync callable).
     """
 
@@ -86,7 +102,18 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
             self.model_kwargs["model_path"] = str(
                 resolve_gguf(self.model, cache_dir=os.path.expandvars(self.cache_dir))
             )
-        LlamaCppChatGenerator.warm_up(self)
+        key = _model_key(self.model_kwargs)
+        with _LOADING:
+            shared = _SHARED_MODELS.get(key)
+            if shared is None:
+                LlamaCppChatGenerator.warm_up(self)
+                _SHARED_MODELS[key] = shared = self._model
+            self._model = shared
+            self._run_lock = _SHARED_LOCKS.setdefault(key, threading.Lock())
+
+    def close(self) -> None:
+        """Drop this generator's reference to the model; it is freed once no generator of the process holds it."""
+        self._model = None
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the component: `model_kwargs` as given (not the merged llama.cpp arguments), the callback by its

@@ -377,3 +377,62 @@ def test_evaluator_reports_supported_claim_rate_over_answers_per_split(monkeypat
 
     no_checker = evaluator.run([EvalQuestion(id="5", question="x", answerable=False)], tmp_path, name="B")
     assert "supported_claim_rate" not in no_checker.metrics  # answers without claims: no figure, not 0
+
+
+def test_load_eval_set_reads_a_dialogue_history(tmp_path):
+    history = [{"role": "user", "content": "What does VACUUM do?"}, {"role": "assistant", "content": "It rebuilds."}]
+    rows = [{**QUESTIONS[0], "history": history}, QUESTIONS[1]]
+    first, second = load_eval_set(_write(tmp_path / "ok.jsonl", rows))
+    assert first.history == history and second.history == []
+    assert [m.text for m in first.chat_history()] == ["What does VACUUM do?", "It rebuilds."]
+    assert second.chat_history() is None
+    for bad in ([{"role": "system", "content": "x"}], [{"role": "user", "content": " "}], "text"):
+        with pytest.raises(InvalidInputError, match=r"bad.jsonl:1"):
+            load_eval_set(_write(tmp_path / "bad.jsonl", [{**QUESTIONS[0], "history": bad}]))
+
+
+class _CondensingQuery(_FakeQuery):
+    """A follow-up finds its page only with its history (condensed into "hit ..."); asked alone it misses."""
+
+    def __init__(self):
+        self.calls = []
+
+    def ask(self, question, *, collection, top_k, generate=True, **kwargs):
+        self.calls.append(("history" in kwargs, question))
+        if kwargs.get("history"):
+            result = super().ask("hit " + question, collection=collection, top_k=top_k, generate=generate)
+            result.standalone_question = "hit " + question
+            return result
+        return super().ask(question, collection=collection, top_k=top_k, generate=generate)
+
+
+def test_evaluator_reports_the_multi_turn_slice_and_its_baseline_without_history(monkeypatch, tmp_path):
+    source = [{"file": "a.pdf", "page": 3}]
+    history = [{"role": "user", "content": "How do I create an index?"}, {"role": "assistant", "content": "Use it."}]
+    questions = [
+        EvalQuestion(id="1", question="hit single", expected_sources=source),
+        EvalQuestion(id="2", question="and how do I drop it?", expected_sources=source, history=history),
+        EvalQuestion(id="3", question="and rename it?", expected_sources=source, history=history),
+    ]
+    evaluator = _fake_evaluator(monkeypatch)
+    fake = evaluator.query = _CondensingQuery()
+    run = evaluator.run(questions, tmp_path, name="A", generate=False)
+    assert fake.calls[0] == (False, "hit single")  # a single-turn question is asked as before: no history argument
+    assert run.metrics["page_hit@5"] == 1.0  # follow-ups asked with their history
+    assert run.metrics_multi_turn["page_hit@5"] == 1.0
+    assert run.metrics_multi_turn["condensed_rate"] == 1.0
+    assert run.metrics_multi_turn_without_history["page_hit@5"] == 0.0
+    assert [r.id for r in run.multi_turn_without_history] == ["2", "3"]
+    assert run.results[1].standalone_question == "hit and how do I drop it?"
+    assert run.results[0].standalone_question is None
+    from app.cli import multi_turn_table
+
+    table = multi_turn_table([run])
+    assert [c.header for c in table.columns] == ["metric", "A with history", "A alone"]
+    assert "2 follow-up questions" in str(table.title)
+
+
+def test_the_shipped_multi_turn_set_loads_with_dialogues_in_both_splits():
+    questions = load_eval_set(PROJECT_ROOT / "eval/sqlite/questions-multiturn.jsonl")
+    assert len(questions) >= 20 and all(len(q.history) >= 2 for q in questions)
+    assert {q.split for q in questions} == {"dev", "test"}

@@ -94,6 +94,7 @@ def test_query_run_answers_with_passages_from_the_indexed_file(client: httpx.Cli
         "top_k": 3,
         "candidates": 10,
         "generate": True,
+        "history": [],  # no conversation: the condenser passes the question through
     }
     response = client.post("/query/run", json=body)
     assert response.status_code == 200, response.text
@@ -112,9 +113,17 @@ def test_query_run_answers_with_passages_from_the_indexed_file(client: httpx.Cli
 def test_query_run_needs_every_declared_input_and_null_means_the_yaml_default(client: httpx.Client) -> None:
     missing = client.post("/query/run", json={"question": "What is Python?"})
     assert missing.status_code == 422
-    assert {error["loc"][-1] for error in missing.json()["detail"]} == {"filters", "top_k", "candidates", "generate"}
+    declared = {"filters", "top_k", "candidates", "generate", "history"}
+    assert {error["loc"][-1] for error in missing.json()["detail"]} == declared
 
-    search_only = {"question": "What is Python?", "filters": None, "top_k": None, "candidates": None, "generate": False}
+    search_only = {
+        "question": "What is Python?",
+        "filters": None,
+        "top_k": None,
+        "candidates": None,
+        "generate": False,
+        "history": None,
+    }
     response = client.post("/query/run", json=search_only)
     assert response.status_code == 200, response.text
     result = response.json()["result"]
@@ -158,6 +167,13 @@ def test_cors_does_not_echo_foreign_origins(client: httpx.Client) -> None:
     )
     assert "access-control-allow-origin" not in preflight.headers
     assert preflight.status_code >= 400
-    body = {"question": "What is Python?", "filters": None, "top_k": 1, "candidates": 5, "generate": False}
+    body = {
+        "question": "What is Python?",
+        "filters": None,
+        "top_k": 1,
+        "candidates": 5,
+        "generate": False,
+        "history": None,
+    }
     simple = client.post("/query/run", json=body, headers={"Origin": EVIL_ORIGIN})
     assert "access-control-allow-origin" not in simple.headers

@@ -32,14 +32,22 @@ def test_shipped_pipelines_load_and_share_one_store(profile):
     assert writer_store is pipelines.document_store
     assert query.get_component("embedding_retriever").document_store is writer_store
     assert query.get_component("keyword_retriever").document_store is writer_store
-    assert pipelines.query.inputs["question"] == [
+    assert pipelines.query.inputs["question"] == ["condenser.question"]
+    assert pipelines.query.inputs["history"] == ["condenser.history"]
+    standalone = {
+        f"{receiver}.{socket}"
+        for sender, receiver, edge in query.graph.edges(data=True)
+        if sender == "condenser"
+        for socket in [edge["to_socket"].name]
+    }
+    assert standalone == {  # every component that works on the question gets the standalone one
         "text_embedder.text",
         "keyword_retriever.query",
         "selector.question",
         "answerability.question",
         "prompt_builder.question",
         "answer_builder.query",
-    ]
+    }
     assert pipelines.query.outputs["answers"] == "answer_builder.answers"
 
 
@@ -165,7 +173,7 @@ def test_run_data_maps_declared_inputs(profile):
     spec = load_pipeline(profile / "query.yml")
     data = spec.run_data(question="q", top_k=3, filters=None)
     assert data["joiner"] == {"top_k": 3}
-    assert data["answer_builder"] == {"query": "q"}
+    assert data["condenser"] == {"question": "q"}
     assert "embedding_retriever" not in data
     with pytest.raises(KeyError):
         spec.run_data(nope=1)

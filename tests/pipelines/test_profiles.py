@@ -37,7 +37,15 @@ DIVERGES: dict[str, dict[str, set[str]]] = {
         # Ollama embedder (its chunk guard counts no MiniLM tokens); LanceDB table chunks_ollama, 768-d
         "indexing": {"embedder", "chunk_guard", "writer"},
         # no answerability gate (another embedder's cosine scale): the prompt keeps the refusal rule
-        "query": {"text_embedder", "embedding_retriever", "keyword_retriever", "gate", "llm", "prompt_builder"},
+        "query": {
+            "text_embedder",
+            "embedding_retriever",
+            "keyword_retriever",
+            "gate",
+            "llm",
+            "prompt_builder",
+            "condenser",
+        },
     },
     "weaviate": {
         "indexing": {"writer"},  # WeaviateDocumentStore
@@ -57,7 +65,7 @@ DIVERGES: dict[str, dict[str, set[str]]] = {
         "query": {"embedding_retriever", "keyword_retriever"},  # pgvector embedding + keyword retrievers
     },
     "openai": {
-        "query": {"llm"},  # an OpenAI-compatible chat generator
+        "query": {"llm", "condenser"},  # an OpenAI-compatible chat generator (the condenser's too)
     },
     "hierarchical": {
         "indexing": {"splitter", "writer"},  # HierarchicalDocumentSplitter; table chunks_hier with keyword_text

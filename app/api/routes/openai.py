@@ -1,9 +1,13 @@
 """OpenAI-compatible chat over the query pipeline, so OpenAI SDK clients and chat UIs can use the RAG.
 
-The last user message is the question. Extension fields in the request body: `collection`, `top_k`, `filters`
-(same meaning as `POST /query`). Extension fields in the response: `sources` (the numbered passages, as in
-`POST /query`), `claims` (the checked sentences, as in `POST /query`) and `refused`; when streaming they arrive on the
-final chunk (the one with `finish_reason`). The streamed `content` deltas add up to the answer.
+The last user message is the question; the user and assistant messages before it are the conversation's history,
+with which the query pipeline's condenser rewrites a follow-up into a standalone question before retrieval (system,
+developer and tool messages are not part of it; of a long conversation, the most recent 100 messages and 100,000
+characters at most). Extension fields in the request body: `collection`, `top_k`,
+`filters` (same meaning as `POST /query`). Extension fields in the response: `sources` (the numbered passages, as in
+`POST /query`), `claims` (the checked sentences, as in `POST /query`), `refused` and `standalone_question` (the
+question retrieval used); when streaming they arrive on the final chunk (the one with `finish_reason`). The streamed
+`content` deltas add up to the answer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from haystack import logging
+from haystack.dataclasses import ChatMessage
 from pydantic import BaseModel, Field
 
 from app.api.auth import Reader
@@ -26,7 +31,7 @@ from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError
 from app.services.api_keys import Role
-from app.services.query import StreamEvent, stream_answer
+from app.services.query import StreamEvent, recent_history, stream_answer
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"], responses=AUTH_ERRORS)
@@ -50,14 +55,26 @@ class ChatCompletionRequest(BaseModel):
     model_config = {"extra": "allow"}
 
 
-def _question(messages: list[ChatMessageIn]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            if isinstance(message.content, str):
-                return message.content
-            if isinstance(message.content, list):
-                return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
-    raise InvalidInputError("messages must contain a user message")
+def _text(message: ChatMessageIn) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    if isinstance(message.content, list):
+        return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return ""
+
+
+def _conversation(messages: list[ChatMessageIn]) -> tuple[str, list[ChatMessage]]:
+    """The question (the last user message) and the history before it: its user and assistant messages with text, the
+    most recent ones within the history bounds (a chat client sends the whole conversation every time)."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+    if last is None:
+        raise InvalidInputError("messages must contain a user message")
+    history = [
+        ChatMessage.from_user(text) if m.role == "user" else ChatMessage.from_assistant(text)
+        for m in messages[:last]
+        if m.role in ("user", "assistant") and (text := _text(m)).strip()
+    ]
+    return _text(messages[last]), recent_history(history)
 
 
 def _completion_id() -> str:
@@ -77,7 +94,7 @@ async def models(_: Reader) -> dict[str, Any]:
 async def chat_completions(body: ChatCompletionRequest, state: State, key: Reader) -> Any:
     collection = body.collection or state.settings.default_collection
     key.require(Role.READER, collection)
-    question = _question(body.messages)
+    question, history = _conversation(body.messages)
     if body.stream:
         events = stream_answer(
             state.query,
@@ -87,6 +104,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
             filters=body.filters,
             generation=state.generation,
             key_id=key.id,
+            history=history,
         )
         first: StreamEvent | InvalidInputError
         try:  # a full model queue is a 429/503 here, before the stream starts
@@ -99,7 +117,13 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
             headers={"Cache-Control": "no-cache"},
         )
     result = await state.generation.run(
-        key.id, state.query.ask, question, collection=collection, top_k=body.top_k, filters=body.filters
+        key.id,
+        state.query.ask,
+        question,
+        collection=collection,
+        top_k=body.top_k,
+        filters=body.filters,
+        history=history,
     )
     return {
         "id": _completion_id(),
@@ -111,6 +135,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
         "sources": [asdict(s) for s in result.sources],
         "claims": [asdict(c) for c in result.claims],
         "refused": result.refused,
+        "standalone_question": result.standalone_question,
     }
 
 
@@ -152,6 +177,7 @@ async def _stream(
                     sources=[] if event.data["refused"] else sources,
                     claims=event.data["claims"],
                     refused=event.data["refused"],
+                    standalone_question=event.data["standalone_question"],
                 )
             elif event.kind == "error":
                 yield f"data: {json.dumps({'error': stream_error(event.data)})}\n\n"

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from haystack import logging
+from haystack.dataclasses import ChatMessage
 
 from app.api.auth import Reader
 from app.api.deps import State
@@ -20,6 +21,7 @@ from app.api.schemas import (
     AUTH_ERRORS,
     ClaimOut,
     ErrorResponse,
+    HistoryMessage,
     QueryRequest,
     QueryResponse,
     SourceOut,
@@ -30,6 +32,15 @@ from app.services.query import StreamEvent, stream_answer
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/query", tags=["query"], responses=AUTH_ERRORS)
+
+
+def history_messages(history: list[HistoryMessage] | None) -> list[ChatMessage] | None:
+    """The request's history as Haystack chat messages (the query service checks the bounds)."""
+    if not history:
+        return None
+    return [
+        ChatMessage.from_user(m.content) if m.role == "user" else ChatMessage.from_assistant(m.content) for m in history
+    ]
 
 
 @router.post(
@@ -48,6 +59,7 @@ async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
         top_k=body.top_k,
         filters=body.filters,
         generate=body.generate,
+        history=history_messages(body.history),
     )
     # an answer waits in the model's queue (429/503 when full); a search-only query never does
     result = await (state.generation.run(key.id, ask) if body.generate else asyncio.to_thread(ask))
@@ -57,6 +69,7 @@ async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
         sources=[SourceOut(**asdict(s)) for s in result.sources],
         claims=[ClaimOut(**asdict(c)) for c in result.claims],
         timings_ms=Timings(**result.timings_ms),
+        standalone_question=result.standalone_question,
     )
 
 
@@ -94,6 +107,7 @@ async def query_stream(body: QueryRequest, state: State, key: Reader) -> Streami
         filters=body.filters,
         generation=state.generation,
         key_id=key.id,
+        history=history_messages(body.history),
     )
     first = await anext(events)  # validation errors and a full queue surface here as a 4xx/503, before the stream
 

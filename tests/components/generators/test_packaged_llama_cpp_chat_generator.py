@@ -132,3 +132,18 @@ connections: []
     out = pipe.run({"llm": {"messages": [ChatMessage.from_user("Hi")]}})
     assert out["llm"]["replies"][0].text
     assert (tmp_path / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf.verified").is_file()
+
+
+def test_generators_of_one_model_share_the_loaded_model_and_its_lock(fake_llama):
+    llm = PackagedLlamaCppChatGenerator(model=fake_llama, generation_kwargs={"max_tokens": 200})
+    condenser_llm = PackagedLlamaCppChatGenerator(model=fake_llama, generation_kwargs={"max_tokens": 64})
+    other = PackagedLlamaCppChatGenerator(model=fake_llama, n_ctx=2048)
+    for generator in (llm, condenser_llm, other):
+        generator.warm_up()
+    assert condenser_llm._model is llm._model
+    assert condenser_llm._run_lock is llm._run_lock
+    assert other._model is not llm._model
+    assert other._run_lock is not llm._run_lock
+    llm.close()
+    assert llm._model is None
+    assert condenser_llm._model is not None  # closing one generator leaves the other's model loaded
