@@ -142,6 +142,9 @@ class SourceOut(BaseModel):
     score: float | None
     text: str
     cited: bool
+    file_id: str | None = Field(
+        default=None, description="The OpenAI file id when the passage came from a file attached to a vector store."
+    )
 
 
 class ClaimOut(BaseModel):

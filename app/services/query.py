@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _OPERATORS = {"==", "!=", ">", ">=", "<", "<=", "in", "not in"}
 _FIELD = re.compile(r"content|id|meta\.[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*")  # fullmatch only
+PROMPT_BUILDER = "prompt_builder"  # the query pipeline's prompt, by role: where `instructions` go
 MAX_FILTER_DEPTH = 8  # nested AND/OR/NOT levels (Lance's SQL parser fails from ~15 NOT/OR levels: a 500)
 MAX_FILTER_CONDITIONS = 64  # comparisons and logical nodes in one filter
 MAX_FILTER_LIST = 1024  # values in one `in` / `not in` list
@@ -46,6 +47,8 @@ class Source:
     score: float | None
     text: str
     cited: bool = False
+    file_id: str | None = None
+    """The OpenAI file id when the passage came from a file attached to a vector store (`/v1/vector_stores`)."""
 
 
 @dataclass
@@ -170,6 +173,7 @@ def _source(n: int, doc: Document, cited: bool) -> Source:
         score=doc.score,
         text=doc.content or "",
         cited=cited,
+        file_id=doc.meta.get("file_id"),
     )
 
 
@@ -199,6 +203,7 @@ class QueryService:
         filters: dict[str, Any] | None,
         generate: bool,
         history: Sequence[ChatMessage] | None = None,
+        instructions: str | None = None,
     ) -> tuple[dict[str, dict[str, Any]], int]:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("question must be a non-empty string")
@@ -222,7 +227,23 @@ class QueryService:
             values["history"] = turns
         elif turns:
             logger.warning("The query pipeline declares no `history` input: the question is answered without history")
-        return spec.run_data(**values), k
+        data = spec.run_data(**values)
+        if instructions is not None and instructions.strip():
+            data.setdefault(PROMPT_BUILDER, {})["instructions"] = self._instructions(instructions)
+        return data, k
+
+    def _instructions(self, instructions: str) -> str:
+        """`instructions` for the prompt, when the pipeline's `prompt_builder` takes them (its template uses an
+        `instructions` variable, as the shipped ones do in the system message); InvalidInputError otherwise."""
+        if len(instructions) > self.max_question_chars:
+            raise InvalidInputError(f"instructions are longer than {self.max_question_chars} characters")
+        sockets = self.pipelines.query.pipeline.inputs(include_components_with_connected_inputs=True)
+        if "instructions" not in sockets.get(PROMPT_BUILDER, {}):
+            raise InvalidInputError(
+                "instructions are not supported by this query pipeline: its prompt_builder's template has no "
+                "`instructions` variable"
+            )
+        return instructions.strip()
 
     def ask(
         self,
@@ -234,15 +255,18 @@ class QueryService:
         generate: bool = True,
         streaming_callback: Callable[[StreamingChunk], None] | None = None,
         history: Sequence[ChatMessage] | None = None,
+        instructions: str | None = None,
     ) -> QueryResult:
         """Retrieve passages from `collection` and (unless `generate` is False) answer with citations.
 
         `history`: the conversation's earlier user/assistant turns, oldest first, without `question`; the pipeline's
         condenser rewrites a follow-up into a standalone question with them before retrieval (search-only queries
         too). InvalidInputError for other roles, empty messages or more than the bounds of `validate_history`.
+        `instructions`: the caller's extra rules, added to the prompt's system message (OpenAI's Responses
+        `instructions`); InvalidInputError when the pipeline's prompt takes none.
         """
         spec = self.pipelines.query
-        data, k = self._run_data(question, collection, top_k, filters, generate, history)
+        data, k = self._run_data(question, collection, top_k, filters, generate, history, instructions)
         if streaming_callback is not None and generate:
             data.setdefault("llm", {})["streaming_callback"] = streaming_callback
         started = time.perf_counter()
@@ -452,6 +476,7 @@ async def stream_answer(
     generation: GenerationQueue,
     key_id: str,
     history: Sequence[ChatMessage] | None = None,
+    instructions: str | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """
     Run the query pipeline on the model's queue and yield events as they happen: the passages as soon as retrieval
@@ -460,7 +485,7 @@ async def stream_answer(
     answer: what the pipeline appends after generation (an inferred `[n]`) is one more `token` before `done`, and
     when a component may rewrite the answer (`rewrites_answers`) the tokens are held back and the final answer is
     sent as one `token`. `history` as for `QueryService.ask` (the follow-up is condensed before retrieval; `done`
-    carries the `standalone_question`). Before the first event: InvalidInputError for a bad request,
+    carries the `standalone_question`), `instructions` too. Before the first event: InvalidInputError for a bad request,
     GenerationBusyError/OverloadedError when `key_id`'s share or the queue is full. A pipeline failure after the
     start is an `error` event, never an exception.
 
@@ -469,7 +494,7 @@ async def stream_answer(
     a thread that key checks and listings need).
     """
     spec = service.pipelines.query
-    data, k = service._run_data(question, collection, top_k, filters, True, history)
+    data, k = service._run_data(question, collection, top_k, filters, True, history, instructions)
     place = generation.admit(key_id)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()

@@ -73,7 +73,9 @@ class ResponseCreateRequest(BaseModel):
     instructions: str | None = Field(
         default=None,
         max_length=100_000,
-        description="Not supported: the prompt is the query pipeline's (pipelines/query.yml); given, it is a 400.",
+        description="Extra rules for the answer, added to the query pipeline's system message (its prompt_builder "
+        "template's `instructions` variable; a pipeline without one answers 400). Not carried over by "
+        "`previous_response_id`, as in OpenAI's API.",
     )
     tools: list[ResponseFileSearchToolIn] = Field(
         default_factory=list, max_length=16, description="Exactly one `file_search` tool with one vector store."
@@ -269,7 +271,7 @@ def _new_id(prefix: str) -> str:
 
 def _file_id(source: Source) -> str:
     """The OpenAI file id of a passage: its file's id when it came from the Files API, else our document id."""
-    return str(getattr(source, "file_id", None) or source.document_id or source.chunk_id)
+    return str(source.file_id or source.document_id or source.chunk_id)
 
 
 def _results(sources: Sequence[Source]) -> list[ResponseFileSearchResult]:
@@ -322,10 +324,6 @@ class _Turn:
 
     async def check(self) -> None:
         """Scope, existence and the history of `previous_response_id` (403/404/400 before anything runs)."""
-        if self.body.instructions and self.body.instructions.strip():
-            raise InvalidInputError(
-                "instructions are not supported: the prompt is the query pipeline's own (pipelines/query.yml)"
-            )
         validate_collection(self.collection)
         self.key.require(Role.READER, self.collection)
         await run_in_threadpool(self.state.vector_stores.check_active, self.collection)  # 404 unknown, 400 expired
@@ -374,6 +372,7 @@ class _Turn:
             model=self.body.model,
             output=output,
             tools=self.tools(),
+            instructions=self.body.instructions,
             previous_response_id=self.body.previous_response_id,
             metadata=self.body.metadata or {},
             store=self.body.store,
@@ -425,6 +424,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
             generation=state.generation,
             key_id=key.id,
             history=turn.history,
+            instructions=body.instructions,
         )
         first = await anext(events)  # a bad request or a full model queue is a 4xx/5xx here, before the stream
         return StreamingResponse(
@@ -438,6 +438,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
         top_k=turn.tool.max_num_results,
         filters=turn.filters,
         history=turn.history,
+        instructions=body.instructions,
     )
     text = result.answer or ""
     response = turn.response(

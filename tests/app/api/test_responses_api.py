@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 from openai import BadRequestError, NotFoundError, OpenAI, PermissionDeniedError
 from openai.types.responses import (
     Response,
@@ -21,8 +22,11 @@ from pydantic import TypeAdapter
 from app.api.routes import responses as responses_route
 from app.api.routes.responses import citations
 from app.errors import UpstreamUnavailableError
+from app.main import create_app
 from app.services.query import Source, StreamEvent
+from app.settings import Settings
 from app.testing.api import admin_headers
+from app.testing.profiles import edit_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -221,7 +225,6 @@ def test_a_scoped_key_sees_only_its_collections_stores_and_responses(sdk, client
         ({"tools": []}, "answers only from documents"),
         ({"tools": [{"type": "web_search"}]}, "only 'file_search'"),
         ({"tools": [{"type": "file_search", "vector_store_ids": [COLLECTION, "b"]}]}, "one vector store"),
-        ({"instructions": "Talk like a pirate."}, "instructions are not supported"),
         ({"input": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]}, "'system' messages"),
         ({"input": [{"role": "user", "content": "y"}, {"role": "assistant", "content": "x"}]}, "must end with"),
         ({"tools": [{"type": "file_search", "vector_store_ids": [COLLECTION], "filters": {"type": "eq"}}]}, "key None"),
@@ -302,3 +305,53 @@ def test_file_search_filters_are_openai_attribute_filters(sdk, html_file):
     nothing = ask({"type": "and", "filters": [{"type": "eq", "key": "team", "value": "nobody-has-this-tag"}]})
     assert not nothing.output[0].results
     assert nothing.model_extra["refused"] is True and not nothing.output[1].content[0].annotations
+
+
+def test_instructions_join_the_prompt_s_system_message(sdk, client, monkeypatch):
+    builder = client.app.state.rag.pipelines.query.pipeline.get_component("prompt_builder")
+    prompts: list = []
+    run = builder.run
+
+    def spied_run(**kwargs):
+        result = run(**kwargs)
+        prompts.append(result["prompt"])
+        return result
+
+    monkeypatch.setattr(builder, "run", spied_run)
+    response = sdk.responses.create(model="rag", input=QUESTION, tools=TOOLS, instructions="Answer like a pirate.")
+    assert response.instructions == "Answer like a pirate."
+    system = prompts[-1][0]
+    assert system.role.value == "system" and system.text.endswith("\nAnswer like a pirate.")
+    sdk.responses.create(model="rag", input=QUESTION, tools=TOOLS)
+    assert "pirate" not in prompts[-1][0].text  # the next request's system message is the pipeline's own
+
+
+def test_instructions_are_a_400_when_the_pipeline_s_prompt_takes_none(tmp_path, make_tiny_profile, store_profile):
+    if store_profile != "default":
+        pytest.skip("one store is enough: the check is on the query pipeline's prompt")
+    pipelines = make_tiny_profile(tmp_path / "pipelines")
+
+    def without_instructions(query: dict) -> None:
+        builder = query["components"]["prompt_builder"]["init_parameters"]
+        builder["template"] = re.sub(
+            r"\{%- if instructions %\}.*?\{%- endif %\}\n", "", builder["template"], flags=re.S
+        )
+        assert "instructions" not in builder["template"]
+
+    edit_yaml(pipelines / "query.yml", without_instructions)
+    settings = Settings(data_dir=tmp_path / "data", pipelines_dir=pipelines, rate_limit="off")
+    with TestClient(create_app(settings)) as client:
+        sdk = _sdk(client, admin_headers(settings.data_dir))
+        files = [("files", ("a.txt", b"Python is a programming language.", "text/plain"))]
+        assert (
+            client.post(
+                "/documents/upload",
+                files=files,
+                data={"collection": COLLECTION},
+                headers=admin_headers(settings.data_dir),
+            ).status_code
+            == 200
+        )
+        with pytest.raises(BadRequestError, match="no `instructions` variable"):
+            sdk.responses.create(model="rag", input=QUESTION, tools=TOOLS, instructions="Answer like a pirate.")
+        assert sdk.responses.create(model="rag", input=QUESTION, tools=TOOLS).output_text
