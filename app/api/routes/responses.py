@@ -167,6 +167,10 @@ class ResponseObject(BaseModel):
     incomplete_details: dict[str, Any] | None = None
     refused: bool | None = Field(default=None, description="Extension: the pipeline declined to answer.")
     claims: list[dict[str, Any]] = Field(default_factory=list, description="Extension: the checked claims.")
+    standalone_question: str | None = Field(
+        default=None,
+        description="Extension: the question as searched; a follow-up rewritten with the conversation's history.",
+    )
 
 
 class ResponseDeleted(BaseModel):
@@ -364,6 +368,7 @@ class _Turn:
         refused: bool | None = None,
         claims: list[dict[str, Any]] | None = None,
         error: ResponseErrorInfo | None = None,
+        standalone_question: str | None = None,
     ) -> ResponseObject:
         return ResponseObject(
             id=self.response_id,
@@ -380,6 +385,7 @@ class _Turn:
             error=error,
             refused=refused,
             claims=claims or [],
+            standalone_question=standalone_question,
         )
 
     async def save(self, response: ResponseObject, text: str) -> None:
@@ -446,6 +452,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
         [turn.search_call("completed", result.sources), turn.message("completed", text, result.sources)],
         refused=result.refused,
         claims=[asdict(c) for c in result.claims],
+        standalone_question=result.standalone_question,
     )
     await turn.save(response, text)
     return response
@@ -552,7 +559,11 @@ async def _stream(turn: _Turn, first: StreamEvent, events: AsyncIterator[StreamE
                 yield event("response.content_part.done", part=dump(message.content[0]), **text_at)
                 yield event("response.output_item.done", output_index=1, item=dump(message))
                 response = turn.response(
-                    "completed", [*output, message], refused=step.data["refused"], claims=step.data["claims"]
+                    "completed",
+                    [*output, message],
+                    refused=step.data["refused"],
+                    claims=step.data["claims"],
+                    standalone_question=step.data.get("standalone_question"),
                 )
                 await turn.save(response, text)
                 yield event("response.completed", response=dump(response))

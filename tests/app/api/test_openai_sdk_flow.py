@@ -60,8 +60,28 @@ def run_page(served: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[d
     return namespace, out.getvalue()
 
 
+# our documented extension fields, by SDK type: anything else left over would be a field the SDK does not know
+EXTENSIONS = {
+    "Response": {"refused", "claims", "store", "standalone_question"},
+    "ParsedResponse": {"refused", "claims", "store", "standalone_question"},  # what `responses.stream` returns
+    "VectorStoreSearchResponse": {"page", "document_id", "chunk_id"},
+}
+
+
+def strictly_parsed(reply: Any) -> None:
+    """The reply validates strictly as its SDK type (the SDK itself builds its objects without validation, so a
+    missing required field would go unnoticed) and carries no field beyond our documented extensions."""
+    kind = type(reply)
+    kind.model_validate(reply.model_dump(mode="json", exclude_unset=True))
+    assert set(reply.model_extra or {}) <= EXTENSIONS.get(kind.__name__, set()), (kind.__name__, reply.model_extra)
+
+
 def test_the_page_runs_verbatim_and_every_reply_parses(served, monkeypatch):
     ns, printed = run_page(served, monkeypatch)
+    for name in ("uploaded", "store", "batch", "response", "final", "follow_up"):
+        strictly_parsed(ns[name])
+    for result in ns["results"]:
+        strictly_parsed(result)
     assert isinstance(ns["uploaded"], FileObject) and ns["uploaded"].filename == "R-intro.pdf"
     assert isinstance(ns["store"], VectorStore)
     assert ns["batch"].status == "completed" and ns["batch"].file_counts.completed == 1
@@ -74,9 +94,12 @@ def test_the_page_runs_verbatim_and_every_reply_parses(served, monkeypatch):
     assert annotations and all(a.type == "file_citation" and a.file_id == ns["uploaded"].id for a in annotations)
     final: Response = ns["final"]
     assert final.output_text.strip() and final.output_text in printed  # the printed deltas add up to the answer
+    assert "hist" in final.output_text
     follow_up: Response = ns["follow_up"]
-    assert "length(" in follow_up.output_text
     assert follow_up.previous_response_id == response.id
+    standalone = follow_up.model_extra["standalone_question"]
+    assert standalone != "And how do I sort it?" and re.search(r"\b(x|vector)\b", standalone), standalone
+    assert "sort(" in follow_up.output_text
     assert "completed 1" in printed
 
 

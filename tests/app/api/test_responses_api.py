@@ -76,7 +76,7 @@ def spy(client, monkeypatch):
 def _no_extra(model) -> None:
     """The SDK parsed the reply into its own types, with only our documented extensions left over."""
     assert isinstance(model, Response)
-    assert set(model.model_extra or {}) <= {"refused", "claims", "store"}
+    assert set(model.model_extra or {}) <= {"refused", "claims", "store", "standalone_question"}
     for item in model.output:
         assert not isinstance(item, dict), item
 
