@@ -10,7 +10,6 @@ list). Attributes are the chunks' metadata: a file's attributes (our upload tags
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from app.errors import InvalidInputError
@@ -19,6 +18,7 @@ from app.services.query import (
     MAX_FILTER_CONDITIONS,
     MAX_FILTER_DEPTH,
     MAX_FILTER_LIST,
+    is_filter_scalar,
     validate_filters,
 )
 
@@ -90,21 +90,12 @@ def _comparison(node: dict[str, Any], kind: str) -> dict[str, Any]:
         if not strings and any(isinstance(v, float) for v in value):
             value = [float(v) for v in value]  # one type per list: a store binds it as one array (2 and 2.0 match)
     elif kind in _RANGE:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not _is_filter_scalar(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not is_filter_scalar(value):
             raise InvalidInputError(f"{kind!r} on {key!r} needs a number")
-    elif not _is_filter_scalar(value):
+    elif not is_filter_scalar(value):
         raise InvalidInputError(f"{kind!r} on {key!r} needs a string, number or boolean")
     return {"field": f"meta.{key}", "operator": COMPARISONS[kind], "value": value}
 
 
-def _is_filter_scalar(value: Any) -> bool:
-    """Values every store can compare: strings, booleans, 64-bit integers, finite floats."""
-    if isinstance(value, bool | str):
-        return True
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    return isinstance(value, float) and math.isfinite(value)
-
-
 def _is_list_item(value: Any) -> bool:
-    return not isinstance(value, bool) and _is_filter_scalar(value)
+    return not isinstance(value, bool) and is_filter_scalar(value)

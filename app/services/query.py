@@ -137,15 +137,15 @@ def _check_filter(filters: Any, *, depth: int, budget: list[int]) -> None:
         raise InvalidInputError(f"filter field {filters['field']!r} must be 'content', 'id' or 'meta.<name>'")
     value = filters["value"]
     if filters["operator"] in ("in", "not in"):
-        if not isinstance(value, list) or not all(_is_filter_scalar(v) for v in value):
+        if not isinstance(value, list) or not all(is_filter_scalar(v) for v in value):
             raise InvalidInputError(f"operator '{filters['operator']}' needs a list of strings, numbers or booleans")
         if len(value) > MAX_FILTER_LIST:
             raise InvalidInputError(f"operator '{filters['operator']}' takes at most {MAX_FILTER_LIST} values")
-    elif not _is_filter_scalar(value) and value is not None:
+    elif not is_filter_scalar(value) and value is not None:
         raise InvalidInputError("a filter value must be a string, number, boolean or null (a list for 'in')")
 
 
-def _is_filter_scalar(value: Any) -> bool:
+def is_filter_scalar(value: Any) -> bool:
     """Values every store can compare: strings, booleans, 64-bit integers, finite floats."""
     if isinstance(value, bool | str):
         return True
