@@ -43,7 +43,8 @@ def test_injected_instructions_change_nothing_but_the_answer_text(planted, quest
     response = planted.post("/query", json={"question": question, "collection": "public"})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "refused", "sources", "claims", "timings_ms"}
+    assert set(body) == {"answer", "refused", "sources", "claims", "timings_ms", "standalone_question"}
+    assert body["standalone_question"] == question  # no history: the question is searched as asked
     assert all(n in {s["n"] for s in body["sources"]} for c in body["claims"] for n in c["sources"])  # no [9]
     assert all(s["filename"] == "manual.txt" for s in body["sources"])  # retrieval stays in the caller's collection
     assert [s["n"] for s in body["sources"]] == list(range(1, len(body["sources"]) + 1))  # no invented [9]

@@ -40,7 +40,7 @@ class TwinIngest(IngestService):
         self.fail_after = None  # write this many chunks, then raise
         self.runs = 0
 
-    def _index(self, data, name, mime, collection, document_id, content_hash, tags):  # type: ignore[no-untyped-def]
+    def _index(self, data, name, mime, collection, document_id, content_hash, tags, split=None):  # type: ignore[no-untyped-def]
         self.runs += 1
         self.entered.set()
         if self.before_write is not None:
