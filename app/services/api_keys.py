@@ -47,6 +47,10 @@ MIGRATIONS = (
         revoked_at TEXT
     );
     """,
+    """
+    ALTER TABLE api_keys ADD COLUMN principals TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE api_keys ADD COLUMN tenant TEXT;
+    """,
 )
 SQLITE_MIGRATIONS = MIGRATIONS
 # PostgreSQL's steps (its own list, from the current schema on; `app.postgres`).
@@ -62,8 +66,12 @@ POSTGRES_MIGRATIONS = (
         revoked_at TEXT
     );
     """,
+    """
+    ALTER TABLE api_keys ADD COLUMN principals TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE api_keys ADD COLUMN tenant TEXT;
+    """,
 )
-_COLUMNS = "id, name, role, collections, created_at, revoked_at"
+_COLUMNS = "id, name, role, collections, created_at, revoked_at, principals, tenant"
 
 
 class Role(StrEnum):
@@ -88,6 +96,8 @@ class ApiKey:
     collections: frozenset[str] | None
     created_at: str
     revoked_at: str | None = None
+    principals: frozenset[str] = frozenset()  # whose documents it reads (`user:…`, `group:…`, `*` for every one)
+    tenant: str | None = None  # the tenant it belongs to (None: the operator's keys)
 
     @property
     def prefix(self) -> str:
@@ -115,7 +125,9 @@ class ApiKey:
         return scope is not None and scope <= self.collections
 
 
-DEV_KEY = ApiKey(id="dev", name="dev mode", role=Role.ADMIN, collections=None, created_at="")
+DEV_KEY = ApiKey(
+    id="dev", name="dev mode", role=Role.ADMIN, collections=None, created_at="", principals=frozenset({"*"})
+)
 
 
 def parse_scope(collections: list[str] | None) -> frozenset[str] | None:
@@ -179,6 +191,8 @@ class KeyStore:
             collections=None if scope == [ALL_COLLECTIONS] else frozenset(scope),
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
+            principals=frozenset(json.loads(row["principals"] or "[]")),
+            tenant=row["tenant"],
         )
 
     def create(
