@@ -37,12 +37,15 @@ from app.jobs.models import FileState, FileStatus, Job, JobFile, JobState
 from app.jobs.store import FileLease, JobStore, LeaseLostError, new_owner_id
 from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult, IngestService, on_twin_wait
+from app.sync.runner import SYNC_CONTENT_TYPE
 from app.timing import watch_components
 from app.upstream import upstream_error
 
 logger = logging.getLogger(__name__)
 
 Slot = Callable[[], AbstractContextManager[Any]]
+# A sync run (`app.sync`): run(run_id, should_stop=..., progress=...) -> None, or why the run failed as a whole.
+SyncRun = Callable[..., str | None]
 
 
 class JobInterruptedError(Exception):
@@ -154,16 +157,18 @@ class JobRunner:
         lease_seconds: float = 30.0,
         on_indexed: Callable[[str, int], Any] | None = None,
         generation_of: Callable[[str], int] | None = None,
+        sync: SyncRun | None = None,
     ) -> None:
         """`on_indexed(collection, generation)` is told once a job has indexed something (registers the collection
         unless it was dropped since); `generation_of(collection)` is the collection's current generation. `spool`:
-        where the uploads wait (a folder is a `LocalBlobStore`)."""
+        where the uploads wait (a folder is a `LocalBlobStore`). `sync`: runs a sync run's job (`SyncRunner.run`)."""
         self.store = store
         self.ingest = ingest
         self.blobs: BlobStore = LocalBlobStore(spool) if isinstance(spool, Path) else spool
         self.lease_seconds = lease_seconds
         self.on_indexed = on_indexed
         self.generation_of = generation_of
+        self.sync = sync
         self.owner = new_owner_id()
 
     # -- what the workers call
@@ -312,6 +317,9 @@ class JobRunner:
             stop = JobInterruptedError(cancelled=False, lost=True)
         if stop is None:
             self.store.progress(lease, stage=JobState.PARSING)
+        if file.content_type == SYNC_CONTENT_TYPE:  # a sync run: its entries are read from the source, not the spool
+            self._run_sync(lease, job, stop, lambda: self._should_stop(job, lease, stopping, lost))
+            return
         key = f"{job.id}/{file.index}"
         try:
             if stop is not None:
@@ -369,6 +377,39 @@ class JobRunner:
             pages_done=file.pages_total or result.pages or 1,
             chunks_done=0 if failed else result.chunks,
             chunks_total=0 if failed else result.chunks,
+        )
+
+    def _run_sync(
+        self, lease: FileLease, job: Job, stop: JobInterruptedError | None, should_stop: Callable[[], Any]
+    ) -> None:
+        """Run a sync run's job (its one file): the entries' progress as the file's pages; stopped like a file."""
+        error: str | None = "this worker cannot run sync runs"
+        try:
+            if stop is not None:
+                raise stop
+            if self.sync is not None:
+                error = self.sync(
+                    job.id,
+                    should_stop=should_stop,
+                    progress=lambda done, total: self.store.progress(lease, pages_done=done, pages_total=total),
+                )
+        except JobInterruptedError as interrupted:
+            if interrupted.cancelled:
+                self._end(lease, job, state=FileState.SKIPPED)
+            else:
+                self.store.release(lease)
+            return
+        except RagError as failure:  # the run's own tables (or its source) cannot be read: the job fails, retryable
+            error, code = failure.message, failure.code
+        else:
+            code = "sync_failed"
+        self._end(
+            lease,
+            job,
+            state=FileState.FAILED if error else FileState.DONE,
+            status=FileStatus.FAILED if error else FileStatus.INDEXED,
+            error=error,
+            error_code=code if error else None,
         )
 
     def _index(
