@@ -14,6 +14,7 @@ from pathlib import Path
 
 from app.blobs import BlobStore, LocalBlobStore, S3BlobStore, parse_blob_url
 from app.cluster import check_deployment
+from app.errors import NotFoundError
 from app.jobs import JobRunner, JobService, JobStore
 from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
 from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
@@ -35,6 +36,11 @@ from app.services.vector_store_search import VectorStoreSearch
 from app.services.vector_stores import VectorStoreService
 from app.settings import Settings
 from app.state import state_database
+from app.sync import store as sync_store
+from app.sync.listing import SyncLimits
+from app.sync.runner import SyncRunner, ingest_adapter
+from app.sync.service import SourceService
+from app.sync.store import SourceStore
 
 
 @dataclass
@@ -56,6 +62,7 @@ class Services:
     vector_stores: VectorStoreService
     vector_store_search: VectorStoreSearch
     responses: ResponseStore
+    sources: SourceService
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     ingest_worker: IngestWorker | None = None  # `rag serve`: the recycled process that indexes (RAG_INGEST_WORKER)
     warmed_up: bool = False
@@ -278,6 +285,54 @@ def job_service(settings: Settings, collections: CollectionService | None = None
     )
 
 
+def sync_limits(settings: Settings) -> SyncLimits:
+    """What sync sources may name and read: RAG_SYNC_ROOTS, RAG_SYNC_S3_BUCKETS, RAG_SYNC_ALLOW_PRIVATE_URLS, the
+    entry count and the upload size limit."""
+    return SyncLimits(
+        roots=settings.sync_root_paths,
+        s3_buckets=frozenset(settings.sync_s3_buckets),
+        allow_private_urls=settings.sync_allow_private_urls,
+        max_entries=settings.sync_max_entries,
+        max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+    )
+
+
+def source_store(settings: Settings) -> SourceStore:
+    """The sync sources, their entries and runs in the state database (RAG_DATA_DIR/sources.db or RAG_STATE_URL)."""
+    return SourceStore(
+        state_database(
+            settings,
+            name="sources",
+            sqlite_path=settings.data_dir / "sources.db",
+            sqlite_migrations=sync_store.SQLITE_MIGRATIONS,
+            postgres_migrations=sync_store.POSTGRES_MIGRATIONS,
+        )
+    )
+
+
+def source_service(settings: Settings, jobs: JobService) -> SourceService:
+    """Sync sources and their runs (each run a job of `jobs`)."""
+    return SourceService(source_store(settings), jobs, sync_limits(settings))
+
+
+def sync_runner(settings: Settings, ingest: IngestService, jobs: JobStore) -> SyncRunner:
+    """The runner of sync runs inside a job worker: ingests through `ingest` (`ingest_adapter`: `ingest_bytes` with
+    `source_id` and `access`, `remove_source`)."""
+    return SyncRunner(
+        source_store(settings),
+        lambda collection: ingest_adapter(ingest, collection),
+        sync_limits(settings),
+        run_finished=lambda run_id: _job_finished(jobs, run_id),
+    )
+
+
+def _job_finished(jobs: JobStore, job_id: str) -> bool:
+    try:
+        return jobs.get(job_id).state.finished
+    except NotFoundError:
+        return True
+
+
 def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWorker | None = None) -> JobRunner:
     """The runner of a `rag worker` process: its own job store, ingest service and collections; with `worker`, the
     files are indexed in that recycled process (the runner inside an indexing worker has none)."""
@@ -287,13 +342,15 @@ def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWork
         if worker is not None
         else ingest_service(settings, pipelines)
     )
+    store = job_store(settings)
     return JobRunner(
-        job_store(settings),
+        store,
         ingest,
         blob_store(settings),
         lease_seconds=settings.job_lease_seconds,
         on_indexed=collections.register,
         generation_of=collections.generation,
+        sync=sync_runner(settings, ingest, store).run,
     )
 
 
@@ -307,6 +364,7 @@ def embedded_job_runner(services: Services) -> JobRunner:
         lease_seconds=services.settings.job_lease_seconds,
         on_indexed=services.collections.register,
         generation_of=services.collections.generation,
+        sync=sync_runner(services.settings, services.ingest, services.jobs.store).run,
     )
 
 
@@ -354,6 +412,7 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         vector_stores=stores,
         vector_store_search=VectorStoreSearch(query, pipelines.document_store, touch=stores.touch),
         responses=response_store(settings),
+        sources=source_service(settings, jobs),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )
 

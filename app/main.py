@@ -36,6 +36,7 @@ from app.logs import configure_logging
 from app.memory import limit_malloc_arenas
 from app.services.api_keys import KeyStore, bootstrap_admin_key
 from app.settings import Settings
+from app.sync.service import enqueue_due_forever
 from app.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,13 @@ its numbered sources, `[n]` matching `sources[].n`.
 async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[None]:
     """Embedded: an in-process worker runs (and resumes) the jobs. Redis: jobs are enqueued for `rag worker`
     processes, and this process re-queues the jobs of workers that died. Both: the job retention sweep runs at start
-    and hourly, with the expired vector stores' deletion."""
+    and hourly, with the expired vector stores' deletion; the sync scheduler queues the runs of due sources every
+    RAG_SYNC_SCHEDULE_SECONDS."""
     sweeper = asyncio.create_task(
         sweep_forever(state.jobs, also=[state.vector_stores.drop_expired]), name="rag-job-sweep"
+    )
+    scheduler = asyncio.create_task(
+        enqueue_due_forever(state.sources, settings.sync_schedule_seconds), name="rag-sync-scheduler"
     )
     try:
         if settings.job_queue == "redis":
@@ -78,8 +83,11 @@ async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[
             await worker.stop()
     finally:
         sweeper.cancel()
+        scheduler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        with contextlib.suppress(asyncio.CancelledError):
+            await scheduler
 
 
 async def _requeue_orphans_forever(store: JobStore, queue: RedisQueue, every: float) -> None:

@@ -226,6 +226,32 @@ class Settings(BaseSettings):
         description="Finished jobs are deleted from the job table (and their uploads with them) this many days after "
         "they finished. 0 keeps them forever.",
     )
+    sync_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        default=None,
+        description="Folders under which folder sync sources may lie (comma-separated absolute paths; a source's "
+        "folder must resolve inside one, symlinks included). Unset: RAG_DATA_DIR/sources only. Empty: folder sources "
+        "are refused.",
+    )
+    sync_s3_buckets: Annotated[set[str], NoDecode] = Field(
+        default=set(),
+        description="Buckets S3 sync sources may read (comma-separated), with the object store's AWS configuration. "
+        "Empty (default): S3 sources are refused.",
+    )
+    sync_allow_private_urls: bool = Field(
+        default=False,
+        description="Let URL sync sources reach loopback, private, link-local and other non-public addresses "
+        "(refused by default: the server would fetch internal services for a caller).",
+    )
+    sync_max_entries: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most files (or URLs) one sync source may hold."
+    )
+    sync_schedule_seconds: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="How often the API process looks for sync sources whose interval is due and queues their runs "
+        "(`rag sync --due` queues them too, from cron or a timer).",
+    )
     response_retention_days: int = Field(
         default=30,
         ge=0,
@@ -313,7 +339,14 @@ class Settings(BaseSettings):
         default="ragstack", min_length=1, max_length=64, description="OpenTelemetry service name."
     )
 
-    @field_validator("public_endpoints", "metrics_collections", mode="before")
+    @field_validator("sync_roots", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_endpoints", "metrics_collections", "sync_s3_buckets", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -383,6 +416,13 @@ class Settings(BaseSettings):
     def jobs_db(self) -> Path:
         """The durable table of background ingestion jobs (SQLite, WAL)."""
         return self.data_dir / "jobs.db"
+
+    @property
+    def sync_root_paths(self) -> tuple[Path, ...]:
+        """The folders sync sources may lie under (RAG_SYNC_ROOTS, else RAG_DATA_DIR/sources)."""
+        if self.sync_roots is None:
+            return (self.data_dir / "sources",)
+        return tuple(self.sync_roots)
 
     @property
     def jobs_dir(self) -> Path:

@@ -163,8 +163,8 @@ class SyncRunner:
         return error
 
     def _run(self, run_id: str, source: Source, should_stop: StopCheck, progress: Progress) -> str | None:
-        reader = lister(source, self.limits)
         try:
+            reader = lister(source, self.limits)
             listed = list(reader.entries())
         except RagError as error:
             logger.warning("Sync {source}: the listing failed: {error}", source=source.id, error=error.message)

@@ -3,13 +3,15 @@ enqueue the runs of the sources that are due, and read the run history."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 from haystack import logging
 
-from app.errors import ConflictError, InvalidInputError, NotFoundError
+from app.errors import ConflictError, InvalidInputError, NotFoundError, RagError
 from app.jobs import Job, JobService
+from app.state import database_errors
 from app.sync.listing import SyncLimits, check_location
 from app.sync.models import RunEntry, RunTrigger, Source, SourceKind, SyncRun, new_source_id
 from app.sync.runner import SYNC_CONTENT_TYPE, SyncIngest
@@ -189,6 +191,26 @@ class SourceService:
         job = self.job(run.id)
         if job is not None:
             run.state = job.state.value
-            if job.error and not run.error:
-                run.error = job.error
+            errors = [f.error for f in job.files if f.error]
+            if not run.error and (errors or job.error):
+                run.error = errors[0] if errors else job.error
         return run
+
+
+def enqueue_due_once(sources: SourceService) -> list[str]:
+    """One pass of the scheduler; a failure (the state database or the job table unreachable) is logged and the next
+    pass tries again."""
+    failures: tuple[type[BaseException], ...] = (RagError, *database_errors())
+    try:
+        return sources.enqueue_due()
+    except failures:
+        logger.exception("Sync scheduler: queuing the due sources failed; tried again at the next pass")
+        return []
+
+
+async def enqueue_due_forever(sources: SourceService, every: float) -> None:
+    """The API process's sync scheduler (an asyncio task): queue the runs of the sources that are due, every `every`
+    seconds. Several API replicas may run it: the one-run-per-source claim lets one of them queue each run."""
+    while True:
+        await asyncio.to_thread(enqueue_due_once, sources)
+        await asyncio.sleep(every)

@@ -1,0 +1,161 @@
+"""Test support of the sync runs: an ingest that follows the versioned-document contract without a pipeline, and the
+sync services on a test's state database.
+
+`FakeSyncIngest` behaves as `IngestService.ingest_bytes(..., source_id=..., access=...)` / `remove_source` are
+specified for issue 17: a new `source_id` is `indexed`, new content for it `updated` (its version moves on), the same
+content as its current version `unchanged`, bytes that are another source's current version `duplicate`. It records
+every call, and may be told to raise after a number of ingests (a worker dying mid-run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import UpstreamUnavailableError
+from app.jobs import JobService, JobStore
+from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
+from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
+from app.services.ingest import IngestResult, document_id_for
+from app.state import open_state_database
+from app.sync import store as sync_store
+from app.sync.listing import SyncLimits
+from app.sync.runner import IngestOutcome, SyncRunner
+from app.sync.service import SourceService
+from app.sync.store import SourceStore
+
+
+class WorkerDied(Exception):
+    """Raised by `FakeSyncIngest` once its `die_after` ingests are done."""
+
+
+@dataclass
+class FakeDocument:
+    source_id: str
+    document_id: str
+    content_hash: str
+    version: int
+    access: list[str] | None
+
+
+@dataclass
+class FakeSyncIngest:
+    """The ingest of one collection, per the contract; `calls` lists ("ingest" | "remove", source_id)."""
+
+    collection: str = "c"
+    documents: dict[str, FakeDocument] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    die_after: int | None = None  # raise WorkerDied on the ingest after this many
+    fail: set[str] = field(default_factory=set)  # source ids whose ingest answers `failed`
+    down: bool = False  # every call raises UpstreamUnavailableError (the store is down)
+
+    def ingest(
+        self, data: bytes, name: str, *, source_id: str, access: list[str] | None, content_type: str | None
+    ) -> IngestOutcome:
+        if self.down:
+            raise UpstreamUnavailableError("the document store is down")
+        if self.die_after is not None and sum(c[0] == "ingest" for c in self.calls) >= self.die_after:
+            raise WorkerDied(source_id)
+        self.calls.append(("ingest", source_id))
+        if source_id in self.fail:
+            return IngestOutcome(status="failed", error="cannot parse", error_code="extraction_failed")
+        content_hash = hashlib.sha256(data).hexdigest()
+        current = self.documents.get(source_id)
+        if current is not None and current.content_hash == content_hash:
+            return IngestOutcome(status="unchanged", document_id=current.document_id, version=current.version)
+        twin = next((d for d in self.documents.values() if d.content_hash == content_hash), None)
+        if twin is not None:
+            return IngestOutcome(status="duplicate", document_id=twin.document_id, version=twin.version)
+        if current is None:
+            document = FakeDocument(source_id, document_id_for(self.collection, content_hash), content_hash, 1, access)
+            self.documents[source_id] = document
+            return IngestOutcome(status="indexed", document_id=document.document_id, version=1)
+        current.content_hash, current.version, current.access = content_hash, current.version + 1, access
+        return IngestOutcome(status="updated", document_id=current.document_id, version=current.version)
+
+    def remove(self, source_id: str) -> int:
+        if self.down:
+            raise UpstreamUnavailableError("the document store is down")
+        self.calls.append(("remove", source_id))
+        return 2 if self.documents.pop(source_id, None) is not None else 0
+
+    def ingested(self) -> list[str]:
+        return [source_id for kind, source_id in self.calls if kind == "ingest"]
+
+    def removed(self) -> list[str]:
+        return [source_id for kind, source_id in self.calls if kind == "remove"]
+
+
+class FakeIngestService:
+    """`IngestService`'s versioned surface (`ingest_bytes` with `source_id`/`access`, `remove_source`) over
+    `FakeSyncIngest`s, one per collection: what `ingest_adapter` calls."""
+
+    def __init__(self) -> None:
+        self.collections: dict[str, FakeSyncIngest] = {}
+
+    def of(self, collection: str) -> FakeSyncIngest:
+        return self.collections.setdefault(collection, FakeSyncIngest(collection))
+
+    def ingest_bytes(self, data: bytes, filename: str, *, collection: str, **kwargs: Any) -> IngestResult:
+        outcome = self.of(collection).ingest(
+            data,
+            filename,
+            source_id=kwargs["source_id"],
+            access=kwargs.get("access"),
+            content_type=kwargs.get("content_type"),
+        )
+        return IngestResult(
+            document_id=outcome.document_id or "",
+            filename=filename,
+            content_type=kwargs.get("content_type"),
+            status=outcome.status,  # type: ignore[arg-type]  # the versioned statuses (issue 17)
+            error=outcome.error,
+            error_code=outcome.error_code,
+        )
+
+    def remove_source(self, collection: str, source_id: str) -> int:
+        return self.of(collection).remove(source_id)
+
+
+@dataclass
+class SyncRig:
+    """A test's sync services on one state database: the source service, its job service and store, and a runner
+    ingesting through `ingest` (one `FakeSyncIngest` per collection)."""
+
+    sources: SourceService
+    jobs: JobService
+    runner: SyncRunner
+    ingest: dict[str, FakeSyncIngest]
+
+    def of(self, collection: str) -> FakeSyncIngest:
+        return self.ingest.setdefault(collection, FakeSyncIngest(collection))
+
+
+def sync_rig(state_url: str | None, tmp_path: Path, limits: SyncLimits) -> SyncRig:
+    """Sync services on SQLite files under `tmp_path` (`state_url` None) or in the PostgreSQL schema of `state_url`."""
+    database = open_state_database(
+        state_url,
+        name="sources",
+        sqlite_path=tmp_path / "sources.db",
+        sqlite_migrations=sync_store.SQLITE_MIGRATIONS,
+        postgres_migrations=sync_store.POSTGRES_MIGRATIONS,
+    )
+    jobs_database = open_state_database(
+        state_url,
+        name="jobs",
+        sqlite_path=tmp_path / "jobs.db",
+        sqlite_migrations=JOB_MIGRATIONS,
+        postgres_migrations=JOB_POSTGRES_MIGRATIONS,
+    )
+    store = SourceStore(database)
+    jobs = JobService(JobStore(jobs_database), tmp_path / "spool")
+    service = SourceService(store, jobs, limits)
+    ingest: dict[str, FakeSyncIngest] = {}
+    ingest_for: Callable[[str], FakeSyncIngest] = lambda collection: ingest.setdefault(  # noqa: E731
+        collection, FakeSyncIngest(collection)
+    )
+    runner = SyncRunner(store, ingest_for, limits, run_finished=service.run_finished)
+    return SyncRig(sources=service, jobs=jobs, runner=runner, ingest=ingest)

@@ -1,0 +1,44 @@
+"""Fixtures of the sync tests: the sync services on SQLite and on PostgreSQL (`state_url`), a folder root of the
+test's own, and a job runner that runs sync runs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.jobs import JobRunner
+from app.sync.listing import SyncLimits
+from app.testing.sync import SyncRig, sync_rig
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """The allowed folder root (RAG_SYNC_ROOTS) with a source folder `docs` in it."""
+    (tmp_path / "root" / "docs").mkdir(parents=True)
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def limits(root: Path) -> SyncLimits:
+    return SyncLimits(roots=(root,), allow_private_urls=True)
+
+
+@pytest.fixture
+def rig(state_url: str | None, tmp_path: Path, limits: SyncLimits) -> SyncRig:
+    return sync_rig(state_url, tmp_path / "state", limits)
+
+
+@pytest.fixture
+def run_jobs(rig: SyncRig):
+    """Run every queued job (the sync runs) as the embedded worker would, until none is left or `stopping` is set."""
+
+    def run(stopping: threading.Event | None = None) -> JobRunner:
+        runner = JobRunner(rig.jobs.store, None, rig.jobs.blobs, sync=rig.runner.run)  # type: ignore[arg-type]
+        while runner.run_next(stopping=stopping):
+            if stopping is not None and stopping.is_set():
+                break
+        return runner
+
+    return run
