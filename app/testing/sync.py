@@ -10,8 +10,10 @@ every call, and may be told to raise after a number of ingests (a worker dying m
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +161,67 @@ def sync_rig(state_url: str | None, tmp_path: Path, limits: SyncLimits) -> SyncR
     )
     runner = SyncRunner(store, ingest_for, limits, run_finished=service.run_finished)
     return SyncRig(sources=service, jobs=jobs, runner=runner, ingest=ingest)
+
+
+class PageServer:
+    """A local web server for URL sources: `pages` maps a path to its body (ETag = a hash of it; 304 on a matching
+    If-None-Match); `redirects` maps a path to a Location; `hits` lists (method, path, status) as answered."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
+        self.hits: list[tuple[str, str, int]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> PageServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        pages = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status = self._answer()
+                pages.hits.append(("GET", self.path, status))
+
+            def _answer(self) -> int:
+                if self.path in pages.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", pages.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return 302
+                body = pages.pages.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return 404
+                etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return 304
+                self.send_response(200)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return 200
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler

@@ -31,14 +31,24 @@ def rig(state_url: str | None, tmp_path: Path, limits: SyncLimits) -> SyncRig:
 
 
 @pytest.fixture
-def run_jobs(rig: SyncRig):
-    """Run every queued job (the sync runs) as the embedded worker would, until none is left or `stopping` is set."""
+def run_jobs_for():
+    """`run_jobs_for(rig)()`: run every queued job (the sync runs) as the embedded worker would, until none is left or
+    `stopping` is set."""
 
-    def run(stopping: threading.Event | None = None) -> JobRunner:
-        runner = JobRunner(rig.jobs.store, None, rig.jobs.blobs, sync=rig.runner.run)  # type: ignore[arg-type]
-        while runner.run_next(stopping=stopping):
-            if stopping is not None and stopping.is_set():
-                break
-        return runner
+    def of(rig: SyncRig):
+        def run(stopping: threading.Event | None = None) -> JobRunner:
+            runner = JobRunner(rig.jobs.store, None, rig.jobs.blobs, sync=rig.runner.run)  # type: ignore[arg-type]
+            while runner.run_next(stopping=stopping):
+                if stopping is not None and stopping.is_set():
+                    break
+            return runner
 
-    return run
+        return run
+
+    return of
+
+
+@pytest.fixture
+def run_jobs(rig: SyncRig, run_jobs_for):
+    """The rig's `run_jobs_for`."""
+    return run_jobs_for(rig)

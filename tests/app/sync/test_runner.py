@@ -217,3 +217,46 @@ def test_due_sources_are_queued_once_and_deleting_a_source_can_remove_its_docume
     removed = rig.sources.delete(scheduled.id, remove_documents=True, ingest=rig.of("c"))
     assert removed == 1 and rig.of("c").removed() == ["a.txt"]
     assert rig.sources.sources()[1] == 1 and rig.sources.get(manual.id)
+
+
+def test_an_s3_prefix_is_synced_by_etag(state_url, tmp_path, s3_server, run_jobs_for):
+    from app.sync.listing import SyncLimits
+    from app.testing.sync import sync_rig
+
+    rig = sync_rig(state_url, tmp_path / "state", SyncLimits(s3_buckets=frozenset({s3_server.bucket})))
+    put = lambda key, body: s3_server.client.put_object(Bucket=s3_server.bucket, Key=f"team/{key}", Body=body)  # noqa: E731
+    put("a.txt", b"alpha")
+    put("b.txt", b"bravo")
+    source = rig.sources.create(collection="c", kind=SourceKind.S3, location=f"s3://{s3_server.bucket}/team")
+    first = rig.sources.start_run(source.id).id
+    run_jobs_for(rig)()
+    assert outcomes(rig, first) == {"a.txt": "added", "b.txt": "added"}
+    put("a.txt", b"alpha two")
+    s3_server.client.delete_object(Bucket=s3_server.bucket, Key="team/b.txt")
+    put("c.txt", b"charlie")
+    second = rig.sources.start_run(source.id).id
+    run_jobs_for(rig)()
+    assert outcomes(rig, second) == {"a.txt": "updated", "b.txt": "removed", "c.txt": "added"}
+    assert rig.of("c").calls[2:] == [("ingest", "a.txt"), ("ingest", "c.txt"), ("remove", "b.txt")]
+
+
+def test_a_url_list_is_synced_with_conditional_gets(rig, run_jobs):
+    from app.testing.sync import PageServer
+
+    with PageServer() as pages:
+        pages.pages = {"/a.txt": b"alpha", "/b.html": b"<p>bravo</p>"}
+        urls = [f"{pages.url}/a.txt", f"{pages.url}/b.html"]
+        source = rig.sources.create(collection="c", kind=SourceKind.URLS, location=urls)
+        first = sync(rig, run_jobs, source.id)
+        assert outcomes(rig, first) == {urls[0]: "added", urls[1]: "added"}
+        pages.pages["/a.txt"] = b"alpha two"
+        del pages.pages["/b.html"]  # a page that answers 404 fails (it may come back); it is not removed
+        second = sync(rig, run_jobs, source.id)
+        assert outcomes(rig, second) == {urls[0]: "updated", urls[1]: "failed"}
+        third = sync(rig, run_jobs, source.id)
+        assert outcomes(rig, third)[urls[0]] == "unchanged"
+        assert [status for _, path, status in pages.hits if path == "/a.txt"] == [200, 200, 304]
+        rig.sources.update(source.id, location=[urls[0]])  # a URL taken off the list is removed
+        fourth = sync(rig, run_jobs, source.id)
+        assert outcomes(rig, fourth) == {urls[0]: "unchanged", urls[1]: "removed"}
+        assert rig.of("c").removed() == [urls[1]]
