@@ -25,6 +25,7 @@ from app.api.routes import (
     openai,
     query,
     responses,
+    sources,
     vector_store_search,
     vector_stores,
 )
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         vector_stores.router,
         vector_store_search.router,
         responses.router,
+        sources.router,
     ):
         app.include_router(router)
     mount_mcp(app)  # the MCP server at /mcp (app/api/mcp.py)

@@ -111,10 +111,15 @@ def folder_root(location: str, limits: SyncLimits) -> Path:
     path = Path(location)
     if not path.is_absolute():  # relative to the first root
         path = limits.roots[0] / path
-    resolved = path.resolve()
-    if not any(resolved == root.resolve() or resolved.is_relative_to(root.resolve()) for root in limits.roots):
+    try:
+        resolved = path.resolve()
+        inside = any(resolved == root.resolve() or resolved.is_relative_to(root.resolve()) for root in limits.roots)
+        exists = inside and resolved.is_dir()
+    except (OSError, ValueError) as error:  # a name too long, a loop of links, an unencodable name
+        raise InvalidInputError(f"the folder cannot be resolved ({type(error).__name__})") from error
+    if not inside:
         raise InvalidInputError("the folder is outside the allowed roots (RAG_SYNC_ROOTS)")
-    if not resolved.is_dir():
+    if not exists:
         raise InvalidInputError("the folder does not exist")
     return resolved
 

@@ -106,6 +106,15 @@ def _batch_in(client: TestClient, admin: str, collection: str) -> str:
     return str(batch.json()["id"])
 
 
+def _source_in(client: TestClient, admin: str, collection: str) -> str:
+    """A folder sync source (created by the admin key) of `collection`, on a folder under RAG_SYNC_ROOTS."""
+    (client.app.state.rag.settings.sync_root_paths[0] / collection).mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
+    body = {"collection": collection, "kind": "folder", "location": collection}
+    created = client.post("/sources", json=body, headers=bearer(admin))
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
 @dataclass
 class Case:
     """One endpoint: how to call it on `collection`, the role it needs and the status it answers on success."""
@@ -382,6 +391,51 @@ CASES = {
             f"/v1/vector_stores/{col}/file_batches/{_batch_in(c, k['admin'], col)}/files", headers=h
         ),
     ),
+    "create source": Case(
+        "POST",
+        "/sources",
+        "admin",
+        201,
+        lambda c, k, col, h: (
+            (c.app.state.rag.settings.sync_root_paths[0] / col).mkdir(parents=True, exist_ok=True)
+            or c.post("/sources", json={"collection": col, "kind": "folder", "location": col}, headers=h)
+        ),
+    ),
+    "get source": Case(
+        "GET",
+        "/sources/{source_id}",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/sources/{_source_in(c, k['admin'], col)}", headers=h),
+    ),
+    "update source": Case(
+        "PATCH",
+        "/sources/{source_id}",
+        "admin",
+        200,
+        lambda c, k, col, h: c.patch(f"/sources/{_source_in(c, k['admin'], col)}", json={"include": ["*"]}, headers=h),
+    ),
+    "delete source": Case(
+        "DELETE",
+        "/sources/{source_id}",
+        "admin",
+        204,
+        lambda c, k, col, h: c.delete(f"/sources/{_source_in(c, k['admin'], col)}", headers=h),
+    ),
+    "start sync run": Case(
+        "POST",
+        "/sources/{source_id}/runs",
+        "writer",
+        202,
+        lambda c, k, col, h: c.post(f"/sources/{_source_in(c, k['admin'], col)}/runs", headers=h),
+    ),
+    "sync runs": Case(
+        "GET",
+        "/sources/{source_id}/runs",
+        "reader",
+        200,
+        lambda c, k, col, h: c.get(f"/sources/{_source_in(c, k['admin'], col)}/runs", headers=h),
+    ),
 }
 # Endpoints every valid key may call; what they show is filtered by the key's scope (tested below).
 UNSCOPED = {
@@ -391,6 +445,7 @@ UNSCOPED = {
     ("GET", "/jobs"),
     ("GET", "/v1/files"),
     ("GET", "/v1/vector_stores"),
+    ("GET", "/sources"),
 }
 # Endpoints of no collection that need a role (a new file: a writer; a new vector store: a writer on every collection)
 SCOPE_FREE = {("POST", "/v1/files"), ("POST", "/v1/vector_stores")}
@@ -457,7 +512,7 @@ def test_x_api_key_header_works_too(api, keys, name):
 
 
 def test_unscoped_listings_need_a_key_and_show_only_the_keys_collections(api, keys):
-    for path in ("/collections", "/keys", "/v1/models", "/jobs"):
+    for path in ("/collections", "/keys", "/v1/models", "/jobs", "/sources"):
         assert api.get(path).status_code == 401
     _job_in(api, keys["admin"], "beta")
     _job_in(api, keys["admin"], "alpha")
