@@ -16,12 +16,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from app.cluster import DeploymentError
-from app.composition import Services, build_services, job_service, key_store
+from app.composition import Services, build_services, embedded_job_runner, job_service, key_store, source_service
 from app.errors import RagError, UpstreamError
 from app.pipeline_loader import PipelineLoadError
 from app.services.api_keys import ALL_COLLECTIONS, KeyStore, Role, new_key, parse_scope
 from app.services.query import rewrites_answers
 from app.settings import Settings
+from app.sync.models import Source, SourceKind
+from app.sync.runner import ingest_adapter
+from app.sync.service import SourceService
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
@@ -463,6 +466,170 @@ def jobs_sweep() -> None:
         f"{report.jobs_deleted} jobs deleted (older than {settings.job_history_days} days), "
         f"{report.folders_removed} spool folders removed ({report.bytes_freed / 1_048_576:.1f} MiB)"
     )
+
+
+sync_cli = typer.Typer(
+    help="Sync sources: folders, S3 prefixes and URL lists kept in step with a collection (see docs/sync.md).",
+)
+cli.add_typer(sync_cli, name="sync")
+
+
+def _sources() -> SourceService:
+    settings = Settings()
+    return source_service(settings, job_service(settings))
+
+
+def _fail(error: RagError) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {error.message}")
+    return typer.Exit(code=2)
+
+
+def _run_here(run_ids: list[str]) -> None:
+    """Run queued sync runs in this process (the pipelines loaded here), then print each one's counts."""
+    if not run_ids:
+        return
+    services = _services()
+    services.pipelines.indexing.pipeline.warm_up()
+    runner = embedded_job_runner(services)
+    for run_id in run_ids:
+        if not runner.run(run_id):
+            typer.echo(f"run {run_id}: taken by another worker (see `rag sync runs`)")
+            continue
+        run = services.sources.run(run_id)
+        counts = ", ".join(f"{count} {outcome}" for outcome, count in run.counts.items())
+        typer.echo(f"run {run_id}: {run.state}{f' ({run.error})' if run.error else ''}: {counts}")
+
+
+@sync_cli.callback(invoke_without_command=True)
+def sync_main(
+    context: typer.Context,
+    due: Annotated[bool, typer.Option("--due", help="Queue and run every source whose interval is due.")] = False,
+    wait: Annotated[bool, typer.Option(help="Run the queued runs here (--no-wait: leave them to a worker).")] = True,
+) -> None:
+    """`rag sync --due` (from cron or a timer) runs the sources whose interval came round."""
+    if context.invoked_subcommand is not None:
+        return
+    if not due:
+        console.print(context.get_help())
+        raise typer.Exit(code=0)
+    try:
+        started = _sources().enqueue_due()
+    except RagError as error:
+        raise _fail(error) from error
+    typer.echo(f"{len(started)} due sources queued")
+    if wait:
+        _run_here(started)
+
+
+@sync_cli.command("add")
+def sync_add(
+    collection: Annotated[str, typer.Argument(help="The collection the documents go into.")],
+    folder: Annotated[str | None, typer.Option(help="A folder under RAG_SYNC_ROOTS.")] = None,
+    s3: Annotated[str | None, typer.Option(help="s3://bucket/prefix (bucket in RAG_SYNC_S3_BUCKETS).")] = None,
+    url: Annotated[list[str] | None, typer.Option(help="A URL to sync (repeat for several).")] = None,
+    include: Annotated[list[str] | None, typer.Option(help="Glob of entries to sync (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Glob of entries to leave out (repeatable).")] = None,
+    interval: Annotated[int | None, typer.Option(help="Run every this many seconds (>= 60); none: manual.")] = None,
+    access: Annotated[list[str] | None, typer.Option(help="user:<name> or group:<name> (repeatable).")] = None,
+) -> None:
+    """Register a source: exactly one of --folder, --s3, --url."""
+    given = [
+        (kind, value)
+        for kind, value in ((SourceKind.FOLDER, folder), (SourceKind.S3, s3), (SourceKind.URLS, url))
+        if value
+    ]
+    if len(given) != 1:
+        err_console.print("[red]error:[/red] give exactly one of --folder, --s3, --url")
+        raise typer.Exit(code=2)
+    kind, location = given[0]
+    try:
+        source = _sources().create(
+            collection=collection,
+            kind=kind,
+            location=location,
+            include=include or [],
+            exclude=exclude or [],
+            interval_seconds=interval,
+            access=access or None,
+        )
+    except RagError as error:
+        raise _fail(error) from error
+    typer.echo(source.id)
+
+
+def _location(source: Source) -> str:
+    return source.location if isinstance(source.location, str) else f"{len(source.location)} URLs"
+
+
+@sync_cli.command("list")
+def sync_list(collection: Annotated[str | None, typer.Option(help="Only this collection's sources.")] = None) -> None:
+    """List the sources."""
+    sources, _ = _sources().sources(collection=collection, limit=10_000)
+    for source in sources:
+        interval = f"every {source.interval_seconds} s" if source.interval_seconds else "manual"
+        running = f"  (run {source.active_run})" if source.active_run else ""
+        typer.echo(f"{source.id}  {source.collection}  {source.kind.value}  {interval}  {_location(source)}{running}")
+
+
+@sync_cli.command("run")
+def sync_run(
+    source_id: Annotated[str, typer.Argument(help="The source id (src_...).")],
+    wait: Annotated[
+        bool, typer.Option(help="Run it here (--no-wait: queue it for the server's or a worker's).")
+    ] = True,
+) -> None:
+    """Start a run of a source now."""
+    try:
+        run = _sources().start_run(source_id)
+    except RagError as error:
+        raise _fail(error) from error
+    typer.echo(f"run {run.id} queued (job /jobs/{run.id})")
+    if wait:
+        _run_here([run.id])
+
+
+@sync_cli.command("runs")
+def sync_runs(
+    source_id: Annotated[str, typer.Argument(help="The source id (src_...).")],
+    limit: Annotated[int, typer.Option(help="Most recent runs shown.")] = 10,
+    entries: Annotated[bool, typer.Option(help="Also each entry's outcome.")] = False,
+) -> None:
+    """A source's runs, newest first, with their counts (and per-entry outcomes)."""
+    service = _sources()
+    try:
+        runs, total = service.runs(source_id, limit=limit)
+    except RagError as error:
+        raise _fail(error) from error
+    for run in runs:
+        counts = ", ".join(f"{count} {outcome}" for outcome, count in run.counts.items())
+        error = f"  ({run.error})" if run.error else ""
+        typer.echo(f"{run.id}  {run.trigger.value}  {run.state}  {counts}{error}")
+    typer.echo(f"{len(runs)} of {total} runs")
+    for run in runs if entries else []:
+        for entry in service.run_entries(run.id):
+            console.print(
+                f"{run.id} {entry.outcome.value:9} {entry.key}" + (f"  ({entry.error})" if entry.error else "")
+            )
+
+
+@sync_cli.command("remove")
+def sync_remove(
+    source_id: Annotated[str, typer.Argument(help="The source id (src_...).")],
+    remove_documents: Annotated[bool, typer.Option(help="Also remove the documents it ingested.")] = False,
+) -> None:
+    """Delete a source (its unfinished run cancelled); its documents stay unless --remove-documents."""
+    try:
+        if remove_documents:
+            services = _services()
+            source = services.sources.get(source_id)
+            removed = services.sources.delete(
+                source_id, remove_documents=True, ingest=ingest_adapter(services.ingest, source.collection)
+            )
+        else:
+            removed = _sources().delete(source_id)
+    except RagError as error:
+        raise _fail(error) from error
+    typer.echo(f"source {source_id} deleted ({removed} documents removed)")
 
 
 @cli.command()

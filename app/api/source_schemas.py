@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from app.jobs.models import JobState
 from app.sync.models import Outcome, RunTrigger, SourceKind
 
-PRINCIPAL_PATTERN = r"^(user|group):[A-Za-z0-9_.@-]{1,128}$"
 Glob = Annotated[str, Field(min_length=1, max_length=512)]
 Location = Annotated[str, Field(min_length=1, max_length=2048)]
 
@@ -42,9 +41,6 @@ class SourceCreate(BaseModel):
     )
     enabled: bool = Field(default=True, description="A disabled source is not run on its interval.")
 
-    def access_checked(self) -> list[str] | None:
-        return check_principals(self.access)
-
 
 class SourceUpdate(BaseModel):
     """The fields to change (absent: unchanged; `interval_seconds: null` makes the source manual)."""
@@ -55,19 +51,6 @@ class SourceUpdate(BaseModel):
     interval_seconds: int | None = Field(default=None, ge=60, le=366 * 86_400)
     access: list[str] | None = Field(default=None, max_length=100)
     enabled: bool | None = None
-
-
-def check_principals(access: list[str] | None) -> list[str] | None:
-    import re
-
-    from app.errors import InvalidInputError
-
-    if access is None:
-        return None
-    for principal in access:
-        if not isinstance(principal, str) or not re.fullmatch(PRINCIPAL_PATTERN, principal):
-            raise InvalidInputError(f"invalid principal {principal!r}: use user:<name> or group:<name>")
-    return sorted(set(access))
 
 
 class SourceOut(BaseModel):

@@ -11,12 +11,31 @@ import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from app.errors import InvalidInputError
+
 SOURCE_ID = re.compile(r"src_[0-9a-f]{24}")
+PRINCIPAL = re.compile(r"(user|group):[A-Za-z0-9_.@-]{1,128}")
+MAX_PRINCIPALS = 100
 
 
 def new_source_id() -> str:
     """`src_<24 hex>`."""
     return f"src_{secrets.token_hex(12)}"
+
+
+def check_principals(access: list[str] | None) -> list[str] | None:
+    """A source's `access`, sorted and without repeats: `user:<name>` / `group:<name>` principals (None: no list).
+
+    :raises InvalidInputError: a malformed principal, or too many.
+    """
+    if access is None:
+        return None
+    if len(access) > MAX_PRINCIPALS:
+        raise InvalidInputError(f"at most {MAX_PRINCIPALS} principals")
+    for principal in access:
+        if not isinstance(principal, str) or not PRINCIPAL.fullmatch(principal):
+            raise InvalidInputError(f"invalid principal {principal!r}: use user:<name> or group:<name>")
+    return sorted(set(access))
 
 
 class SourceKind(StrEnum):

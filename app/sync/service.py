@@ -13,7 +13,7 @@ from app.errors import ConflictError, InvalidInputError, NotFoundError, RagError
 from app.jobs import Job, JobService
 from app.state import database_errors
 from app.sync.listing import SyncLimits, check_location
-from app.sync.models import RunEntry, RunTrigger, Source, SourceKind, SyncRun, new_source_id
+from app.sync.models import RunEntry, RunTrigger, Source, SourceKind, SyncRun, check_principals, new_source_id
 from app.sync.runner import SYNC_CONTENT_TYPE, SyncIngest
 from app.sync.store import SourceStore
 
@@ -69,7 +69,7 @@ class SourceService:
             include=_check_globs(include or []),
             exclude=_check_globs(exclude or []),
             interval_seconds=_check_interval(interval_seconds),
-            access=access,
+            access=check_principals(access),
             enabled=enabled,
             created_at=0.0,
             updated_at=0.0,
@@ -96,6 +96,8 @@ class SourceService:
         for name in ("include", "exclude"):
             if name in values:
                 values[name] = _check_globs(values[name] or [])
+        if "access" in values:
+            values["access"] = check_principals(values["access"])
         if "interval_seconds" in values:
             values["interval_seconds"] = _check_interval(values["interval_seconds"])
             interval = values["interval_seconds"]

@@ -25,7 +25,6 @@ from app.api.source_schemas import (
     SourceUpdate,
     SyncRunOut,
     SyncRunPage,
-    check_principals,
 )
 from app.services.api_keys import ApiKey, Role
 from app.sync.models import Source, SyncRun
@@ -101,7 +100,7 @@ async def create_source(body: SourceCreate, state: State, key: Admin) -> SourceO
         include=body.include,
         exclude=body.exclude,
         interval_seconds=body.interval_seconds,
-        access=body.access_checked(),
+        access=body.access,
         enabled=body.enabled,
     )
     return source_out(source)
@@ -142,8 +141,6 @@ async def update_source(source_id: SourceId, body: SourceUpdate, state: State, k
     for name in ("location", "include", "exclude", "enabled"):
         if name in values and values[name] is None:
             del values[name]  # null for a field that cannot be null: unchanged
-    if "access" in values:
-        values["access"] = check_principals(values["access"])
     return source_out(await asyncio.to_thread(state.sources.update, source_id, **values))
 
 
