@@ -602,8 +602,8 @@ def sync_runs(
         raise _fail(error) from error
     for run in runs:
         counts = ", ".join(f"{count} {outcome}" for outcome, count in run.counts.items())
-        error = f"  ({run.error})" if run.error else ""
-        typer.echo(f"{run.id}  {run.trigger.value}  {run.state}  {counts}{error}")
+        why = f"  ({run.error})" if run.error else ""
+        typer.echo(f"{run.id}  {run.trigger.value}  {run.state}  {counts}{why}")
     typer.echo(f"{len(runs)} of {total} runs")
     for run in runs if entries else []:
         for entry in service.run_entries(run.id):
