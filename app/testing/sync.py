@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from app.errors import UpstreamUnavailableError
-from app.jobs import JobService, JobStore
-from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
-from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
+from app.jobs import JobService
 from app.services.ingest import IngestResult, document_id_for
-from app.state import open_state_database
-from app.sync import store as sync_store
-from app.sync.listing import SyncLimits
+from app.settings import Settings
 from app.sync.runner import IngestOutcome, SyncRunner
 from app.sync.service import SourceService
-from app.sync.store import SourceStore
 
 
 class WorkerDied(Exception):
@@ -124,43 +117,33 @@ class FakeIngestService:
 
 @dataclass
 class SyncRig:
-    """A test's sync services on one state database: the source service, its job service and store, and a runner
-    ingesting through `ingest` (one `FakeSyncIngest` per collection)."""
+    """A test's sync services, built by the composition root from `settings`: the source service, its job service, and
+    the runner of the job worker, ingesting through `ingest` (the versioned-document contract) by `ingest_adapter`."""
 
+    settings: Settings
     sources: SourceService
     jobs: JobService
     runner: SyncRunner
-    ingest: dict[str, FakeSyncIngest]
+    ingest: FakeIngestService
 
     def of(self, collection: str) -> FakeSyncIngest:
-        return self.ingest.setdefault(collection, FakeSyncIngest(collection))
+        return self.ingest.of(collection)
 
 
-def sync_rig(state_url: str | None, tmp_path: Path, limits: SyncLimits) -> SyncRig:
-    """Sync services on SQLite files under `tmp_path` (`state_url` None) or in the PostgreSQL schema of `state_url`."""
-    database = open_state_database(
-        state_url,
-        name="sources",
-        sqlite_path=tmp_path / "sources.db",
-        sqlite_migrations=sync_store.SQLITE_MIGRATIONS,
-        postgres_migrations=sync_store.POSTGRES_MIGRATIONS,
+def sync_rig(settings: Settings) -> SyncRig:
+    """Sync services on the settings' state (RAG_DATA_DIR files, or RAG_STATE_URL) with a `FakeIngestService`."""
+    from app import composition
+
+    jobs = composition.job_service(settings)
+    ingest = FakeIngestService()
+    runner = composition.sync_runner(settings, ingest, jobs.store)  # type: ignore[arg-type]  # the contract's fake
+    return SyncRig(
+        settings=settings,
+        sources=composition.source_service(settings, jobs),
+        jobs=jobs,
+        runner=runner,
+        ingest=ingest,
     )
-    jobs_database = open_state_database(
-        state_url,
-        name="jobs",
-        sqlite_path=tmp_path / "jobs.db",
-        sqlite_migrations=JOB_MIGRATIONS,
-        postgres_migrations=JOB_POSTGRES_MIGRATIONS,
-    )
-    store = SourceStore(database)
-    jobs = JobService(JobStore(jobs_database), tmp_path / "spool")
-    service = SourceService(store, jobs, limits)
-    ingest: dict[str, FakeSyncIngest] = {}
-    ingest_for: Callable[[str], FakeSyncIngest] = lambda collection: ingest.setdefault(  # noqa: E731
-        collection, FakeSyncIngest(collection)
-    )
-    runner = SyncRunner(store, ingest_for, limits, run_finished=service.run_finished)
-    return SyncRig(sources=service, jobs=jobs, runner=runner, ingest=ingest)
 
 
 class PageServer:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.jobs import JobRunner
-from app.sync.listing import SyncLimits
+from app.settings import Settings
 from app.testing.sync import SyncRig, sync_rig
 
 
@@ -21,13 +21,12 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def limits(root: Path) -> SyncLimits:
-    return SyncLimits(roots=(root,), allow_private_urls=True)
-
-
-@pytest.fixture
-def rig(state_url: str | None, tmp_path: Path, limits: SyncLimits) -> SyncRig:
-    return sync_rig(state_url, tmp_path / "state", limits)
+def rig(state_url: str | None, tmp_path: Path, root: Path) -> SyncRig:
+    """The sync services on SQLite and on PostgreSQL (each test twice); folders under `root`, loopback URLs allowed."""
+    settings = Settings(
+        data_dir=tmp_path / "state", state_url=state_url, sync_roots=[root], sync_allow_private_urls=True
+    )
+    return sync_rig(settings)
 
 
 @pytest.fixture

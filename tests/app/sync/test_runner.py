@@ -13,7 +13,7 @@ import pytest
 from app.errors import ConflictError
 from app.jobs import JobRunner
 from app.sync.models import Outcome, SourceKind
-from app.testing.sync import SyncRig, WorkerDied
+from app.testing.sync import SyncRig, WorkerDied, sync_rig
 
 
 def write(root: Path, name: str, text: str, mtime: float | None = None) -> Path:
@@ -219,11 +219,8 @@ def test_due_sources_are_queued_once_and_deleting_a_source_can_remove_its_docume
     assert rig.sources.sources()[1] == 1 and rig.sources.get(manual.id)
 
 
-def test_an_s3_prefix_is_synced_by_etag(state_url, tmp_path, s3_server, run_jobs_for):
-    from app.sync.listing import SyncLimits
-    from app.testing.sync import sync_rig
-
-    rig = sync_rig(state_url, tmp_path / "state", SyncLimits(s3_buckets=frozenset({s3_server.bucket})))
+def test_an_s3_prefix_is_synced_by_etag(rig, s3_server, run_jobs_for):
+    rig = sync_rig(rig.settings.model_copy(update={"sync_s3_buckets": {s3_server.bucket}}))
     put = lambda key, body: s3_server.client.put_object(Bucket=s3_server.bucket, Key=f"team/{key}", Body=body)  # noqa: E731
     put("a.txt", b"alpha")
     put("b.txt", b"bravo")
