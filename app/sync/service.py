@@ -155,7 +155,9 @@ class SourceService:
             "spooled": True,  # nothing is spooled, but the job worker runs it (and a retry queues it again)
             "tags": {},
         }
-        self.jobs.store.create(run_id, source.collection, {}, [spec])
+        # the collection's generation, as an upload's job records it: a drop of the collection cancels the run
+        generation = self.jobs.generation_of(source.collection) if self.jobs.generation_of is not None else 0
+        self.jobs.store.create(run_id, source.collection, {}, [spec], generation=generation)
         self.jobs.notify(run_id)
         logger.info("Source {source}: run {run} queued ({trigger})", source=source.id, run=run_id, trigger=trigger)
         return run

@@ -257,3 +257,20 @@ def test_a_url_list_is_synced_with_conditional_gets(rig, run_jobs):
         fourth = sync(rig, run_jobs, source.id)
         assert outcomes(rig, fourth) == {urls[0]: "unchanged", urls[1]: "removed"}
         assert rig.of("c").removed() == [urls[1]]
+
+
+def test_a_run_records_its_collections_generation_and_a_drop_cancels_it(rig, root, run_jobs):
+    write(root, "a.txt", "alpha")
+    source = folder_source(rig, root)
+    generations = {"c": 3}
+    rig.jobs.generation_of = lambda collection: generations[collection]
+    run = rig.sources.start_run(source.id)
+    assert rig.jobs.get(run.id).generation == 3
+    generations["c"] = 4  # the collection was dropped before the run ran
+
+    def generation_of(collection: str) -> int:
+        return generations[collection]
+
+    runner = JobRunner(rig.jobs.store, None, rig.jobs.blobs, sync=rig.runner.run, generation_of=generation_of)  # type: ignore[arg-type]
+    runner.run(run.id)
+    assert rig.jobs.get(run.id).state == "cancelled" and rig.of("c").calls == []
