@@ -58,14 +58,21 @@ async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[
     sweeper = asyncio.create_task(
         sweep_forever(state.jobs, also=[state.vector_stores.drop_expired]), name="rag-job-sweep"
     )
-    scheduler = asyncio.create_task(
-        enqueue_due_forever(state.sources, settings.sync_schedule_seconds), name="rag-sync-scheduler"
-    )
+    schedulers: list[asyncio.Task[None]] = []
+
+    def start_scheduler() -> None:  # once the job service tells the worker(s): the runs it queues are picked up
+        schedulers.append(
+            asyncio.create_task(
+                enqueue_due_forever(state.sources, settings.sync_schedule_seconds), name="rag-sync-scheduler"
+            )
+        )
+
     try:
         if settings.job_queue == "redis":
             queue = RedisQueue(settings.redis_url, store=state.jobs.store)
             state.jobs.notify = queue.notify  # one task per file of the job
             await asyncio.to_thread(requeue_unowned, state.jobs.store, queue)
+            start_scheduler()
             watchdog = asyncio.create_task(
                 _requeue_orphans_forever(state.jobs.store, queue, settings.job_lease_seconds)
             )
@@ -78,17 +85,16 @@ async def background_jobs(settings: Settings, state: Services) -> AsyncIterator[
         worker = EmbeddedWorker(runner, state.ingest_slots)
         state.jobs.notify = worker.wake
         worker.start()
+        start_scheduler()
         try:
             yield
         finally:
             await worker.stop()
     finally:
-        sweeper.cancel()
-        scheduler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-        with contextlib.suppress(asyncio.CancelledError):
-            await scheduler
+        for task in (sweeper, *schedulers):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _requeue_orphans_forever(store: JobStore, queue: RedisQueue, every: float) -> None:

@@ -255,9 +255,14 @@ class S3Lister:
     def read(self, listed: Listed, previous: SourceEntry | None) -> Fetched | None:
         if (listed.size or 0) > self.limits.max_file_bytes:
             raise PayloadTooLargeError(f"the object is larger than {self.limits.max_file_bytes} bytes")
-        with self._storage("reading an object"):
-            answer = self.client.get_object(Bucket=self.bucket, Key=self.base + listed.key)
-            data = answer["Body"].read()
+        from app.blobs import _MissingKeyError
+
+        try:
+            with self._storage("reading an object"):
+                answer = self.client.get_object(Bucket=self.bucket, Key=self.base + listed.key)
+                data = answer["Body"].read()
+        except _MissingKeyError as error:  # deleted since it was listed: the next run removes it
+            raise FileNotFoundError(2, "the object is gone", listed.key) from error
         return Fetched(
             data=data,
             etag=str(answer.get("ETag", "")).strip('"') or listed.etag,

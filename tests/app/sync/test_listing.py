@@ -186,6 +186,8 @@ def test_an_s3_prefix_is_listed_with_etags_and_read(s3_server):
     assert sorted(entries) == ["a.txt", "sub/b.md"]
     assert entries["a.txt"].etag and entries["a.txt"].size == 5 and entries["a.txt"].mtime
     assert bucket.read(entries["sub/b.md"], None).data == b"bravo"  # type: ignore[union-attr]
+    with pytest.raises(FileNotFoundError):  # deleted since it was listed: that entry fails, the run goes on
+        bucket.read(Listed("gone.txt", etag="x", size=1), None)
     missing = lister(
         source(SourceKind.S3, "s3://missing-bucket/x"), SyncLimits(s3_buckets=frozenset({"missing-bucket"}))
     )
