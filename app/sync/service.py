@@ -23,6 +23,14 @@ MIN_INTERVAL_SECONDS = 60
 MAX_GLOBS = 50
 
 
+def readable_by(source: Source, principals: frozenset[str] | None) -> bool:
+    """True when a caller with `principals` may read the source's documents (None or `*`: every document), and so
+    see the source, its runs and their entries; anyone else is answered as if it did not exist."""
+    if principals is None or "*" in principals or not source.access:
+        return True
+    return bool(principals & set(source.access))
+
+
 def _check_globs(globs: list[str]) -> list[str]:
     if len(globs) > MAX_GLOBS:
         raise InvalidInputError(f"at most {MAX_GLOBS} globs")
@@ -84,9 +92,17 @@ class SourceService:
         return self.store.get(source_id)
 
     def sources(
-        self, *, collection: str | None = None, within: frozenset[str] | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        collection: str | None = None,
+        within: frozenset[str] | None = None,
+        principals: frozenset[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> tuple[list[Source], int]:
-        return self.store.sources(collection=collection, within=within, offset=offset, limit=limit)
+        return self.store.sources(
+            collection=collection, within=within, principals=principals, offset=offset, limit=limit
+        )
 
     def update(self, source_id: str, **values: Any) -> Source:
         """Change some of `location`, `include`, `exclude`, `interval_seconds` (None: manual), `access`, `enabled`."""

@@ -35,6 +35,11 @@ _TABLES = """
         active_run TEXT
     );
     CREATE INDEX IF NOT EXISTS sources_by_collection ON sources (collection, created_at);
+    CREATE TABLE IF NOT EXISTS source_access (
+        source_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        PRIMARY KEY (source_id, principal)
+    );
     CREATE INDEX IF NOT EXISTS sources_by_next_run ON sources (next_run_at);
     CREATE TABLE IF NOT EXISTS source_entries (
         source_id TEXT NOT NULL,
@@ -139,6 +144,13 @@ _EDITABLE: dict[str, Callable[[Any], Any]] = {
 _COLUMN = {"include": "include_globs", "exclude": "exclude_globs"}
 
 
+def _set_access(db: Any, source_id: str, access: list[str] | None) -> None:
+    """Inside a transaction: the source's principals, one row each (what the listing filters on)."""
+    db.execute("DELETE FROM source_access WHERE source_id = ?", (source_id,))
+    for principal in sorted(set(access or [])):
+        db.execute("INSERT INTO source_access (source_id, principal) VALUES (?, ?)", (source_id, principal))
+
+
 class SourceStore:
     """The sync tables on a `StateDatabase`; one short connection per operation, any thread, process or host."""
 
@@ -177,6 +189,7 @@ class SourceStore:
                     now if source.interval_seconds is not None else None,  # a scheduled source runs first at once
                 ),
             )
+            _set_access(db, source.id, source.access)
         return self.get(source.id)
 
     def get(self, source_id: str) -> Source:
@@ -188,11 +201,26 @@ class SourceStore:
         return _source(row)
 
     def sources(
-        self, *, collection: str | None = None, within: frozenset[str] | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        collection: str | None = None,
+        within: frozenset[str] | None = None,
+        principals: frozenset[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> tuple[list[Source], int]:
-        """Oldest first, optionally of one collection (or only those `within`); and the total."""
+        """Oldest first, optionally of one collection (or only those `within`), and only those whose documents
+        `principals` may read (a source without access list, or one naming one of them; None: every source); and the
+        total (counted with the same filter, in the query)."""
         where: list[str] = []
         params: list[Any] = []
+        if principals is not None:
+            named = f"a.principal IN ({', '.join('?' * len(principals))})" if principals else "FALSE"
+            where.append(
+                "(NOT EXISTS (SELECT 1 FROM source_access a WHERE a.source_id = sources.id) OR EXISTS "
+                f"(SELECT 1 FROM source_access a WHERE a.source_id = sources.id AND {named}))"
+            )
+            params.extend(sorted(principals))
         if collection is not None:
             where.append("collection = ?")
             params.append(collection)
@@ -215,11 +243,13 @@ class SourceStore:
         if values:
             columns = ", ".join(f"{_COLUMN.get(name, name)} = ?" for name in values)
             params = [_EDITABLE[name](value) for name, value in values.items()]
-            with self.db.connect() as db:
+            with self.db.transaction() as db:
                 now = self._now(db)
                 updated = db.execute(
                     f"UPDATE sources SET {columns}, updated_at = ? WHERE id = ?", (*params, now, source_id)
                 ).rowcount
+                if updated and "access" in values:
+                    _set_access(db, source_id, values["access"])
             if not updated:
                 raise NotFoundError(f"source {source_id!r} does not exist")
         return self.get(source_id)
@@ -232,6 +262,7 @@ class SourceStore:
                 db.execute("DELETE FROM sync_run_entries WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM sync_runs WHERE source_id = ?", (source_id,))
             db.execute("DELETE FROM source_entries WHERE source_id = ?", (source_id,))
+            db.execute("DELETE FROM source_access WHERE source_id = ?", (source_id,))
             db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
 
     def due(self) -> list[Source]:

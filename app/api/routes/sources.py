@@ -26,9 +26,11 @@ from app.api.source_schemas import (
     SyncRunOut,
     SyncRunPage,
 )
+from app.errors import NotFoundError
 from app.services.api_keys import ApiKey, Role
 from app.sync.models import Source, SyncRun
 from app.sync.runner import ingest_adapter
+from app.sync.service import readable_by
 
 router = APIRouter(prefix="/sources", tags=["sources"], responses=AUTH_ERRORS)
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
@@ -73,10 +75,18 @@ def run_out(run: SyncRun, entries: list[RunEntryOut] | None = None) -> SyncRunOu
     )
 
 
+def _principals(key: ApiKey) -> frozenset[str] | None:
+    """Whose documents the key reads (None: every one)."""
+    return None if "*" in key.principals else key.principals
+
+
 async def _source_for(state: State, key: ApiKey, role: Role, source_id: str) -> Source:
-    """The source, if the key may act on its collection with `role` (403 otherwise, 404 when unknown)."""
+    """The source, if the key may act on its collection with `role` (403 otherwise) and read its documents (404
+    otherwise, as when unknown: a source whose documents the key may not read does not exist for it)."""
     source = await asyncio.to_thread(state.sources.get, source_id)
     key.require(role, source.collection)
+    if not readable_by(source, _principals(key)):
+        raise NotFoundError(f"source {source_id!r} does not exist")
     return source
 
 
@@ -117,7 +127,12 @@ async def list_sources(
     if collection is not None:
         key.require(Role.READER, collection)
     sources, total = await asyncio.to_thread(
-        state.sources.sources, collection=collection, within=key.collections, offset=offset, limit=limit
+        state.sources.sources,
+        collection=collection,
+        within=key.collections,
+        principals=_principals(key),
+        offset=offset,
+        limit=limit,
     )
     return SourcePage(total=total, offset=offset, limit=limit, sources=[source_out(s) for s in sources])
 

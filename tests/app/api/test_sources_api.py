@@ -6,6 +6,7 @@ pipelines' `IngestService` fulfils once merged): `app.composition.ingest_adapter
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from app import composition
 from app.api.routes import sources as sources_route
 from app.main import create_app
+from app.services.api_keys import KeyStore, Role
 from app.sync.runner import ingest_adapter
 from app.testing.sync import FakeIngestService
 
@@ -29,6 +31,22 @@ def store_profile():
 @pytest.fixture(scope="module")
 def fake_ingest() -> FakeIngestService:
     return FakeIngestService()
+
+
+def key_with(api_settings, role: str, principals: list[str]) -> dict[str, str]:
+    """Headers of a new key of `role` on every collection that reads the documents of `principals`."""
+    store = KeyStore(api_settings.keys_db)
+    created = store.create(name=f"{role}-{'-'.join(principals)}", role=Role(role), collections=None)
+    assert created is not None
+    with store.db.connect() as db:  # the key's principals (set by `POST /keys` once per-document access is merged)
+        db.execute("UPDATE api_keys SET principals = ? WHERE id = ?", (json.dumps(principals), created[0].id))
+    return {"Authorization": f"Bearer {created[1]}"}
+
+
+@pytest.fixture(scope="module")
+def auth_headers(api_settings):
+    """An admin key that reads every document (`*`), as RAG_ADMIN_KEY's."""
+    return key_with(api_settings, "admin", ["*"])
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +121,27 @@ def test_a_folder_source_over_http(api, api_settings, fake_ingest):
     assert api.delete(f"/sources/{source['id']}", params={"remove_documents": "true"}).status_code == 204
     assert ingest.removed()[-1] == "intro.txt" and ingest.documents == {}
     assert api.get(f"/sources/{source['id']}").status_code == 404
+
+
+def test_a_source_whose_documents_a_key_may_not_read_does_not_exist_for_it(api, api_settings):
+    """As a security finding: a run's entries name the documents (and count them); a reader of the collection who may
+    not read them must not learn of them through `/sources`."""
+    (api_settings.sync_root_paths[0] / "hr").mkdir(parents=True, exist_ok=True)
+    body = {"collection": "hr", "kind": "folder", "location": "hr", "access": ["group:hr"]}
+    source = api.post("/sources", json=body).json()
+    run_id = api.post(f"/sources/{source['id']}/runs").json()["run_id"]
+    wait_for_run(api, source["id"], run_id)
+    outsider = key_with(api_settings, "reader", ["group:eng"])
+    for path in (f"/sources/{source['id']}", f"/sources/{source['id']}/runs"):
+        hidden = api.get(path, headers=outsider)
+        assert hidden.status_code == 404, hidden.text
+        assert hidden.json()["error"]["message"] == f"source {source['id']!r} does not exist"
+    assert api.post(f"/sources/{source['id']}/runs", headers=key_with(api_settings, "writer", [])).status_code == 404
+    listed = api.get("/sources", params={"collection": "hr"}, headers=outsider).json()
+    assert listed == {"total": 0, "offset": 0, "limit": 20, "sources": []}  # not in the list, nor in its count
+    insider = key_with(api_settings, "reader", ["group:hr", "user:x"])
+    assert api.get(f"/sources/{source['id']}/runs", headers=insider).status_code == 200
+    assert api.get("/sources", params={"collection": "hr"}, headers=insider).json()["total"] == 1
 
 
 @pytest.mark.parametrize(
