@@ -24,11 +24,12 @@ from haystack import logging
 from haystack.dataclasses import ChatMessage
 from pydantic import BaseModel, Field
 
-from app.api.auth import Reader
+from app.api.auth import Reader, read_scope
 from app.api.deps import RagState, State
 from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError, NotFoundError
+from app.services.access import EVERYONE
 from app.services.api_keys import ApiKey, Role
 from app.services.ingest import validate_collection
 from app.services.openai_filters import translate_filters
@@ -256,13 +257,20 @@ def _history(items: list[dict[str, Any]]) -> list[ChatMessage]:
 
 
 def _visible(key: ApiKey) -> Any:
-    return lambda stored: all(key.allows(collection) for collection in stored.collections)
+    """Whether `key` sees a stored response: within its collections, and its own unless the key reads every document
+    (a response holds passages of the documents its creator could read)."""
+    return lambda stored: all(key.allows(collection) for collection in stored.collections) and _readable(key, stored)
+
+
+def _readable(key: ApiKey, stored: StoredResponse) -> bool:
+    return stored.key_id == key.id or EVERYONE in key.principals
 
 
 async def _scoped(state: RagState, key: ApiKey, response_id: str) -> StoredResponse:
-    """A stored response within the key's scope (404 unknown; 403 outside the key's collections)."""
+    """A stored response within the key's scope (404 unknown or another key's, unless the caller reads every
+    document; 403 outside the key's collections)."""
     stored = await run_in_threadpool(state.responses.get, response_id)
-    if stored is None:
+    if stored is None or not _readable(key, stored):
         raise NotFoundError(f"response {response_id!r} does not exist")
     for collection in stored.collections:
         key.require(Role.READER, collection)
@@ -325,11 +333,13 @@ class _Turn:
         self.created_at = float(int(time.time()))
         self.history: list[ChatMessage] = []
         self.state = state
+        self.visibility: dict[str, Any] | None = None  # the caller's read filter (`check`)
 
     async def check(self) -> None:
         """Scope, existence and the history of `previous_response_id` (403/404/400 before anything runs)."""
         validate_collection(self.collection)
         self.key.require(Role.READER, self.collection)
+        self.visibility = await read_scope(self.state, self.key)
         await run_in_threadpool(self.state.vector_stores.check_active, self.collection)  # 404 unknown, 400 expired
         await run_in_threadpool(self.state.vector_stores.touch, self.collection)  # its expiry counts from its last use
         if self.body.previous_response_id is not None:
@@ -431,6 +441,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
             key_id=key.id,
             history=turn.history,
             instructions=body.instructions,
+            visibility=turn.visibility,
         )
         first = await anext(events)  # a bad request or a full model queue is a 4xx/5xx here, before the stream
         return StreamingResponse(
@@ -445,6 +456,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
         filters=turn.filters,
         history=turn.history,
         instructions=body.instructions,
+        visibility=turn.visibility,
     )
     text = result.answer or ""
     response = turn.response(
