@@ -86,6 +86,11 @@ async def read_scope(state: RagState, key: ApiKey) -> dict[str, Any] | None:
     return await asyncio.to_thread(read_filter, key, state.access)
 
 
+async def readable_acls(state: RagState, key: ApiKey) -> list[str] | None:
+    """The access list ids the caller reads (None: every one), for state tables that record a document's acl id."""
+    return await asyncio.to_thread(state.access.readable_acls, key.principals)
+
+
 def require_role(role: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
     """A dependency: the caller's key, which must have at least `role` (403 otherwise)."""
 

@@ -92,6 +92,23 @@ class DocumentOut(BaseModel):
     pages: int
     chunks: int
     tags: dict[str, Any]
+    access: list[str] = Field(
+        default=[], description="The principals that may read it; empty: every key that may use the collection."
+    )
+
+
+class DocumentAccess(BaseModel):
+    access: list[str] | None = Field(
+        max_length=100,
+        description='The new access list, e.g. ["group:eng", "user:bob"] (`user:<name>` / `group:<name>`); `[]` or '
+        "null: every key that may use the collection reads the document.",
+    )
+
+
+class DocumentAccessChanged(BaseModel):
+    document_id: str
+    access: list[str]
+    updated_chunks: int
 
 
 class DocumentPage(BaseModel):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.errors import NotFoundError
+from app.errors import InvalidInputError, NotFoundError
 from app.services.access import access_meta, validate_principals
 from app.services.collections import collection_filter
 from app.services.ingest import RESERVED_META, validate_collection
@@ -107,11 +107,18 @@ class DocumentService:
         self, document_id: str, access: Sequence[str] | None, *, visibility: dict[str, Any] | None = None
     ) -> tuple[Sequence[str], int]:
         """Give a document a new access list (none: public): the list is recorded, then every chunk's `acl` and
-        `access` meta change in one store update. 404 when the caller may not read the document. Returns the
-        validated list and the number of chunks changed."""
+        `access` meta change in one store update. 404 when the caller may not read the document; 400 for a document
+        of a Files API file (its file stays readable through /v1/files). Returns the validated list and the number of
+        chunks changed."""
         principals = validate_principals(access)
-        if not self.store.count_documents_by_filter(_document(document_id, visibility)):
+        chunks = self.store.filter_documents(_document(document_id, visibility))
+        if not chunks:
             raise NotFoundError(f"document {document_id!r} does not exist")
+        if principals and any(chunk.meta.get("file_id") for chunk in chunks):
+            raise InvalidInputError(
+                "this document was indexed from a file of the Files API (/v1/files), which every key of its vector "
+                "store reads: it cannot be given an access list; upload it through POST /documents/upload instead"
+            )
         if principals and self.access is not None:  # before any chunk names it
             self.access.register(principals)
         scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
