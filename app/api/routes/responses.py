@@ -256,24 +256,34 @@ def _history(items: list[dict[str, Any]]) -> list[ChatMessage]:
     return messages
 
 
-def _visible(key: ApiKey) -> Any:
-    """Whether `key` sees a stored response: within its collections, and its own unless the key reads every document
-    (a response holds passages of the documents its creator could read)."""
-    return lambda stored: all(key.allows(collection) for collection in stored.collections) and _readable(key, stored)
+def _visible(state: RagState, key: ApiKey) -> Any:
+    """Whether `key` sees a stored response (blocking: the creator's key is read): within its collections, and
+    `_readable`."""
+    return lambda stored: all(key.allows(c) for c in stored.collections) and _readable(state, key, stored)
 
 
-def _readable(key: ApiKey, stored: StoredResponse) -> bool:
-    return stored.key_id == key.id or EVERYONE in key.principals
+def _readable(state: RagState, key: ApiKey, stored: StoredResponse) -> bool:
+    """A response holds passages of the documents its creator could read: another key sees it only when it reads
+    every one of them too (it holds `*`, or every principal of the creator, who did not hold `*`)."""
+    if stored.key_id == key.id or EVERYONE in key.principals:
+        return True
+    try:
+        creator = state.keys.get(stored.key_id)
+    except NotFoundError:
+        return False
+    return EVERYONE not in creator.principals and creator.principals <= key.principals
 
 
 async def _scoped(state: RagState, key: ApiKey, response_id: str) -> StoredResponse:
-    """A stored response within the key's scope (404 unknown or another key's, unless the caller reads every
-    document; 403 outside the key's collections)."""
+    """A stored response within the key's scope (404 unknown, or holding passages the key may not read; 403 outside
+    the key's collections)."""
     stored = await run_in_threadpool(state.responses.get, response_id)
-    if stored is None or not _readable(key, stored):
+    if stored is None:
         raise NotFoundError(f"response {response_id!r} does not exist")
     for collection in stored.collections:
         key.require(Role.READER, collection)
+    if not await run_in_threadpool(_readable, state, key, stored):
+        raise NotFoundError(f"response {response_id!r} does not exist")
     return stored
 
 
@@ -344,10 +354,10 @@ class _Turn:
         await run_in_threadpool(self.state.vector_stores.touch, self.collection)  # its expiry counts from its last use
         if self.body.previous_response_id is not None:
             previous = await run_in_threadpool(self.state.responses.get, self.body.previous_response_id)
-            if previous is None or not _visible(self.key)(previous):
+            if previous is None or not await run_in_threadpool(_visible(self.state, self.key), previous):
                 raise NotFoundError(f"previous response {self.body.previous_response_id!r} does not exist")
             self.history = await run_in_threadpool(
-                self.state.responses.history, previous.id, visible=_visible(self.key)
+                self.state.responses.history, previous.id, visible=_visible(self.state, self.key)
             )
         self.history += _history(self.items)
 

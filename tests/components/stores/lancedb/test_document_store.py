@@ -187,7 +187,7 @@ class TestInit:
         assert s.path == "lancedb"
         assert s.table_name == "documents"
         assert s.embedding_dim == 384
-        assert s.indexed_meta_fields == ["collection", "document_id", "file_name"]
+        assert s.indexed_meta_fields == ["collection", "document_id", "file_name", "acl", "tenant"]
         assert s.vector_index_min_rows == 20000
         assert s.optimize_every_writes == 20
 
