@@ -418,7 +418,10 @@ def keys_create(
         typer.echo(secret)
         return
     scope_text = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
-    typer.echo(f"created {key.prefix} ({key.role.value}, collections {scope_text}); it is not shown again:")
+    reads = ",".join(sorted(key.principals)) or "public documents only"
+    typer.echo(
+        f"created {key.prefix} ({key.role.value}, collections {scope_text}, reads {reads}); it is not shown again:"
+    )
     typer.echo(secret)
 
 
