@@ -168,9 +168,7 @@ class CollectionService:
         store's count queries), is asked for each collection on its own (two store calls per collection).
         """
         if visibility or not isinstance(self.store, GroupedCounts):
-            return [
-                self.info(name, visibility=visibility) for name in self.names() if within is None or name in within
-            ]
+            return [self.info(name, visibility=visibility) for name in self.names() if within is None or name in within]
         counts = self.store.grouped_counts("meta.collection", ["meta.document_id"])
         names = sorted(self._registered() | {str(name) for name in counts})
         return [
