@@ -399,11 +399,19 @@ def keys_create(
     collections: Annotated[str, typer.Option(help="Comma-separated collections the key may use; * is all.")] = "*",
     name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")] = False,
+    principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--principal",
+            help="Whose documents the key reads besides public ones (repeatable): user:<name>, group:<name>, or * "
+            "(every document).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key; the secret is printed once and stored only as a hash."""
     try:
         scope = parse_scope([c.strip() for c in collections.split(",") if c.strip()])
-        created = _key_store().create(name=name, role=role, collections=scope)
+        created = _key_store().create(name=name, role=role, collections=scope, principals=principal or [])
     except RagError as error:
         err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
@@ -413,7 +421,10 @@ def keys_create(
         typer.echo(secret)
         return
     scope_text = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
-    typer.echo(f"created {key.prefix} ({key.role.value}, collections {scope_text}); it is not shown again:")
+    reads = ",".join(sorted(key.principals)) or "public documents only"
+    typer.echo(
+        f"created {key.prefix} ({key.role.value}, collections {scope_text}, reads {reads}); it is not shown again:"
+    )
     typer.echo(secret)
 
 

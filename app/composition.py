@@ -19,7 +19,8 @@ from app.jobs import JobRunner, JobService, JobStore
 from app.jobs.store import MIGRATIONS as JOB_MIGRATIONS
 from app.jobs.store import POSTGRES_MIGRATIONS as JOB_POSTGRES_MIGRATIONS
 from app.pipeline_loader import PipelineSet, load_pipelines
-from app.services import api_keys, collections, files, registry, responses, vector_stores
+from app.services import access, api_keys, collections, files, registry, responses, vector_stores
+from app.services.access import AccessStore
 from app.services.api_keys import KeyStore
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
@@ -63,6 +64,7 @@ class Services:
     vector_store_search: VectorStoreSearch
     responses: ResponseStore
     sources: SourceService
+    access: AccessStore
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     ingest_worker: IngestWorker | None = None  # `rag serve`: the recycled process that indexes (RAG_INGEST_WORKER)
     warmed_up: bool = False
@@ -108,7 +110,22 @@ def file_limits(settings: Settings) -> FileLimits:
 
 def ingest_service(settings: Settings, pipelines: PipelineSet) -> IngestService:
     """Indexing, one file at a time, with the deployment's file limits; each document claimed in the registry first."""
-    return IngestService(pipelines, limits=file_limits(settings), registry=document_registry(settings))
+    return IngestService(
+        pipelines, limits=file_limits(settings), registry=document_registry(settings), access=access_store(settings)
+    )
+
+
+def access_store(settings: Settings) -> AccessStore:
+    """Which principals each access list id stands for (`app.services.access`), in the state database:
+    RAG_DATA_DIR/access.db or RAG_STATE_URL (every host reads the lists another wrote)."""
+    database = state_database(
+        settings,
+        name="access",
+        sqlite_path=settings.data_dir / "access.db",
+        sqlite_migrations=access.SQLITE_MIGRATIONS,
+        postgres_migrations=access.POSTGRES_MIGRATIONS,
+    )
+    return AccessStore(database)
 
 
 def document_registry(settings: Settings) -> DocumentRegistry:
@@ -338,7 +355,13 @@ def job_runner(settings: Settings, pipelines: PipelineSet, *, worker: IngestWork
     files are indexed in that recycled process (the runner inside an indexing worker has none)."""
     collections = collection_service(settings, pipelines)
     ingest = (
-        WorkerIngestService(pipelines, worker, limits=file_limits(settings), registry=document_registry(settings))
+        WorkerIngestService(
+            pipelines,
+            worker,
+            limits=file_limits(settings),
+            registry=document_registry(settings),
+            access=access_store(settings),
+        )
         if worker is not None
         else ingest_service(settings, pipelines)
     )
@@ -387,13 +410,20 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
     collections = collection_service(settings, pipelines)
     worker = ingest_worker(settings) if serving and settings.ingest_worker else None
     ingest = (
-        WorkerIngestService(pipelines, worker, limits=file_limits(settings), registry=document_registry(settings))
+        WorkerIngestService(
+            pipelines,
+            worker,
+            limits=file_limits(settings),
+            registry=document_registry(settings),
+            access=access_store(settings),
+        )
         if worker is not None
         else ingest_service(settings, pipelines)
     )
     query = query_service(settings, pipelines)
     jobs = job_service(settings, collections)
-    documents = DocumentService(pipelines.document_store, registry=document_registry(settings))
+    access_lists = access_store(settings)
+    documents = DocumentService(pipelines.document_store, registry=document_registry(settings), access=access_lists)
     file_service, stores = openai_stores(settings, collections, jobs, documents)
     return Services(
         settings=settings,
@@ -413,6 +443,7 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         vector_store_search=VectorStoreSearch(query, pipelines.document_store, touch=stores.touch),
         responses=response_store(settings),
         sources=source_service(settings, jobs),
+        access=access_lists,
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )
 

@@ -13,16 +13,17 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
-from app.api.deps import State
+from app.api.deps import RagState, State
 from app.errors import AuthenticationError
 from app.services.api_keys import DEV_KEY, ApiKey, KeyStore, Role
 from app.services.rate_limit import RateLimiter
+from app.services.visibility import read_filter
 
 AUTHENTICATED_KEY = "api_key"  # the request-state entry where the middleware leaves the checked key
 KEY_REQUIRED = "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
@@ -77,6 +78,17 @@ async def authenticate(
         return checked
     presented = header or (bearer.credentials if bearer else None)
     return await verify(state.keys, state.rate_limiter, presented, state.auth_executor)
+
+
+async def read_scope(state: RagState, key: ApiKey) -> dict[str, Any] | None:
+    """The caller's read filter (`app.services.visibility.read_filter`: the documents it may read), for every read
+    path to AND into its store query; one state-database query, off the event loop."""
+    return await asyncio.to_thread(read_filter, key, state.access)
+
+
+async def readable_acls(state: RagState, key: ApiKey) -> list[str] | None:
+    """The access list ids the caller reads (None: every one), for state tables that record a document's acl id."""
+    return await asyncio.to_thread(state.access.readable_acls, key.principals)
 
 
 def require_role(role: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:

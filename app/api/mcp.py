@@ -34,12 +34,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.api.auth import AUTHENTICATED_KEY, KEY_REQUIRED
+from app.api.auth import AUTHENTICATED_KEY, KEY_REQUIRED, read_scope
 from app.api.errors import error_body, stream_error
 from app.composition import Services
 from app.errors import AuthenticationError, InvalidInputError, NotFoundError, RagError
 from app.services.api_keys import DEV_KEY, ApiKey, Role
 from app.services.query import Source
+from app.services.visibility import and_filters
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,10 @@ def build_mcp_server(services: Callable[[], Services]) -> MCPServer:
     ) -> SearchResult:
         async with _tool_call("search", services(), ctx) as (state, key):
             name = _collection(state, key, collection)
-            ask = functools.partial(state.query.ask, query, collection=name, top_k=top_k, filters=filters)
+            visibility = await read_scope(state, key)
+            ask = functools.partial(
+                state.query.ask, query, collection=name, top_k=top_k, filters=filters, visibility=visibility
+            )
             result = await asyncio.to_thread(ask, generate=False)
             return SearchResult(collection=name, passages=[_passage(s) for s in result.sources])
 
@@ -182,7 +186,8 @@ def build_mcp_server(services: Callable[[], Services]) -> MCPServer:
         ] = DEFAULT_FETCH_CHARS,
     ) -> FetchResult:
         async with _tool_call("fetch", services(), ctx) as (state, key):
-            chunks = await asyncio.to_thread(_document_chunks, state, key, document_id)
+            visibility = await read_scope(state, key)
+            chunks = await asyncio.to_thread(_document_chunks, state, key, document_id, visibility)
             return _read_pages(document_id, chunks, page=page, max_chars=max_chars)
 
     @server.tool(
@@ -200,7 +205,10 @@ def build_mcp_server(services: Callable[[], Services]) -> MCPServer:
     ) -> AnswerResult:
         async with _tool_call("answer", services(), ctx) as (state, key):
             name = _collection(state, key, collection)
-            result = await state.generation.run(key.id, state.query.ask, question, collection=name, top_k=top_k)
+            visibility = await read_scope(state, key)
+            result = await state.generation.run(
+                key.id, state.query.ask, question, collection=name, top_k=top_k, visibility=visibility
+            )
             return AnswerResult(
                 answer=result.answer or "",
                 refused=result.refused,
@@ -283,12 +291,15 @@ def _passage(source: Source) -> Passage:
 # -- fetch: a document's pages rebuilt from its chunks -----------------------------------------------------------------
 
 
-def _document_chunks(state: Services, key: ApiKey, document_id: str) -> list[Document]:
-    """Every chunk of the document; a document outside the key's collections is answered exactly as an unknown one."""
+def _document_chunks(
+    state: Services, key: ApiKey, document_id: str, visibility: dict[str, Any] | None = None
+) -> list[Document]:
+    """Every chunk of the document; a document outside the key's collections, or one it may not read (`visibility`,
+    in the store query), is answered exactly as an unknown one."""
     if not isinstance(document_id, str) or not _DOCUMENT_ID.fullmatch(document_id):
         raise InvalidInputError("document_id must be 1-128 letters, digits, '_' or '-'")
     scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
-    chunks: list[Document] = state.documents.store.filter_documents(scope)
+    chunks: list[Document] = state.documents.store.filter_documents(and_filters(scope, visibility))
     if not chunks or not key.allows(str(chunks[0].meta.get("collection"))):
         raise NotFoundError(f"document {document_id!r} does not exist")
     return chunks

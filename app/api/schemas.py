@@ -37,6 +37,13 @@ class KeyCreate(BaseModel):
         max_length=1000,
         description='Collections the key may use; `["*"]` is every collection (only an unscoped admin may grant it).',
     )
+    principals: list[str] = Field(
+        default=[],
+        max_length=100,
+        description="Whose documents the key reads besides public ones: `user:<name>`, `group:<name>`, or `*` (every "
+        "document). A caller grants only principals it holds itself, unless it holds `*`. Default: none (public "
+        "documents only).",
+    )
 
 
 class KeyOut(BaseModel):
@@ -45,6 +52,7 @@ class KeyOut(BaseModel):
     name: str
     role: str
     collections: list[str]
+    principals: list[str] = Field(default=[], description="Whose documents the key reads (`*`: every document).")
     created_at: str
     revoked_at: str | None = None
 
@@ -84,6 +92,23 @@ class DocumentOut(BaseModel):
     pages: int
     chunks: int
     tags: dict[str, Any]
+    access: list[str] = Field(
+        default=[], description="The principals that may read it; empty: every key that may use the collection."
+    )
+
+
+class DocumentAccess(BaseModel):
+    access: list[str] | None = Field(
+        max_length=100,
+        description='The new access list, e.g. ["group:eng", "user:bob"] (`user:<name>` / `group:<name>`); `[]` or '
+        "null: every key that may use the collection reads the document.",
+    )
+
+
+class DocumentAccessChanged(BaseModel):
+    document_id: str
+    access: list[str]
+    updated_chunks: int
 
 
 class DocumentPage(BaseModel):

@@ -100,6 +100,7 @@ class Job:
     finished_at: float | None
     files: list[JobFile] = field(default_factory=list)
     generation: int = 0  # the collection's generation when the job was submitted or retried (a drop moves it on)
+    acl: str | None = None  # the id of its documents' access list (`app.services.access`; None: public)
 
     @property
     def progress(self) -> dict[str, int]:

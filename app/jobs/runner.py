@@ -35,6 +35,7 @@ from app.blobs import BlobStore, LocalBlobStore
 from app.errors import ExtractionError, RagError, UpstreamError
 from app.jobs.models import FileState, FileStatus, Job, JobFile, JobState
 from app.jobs.store import FileLease, JobStore, LeaseLostError, new_owner_id
+from app.services.access import ACCESS_TAG
 from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult, IngestService, on_twin_wait
 from app.sync.runner import SYNC_CONTENT_TYPE
@@ -291,11 +292,14 @@ class JobRunner:
                 raise stop
 
         with watch_components(progress), on_twin_wait(stop_waiting_for_a_twin):
+            tags = {**job.tags, **file.tags}
+            access = tags.pop(ACCESS_TAG, None)  # the job's access list rides with its tags (a reserved name)
             return self.ingest.ingest_bytes(
                 data,
                 file.filename,
                 collection=job.collection,
-                tags={**job.tags, **file.tags},
+                tags=tags,
+                access=access,
                 content_type=file.content_type,
                 pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
                 **({"split": (file.split[0], file.split[1])} if file.split else {}),  # a vector store's chunking

@@ -116,9 +116,13 @@ class JobService:
         state: JobState | None = None,
         offset: int = 0,
         limit: int = 50,
+        acls: list[str] | None = None,
     ) -> tuple[list[Job], int]:
-        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total."""
-        return self.store.recent(collection=collection, within=within, state=state, offset=offset, limit=limit)
+        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total.
+        `acls`: only jobs whose documents' access list id is one of these (or public)."""
+        return self.store.recent(
+            collection=collection, within=within, state=state, offset=offset, limit=limit, acls=acls
+        )
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id)

@@ -38,6 +38,7 @@ from app.jobs.models import (
     JobState,
 )
 from app.postgres import PostgresDatabase
+from app.services.access import ACCESS_TAG, acl_id
 from app.sqlite import SQLiteDatabase
 from app.state import StateDatabase
 
@@ -108,6 +109,10 @@ MIGRATIONS = (
     ALTER TABLE job_files ADD COLUMN tags TEXT;
     ALTER TABLE job_files ADD COLUMN split TEXT;
     """,
+    # 6: the id of the access list of the job's documents (`app.services.access`; NULL: public): who sees the job
+    """
+    ALTER TABLE jobs ADD COLUMN acl TEXT;
+    """,
 )
 
 # PostgreSQL: its own steps, starting from the current schema (times in DOUBLE PRECISION).
@@ -163,6 +168,9 @@ POSTGRES_MIGRATIONS = (
     """
     ALTER TABLE job_files ADD COLUMN IF NOT EXISTS tags TEXT;
     ALTER TABLE job_files ADD COLUMN IF NOT EXISTS split TEXT;
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN IF NOT EXISTS acl TEXT;
     """,
 )
 
@@ -286,10 +294,15 @@ class JobStore:
         state: JobState | None = None,
         offset: int = 0,
         limit: int = 50,
+        acls: list[str] | None = None,
     ) -> tuple[list[Job], int]:
-        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total."""
+        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total.
+        `acls`: only the jobs whose documents' access list is one of these ids (or public), in the query itself."""
         where: list[str] = []
         params: list[Any] = []
+        if acls is not None:
+            where.append(f"(acl IS NULL OR acl IN ({', '.join('?' * len(acls))}))" if acls else "acl IS NULL")
+            params.extend(acls)
         if collection is not None:
             where.append("collection = ?")
             params.append(collection)
@@ -361,10 +374,11 @@ class JobStore:
         the collection's generation at submission (`CollectionService.generation`)."""
         with self.db.transaction() as db:
             now = self._now(db)
+            acl = acl_id(tags.get(ACCESS_TAG))
             db.execute(
-                "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at, generation) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job_id, collection, json.dumps(tags), JobState.QUEUED, now, now, generation),
+                "INSERT INTO jobs (id, collection, tags, state, created_at, updated_at, generation, acl) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, collection, json.dumps(tags), JobState.QUEUED, now, now, generation, acl),
             )
             for index, spec in enumerate(files):
                 db.execute(
@@ -788,6 +802,7 @@ def _job(row: Any, files: Sequence[Any]) -> Job:
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
         generation=row["generation"],
+        acl=row["acl"],
         files=[
             JobFile(
                 index=f["idx"],

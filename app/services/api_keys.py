@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from app.services.access import EVERYONE, validate_principals
 from app.services.ingest import validate_collection
 from app.sqlite import SQLiteDatabase
 from app.state import StateDatabase
@@ -71,6 +72,7 @@ POSTGRES_MIGRATIONS = (
     ALTER TABLE api_keys ADD COLUMN tenant TEXT;
     """,
 )
+_EVERY_DOCUMENT = json.dumps([EVERYONE])  # the principals of RAG_ADMIN_KEY and the bootstrap admin key
 _COLUMNS = "id, name, role, collections, created_at, revoked_at, principals, tenant"
 
 
@@ -159,7 +161,9 @@ class AdminKeyError(RuntimeError):
 
 def bootstrap_admin_key(keys: KeyStore, path: Path) -> Path | None:
     """First start with no key at all: create an admin key and write it to `path` (mode 600), else None."""
-    created = keys.create(name="bootstrap admin", role=Role.ADMIN, collections=None, only_if_empty=True)
+    created = keys.create(
+        name="bootstrap admin", role=Role.ADMIN, collections=None, only_if_empty=True, principals=[EVERYONE]
+    )
     if created is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,14 +200,25 @@ class KeyStore:
         )
 
     def create(
-        self, *, name: str, role: Role, collections: frozenset[str] | None, only_if_empty: bool = False
+        self,
+        *,
+        name: str,
+        role: Role,
+        collections: frozenset[str] | None,
+        only_if_empty: bool = False,
+        principals: list[str] | None = None,
     ) -> tuple[ApiKey, str] | None:
         """A new key and its secret (shown once). With `only_if_empty`, None when any key exists already (checked
-        and inserted under the table's write lock: one bootstrap wins across processes and hosts)."""
+        and inserted under the table's write lock: one bootstrap wins across processes and hosts). `principals`:
+        whose documents it reads (`app.services.access`: `user:…`, `group:…`, `*`; none by default: public
+        documents only)."""
         if not name or len(name) > 100:
             raise InvalidInputError("a key name is 1-100 characters")
+        held = validate_principals(principals, allow_everyone=True)
         key_id, secret = new_key()
-        record = ApiKey(id=key_id, name=name, role=role, collections=collections, created_at=_now())
+        record = ApiKey(
+            id=key_id, name=name, role=role, collections=collections, created_at=_now(), principals=frozenset(held)
+        )
         scope = [ALL_COLLECTIONS] if collections is None else sorted(collections)
         with self.db.transaction() as db:  # SQLite: BEGIN IMMEDIATE serializes the bootstrap between processes
             if only_if_empty:
@@ -212,15 +227,17 @@ class KeyStore:
                 if db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
                     return None
             db.execute(
-                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, role.value, json.dumps(scope), hash_key(secret), record.created_at),
+                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at, principals) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key_id, name, role.value, json.dumps(scope), hash_key(secret), record.created_at, json.dumps(held)),
             )
         return record, secret
 
     def ensure_admin_key(self, presented: str, *, variable: str = ADMIN_KEY_NAME) -> ApiKey:
         """Store `presented` (from `variable`) hashed as an admin key for every collection, once: its id is the key's
         own id part, inserted with `ON CONFLICT DO NOTHING`, so replicas starting together with the same secret all
-        succeed. A revoked key stays revoked (returned as such).
+        succeed. A revoked key stays revoked (returned as such). It reads every document (principals `["*"]`, written
+        at every start, so a key stored before principals existed gets them too).
 
         :raises AdminKeyError: the value is not a well-formed key, or its id is stored with another secret.
         """
@@ -233,9 +250,13 @@ class KeyStore:
         digest = hash_key(presented)
         with self.db.connect() as db:
             db.execute(
-                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                (key_id, variable, Role.ADMIN.value, json.dumps([ALL_COLLECTIONS]), digest, _now()),
+                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at, principals) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (key_id, variable, Role.ADMIN.value, json.dumps([ALL_COLLECTIONS]), digest, _now(), _EVERY_DOCUMENT),
+            )
+            db.execute(  # only the row of this very secret (another secret with this id is refused below)
+                "UPDATE api_keys SET principals = ? WHERE id = ? AND key_hash = ? AND principals <> ?",
+                (_EVERY_DOCUMENT, key_id, digest, _EVERY_DOCUMENT),
             )
             row = db.execute(f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         if row is None or not hmac.compare_digest(row["key_hash"], digest):

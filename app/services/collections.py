@@ -143,9 +143,12 @@ class CollectionService:
         names, _ = self.store.get_metadata_field_unique_values("meta.collection", size=100_000)
         return {str(n) for n in names}
 
-    def info(self, name: str) -> CollectionInfo:
-        """Counts for one collection (zeros for an empty one)."""
+    def info(self, name: str, *, visibility: dict[str, Any] | None = None) -> CollectionInfo:
+        """Counts for one collection (zeros for an empty one); with `visibility` (a caller's read filter), of the
+        documents it may read only."""
         scope = collection_filter(name)
+        if visibility:
+            scope = {"operator": "AND", "conditions": [scope, visibility]}
         documents = self.store.count_unique_metadata_by_filter(scope, ["document_id"]).get("document_id", 0)
         return CollectionInfo(
             name=name, documents=int(documents), chunks=int(self.store.count_documents_by_filter(scope))
@@ -155,14 +158,17 @@ class CollectionService:
         """The names of every collection that holds chunks or was created explicitly (no counts)."""
         return sorted(self._registered() | self._in_store())
 
-    def list(self, *, within: frozenset[str] | None = None) -> list[CollectionInfo]:
+    def list(
+        self, *, within: frozenset[str] | None = None, visibility: dict[str, Any] | None = None
+    ) -> list[CollectionInfo]:
         """Every collection that holds chunks or was created explicitly (only those `within`, if given), counted.
 
-        A store with a grouped count (`GroupedCounts`: one query for every collection) is asked once; any other store
-        is asked for each collection on its own (two store calls per collection).
+        A store with a grouped count (`GroupedCounts`: one query for every collection) is asked once; any other store,
+        or a caller with a read filter (`visibility`: the counts are of the documents it may read, the filter in the
+        store's count queries), is asked for each collection on its own (two store calls per collection).
         """
-        if not isinstance(self.store, GroupedCounts):
-            return [self.info(name) for name in self.names() if within is None or name in within]
+        if visibility or not isinstance(self.store, GroupedCounts):
+            return [self.info(name, visibility=visibility) for name in self.names() if within is None or name in within]
         counts = self.store.grouped_counts("meta.collection", ["meta.document_id"])
         names = sorted(self._registered() | {str(name) for name in counts})
         return [

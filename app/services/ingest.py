@@ -35,6 +35,7 @@ from app.errors import (
 )
 from app.memory import release_free_memory
 from app.pipeline_loader import PipelineSet
+from app.services.access import AccessStore, access_meta, validate_principals
 from app.services.file_checks import FileLimits, inspect_upload, pdf_page_count
 from app.upstream import upstream_error
 from components.converters import errors as converter_errors
@@ -78,6 +79,9 @@ RESERVED_META = frozenset(
         "context_header",  # ContextualHeader: "title > section > page", embedded and keyword-indexed
         "section",
         "section_marks",
+        "acl",  # the id of the document's access list (`app.services.access`): the read filter's field
+        "access",  # the access list itself (shown in listings)
+        "tenant",  # the tenant of the collection ("" for none): the read filter's other field
     }
 )
 _EXTRA_TYPES = {
@@ -204,6 +208,7 @@ class IngestService:
         limits: FileLimits | None = None,
         registry: DocumentRegistry | None = None,
         twin_wait_seconds: float = TWIN_WAIT_SECONDS,
+        access: AccessStore | None = None,
     ) -> None:
         """`registry`: the document registry claimed before each document is indexed (without it, a document counts
         as a duplicate when its chunks exist: concurrent twins may both index it); `twin_wait_seconds`: how long an
@@ -213,6 +218,7 @@ class IngestService:
         self.limits = limits or FileLimits()
         self.registry = registry
         self.twin_wait_seconds = twin_wait_seconds
+        self.access = access  # where access lists are recorded (`app.services.access`)
 
     def is_indexed(self, collection: str, document_id: str) -> bool:
         """True when chunks of this document already exist in the collection."""
@@ -270,8 +276,12 @@ class IngestService:
         content_type: str | None = None,
         pdf_pages: int | None = None,
         split: tuple[int, int] | None = None,
+        access: list[str] | None = None,
     ) -> IngestResult:
         """Index one file's bytes; failures are reported in the result, never raised (except invalid input).
+
+        `access`: the principals that may read the document (`app.services.access`; none: every key that may use
+        the collection); its chunks carry the list's id as meta `acl`, recorded in the access store first.
 
         `pdf_pages`: the file's page count when the caller already read it (`count_pdf_pages`), so that a PDF is
         inspected once; without it, a PDF's pages are counted in a worker process. `split`: the splitter's chunk
@@ -279,7 +289,10 @@ class IngestService:
         `split_length` / `split_overlap` inputs (a pipeline that declares none splits as it always does).
         """
         collection = validate_collection(collection)
-        clean_tags = validate_tags(tags)
+        principals = validate_principals(access)
+        clean_tags = {"tenant": "", **validate_tags(tags), **access_meta(principals)}
+        if principals and self.access is not None:  # before any chunk names it
+            self.access.register(principals)
         name = clean_filename(filename)
         started = time.perf_counter()
         content_hash = hashlib.sha256(data).hexdigest()

@@ -277,6 +277,7 @@ class WorkerIngestService(IngestService):
         content_type: str | None = None,
         pdf_pages: int | None = None,
         split: tuple[int, int] | None = None,
+        access: list[str] | None = None,
     ) -> IngestResult:
         """Index one file in the worker process (see `IngestService.ingest_bytes`)."""
         options = {
@@ -285,6 +286,7 @@ class WorkerIngestService(IngestService):
             "content_type": content_type,
             "pdf_pages": pdf_pages,
             "split": split,
+            "access": access,
         }
         try:
             result: IngestResult = self.worker.call(_ingest, data, filename, options)

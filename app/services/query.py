@@ -154,12 +154,16 @@ def is_filter_scalar(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def scoped_filters(collection: str, filters: dict[str, Any] | None) -> dict[str, Any]:
-    """AND the collection into any user filter: a query never sees another collection's chunks."""
+def scoped_filters(
+    collection: str, filters: dict[str, Any] | None, visibility: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """AND the collection and the caller's `visibility` (`app.services.visibility.read_filter`) into any user filter:
+    a query never sees another collection's chunks, nor a document the caller may not read."""
     scope = {"field": "meta.collection", "operator": "==", "value": collection}
-    if not filters:
+    conditions = [c for c in (scope, filters, visibility) if c]
+    if len(conditions) == 1:
         return scope
-    return {"operator": "AND", "conditions": [scope, filters]}
+    return {"operator": "AND", "conditions": conditions}
 
 
 def _source(n: int, doc: Document, cited: bool) -> Source:
@@ -204,6 +208,7 @@ class QueryService:
         generate: bool,
         history: Sequence[ChatMessage] | None = None,
         instructions: str | None = None,
+        visibility: dict[str, Any] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], int]:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("question must be a non-empty string")
@@ -216,7 +221,7 @@ class QueryService:
         spec = self.pipelines.query
         values: dict[str, Any] = {
             "question": question.strip(),
-            "filters": scoped_filters(collection, validate_filters(filters)),
+            "filters": scoped_filters(collection, validate_filters(filters), visibility),
             "top_k": k,
             "generate": generate,
         }
@@ -256,6 +261,7 @@ class QueryService:
         streaming_callback: Callable[[StreamingChunk], None] | None = None,
         history: Sequence[ChatMessage] | None = None,
         instructions: str | None = None,
+        visibility: dict[str, Any] | None = None,
     ) -> QueryResult:
         """Retrieve passages from `collection` and (unless `generate` is False) answer with citations.
 
@@ -263,10 +269,11 @@ class QueryService:
         condenser rewrites a follow-up into a standalone question with them before retrieval (search-only queries
         too). InvalidInputError for other roles, empty messages or more than the bounds of `validate_history`.
         `instructions`: the caller's extra rules, added to the prompt's system message (OpenAI's Responses
-        `instructions`); InvalidInputError when the pipeline's prompt takes none.
+        `instructions`); InvalidInputError when the pipeline's prompt takes none. `visibility`: the caller's read
+        filter (`app.services.visibility.read_filter`), ANDed into the store query with the collection and `filters`.
         """
         spec = self.pipelines.query
-        data, k = self._run_data(question, collection, top_k, filters, generate, history, instructions)
+        data, k = self._run_data(question, collection, top_k, filters, generate, history, instructions, visibility)
         if streaming_callback is not None and generate:
             data.setdefault("llm", {})["streaming_callback"] = streaming_callback
         started = time.perf_counter()
@@ -477,6 +484,7 @@ async def stream_answer(
     key_id: str,
     history: Sequence[ChatMessage] | None = None,
     instructions: str | None = None,
+    visibility: dict[str, Any] | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """
     Run the query pipeline on the model's queue and yield events as they happen: the passages as soon as retrieval
@@ -485,16 +493,16 @@ async def stream_answer(
     answer: what the pipeline appends after generation (an inferred `[n]`) is one more `token` before `done`, and
     when a component may rewrite the answer (`rewrites_answers`) the tokens are held back and the final answer is
     sent as one `token`. `history` as for `QueryService.ask` (the follow-up is condensed before retrieval; `done`
-    carries the `standalone_question`), `instructions` too. Before the first event: InvalidInputError for a bad request,
-    GenerationBusyError/OverloadedError when `key_id`'s share or the queue is full. A pipeline failure after the
-    start is an `error` event, never an exception.
+    carries the `standalone_question`), `instructions` and `visibility` too. Before the first event:
+    InvalidInputError for a bad request, GenerationBusyError/OverloadedError when `key_id`'s share or the queue is
+    full. A pipeline failure after the start is an `error` event, never an exception.
 
     The whole run is one call of the synchronous pipeline on `generation`'s threads (not `run_async_generator`,
     whose sync components run on the event loop's default pool, where a generation waiting for the model would hold
     a thread that key checks and listings need).
     """
     spec = service.pipelines.query
-    data, k = service._run_data(question, collection, top_k, filters, True, history, instructions)
+    data, k = service._run_data(question, collection, top_k, filters, True, history, instructions, visibility)
     place = generation.admit(key_id)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()

@@ -119,10 +119,12 @@ class VectorStoreSearch:
         filters: dict[str, Any] | None = None,
         score_threshold: float = 0.0,
         rewrite: bool = False,
+        visibility: dict[str, Any] | None = None,
     ) -> SearchPage:
         """Run every query (at most `MAX_QUERIES`) through the query pipeline, search-only; merge them by chunk
         (a chunk found by several queries keeps its best score), drop hits scoring below `score_threshold` and keep
-        the best `max_num_results`. InvalidInputError for a malformed query, filter or limit."""
+        the best `max_num_results`. InvalidInputError for a malformed query, filter or limit. `visibility`: the
+        caller's read filter (`app.services.visibility.read_filter`), ANDed into every store query."""
         queries = [query] if isinstance(query, str) else list(query)
         if not queries or len(queries) > MAX_QUERIES:
             raise InvalidInputError(f"query must be a string or a list of 1 to {MAX_QUERIES} strings")
@@ -137,14 +139,19 @@ class VectorStoreSearch:
         best: dict[str, tuple[float, Source]] = {}
         for text in searched:
             result = self.query.ask(
-                text, collection=vector_store_id, top_k=max_num_results, filters=haystack_filters, generate=False
+                text,
+                collection=vector_store_id,
+                top_k=max_num_results,
+                filters=haystack_filters,
+                generate=False,
+                visibility=visibility,
             )
             for source, score in zip(result.sources, unit_scores([s.score for s in result.sources]), strict=True):
                 if source.chunk_id not in best or score > best[source.chunk_id][0]:
                     best[source.chunk_id] = (score, source)
         ranked = sorted(best.values(), key=lambda pair: -pair[0])
         kept = [(score, source) for score, source in ranked if score >= score_threshold][:max_num_results]
-        metas = self._metas(vector_store_id, [source.chunk_id for _, source in kept])
+        metas = self._metas(vector_store_id, [source.chunk_id for _, source in kept], visibility)
         if self.touch is not None:
             self.touch(vector_store_id)
         return SearchPage(
@@ -152,7 +159,9 @@ class VectorStoreSearch:
             hits=[_hit(score, source, metas.get(source.chunk_id, {})) for score, source in kept],
         )
 
-    def _metas(self, collection: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _metas(
+        self, collection: str, chunk_ids: list[str], visibility: dict[str, Any] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """The metadata of the chunks found, by id (a pipeline that returns merged parents may find none: the hit
         then carries what the source knows)."""
         if not chunk_ids:
@@ -163,6 +172,7 @@ class VectorStoreSearch:
                 "conditions": [
                     {"field": "meta.collection", "operator": "==", "value": collection},
                     {"field": "id", "operator": "in", "value": chunk_ids},
+                    *([visibility] if visibility else []),
                 ],
             }
         )

@@ -1,20 +1,41 @@
 """Which documents a caller may read, as one Haystack filter that every read path ANDs into its store query.
 
 Documents carry two scalar meta fields: `tenant` (the tenant of their collection, "" for none) and `acl` (the id of
-their access list, "public" for none). `read_filter(key)` is the store-side condition for one API key: documents a
-caller may not read are never fetched, so no top_k, count, citation or error message can reveal them.
+their access list, "public" for none: `app.services.access`). `read_filter(key, access)` is the store-side condition
+for one API key: documents a caller may not read are never fetched, so no top_k, count, citation or error message can
+reveal them. Chunks indexed before access lists existed carry no `acl`: they are public (the filter accepts a missing
+value as "public").
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.services.api_keys import ApiKey
 
+if TYPE_CHECKING:
+    from app.services.access import AccessStore
 
-def read_filter(key: ApiKey) -> dict[str, Any] | None:
-    """The filter the chunks `key` may read satisfy (None: every chunk of the collections it may use)."""
-    return None
+ACL_FIELD = "meta.acl"
+
+
+def acl_condition(acls: list[str] | None) -> dict[str, Any] | None:
+    """`meta.acl` in `acls`, or missing (a chunk indexed before access lists: public); None for no condition."""
+    if acls is None:
+        return None
+    return {
+        "operator": "OR",
+        "conditions": [
+            {"field": ACL_FIELD, "operator": "in", "value": list(acls)},
+            {"field": ACL_FIELD, "operator": "==", "value": None},
+        ],
+    }
+
+
+def read_filter(key: ApiKey, access: AccessStore) -> dict[str, Any] | None:
+    """The filter the chunks `key` may read satisfy (None: every chunk of the collections it may use). One query of
+    the state database (the acl ids its principals read); `*` reads every document."""
+    return acl_condition(access.readable_acls(key.principals))
 
 
 def and_filters(*filters: dict[str, Any] | None) -> dict[str, Any] | None:

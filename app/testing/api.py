@@ -1,8 +1,13 @@
-"""Helpers for tests talking to the REST API: an API key's headers, and waiting for a job to finish."""
+"""Helpers for tests talking to the REST API: an API key's headers, and waiting for a job to finish.
+
+`admin_headers(data_dir, role=..., collections=..., principals=...)` creates a key in the data dir's key store and
+returns its headers; `principals` (`user:<name>`, `group:<name>`, `*`) are whose documents it reads: `["*"]` (every
+document, as RAG_ADMIN_KEY) unless told otherwise, `[]` for a key that reads public documents only."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +16,22 @@ from app.jobs.models import TERMINAL_STATES
 JOB_TERMINAL = frozenset(TERMINAL_STATES)
 
 
-def admin_headers(data_dir: Path, *, role: str = "admin", collections: frozenset[str] | None = None) -> dict[str, str]:
-    """Headers carrying a new API key (admin on every collection unless told otherwise) of the data dir's key store."""
+def admin_headers(
+    data_dir: Path,
+    *,
+    role: str = "admin",
+    collections: frozenset[str] | None = None,
+    principals: Sequence[str] = ("*",),
+) -> dict[str, str]:
+    """Headers carrying a new API key (admin on every collection, reading every document, unless told otherwise) of
+    the data dir's key store; e.g. `admin_headers(d, role="reader", principals=["group:eng"])`."""
     from app.composition import key_store
     from app.services.api_keys import Role
     from app.settings import Settings
 
-    created = key_store(Settings(data_dir=data_dir)).create(name="tests", role=Role(role), collections=collections)
+    created = key_store(Settings(data_dir=data_dir)).create(
+        name="tests", role=Role(role), collections=collections, principals=list(principals)
+    )
     assert created is not None
     return {"Authorization": f"Bearer {created[1]}"}
 

@@ -231,6 +231,24 @@ def test_keys_create_list_revoke(data_dir):
     assert key.id not in _invoke("keys", "list").output and key.id in _invoke("keys", "list", "--all").output
 
 
+def test_keys_create_with_principals(data_dir):
+    from app.services.api_keys import KeyStore
+    from app.settings import Settings
+
+    created = _invoke(
+        "keys", "create", "--role", "reader", "--principal", "user:alice", "--principal", "group:eng", "-q"
+    )
+    assert created.exit_code == 0, created.output
+    key = KeyStore(Settings().keys_db).authenticate(created.output.strip())
+    assert key is not None and key.principals == {"user:alice", "group:eng"}
+    assert (
+        "reads group:eng,user:alice"
+        in _invoke("keys", "create", "--role", "reader", "--principal", "user:alice", "--principal", "group:eng").output
+    )
+    refused = _invoke("keys", "create", "--role", "reader", "--principal", "eng")
+    assert refused.exit_code == 2 and "principal" in refused.output
+
+
 def test_keys_generate_prints_a_fresh_key_and_stores_nothing(data_dir):
     from app.services.api_keys import KEY_PATTERN, KeyStore
     from app.settings import Settings

@@ -208,3 +208,30 @@ def test_shipped_llama_cpp_threads_come_from_the_environment() -> None:
                     found += 1
                     assert spec["init_parameters"].get("n_threads") == "${RAG_LLM_THREADS:-}", directory
     assert found >= 1
+
+
+def _lancedb_stores(node: Any) -> list[dict[str, Any]]:
+    """Every LanceDB document store configured anywhere in a parsed pipeline YAML."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if str(node.get("type", "")).endswith("LanceDBDocumentStore"):
+            found.append(node)
+        for value in node.values():
+            found.extend(_lancedb_stores(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_lancedb_stores(value))
+    return found
+
+
+@pytest.mark.parametrize("folder", [DEFAULT, *PROFILES], ids=lambda p: p.name)
+def test_every_lancedb_store_filters_the_read_fields_in_sql(folder: Path) -> None:
+    """`acl` and `tenant` (every caller's read filter, `app.services.visibility`) are promoted columns, so LanceDB
+    evaluates the filter in its SQL, never in a Python residual after retrieval."""
+    for name in PIPELINE_FILES:
+        path = folder / f"{name}.yml"
+        if not path.is_file():
+            continue
+        for store in _lancedb_stores(read_yaml(path)):
+            fields = store["init_parameters"].get("indexed_meta_fields")
+            assert fields is not None and {"collection", "acl", "tenant"} <= set(fields), (path, fields)

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Response, status
 
-from app.api.auth import Admin, Reader
+from app.api.auth import Admin, Reader, read_scope
 from app.api.deps import State
 from app.api.schemas import AUTH_ERRORS, CollectionCreate, CollectionOut, ErrorResponse
 from app.services.api_keys import Role
@@ -18,10 +18,11 @@ router = APIRouter(prefix="/collections", tags=["collections"], responses=AUTH_E
     "",
     response_model=list[CollectionOut],
     summary="List collections with document and chunk counts",
-    description="Only the collections the API key may use.",
+    description="Only the collections the API key may use; the counts are of the documents it may read.",
 )
 async def list_collections(state: State, key: Reader) -> list[CollectionOut]:
-    infos = await asyncio.to_thread(state.collections.list, within=key.collections)
+    visibility = await read_scope(state, key)
+    infos = await asyncio.to_thread(state.collections.list, within=key.collections, visibility=visibility)
     return [CollectionOut(name=i.name, documents=i.documents, chunks=i.chunks) for i in infos]
 
 

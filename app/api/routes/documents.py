@@ -1,4 +1,7 @@
-"""Documents: upload (multipart), list (paged), delete."""
+"""Documents: upload (multipart), list (paged), change who may read them, delete.
+
+Every read goes through the caller's read filter (`app.api.auth.read_scope`): a document the caller may not read is
+absent from listings and counts and is 404 for its id."""
 
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ from typing import Annotated, Any, BinaryIO
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 
-from app.api.auth import Reader, Writer
+from app.api.auth import Reader, Writer, read_scope
 from app.api.deps import RagState, State
 from app.api.errors import error_body
 from app.api.routes.jobs import job_out
 from app.api.schemas import (
     AUTH_ERRORS,
     DeletedDocument,
+    DocumentAccess,
+    DocumentAccessChanged,
     DocumentOut,
     DocumentPage,
     ErrorResponse,
@@ -28,6 +33,7 @@ from app.api.schemas import (
 )
 from app.errors import ExtractionError, InvalidInputError
 from app.jobs import UploadedFile
+from app.services.access import ACCESS_TAG, validate_principals
 from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult, clean_filename, guess_content_type, validate_collection, validate_tags
@@ -46,6 +52,19 @@ def _parse_metadata(metadata: str | None) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise InvalidInputError("metadata must be a JSON object of tags")
     return validate_tags(parsed)
+
+
+def _parse_access(access: str | None) -> list[str]:
+    """The `access` form field: a JSON array of principals (none or `[]`: every key of the collection reads it)."""
+    if not access:
+        return []
+    try:
+        parsed = json.loads(access)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"access is not valid JSON: {error.msg}") from error
+    if not isinstance(parsed, list):
+        raise InvalidInputError('access must be a JSON array of principals, e.g. ["group:eng", "user:bob"]')
+    return validate_principals(parsed)
 
 
 def _read_limited(stream: BinaryIO, limit: int) -> bytes | None:
@@ -141,6 +160,13 @@ async def upload(
     files: Annotated[list[UploadFile], File(description="One or more files (PDF, DOCX, TXT, MD, CSV, HTML, images)")],
     collection: Annotated[str | None, Form(description="Target collection (default: RAG_DEFAULT_COLLECTION)")] = None,
     metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
+    access: Annotated[
+        str | None,
+        Form(
+            description='JSON array of the principals that may read the files, e.g. ["group:eng", "user:bob"] '
+            "(`user:<name>` / `group:<name>`). Without it, every key that may use the collection reads them."
+        ),
+    ] = None,
     run_async: Annotated[
         bool,
         Query(alias="async", description="Index in a background job: answers 202 with the job (see /jobs)."),
@@ -149,18 +175,20 @@ async def upload(
     collection = validate_collection(collection or state.settings.default_collection)
     key.require(Role.WRITER, collection)
     tags = _parse_metadata(metadata)
+    principals = _parse_access(access)
     if not files:
         raise InvalidInputError("no files in the request")
     if len(files) > state.settings.max_files_per_upload:
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
+    job_tags = {**tags, ACCESS_TAG: principals} if principals else tags  # the job's runner passes it on
     if run_async or _is_large_in_bytes(state, files):  # the job's spool counts the PDFs' pages
-        return await _submit_job(state, collection, tags, files, limit, {})
+        return await _submit_job(state, collection, job_tags, files, limit, {})
     pages = await _count_pages(state, files, limit)
     counted = sum(count for count in pages.values() if isinstance(count, int))
     if counted > state.settings.async_threshold_pages:
-        return await _submit_job(state, collection, tags, files, limit, pages)
+        return await _submit_job(state, collection, job_tags, files, limit, pages)
     results: list[IngestResult] = []
     generation = await asyncio.to_thread(state.collections.generation, collection)  # a drop from now on undoes us
     for index, upload_file in enumerate(files):
@@ -185,6 +213,7 @@ async def upload(
                 tags=tags,
                 content_type=upload_file.content_type,
                 pdf_pages=pdf_pages,
+                access=principals,
             )
         dropped = await asyncio.to_thread(state.collections.generation, collection) != generation
         if result.status == "indexed" and dropped:
@@ -231,7 +260,10 @@ async def list_documents(
 ) -> DocumentPage:
     collection = collection or state.settings.default_collection
     key.require(Role.READER, collection)
-    docs, total = await asyncio.to_thread(state.documents.list, collection, offset=offset, limit=limit)
+    visibility = await read_scope(state, key)
+    docs, total = await asyncio.to_thread(
+        state.documents.list, collection, offset=offset, limit=limit, visibility=visibility
+    )
     return DocumentPage(
         collection=collection,
         total=total,
@@ -248,7 +280,28 @@ async def list_documents(
     summary="Delete a document and all its chunks",
 )
 async def delete_document(document_id: str, state: State, key: Writer) -> DeletedDocument:
+    visibility = await read_scope(state, key)  # a document the key may not read is 404, as an unknown one
     if key.collections is not None:  # a scoped key may only delete documents of its collections
-        key.require(Role.WRITER, await asyncio.to_thread(state.documents.collection_of, document_id))
-    deleted = await asyncio.to_thread(state.documents.delete, document_id)
+        collection = await asyncio.to_thread(state.documents.collection_of, document_id, visibility=visibility)
+        key.require(Role.WRITER, collection)
+    deleted = await asyncio.to_thread(state.documents.delete, document_id, visibility=visibility)
     return DeletedDocument(document_id=document_id, deleted_chunks=deleted)
+
+
+@router.patch(
+    "/{document_id}",
+    response_model=DocumentAccessChanged,
+    responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    summary="Change who may read a document",
+    description="Replaces the document's access list (`[]` or null: every key that may use its collection reads it) "
+    "on every chunk at once. The caller needs the writer role on the document's collection and must be able to read "
+    "the document (404 otherwise, as for an unknown id).",
+)
+async def update_document(document_id: str, body: DocumentAccess, state: State, key: Writer) -> DocumentAccessChanged:
+    visibility = await read_scope(state, key)
+    collection = await asyncio.to_thread(state.documents.collection_of, document_id, visibility=visibility)
+    key.require(Role.WRITER, collection)
+    principals, chunks = await asyncio.to_thread(
+        state.documents.set_access, document_id, body.access, visibility=visibility
+    )
+    return DocumentAccessChanged(document_id=document_id, access=list(principals), updated_chunks=chunks)

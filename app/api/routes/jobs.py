@@ -1,4 +1,7 @@
-"""Background ingestion jobs: status, list, cancel, retry (created by `POST /documents/upload` when async)."""
+"""Background ingestion jobs: status, list, cancel, retry (created by `POST /documents/upload` when async).
+
+A job uploaded with an access list is seen only by the keys that may read its documents (the job records the list's
+id; listings select on it in the query): for any other key it does not exist (404)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.auth import Reader, Writer
+from app.api.auth import Reader, Writer, readable_acls
 from app.api.deps import State
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, JobFileOut, JobOut, JobPage, JobProgress
+from app.errors import NotFoundError
 from app.jobs import Job, JobState
 from app.services.api_keys import ApiKey, Role
 
@@ -51,8 +55,12 @@ def job_out(job: Job) -> JobOut:
 
 
 async def _job_for(state: State, key: ApiKey, role: Role, job_id: str) -> Job:
-    """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown)."""
+    """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown or when the key
+    may not read its documents)."""
     job = await asyncio.to_thread(state.jobs.get, job_id)
+    acls = await readable_acls(state, key)
+    if acls is not None and job.acl is not None and job.acl not in acls:
+        raise NotFoundError(f"job {job_id!r} does not exist")
     key.require(role, job.collection)
     return job
 
@@ -69,7 +77,13 @@ async def list_jobs(
     if collection is not None:
         key.require(Role.READER, collection)
     jobs, total = await asyncio.to_thread(
-        state.jobs.recent, collection=collection, within=key.collections, state=job_state, offset=offset, limit=limit
+        state.jobs.recent,
+        collection=collection,
+        within=key.collections,
+        state=job_state,
+        offset=offset,
+        limit=limit,
+        acls=await readable_acls(state, key),
     )
     return JobPage(total=total, offset=offset, limit=limit, jobs=[job_out(j) for j in jobs])
 

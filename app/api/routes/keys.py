@@ -10,6 +10,7 @@ from app.api.auth import Admin
 from app.api.deps import State
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, KeyCreate, KeyCreated, KeyOut
 from app.errors import PermissionDeniedError
+from app.services.access import EVERYONE, validate_principals
 from app.services.api_keys import ALL_COLLECTIONS, ApiKey, Role, parse_scope
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=AUTH_ERRORS)
@@ -22,6 +23,7 @@ def _out(key: ApiKey) -> KeyOut:
         name=key.name,
         role=key.role.value,
         collections=[ALL_COLLECTIONS] if key.collections is None else sorted(key.collections),
+        principals=sorted(key.principals),
         created_at=key.created_at,
         revoked_at=key.revoked_at,
     )
@@ -33,13 +35,19 @@ def _out(key: ApiKey) -> KeyOut:
     status_code=status.HTTP_201_CREATED,
     responses={400: {"model": ErrorResponse}},
     summary="Create an API key",
-    description="The new key's collections must lie within the calling key's own scope.",
+    description="The new key's collections must lie within the calling key's own scope, and its principals among the "
+    "calling key's own (any, for a caller holding `*`).",
 )
 async def create_key(body: KeyCreate, state: State, caller: Admin) -> KeyCreated:
     scope = parse_scope(body.collections)
     if not caller.covers(scope):
         raise PermissionDeniedError("a key can only be granted collections within the calling key's scope")
-    created = await asyncio.to_thread(state.keys.create, name=body.name, role=Role(body.role), collections=scope)
+    principals = validate_principals(body.principals, allow_everyone=True)
+    if EVERYONE not in caller.principals and not set(principals) <= caller.principals:
+        raise PermissionDeniedError("a key can only be granted principals the calling key holds itself")
+    created = await asyncio.to_thread(
+        state.keys.create, name=body.name, role=Role(body.role), collections=scope, principals=principals
+    )
     assert created is not None  # only the bootstrap passes only_if_empty
     key, secret = created
     return KeyCreated(**_out(key).model_dump(), key=secret)

@@ -25,7 +25,7 @@ from haystack import logging
 from haystack.dataclasses import ChatMessage
 from pydantic import BaseModel, Field
 
-from app.api.auth import Reader
+from app.api.auth import Reader, read_scope
 from app.api.deps import State
 from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
@@ -95,6 +95,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
     collection = body.collection or state.settings.default_collection
     key.require(Role.READER, collection)
     question, history = _conversation(body.messages)
+    visibility = await read_scope(state, key)
     if body.stream:
         events = stream_answer(
             state.query,
@@ -105,6 +106,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
             generation=state.generation,
             key_id=key.id,
             history=history,
+            visibility=visibility,
         )
         first: StreamEvent | InvalidInputError
         try:  # a full model queue is a 429/503 here, before the stream starts
@@ -124,6 +126,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State, key: Reade
         top_k=body.top_k,
         filters=body.filters,
         history=history,
+        visibility=visibility,
     )
     return {
         "id": _completion_id(),

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from haystack import logging
 from haystack.dataclasses import ChatMessage
 
-from app.api.auth import Reader
+from app.api.auth import Reader, read_scope
 from app.api.deps import State
 from app.api.errors import stream_error
 from app.api.schemas import (
@@ -60,6 +60,7 @@ async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
         filters=body.filters,
         generate=body.generate,
         history=history_messages(body.history),
+        visibility=await read_scope(state, key),
     )
     # an answer waits in the model's queue (429/503 when full); a search-only query never does
     result = await (state.generation.run(key.id, ask) if body.generate else asyncio.to_thread(ask))
@@ -108,6 +109,7 @@ async def query_stream(body: QueryRequest, state: State, key: Reader) -> Streami
         generation=state.generation,
         key_id=key.id,
         history=history_messages(body.history),
+        visibility=await read_scope(state, key),
     )
     first = await anext(events)  # validation errors and a full queue surface here as a 4xx/503, before the stream
 

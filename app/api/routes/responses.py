@@ -24,11 +24,12 @@ from haystack import logging
 from haystack.dataclasses import ChatMessage
 from pydantic import BaseModel, Field
 
-from app.api.auth import Reader
+from app.api.auth import Reader, read_scope
 from app.api.deps import RagState, State
 from app.api.errors import stream_error
 from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError, NotFoundError
+from app.services.access import EVERYONE
 from app.services.api_keys import ApiKey, Role
 from app.services.ingest import validate_collection
 from app.services.openai_filters import translate_filters
@@ -255,17 +256,34 @@ def _history(items: list[dict[str, Any]]) -> list[ChatMessage]:
     return messages
 
 
-def _visible(key: ApiKey) -> Any:
-    return lambda stored: all(key.allows(collection) for collection in stored.collections)
+def _visible(state: RagState, key: ApiKey) -> Any:
+    """Whether `key` sees a stored response (blocking: the creator's key is read): within its collections, and
+    `_readable`."""
+    return lambda stored: all(key.allows(c) for c in stored.collections) and _readable(state, key, stored)
+
+
+def _readable(state: RagState, key: ApiKey, stored: StoredResponse) -> bool:
+    """A response holds passages of the documents its creator could read: another key sees it only when it reads
+    every one of them too (it holds `*`, or every principal of the creator, who did not hold `*`)."""
+    if stored.key_id == key.id or EVERYONE in key.principals:
+        return True
+    try:
+        creator = state.keys.get(stored.key_id)
+    except NotFoundError:
+        return False
+    return EVERYONE not in creator.principals and creator.principals <= key.principals
 
 
 async def _scoped(state: RagState, key: ApiKey, response_id: str) -> StoredResponse:
-    """A stored response within the key's scope (404 unknown; 403 outside the key's collections)."""
+    """A stored response within the key's scope (404 unknown, or holding passages the key may not read; 403 outside
+    the key's collections)."""
     stored = await run_in_threadpool(state.responses.get, response_id)
     if stored is None:
         raise NotFoundError(f"response {response_id!r} does not exist")
     for collection in stored.collections:
         key.require(Role.READER, collection)
+    if not await run_in_threadpool(_readable, state, key, stored):
+        raise NotFoundError(f"response {response_id!r} does not exist")
     return stored
 
 
@@ -325,19 +343,21 @@ class _Turn:
         self.created_at = float(int(time.time()))
         self.history: list[ChatMessage] = []
         self.state = state
+        self.visibility: dict[str, Any] | None = None  # the caller's read filter (`check`)
 
     async def check(self) -> None:
         """Scope, existence and the history of `previous_response_id` (403/404/400 before anything runs)."""
         validate_collection(self.collection)
         self.key.require(Role.READER, self.collection)
+        self.visibility = await read_scope(self.state, self.key)
         await run_in_threadpool(self.state.vector_stores.check_active, self.collection)  # 404 unknown, 400 expired
         await run_in_threadpool(self.state.vector_stores.touch, self.collection)  # its expiry counts from its last use
         if self.body.previous_response_id is not None:
             previous = await run_in_threadpool(self.state.responses.get, self.body.previous_response_id)
-            if previous is None or not _visible(self.key)(previous):
+            if previous is None or not await run_in_threadpool(_visible(self.state, self.key), previous):
                 raise NotFoundError(f"previous response {self.body.previous_response_id!r} does not exist")
             self.history = await run_in_threadpool(
-                self.state.responses.history, previous.id, visible=_visible(self.key)
+                self.state.responses.history, previous.id, visible=_visible(self.state, self.key)
             )
         self.history += _history(self.items)
 
@@ -431,6 +451,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
             key_id=key.id,
             history=turn.history,
             instructions=body.instructions,
+            visibility=turn.visibility,
         )
         first = await anext(events)  # a bad request or a full model queue is a 4xx/5xx here, before the stream
         return StreamingResponse(
@@ -445,6 +466,7 @@ async def create_response(body: ResponseCreateRequest, state: State, key: Reader
         filters=turn.filters,
         history=turn.history,
         instructions=body.instructions,
+        visibility=turn.visibility,
     )
     text = result.answer or ""
     response = turn.response(

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from app.api.auth import Reader
+from app.api.auth import Reader, read_scope
 from app.api.deps import State
 from app.api.schemas import (
     AUTH_ERRORS,
@@ -45,6 +45,7 @@ async def search_vector_store(
         filters=body.filters,
         score_threshold=ranking.score_threshold,
         rewrite=body.rewrite_query,
+        visibility=await read_scope(state, key),
     )
     return SearchResultsPage(
         search_query=page.search_query,

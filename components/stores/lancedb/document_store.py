@@ -52,6 +52,7 @@ from components.stores.lancedb.filters import (
     in_list_sql,
     matching_ids,
     plan_filters,
+    quote_literal,
     require_filters,
     scan,
     select_rows,
@@ -64,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 _VERSION_CHECK_S = 1.0
 
-DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name")
+DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name", "acl", "tenant")
 
 _RESERVED_NAMES = (
     frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {KEYWORD_COLUMN, "_distance", "_score", "_rowid", "_relevance_score"}
@@ -110,7 +111,8 @@ class LanceDBDocumentStore:
         :param embedding_dim: Dimension of the document embeddings.
         :param indexed_meta_fields: Meta fields mirrored into their own string columns so that filters on them are
             evaluated by LanceDB. Their values must be `str` or `None`. Defaults to
-            `["collection", "document_id", "file_name"]`.
+            `["collection", "document_id", "file_name", "acl", "tenant"]`. A table created with fewer gets the
+            missing columns when it is opened (one commit each, filled from the stored rows' meta).
         :param keyword_meta_fields: Meta fields whose values are full-text indexed together with the content (e.g.
             `[context_header]` from `ContextualHeader`), so that keyword search finds a chunk by its document title
             and section; the passage returned is still the content alone. A table created with this option (even
@@ -258,6 +260,7 @@ class LanceDBDocumentStore:
             db = self._connect()
             if self._table_exists(db):
                 table = db.open_table(self.table_name)
+                self._add_promoted_columns(table)
                 self._check_schema(table.schema)
                 if self.keyword_meta_fields is not None and KEYWORD_COLUMN not in table.schema.names:
                     self._add_keyword_column(table)
@@ -277,6 +280,38 @@ class LanceDBDocumentStore:
             self._indexes.fts_column = KEYWORD_COLUMN if self._has_keyword_column else "content"
             self._indexes.refresh(table)
             return table
+
+    def _add_promoted_columns(self, table: Any) -> None:
+        """Give a table created with fewer `indexed_meta_fields` the missing columns: null, then filled from the meta
+        of the rows whose `meta_json` holds the field (one update per distinct value; usually none)."""
+        missing = [name for name in self.indexed_meta_fields if name not in table.schema.names]
+        if not missing:
+            return
+        logger.warning(
+            "Adding the promoted meta columns {fields} to LanceDB table {table_name}",
+            fields=missing,
+            table_name=self.table_name,
+        )
+        try:
+            table.add_columns({name: "CAST(NULL AS STRING)" for name in missing})
+        except (RuntimeError, ValueError, OSError) as error:
+            table.checkout_latest()  # another process (a server beside a CLI ingest) added them at the same moment
+            if any(name not in table.schema.names for name in missing):
+                raise
+            logger.info("The promoted columns were added concurrently by another writer ({error})", error=str(error))
+            return
+        for name in missing:
+            pattern = quote_literal(f'%"{name}"%')
+            rows = scan(table, ["id", "meta_json"], f"meta_json LIKE {pattern}")
+            by_value: dict[str, list[str]] = {}
+            for row_id, meta in zip(rows.column("id").to_pylist(), rows.column("meta_json").to_pylist(), strict=True):
+                value = json.loads(meta).get(name)
+                if isinstance(value, str):
+                    by_value.setdefault(value, []).append(row_id)
+            for value, ids in by_value.items():
+                for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
+                    where = in_list_sql("id", ids[start : start + _ID_LOOKUP_CHUNK])
+                    table.update(where=where, values={name: value})
 
     def _add_keyword_column(self, table: Any) -> None:
         """Give a table created before `keyword_meta_fields` its `keyword_text` column, filled with the content of the

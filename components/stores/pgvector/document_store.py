@@ -13,7 +13,8 @@ as it is and changes how connections are obtained:
   matches *any* query term (`keyword_match: any`), as BM25 does; upstream `plainto_tsquery` requires all terms,
   which natural-language questions rarely satisfy; with `keyword_meta_fields` (a chunk's contextual header) that
   column also covers those meta fields, and leaves out the parents of `HierarchicalDocumentSplitter`;
-* an expression index on `meta->>'collection'` keeps the collection scope a cheap prefilter;
+* expression indexes on `meta->>'collection'`, `meta->>'acl'` and `meta->>'tenant'` keep the collection scope and
+  the callers' read filter (`app.services.visibility`) cheap prefilters;
 * `grouped_counts` (`components.stores.grouped_counts`) counts every collection in one `GROUP BY` query;
 * an existing table whose vector column has another dimension than `embedding_dimension` is a clear error.
 
@@ -51,6 +52,7 @@ from components.stores.async_methods import in_thread
 from components.stores.grouped_counts import meta_keys
 from components.validation import check_int
 
+_INDEXED_META = ("collection", "acl", "tenant")  # btree expression indexes on `meta->>'<field>'`
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -441,13 +443,14 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
                     table=self.table_name,
                     fields=self.keyword_meta_fields,
                 )
-        self._execute_sql(
-            cursor=self._cursor,
-            sql_query=SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} ((meta->>'collection'))").format(
-                index=Identifier(f"{self.table_name}_collection_idx"), table=table
-            ),
-            error_msg="Could not create the collection index",
-        )
+        for field in _INDEXED_META:
+            self._execute_sql(
+                cursor=self._cursor,
+                sql_query=SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} ((meta->>{field}))").format(
+                    index=Identifier(f"{self.table_name}_{field}_idx"), table=table, field=SQLLiteral(field)
+                ),
+                error_msg=f"Could not create the {field} index",
+            )
 
     def _build_keyword_retrieval_query(
         self, query: str, top_k: int, filters: dict[str, Any] | None = None

@@ -177,6 +177,15 @@ CASES = {
         200,
         lambda c, k, col, h: c.delete(f"/documents/{_document_in(c, k['admin'], col)}", headers=h),
     ),
+    "change document access": Case(
+        "PATCH",
+        "/documents/{document_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.patch(
+            f"/documents/{_document_in(c, k['admin'], col)}", json={"access": ["group:eng"]}, headers=h
+        ),
+    ),
     "query": Case("POST", "/query", "reader", 200, _query("/query")),
     "query stream": Case("POST", "/query/stream", "reader", 200, _query("/query/stream")),
     "chat completions": Case("POST", "/v1/chat/completions", "reader", 200, _chat),

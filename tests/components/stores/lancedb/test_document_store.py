@@ -46,6 +46,7 @@ from app.testing.grouped_counts import GroupedCountsTest, grouped_docs
 from components.stores.grouped_counts import GroupedCounts
 from components.stores.lancedb import LanceDBDocumentStore
 from components.stores.lancedb import document_store as lancedb_document_store
+from components.stores.lancedb.filters import plan_filters
 from components.stores.lancedb.search import sanitize_fts_query
 
 PROJECT_ROOT = Path(__file__).resolve().parents[4]
@@ -187,7 +188,7 @@ class TestInit:
         assert s.path == "lancedb"
         assert s.table_name == "documents"
         assert s.embedding_dim == 384
-        assert s.indexed_meta_fields == ["collection", "document_id", "file_name"]
+        assert s.indexed_meta_fields == ["collection", "document_id", "file_name", "acl", "tenant"]
         assert s.vector_index_min_rows == 20000
         assert s.optimize_every_writes == 20
 
@@ -879,3 +880,38 @@ class TestKeywordMetaFields:
         plain.write_documents(self._docs()[1:])
         assert [d.id for d in plain.bm25_retrieval("bananas")] == ["b"]
         assert [d.id for d in plain.bm25_retrieval("filesystem")] == ["a"]
+
+
+class TestPromotedColumnsAddedOnOpen:
+    """A table created before `acl` and `tenant` were promoted gets the columns when opened, filled from the stored
+    meta, and the read filter (`acl` in [...] or missing) is evaluated in SQL on it."""
+
+    READ = {
+        "operator": "OR",
+        "conditions": [_c("meta.acl", "in", ["public", "acl_eng"]), _c("meta.acl", "==", None)],
+    }
+
+    def test_an_old_table_gets_the_columns_filled_and_filters_in_sql(self, tmp_path: Path) -> None:
+        path = str(tmp_path / "db")
+        old = LanceDBDocumentStore(path=path, embedding_dim=4, indexed_meta_fields=["collection"])
+        old.write_documents(
+            [
+                Document(id="legacy", content="no acl", embedding=[1, 0, 0, 0], meta={"collection": "c"}),
+                Document(id="eng", content="eng", embedding=[0, 1, 0, 0], meta={"collection": "c", "acl": "acl_eng"}),
+                Document(id="hr", content="hr", embedding=[0, 0, 1, 0], meta={"collection": "c", "acl": "acl_hr"}),
+            ]
+        )
+        new = LanceDBDocumentStore(path=path, embedding_dim=4, indexed_meta_fields=["collection", "acl", "tenant"])
+        assert plan_filters(self.READ, new._promoted).residual is None  # all SQL
+        assert sorted(d.id for d in new.filter_documents(self.READ)) == ["eng", "legacy"]
+        hits = new.embedding_retrieval([0, 0, 1, 0], filters=self.READ, top_k=10)
+        assert sorted(d.id for d in hits) == ["eng", "legacy"]  # top_k above the readable set: still never hr
+        assert new.count_documents_by_filter(self.READ) == 2
+        new.update_by_filter(_c("id", "==", "hr"), {"acl": "acl_eng"})
+        assert new.count_documents_by_filter(self.READ) == 3
+        columns = new._get_table(create=False).to_arrow().to_pydict()
+        assert dict(zip(columns["id"], columns["acl"], strict=True)) == {
+            "legacy": None,
+            "eng": "acl_eng",
+            "hr": "acl_eng",
+        }
