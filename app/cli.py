@@ -395,12 +395,16 @@ def keys_create(
     ],
     collections: Annotated[str, typer.Option(help="Comma-separated collections the key may use; * is all.")] = "*",
     name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant the key belongs to: it uses only its tenant's collections (none: the operator)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")] = False,
 ) -> None:
     """Create a key; the secret is printed once and stored only as a hash."""
     try:
         scope = parse_scope([c.strip() for c in collections.split(",") if c.strip()])
-        created = _key_store().create(name=name, role=role, collections=scope)
+        created = _key_store().create(name=name, role=role, collections=scope, tenant=tenant)
     except RagError as error:
         err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
@@ -410,7 +414,8 @@ def keys_create(
         typer.echo(secret)
         return
     scope_text = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
-    typer.echo(f"created {key.prefix} ({key.role.value}, collections {scope_text}); it is not shown again:")
+    of_tenant = f", tenant {key.tenant}" if key.tenant is not None else ""
+    typer.echo(f"created {key.prefix} ({key.role.value}, collections {scope_text}{of_tenant}); it is not shown again:")
     typer.echo(secret)
 
 
@@ -426,10 +431,10 @@ def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
     """List keys (never their secrets)."""
-    table = Table("id", "name", "role", "collections", "created", "revoked")
+    table = Table("id", "name", "role", "collections", "tenant", "created", "revoked")
     for key in _key_store().list(include_revoked=all_keys):
         scope = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
-        table.add_row(key.id, key.name, key.role.value, scope, key.created_at, key.revoked_at or "")
+        table.add_row(key.id, key.name, key.role.value, scope, key.tenant or "", key.created_at, key.revoked_at or "")
     console.print(table)
 
 

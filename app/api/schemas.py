@@ -37,6 +37,12 @@ class KeyCreate(BaseModel):
         max_length=1000,
         description='Collections the key may use; `["*"]` is every collection (only an unscoped admin may grant it).',
     )
+    tenant: str | None = Field(
+        default=None,
+        description="The tenant the key belongs to (1-64 of A-Z a-z 0-9 _ -): it uses only the collections of its "
+        "tenant. A tenant admin creates keys of its own tenant only (it must name it); only the operator (an admin "
+        "key without tenant) creates keys without tenant or of another tenant.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -47,6 +53,7 @@ class KeyOut(BaseModel):
     collections: list[str]
     created_at: str
     revoked_at: str | None = None
+    tenant: str | None = Field(default=None, description="The key's tenant (null: the operator's keys).")
 
 
 class KeyCreated(KeyOut):

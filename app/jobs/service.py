@@ -113,12 +113,16 @@ class JobService:
         *,
         collection: str | None = None,
         within: frozenset[str] | None = None,
+        excluding: frozenset[str] | None = None,
         state: JobState | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Job], int]:
-        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total."""
-        return self.store.recent(collection=collection, within=within, state=state, offset=offset, limit=limit)
+        """Newest first, optionally of one collection (or only those `within`, none of those `excluding`) or in one
+        state; and the total."""
+        return self.store.recent(
+            collection=collection, within=within, excluding=excluding, state=state, offset=offset, limit=limit
+        )
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id)

@@ -283,11 +283,13 @@ class JobStore:
         *,
         collection: str | None = None,
         within: frozenset[str] | None = None,
+        excluding: frozenset[str] | None = None,
         state: JobState | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Job], int]:
-        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total."""
+        """Newest first, optionally of one collection (or only those `within`, none of those `excluding`) or in one
+        state; and the total."""
         where: list[str] = []
         params: list[Any] = []
         if collection is not None:
@@ -296,6 +298,9 @@ class JobStore:
         if within is not None:
             where.append(f"collection IN ({', '.join('?' * len(within))})" if within else "FALSE")
             params.extend(sorted(within))
+        if excluding:
+            where.append(f"collection NOT IN ({', '.join('?' * len(excluding))})")
+            params.extend(sorted(excluding))
         if state is not None:
             where.append("state = ?")
             params.append(JobState(state))

@@ -12,9 +12,17 @@ from typing import Any
 from app.services.api_keys import ApiKey
 
 
+def tenant_filter(key: ApiKey) -> dict[str, Any] | None:
+    """`meta.tenant == <the key's tenant, "" without one>`; None for the operator (an admin key without tenant), who
+    reads every tenant's chunks."""
+    if key.is_operator:
+        return None
+    return {"field": "meta.tenant", "operator": "==", "value": key.tenant or ""}
+
+
 def read_filter(key: ApiKey) -> dict[str, Any] | None:
     """The filter the chunks `key` may read satisfy (None: every chunk of the collections it may use)."""
-    return None
+    return and_filters(tenant_filter(key))
 
 
 def and_filters(*filters: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from app.api.schemas import (
     JobOut,
     UploadResponse,
 )
-from app.errors import ExtractionError, InvalidInputError
+from app.errors import ExtractionError, InvalidInputError, NotFoundError
 from app.jobs import UploadedFile
 from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf
@@ -147,7 +147,9 @@ async def upload(
     ] = False,
 ) -> Any:
     collection = validate_collection(collection or state.settings.default_collection)
-    key.require(Role.WRITER, collection)
+    key.require(Role.WRITER, collection, creating=True)
+    if key.tenant is not None:  # the collection is its tenant's, or becomes it (409 when someone else holds the name)
+        await asyncio.to_thread(state.collections.claim, collection, key.tenant)
     tags = _parse_metadata(metadata)
     if not files:
         raise InvalidInputError("no files in the request")
@@ -248,7 +250,10 @@ async def list_documents(
     summary="Delete a document and all its chunks",
 )
 async def delete_document(document_id: str, state: State, key: Writer) -> DeletedDocument:
-    if key.collections is not None:  # a scoped key may only delete documents of its collections
-        key.require(Role.WRITER, await asyncio.to_thread(state.documents.collection_of, document_id))
+    if key.collections is not None or key.boundary is not None:  # only documents of the key's collections
+        collection = await asyncio.to_thread(state.documents.collection_of, document_id)
+        if not key.within_tenant(collection):  # beyond its tenant: as if it did not exist
+            raise NotFoundError(f"document {document_id!r} does not exist")
+        key.require(Role.WRITER, collection)
     deleted = await asyncio.to_thread(state.documents.delete, document_id)
     return DeletedDocument(document_id=document_id, deleted_chunks=deleted)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from app.api.auth import Reader, Writer
 from app.api.deps import State
 from app.api.schemas import AUTH_ERRORS, ErrorResponse, JobFileOut, JobOut, JobPage, JobProgress
+from app.errors import NotFoundError
 from app.jobs import Job, JobState
 from app.services.api_keys import ApiKey, Role
 
@@ -50,9 +51,17 @@ def job_out(job: Job) -> JobOut:
     )
 
 
+def _within(scope: frozenset[str] | None, tenant: frozenset[str]) -> frozenset[str]:
+    """The collections of a key's tenant within its scope."""
+    return tenant if scope is None else scope & tenant
+
+
 async def _job_for(state: State, key: ApiKey, role: Role, job_id: str) -> Job:
-    """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown)."""
+    """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown or beyond the key's
+    tenant)."""
     job = await asyncio.to_thread(state.jobs.get, job_id)
+    if not key.within_tenant(job.collection):
+        raise NotFoundError(f"job {job_id!r} does not exist")
     key.require(role, job.collection)
     return job
 
@@ -68,8 +77,15 @@ async def list_jobs(
 ) -> JobPage:
     if collection is not None:
         key.require(Role.READER, collection)
+    boundary = key.boundary
     jobs, total = await asyncio.to_thread(
-        state.jobs.recent, collection=collection, within=key.collections, state=job_state, offset=offset, limit=limit
+        state.jobs.recent,
+        collection=collection,
+        within=key.collections if boundary is None or not boundary.only else _within(key.collections, boundary.names),
+        excluding=boundary.names if boundary is not None and not boundary.only else None,
+        state=job_state,
+        offset=offset,
+        limit=limit,
     )
     return JobPage(total=total, offset=offset, limit=limit, jobs=[job_out(j) for j in jobs])
 
