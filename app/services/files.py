@@ -97,6 +97,11 @@ def _row(row: Any) -> StoredFile:
     )
 
 
+def _tenant_stores(key: ApiKey) -> frozenset[str] | None:
+    """The collections of a tenant's key (None for a key without tenant: every collection without tenant)."""
+    return key.boundary.names if key.boundary is not None and key.boundary.only else None
+
+
 def cursor_clause(order: Order, after: tuple[float, str] | None) -> tuple[str, list[Any], str]:
     """`(where, params, order by)` of a `(created_at, id)` cursor page after the row `after` (None: from the start)."""
     direction = "ASC" if order == "asc" else "DESC"
@@ -166,10 +171,9 @@ class FileService:
         return _row(row)
 
     def visible(self, stored: StoredFile, key: ApiKey | None) -> bool:
-        """True when `key` may see the file (None: an internal caller, every file)."""
-        if key is not None and not self.within_tenant(stored, key):
-            return False
-        if key is None or key.collections is None or stored.key_id == key.id:
+        """True when `key` may see the file (None: an internal caller, every file): its own, any of its tenant's for a
+        key on every collection, and those attached to a vector store (collection) it may use."""
+        if key is None or stored.key_id == key.id or (key.collections is None and self.within_tenant(stored, key)):
             return True
         if self.attached_to is None:
             return False
@@ -177,15 +181,16 @@ class FileService:
 
     @staticmethod
     def within_tenant(stored: StoredFile, key: ApiKey) -> bool:
-        """False when the file was uploaded beyond `key`'s tenant boundary (the operator's key sees every tenant's)."""
-        return (key.boundary is None and key.tenant is None) or (stored.tenant or "") == (key.tenant or "")
+        """True when the file was uploaded by a key of `key`'s tenant (the operator sees every tenant's)."""
+        return key.is_operator or (key.boundary is None and key.tenant is None) or stored.tenant == key.tenant
 
     def get(self, file_id: str, key: ApiKey | None = None) -> StoredFile:
-        """The file; 404 when unknown or another tenant's, 403 when `key` may not see it."""
+        """The file; 404 when unknown (or another tenant's and not in a vector store of `key`'s), 403 when `key` may
+        not see it."""
         stored = self._get(file_id)
-        if key is not None and not self.within_tenant(stored, key):
-            raise NotFoundError(f"file {file_id!r} does not exist")
         if not self.visible(stored, key):
+            if key is not None and not self.within_tenant(stored, key):
+                raise NotFoundError(f"file {file_id!r} does not exist")
             raise PermissionDeniedError(f"this API key may not use file {file_id!r}")
         return stored
 
@@ -211,14 +216,18 @@ class FileService:
         if purpose is not None:
             where.append("purpose = ?")
             params.append(purpose)
-        if key is not None and not (key.boundary is None and key.tenant is None):  # within its tenant only
-            where.append("COALESCE(tenant, '') = ?")
-            params.append(key.tenant or "")
-        if key is not None and key.collections is not None:
-            attached = sorted(set(self.attached_within(key.collections))) if self.attached_within else []
+        bounded = key is not None and not key.is_operator and key.boundary is not None
+        if key is not None and (key.collections is not None or bounded):
+            stores = key.collections if key.collections is not None else _tenant_stores(key)
+            within = frozenset(n for n in stores or () if key.allows(n))
+            attached = sorted(set(self.attached_within(within))) if self.attached_within and within else []
             ids = " OR id IN (" + ", ".join("?" * len(attached)) + ")" if attached else ""
+            if key.collections is None:  # every file of its tenant (COALESCE: NULL is no tenant)
+                ids += " OR COALESCE(tenant, '') = ?"
             where.append(f"(key_id = ?{ids})")
             params.extend([key.id, *attached])
+            if key.collections is None:
+                params.append(key.tenant or "")
         cursor = None
         if after is not None:
             start = self._get(after) if after else None
