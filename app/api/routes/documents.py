@@ -223,7 +223,12 @@ def _undo_after_drop(state: RagState, collection: str, result: IngestResult) -> 
     )
 
 
-@router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")
+@router.get(
+    "",
+    response_model=DocumentPage,
+    responses={404: {"model": ErrorResponse, "description": "Not a collection of the key's tenant"}},
+    summary="List the documents of a collection (paged)",
+)
 async def list_documents(
     state: State,
     key: Reader,
