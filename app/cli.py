@@ -431,10 +431,13 @@ def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
     """List keys (never their secrets)."""
-    table = Table("id", "name", "role", "collections", "tenant", "created", "revoked")
-    for key in _key_store().list(include_revoked=all_keys):
+    keys = _key_store().list(include_revoked=all_keys)
+    tenants = any(key.tenant is not None for key in keys)  # the column only where tenants are used
+    table = Table("id", "name", "role", "collections", *(["tenant"] if tenants else []), "created", "revoked")
+    for key in keys:
         scope = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
-        table.add_row(key.id, key.name, key.role.value, scope, key.tenant or "", key.created_at, key.revoked_at or "")
+        tenant = [key.tenant or ""] if tenants else []
+        table.add_row(key.id, key.name, key.role.value, scope, *tenant, key.created_at, key.revoked_at or "")
     console.print(table)
 
 
