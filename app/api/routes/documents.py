@@ -127,6 +127,8 @@ async def _submit_job(
     responses={
         202: {"model": JobOut, "description": "Indexing in a background job; poll `status_url`."},
         400: {"model": ErrorResponse},
+        404: {"model": ErrorResponse, "description": "Another tenant's collection, for a key without tenant"},
+        409: {"model": ErrorResponse, "description": "For a tenant's key: the name is held by someone else"},
         422: {"model": ErrorResponse},
     },
     summary="Upload and index files into a collection",
@@ -148,13 +150,13 @@ async def upload(
 ) -> Any:
     collection = validate_collection(collection or state.settings.default_collection)
     key.require(Role.WRITER, collection, creating=True)
-    if key.tenant is not None:  # the collection is its tenant's, or becomes it (409 when someone else holds the name)
-        await asyncio.to_thread(state.collections.claim, collection, key.tenant)
     tags = _parse_metadata(metadata)
     if not files:
         raise InvalidInputError("no files in the request")
     if len(files) > state.settings.max_files_per_upload:
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
+    if key.tenant is not None:  # the collection is its tenant's, or becomes it (409 when someone else holds the name)
+        await asyncio.to_thread(state.collections.claim, collection, key.tenant)
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
     if run_async or _is_large_in_bytes(state, files):  # the job's spool counts the PDFs' pages
