@@ -150,13 +150,13 @@ class ApiKey:
     ) -> None:
         """Raise PermissionDeniedError unless this key has `role` (and may use `collection`). A collection beyond the
         key's tenant is NotFoundError, worded as for one that does not exist (`noun`: what the caller calls it).
-        `creating`: the route creates the collection when it does not exist; for a key of a tenant, the collections
-        service then checks the name (`CollectionService.claim`/`create`: 409 when another holds it)."""
+        `creating`: the route creates the collection when it does not exist; the collections service then checks the
+        name (`CollectionService.claim`/`create`: 409 when another tenant holds it, as for any name that exists)."""
         if not self.has_role(role):
             raise PermissionDeniedError(f"this API key has role {self.role.value!r}; {role.value!r} is needed")
         if collection is not None and self.collections is not None and collection not in self.collections:
             raise PermissionDeniedError(f"this API key may not use collection {collection!r}")
-        if collection is not None and not self.within_tenant(collection) and not (creating and self.tenant is not None):
+        if collection is not None and not creating and not self.within_tenant(collection):
             raise NotFoundError(f"{noun} {collection!r} does not exist")
 
     def covers(self, other: ApiKey | frozenset[str] | None) -> bool:

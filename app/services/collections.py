@@ -204,20 +204,23 @@ class CollectionService:
                 raise ConflictError(f"collection {name!r} already exists")
         return self.info(name)
 
-    def claim(self, name: str, tenant: str) -> None:
-        """Before a key of `tenant` first writes into `name` (an upload creates its collection): record the tenant
-        as the collection's, unless it is the tenant's already. 409 when the name is another tenant's or a collection
-        without tenant (whichever: the answer does not say)."""
+    def claim(self, name: str, tenant: str | None) -> None:
+        """Before a key of `tenant` writes into `name` (an upload creates its collection). For a tenant: record it as
+        the collection's, unless it is the tenant's already. 409 when the name is another tenant's or a collection
+        without tenant, or, for a key without tenant (None), when it is a tenant's (whichever: the answer does not
+        say); a key without tenant's new collection is registered as before, once something is written."""
         validate_collection(name)
         with self.registry.connect() as db:
             row = db.execute("SELECT tenant FROM collections WHERE name = ?", (name,)).fetchone()
+            if row is None and tenant is None:
+                return
             if row is None and self.store.count_documents_by_filter(collection_filter(name)) == 0:
                 db.execute(  # of concurrent claims (any host) one inserts; the others read its tenant below
                     "INSERT INTO collections (name, created_at, tenant) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
                     (name, self._now(db), tenant),
                 )
                 row = db.execute("SELECT tenant FROM collections WHERE name = ?", (name,)).fetchone()
-        if row is None or (row["tenant"] or "") != tenant:
+        if row is None or (row["tenant"] or "") != (tenant or ""):
             raise ConflictError(f"collection {name!r} already exists")
 
     def tenant_of(self, name: str) -> str:

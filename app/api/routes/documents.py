@@ -127,8 +127,7 @@ async def _submit_job(
     responses={
         202: {"model": JobOut, "description": "Indexing in a background job; poll `status_url`."},
         400: {"model": ErrorResponse},
-        404: {"model": ErrorResponse, "description": "Another tenant's collection, for a key without tenant"},
-        409: {"model": ErrorResponse, "description": "For a tenant's key: the name is held by someone else"},
+        409: {"model": ErrorResponse, "description": "The name is another tenant's collection"},
         422: {"model": ErrorResponse},
     },
     summary="Upload and index files into a collection",
@@ -155,7 +154,7 @@ async def upload(
         raise InvalidInputError("no files in the request")
     if len(files) > state.settings.max_files_per_upload:
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
-    if key.tenant is not None:  # the collection is its tenant's, or becomes it (409 when someone else holds the name)
+    if not key.is_operator:  # the collection is its tenant's, or becomes it (409 when another tenant holds the name)
         await asyncio.to_thread(state.collections.claim, collection, key.tenant)
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()

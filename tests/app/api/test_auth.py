@@ -45,6 +45,7 @@ def keys(api_settings) -> dict[str, str]:
         "reader_alpha": make(Role.READER, "alpha"),
         "reader_beta": make(Role.READER, "beta"),
         "reader_all": make(Role.READER),  # no tenant, not an admin: every collection without tenant
+        "writer_all": make(Role.WRITER),
         # two tenants: acme holds the collection "apples", globex "bananas"
         **{f"acme_{role.value}": make(role, tenant="acme") for role in Role},
         **{f"globex_{role.value}": make(role, tenant="globex") for role in Role},
@@ -671,9 +672,13 @@ def test_a_name_another_tenant_holds_cannot_be_created_and_the_answer_does_not_s
     untenanted = api.post("/collections", json={"name": "alpha"}, headers=admin)
     assert _shape(untenanted) == _shape(ours)
     files = [("files", ("x.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
-    for name in ("bananas", "alpha"):
-        upload = api.post("/documents/upload", files=files, data={"collection": name}, headers=admin)
-        assert upload.status_code == 409 and "globex" not in upload.text, upload.text
+    uploads = [
+        api.post("/documents/upload", files=files, data={"collection": name}, headers=bearer(keys[key]))
+        for name, key in (("bananas", "acme_writer"), ("alpha", "acme_writer"), ("apples", "writer_all"))
+    ]
+    for upload in uploads:
+        assert upload.status_code == 409 and "globex" not in upload.text and "acme" not in upload.text, upload.text
+        assert _shape(upload) == _shape(ours)
     assert api.post("/collections", json={"name": "bananas"}, headers=bearer(keys["admin"])).status_code == 409
     new = f"acme-{uuid.uuid4().hex[:6]}"
     assert api.post("/collections", json={"name": new}, headers=admin).status_code == 201

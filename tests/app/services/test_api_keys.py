@@ -191,10 +191,11 @@ def test_the_tenant_boundary_answers_a_collection_beyond_it_as_missing():
         acme.require(Role.READER, "bananas", noun="vector store")
     acme.require(Role.WRITER, "new-name", creating=True)  # the collections service checks the name
     assert not acme.is_operator
-    untenanted = key(Role.READER, None, {"apples"}, only=False)  # every collection but the tenants'
+    untenanted = key(Role.WRITER, None, {"apples"}, only=False)  # every collection but the tenants'
     assert untenanted.allows("alpha") and not untenanted.allows("apples")
     with pytest.raises(NotFoundError):
-        untenanted.require(Role.READER, "apples", creating=True)
+        untenanted.require(Role.WRITER, "apples")
+    untenanted.require(Role.WRITER, "apples", creating=True)  # the collections service answers 409
     operator = key(Role.ADMIN, None, None)
     assert operator.is_operator and operator.allows("apples")
     assert not key(Role.READER, "acme", None).allows("apples")  # a tenant's key whose boundary was not read: none

@@ -277,6 +277,11 @@ def test_collections_record_their_tenant_and_names_stay_unique_across_tenants(st
         other.create("bananas", tenant="acme")
     other.register("apples", tenant="globex")  # a late writer never moves a collection to another tenant
     assert other.tenant_of("apples") == "acme"
+    for name in ("legacy", "filled", "brand-new"):  # a key without tenant writes into collections without tenant
+        other.claim(name, None)
+    assert "brand-new" not in other.names()  # registered once something is written, as before
+    with pytest.raises(ConflictError, match="collection 'apples' already exists"):
+        other.claim("apples", None)
 
 
 def test_a_keys_boundary_holds_its_tenants_collections(store, registry):
