@@ -398,6 +398,10 @@ def keys_create(
     ],
     collections: Annotated[str, typer.Option(help="Comma-separated collections the key may use; * is all.")] = "*",
     name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant the key belongs to: it uses only its tenant's collections (none: the operator)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")] = False,
     principal: Annotated[
         list[str] | None,
@@ -411,7 +415,9 @@ def keys_create(
     """Create a key; the secret is printed once and stored only as a hash."""
     try:
         scope = parse_scope([c.strip() for c in collections.split(",") if c.strip()])
-        created = _key_store().create(name=name, role=role, collections=scope, principals=principal or [])
+        created = _key_store().create(
+            name=name, role=role, collections=scope, principals=principal or [], tenant=tenant
+        )
     except RagError as error:
         err_console.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(code=2) from error
@@ -422,8 +428,10 @@ def keys_create(
         return
     scope_text = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
     reads = ",".join(sorted(key.principals)) or "public documents only"
+    of_tenant = f", tenant {key.tenant}" if key.tenant is not None else ""
     typer.echo(
-        f"created {key.prefix} ({key.role.value}, collections {scope_text}, reads {reads}); it is not shown again:"
+        f"created {key.prefix} ({key.role.value}, collections {scope_text}{of_tenant}, reads {reads}); "
+        "it is not shown again:"
     )
     typer.echo(secret)
 
@@ -440,10 +448,13 @@ def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
     """List keys (never their secrets)."""
-    table = Table("id", "name", "role", "collections", "created", "revoked")
-    for key in _key_store().list(include_revoked=all_keys):
+    keys = _key_store().list(include_revoked=all_keys)
+    tenants = any(key.tenant is not None for key in keys)  # the column only where tenants are used
+    table = Table("id", "name", "role", "collections", *(["tenant"] if tenants else []), "created", "revoked")
+    for key in keys:
         scope = ALL_COLLECTIONS if key.collections is None else ",".join(sorted(key.collections))
-        table.add_row(key.id, key.name, key.role.value, scope, key.created_at, key.revoked_at or "")
+        tenant = [key.tenant or ""] if tenants else []
+        table.add_row(key.id, key.name, key.role.value, scope, *tenant, key.created_at, key.revoked_at or "")
     console.print(table)
 
 

@@ -36,7 +36,7 @@ from app.services.responses import ResponseStore
 from app.services.vector_store_search import VectorStoreSearch
 from app.services.vector_stores import VectorStoreService
 from app.settings import Settings
-from app.state import state_database
+from app.state import StateDatabase, state_database
 from app.sync import store as sync_store
 from app.sync.listing import SyncLimits
 from app.sync.runner import SyncRunner, ingest_adapter
@@ -109,9 +109,15 @@ def file_limits(settings: Settings) -> FileLimits:
 
 
 def ingest_service(settings: Settings, pipelines: PipelineSet) -> IngestService:
-    """Indexing, one file at a time, with the deployment's file limits; each document claimed in the registry first."""
+    """Indexing, one file at a time, with the deployment's file limits; each document claimed in the registry first;
+    each chunk carries its collection's tenant (from the collections table)."""
+    tenants = CollectionService(pipelines.document_store, collections_database(settings))
     return IngestService(
-        pipelines, limits=file_limits(settings), registry=document_registry(settings), access=access_store(settings)
+        pipelines,
+        limits=file_limits(settings),
+        registry=document_registry(settings),
+        access=access_store(settings),
+        tenant_of=tenants.tenant_of,
     )
 
 
@@ -152,21 +158,25 @@ def query_service(settings: Settings, pipelines: PipelineSet) -> QueryService:
     )
 
 
-def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
-    """Collections over the pipelines' document store and the registry in the state database (RAG_DATA_DIR or
-    RAG_STATE_URL); dropping one cancels its unfinished jobs (in the job table shared by every process), also when a
-    job is all there is of it, and forgets its documents' registry rows."""
-    jobs = job_store(settings)
-    database = state_database(
+def collections_database(settings: Settings) -> StateDatabase:
+    """The collections table (with their tenants and generations) in the state database."""
+    return state_database(
         settings,
         name="collections",
         sqlite_path=settings.collections_db,
         sqlite_migrations=collections.SQLITE_MIGRATIONS,
         postgres_migrations=collections.POSTGRES_MIGRATIONS,
     )
+
+
+def collection_service(settings: Settings, pipelines: PipelineSet) -> CollectionService:
+    """Collections over the pipelines' document store and the registry in the state database (RAG_DATA_DIR or
+    RAG_STATE_URL); dropping one cancels its unfinished jobs (in the job table shared by every process), also when a
+    job is all there is of it, and forgets its documents' registry rows."""
+    jobs = job_store(settings)
     return CollectionService(
         pipelines.document_store,
-        database,
+        collections_database(settings),
         legacy_registry=settings.collections_registry,
         on_drop=jobs.cancel_collection,
         has_jobs=jobs.has_unfinished,

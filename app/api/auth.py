@@ -4,7 +4,9 @@
 before the app runs, so no body is read for a caller without a valid key; it leaves the key in the request state
 (`AUTHENTICATED_KEY`) and `authenticate` below takes it from there. Routes declare what they need with the Annotated
 dependencies at the bottom (`Reader`, `Writer`, `Admin`) and check the collection they touch with
-`key.require(role, collection)`. `RAG_DEV_MODE=true` turns all of it off.
+`key.require(role, collection)`. The checked key carries its tenant boundary (`ApiKey.boundary`, read when the request
+is authenticated), so that same check also answers a collection of another tenant as one that does not exist (404).
+`RAG_DEV_MODE=true` turns all of it off.
 """
 
 from __future__ import annotations
@@ -28,27 +30,35 @@ from app.services.visibility import read_filter
 AUTHENTICATED_KEY = "api_key"  # the request-state entry where the middleware leaves the checked key
 KEY_REQUIRED = "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
+Bound = Callable[[ApiKey], ApiKey]  # a key with its tenant boundary (`CollectionService.bound`)
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rag_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as an alternative header")
 
 
-def _check(keys: KeyStore, limiter: RateLimiter, presented: str) -> ApiKey:
+def _check(keys: KeyStore, limiter: RateLimiter, presented: str, bound: Bound | None) -> ApiKey:
     key = keys.authenticate(presented)
     if key is None:
         raise AuthenticationError("invalid or revoked API key")
     limiter.hit(key.id)
-    return key
+    return bound(key) if bound is not None else key
 
 
 async def verify(
-    keys: KeyStore, limiter: RateLimiter, presented: str | None, executor: Executor | None = None
+    keys: KeyStore,
+    limiter: RateLimiter,
+    presented: str | None,
+    executor: Executor | None = None,
+    bound: Bound | None = None,
 ) -> ApiKey:
     """The active key `presented` (AuthenticationError without one, RateLimitedError over its limit); the SQLite
-    lookup runs off the event loop, on `executor` (the app's auth threads: `Services.auth_executor`) when given."""
+    lookup runs off the event loop, on `executor` (the app's auth threads: `Services.auth_executor`) when given.
+    `bound` (`CollectionService.bound`) gives the key its tenant boundary, read once for the request: every
+    `key.require(role, collection)` and `key.allows(collection)` of the request checks it."""
     if not presented:
         raise AuthenticationError(KEY_REQUIRED)
     check = contextvars.copy_context().run  # the request's log context goes along, as with asyncio.to_thread
-    return await asyncio.get_running_loop().run_in_executor(executor, check, _check, keys, limiter, presented)
+    return await asyncio.get_running_loop().run_in_executor(executor, check, _check, keys, limiter, presented, bound)
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -77,7 +87,7 @@ async def authenticate(
     if isinstance(checked, ApiKey):
         return checked
     presented = header or (bearer.credentials if bearer else None)
-    return await verify(state.keys, state.rate_limiter, presented, state.auth_executor)
+    return await verify(state.keys, state.rate_limiter, presented, state.auth_executor, state.collections.bound)
 
 
 async def read_scope(state: RagState, key: ApiKey) -> dict[str, Any] | None:

@@ -111,7 +111,9 @@ class ApiKeyMiddleware:
             return
         try:
             presented = presented_key(scope.get("headers", []))
-            key = await verify(services.keys, services.rate_limiter, presented, services.auth_executor)
+            key = await verify(
+                services.keys, services.rate_limiter, presented, services.auth_executor, services.collections.bound
+            )
         except RagError as error:  # unknown, revoked or missing key (401); over its rate limit (429)
             await self._answer(rag_error_response(error), scope, receive, send)
             return

@@ -44,6 +44,12 @@ class KeyCreate(BaseModel):
         "document). A caller grants only principals it holds itself, unless it holds `*`. Default: none (public "
         "documents only).",
     )
+    tenant: str | None = Field(
+        default=None,
+        description="The tenant the key belongs to (1-64 of A-Z a-z 0-9 _ -): it uses only the collections of its "
+        "tenant. A tenant admin creates keys of its own tenant only (it must name it); only the operator (an admin "
+        "key without tenant) creates keys without tenant or of another tenant.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -55,6 +61,7 @@ class KeyOut(BaseModel):
     principals: list[str] = Field(default=[], description="Whose documents the key reads (`*`: every document).")
     created_at: str
     revoked_at: str | None = None
+    tenant: str | None = Field(default=None, description="The key's tenant (null: the operator's keys).")
 
 
 class KeyCreated(KeyOut):

@@ -113,15 +113,22 @@ class JobService:
         *,
         collection: str | None = None,
         within: frozenset[str] | None = None,
+        excluding: frozenset[str] | None = None,
         state: JobState | None = None,
         offset: int = 0,
         limit: int = 50,
         acls: list[str] | None = None,
     ) -> tuple[list[Job], int]:
-        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total.
-        `acls`: only jobs whose documents' access list id is one of these (or public)."""
+        """Newest first, optionally of one collection (or only those `within`, none of those `excluding`) or in one
+        state; and the total. `acls`: only jobs whose documents' access list id is one of these (or public)."""
         return self.store.recent(
-            collection=collection, within=within, state=state, offset=offset, limit=limit, acls=acls
+            collection=collection,
+            within=within,
+            excluding=excluding,
+            state=state,
+            offset=offset,
+            limit=limit,
+            acls=acls,
         )
 
     def cancel(self, job_id: str) -> Job:

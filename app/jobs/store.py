@@ -291,13 +291,15 @@ class JobStore:
         *,
         collection: str | None = None,
         within: frozenset[str] | None = None,
+        excluding: frozenset[str] | None = None,
         state: JobState | None = None,
         offset: int = 0,
         limit: int = 50,
         acls: list[str] | None = None,
     ) -> tuple[list[Job], int]:
-        """Newest first, optionally of one collection (or only those `within`) or in one state; and the total.
-        `acls`: only the jobs whose documents' access list is one of these ids (or public), in the query itself."""
+        """Newest first, optionally of one collection (or only those `within`, none of those `excluding`) or in one
+        state; and the total. `acls`: only the jobs whose documents' access list is one of these ids (or public), in
+        the query itself."""
         where: list[str] = []
         params: list[Any] = []
         if acls is not None:
@@ -309,6 +311,9 @@ class JobStore:
         if within is not None:
             where.append(f"collection IN ({', '.join('?' * len(within))})" if within else "FALSE")
             params.extend(sorted(within))
+        if excluding:
+            where.append(f"collection NOT IN ({', '.join('?' * len(excluding))})")
+            params.extend(sorted(excluding))
         if state is not None:
             where.append("state = ?")
             params.append(JobState(state))

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +32,7 @@ from app.state import StateDatabase
 KEY_PATTERN = re.compile(r"^rag_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 ADMIN_KEY_NAME = "RAG_ADMIN_KEY"  # the setting `admin_key`
 KEY_FORMAT = "rag_<12 lowercase hex>_<43 characters of A-Z a-z 0-9 _ ->"
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always with fullmatch, like a collection name
 ALL_COLLECTIONS = "*"
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()  # compared against when the id is unknown: same timing
 
@@ -88,6 +89,26 @@ class Role(StrEnum):
         return list(Role).index(self)
 
 
+def validate_tenant(tenant: str) -> str:
+    """`tenant` if it is 1-64 of A-Z a-z 0-9 _ - (like a collection name), else InvalidInputError."""
+    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
+        raise InvalidInputError("a tenant is 1-64 characters of A-Z a-z 0-9 _ -")
+    return tenant
+
+
+@dataclass(frozen=True)
+class TenantBoundary:
+    """The collections on a key's side of its tenant boundary, read from the collections table when the request is
+    authenticated: `only` those `names` (a tenant's key: the collections of its tenant), or every collection but
+    those `names` (a key without tenant that is not an admin: `names` are the collections of any tenant)."""
+
+    names: frozenset[str]
+    only: bool
+
+    def contains(self, collection: str) -> bool:
+        return (collection in self.names) == self.only
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """A stored key (never its secret). `collections` None means every collection."""
@@ -100,6 +121,8 @@ class ApiKey:
     revoked_at: str | None = None
     principals: frozenset[str] = frozenset()  # whose documents it reads (`user:…`, `group:…`, `*` for every one)
     tenant: str | None = None  # the tenant it belongs to (None: the operator's keys)
+    # the collections within its tenant, set per request (`CollectionService.bound`); None for the operator admin
+    boundary: TenantBoundary | None = field(default=None, compare=False, repr=False)
 
     @property
     def prefix(self) -> str:
@@ -109,15 +132,34 @@ class ApiKey:
     def has_role(self, role: Role) -> bool:
         return self.role.rank >= role.rank
 
-    def allows(self, collection: str) -> bool:
-        return self.collections is None or collection in self.collections
+    @property
+    def is_operator(self) -> bool:
+        """An admin key without tenant: the deployment's operator, above every tenant."""
+        return self.tenant is None and self.has_role(Role.ADMIN)
 
-    def require(self, role: Role, collection: str | None = None) -> None:
-        """Raise PermissionDeniedError unless this key has `role` (and may use `collection`)."""
+    def within_tenant(self, collection: str) -> bool:
+        """True when `collection` lies on this key's side of the tenant boundary (a key of a tenant whose boundary was
+        not read sees none: fail closed)."""
+        if self.boundary is None:
+            return self.tenant is None
+        return self.boundary.contains(collection)
+
+    def allows(self, collection: str) -> bool:
+        return (self.collections is None or collection in self.collections) and self.within_tenant(collection)
+
+    def require(
+        self, role: Role, collection: str | None = None, *, noun: str = "collection", creating: bool = False
+    ) -> None:
+        """Raise PermissionDeniedError unless this key has `role` (and may use `collection`). A collection beyond the
+        key's tenant is NotFoundError, worded as for one that does not exist (`noun`: what the caller calls it).
+        `creating`: the route creates the collection when it does not exist; the collections service then checks the
+        name (`CollectionService.claim`/`create`: 409 when another tenant holds it, as for any name that exists)."""
         if not self.has_role(role):
             raise PermissionDeniedError(f"this API key has role {self.role.value!r}; {role.value!r} is needed")
-        if collection is not None and not self.allows(collection):
+        if collection is not None and self.collections is not None and collection not in self.collections:
             raise PermissionDeniedError(f"this API key may not use collection {collection!r}")
+        if collection is not None and not creating and not self.within_tenant(collection):
+            raise NotFoundError(f"{noun} {collection!r} does not exist")
 
     def covers(self, other: ApiKey | frozenset[str] | None) -> bool:
         """True when every collection of `other` (a key or a scope) is within this key's scope."""
@@ -207,17 +249,26 @@ class KeyStore:
         collections: frozenset[str] | None,
         only_if_empty: bool = False,
         principals: list[str] | None = None,
+        tenant: str | None = None,
     ) -> tuple[ApiKey, str] | None:
-        """A new key and its secret (shown once). With `only_if_empty`, None when any key exists already (checked
-        and inserted under the table's write lock: one bootstrap wins across processes and hosts). `principals`:
-        whose documents it reads (`app.services.access`: `user:…`, `group:…`, `*`; none by default: public
-        documents only)."""
+        """A new key and its secret (shown once), of `tenant` (None: the operator's). With `only_if_empty`, None when
+        any key exists already (checked and inserted under the table's write lock: one bootstrap wins across processes
+        and hosts). `principals`: whose documents it reads (`app.services.access`: `user:…`, `group:…`, `*`; none by
+        default: public documents only)."""
         if not name or len(name) > 100:
             raise InvalidInputError("a key name is 1-100 characters")
         held = validate_principals(principals, allow_everyone=True)
+        if tenant is not None:
+            validate_tenant(tenant)
         key_id, secret = new_key()
         record = ApiKey(
-            id=key_id, name=name, role=role, collections=collections, created_at=_now(), principals=frozenset(held)
+            id=key_id,
+            name=name,
+            role=role,
+            collections=collections,
+            created_at=_now(),
+            principals=frozenset(held),
+            tenant=tenant,
         )
         scope = [ALL_COLLECTIONS] if collections is None else sorted(collections)
         with self.db.transaction() as db:  # SQLite: BEGIN IMMEDIATE serializes the bootstrap between processes
@@ -227,9 +278,18 @@ class KeyStore:
                 if db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
                     return None
             db.execute(
-                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at, principals) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, name, role.value, json.dumps(scope), hash_key(secret), record.created_at, json.dumps(held)),
+                "INSERT INTO api_keys (id, name, role, collections, key_hash, created_at, principals, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key_id,
+                    name,
+                    role.value,
+                    json.dumps(scope),
+                    hash_key(secret),
+                    record.created_at,
+                    json.dumps(held),
+                    tenant,
+                ),
             )
         return record, secret
 

@@ -17,6 +17,7 @@ Re-creating the collection later (POST /collections, a new upload) works: those 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.errors import ConflictError, NotFoundError
+from app.services.api_keys import ApiKey, TenantBoundary
 from app.services.ingest import validate_collection
 from app.sqlite import SQLiteDatabase
 from app.state import StateDatabase
@@ -50,6 +52,10 @@ MIGRATIONS = (
         dropped_at REAL NOT NULL
     );
     """,
+    # 3: the tenant that created the collection (NULL: none, the operator's)
+    """
+    ALTER TABLE collections ADD COLUMN tenant TEXT;
+    """,
 )
 SQLITE_MIGRATIONS = MIGRATIONS
 # PostgreSQL's steps (its own list, from the current schema on; `app.postgres`).
@@ -64,6 +70,9 @@ POSTGRES_MIGRATIONS = (
         generation INTEGER NOT NULL,
         dropped_at DOUBLE PRECISION NOT NULL
     );
+    """,
+    """
+    ALTER TABLE collections ADD COLUMN tenant TEXT;
     """,
 )
 
@@ -185,20 +194,60 @@ class CollectionService:
         """True when the collection was created or holds chunks."""
         return self._is_registered(name) or self.store.count_documents_by_filter(collection_filter(name)) > 0
 
-    def create(self, name: str) -> CollectionInfo:
-        """Create an empty collection; 409 when it exists (also when another process created it at the same time)."""
+    def create(self, name: str, *, tenant: str | None = None) -> CollectionInfo:
+        """Create an empty collection of `tenant` (None: without tenant); 409 when it exists, whoever holds it (also
+        when another process created it at the same time): names are unique across tenants."""
         validate_collection(name)
         with self._lock:
             if self.store.count_documents_by_filter(collection_filter(name)) > 0:
                 raise ConflictError(f"collection {name!r} already exists")
             with self.registry.connect() as db:  # one statement: of concurrent creates (any host) one inserts
                 inserted = db.execute(
-                    "INSERT INTO collections (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                    (name, self._now(db)),
+                    "INSERT INTO collections (name, created_at, tenant) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    (name, self._now(db), tenant or None),
                 ).rowcount
             if not inserted:
                 raise ConflictError(f"collection {name!r} already exists")
         return self.info(name)
+
+    def claim(self, name: str, tenant: str | None) -> None:
+        """Before a key of `tenant` writes into `name` (an upload creates its collection). For a tenant: record it as
+        the collection's, unless it is the tenant's already. 409 when the name is another tenant's or a collection
+        without tenant, or, for a key without tenant (None), when it is a tenant's (whichever: the answer does not
+        say); a key without tenant's new collection is registered as before, once something is written."""
+        validate_collection(name)
+        with self.registry.connect() as db:
+            row = db.execute("SELECT tenant FROM collections WHERE name = ?", (name,)).fetchone()
+            if row is None and tenant is None:
+                return
+            if row is None and self.store.count_documents_by_filter(collection_filter(name)) == 0:
+                db.execute(  # of concurrent claims (any host) one inserts; the others read its tenant below
+                    "INSERT INTO collections (name, created_at, tenant) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    (name, self._now(db), tenant),
+                )
+                row = db.execute("SELECT tenant FROM collections WHERE name = ?", (name,)).fetchone()
+        if row is None or (row["tenant"] or "") != (tenant or ""):
+            raise ConflictError(f"collection {name!r} already exists")
+
+    def tenant_of(self, name: str) -> str:
+        """The tenant of the collection ("" for none, also for a collection that is not registered)."""
+        with self.registry.connect() as db:
+            row = db.execute("SELECT tenant FROM collections WHERE name = ?", (name,)).fetchone()
+        return str(row["tenant"] or "") if row is not None else ""
+
+    def bound(self, key: ApiKey) -> ApiKey:
+        """`key` with its tenant boundary (`ApiKey.boundary`), read now: a key of a tenant uses only the collections
+        of its tenant, a key without tenant that is not an admin only the collections without tenant; the operator
+        (an admin key without tenant) every collection."""
+        if key.is_operator:
+            return key
+        with self.registry.connect() as db:
+            if key.tenant is not None:
+                rows = db.execute("SELECT name FROM collections WHERE tenant = ?", (key.tenant,)).fetchall()
+            else:
+                rows = db.execute("SELECT name FROM collections WHERE tenant IS NOT NULL AND tenant <> ''").fetchall()
+        names = frozenset(str(row["name"]) for row in rows)
+        return dataclasses.replace(key, boundary=TenantBoundary(names=names, only=key.tenant is not None))
 
     def generation(self, name: str) -> int:
         """How many times the collection was dropped: a writer captures it when it starts and compares it later."""
@@ -206,8 +255,9 @@ class CollectionService:
             row = db.execute("SELECT generation FROM generations WHERE name = ?", (name,)).fetchone()
         return int(row["generation"]) if row is not None else 0
 
-    def register(self, name: str, generation: int | None = None) -> bool:
-        """Remember a collection (ingest into a new collection creates it implicitly).
+    def register(self, name: str, generation: int | None = None, *, tenant: str | None = None) -> bool:
+        """Remember a collection (ingest into a new collection creates it implicitly), of `tenant` when it is new (a
+        tenant's key claims it before it writes: `claim`).
 
         A writer passes the `generation` it captured when it started: when the collection was dropped since, it is
         not registered again (False).
@@ -217,7 +267,8 @@ class CollectionService:
             if generation is not None and self._lock_generation(db, name, now) != generation:
                 return False
             db.execute(
-                "INSERT INTO collections (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, now)
+                "INSERT INTO collections (name, created_at, tenant) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, now, tenant or None),
             )
         return True
 

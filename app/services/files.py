@@ -38,6 +38,7 @@ SQLITE_MIGRATIONS = (
     CREATE INDEX IF NOT EXISTS files_by_created ON files (created_at, id);
     CREATE INDEX IF NOT EXISTS files_by_sha256 ON files (sha256);
     """,
+    "ALTER TABLE files ADD COLUMN tenant TEXT;",  # 2: the tenant of the key that uploaded it (NULL: none)
 )
 POSTGRES_MIGRATIONS = (
     """
@@ -53,6 +54,7 @@ POSTGRES_MIGRATIONS = (
     CREATE INDEX IF NOT EXISTS files_by_created ON files (created_at, id);
     CREATE INDEX IF NOT EXISTS files_by_sha256 ON files (sha256);
     """,
+    "ALTER TABLE files ADD COLUMN tenant TEXT;",
 )
 
 PURPOSES = ("assistants", "user_data")  # the purposes of files meant for vector stores
@@ -71,6 +73,7 @@ class StoredFile:
     sha256: str
     created_at: float
     key_id: str | None
+    tenant: str | None = None  # the tenant of the key that uploaded it
 
 
 def new_file_id() -> str:
@@ -90,7 +93,13 @@ def _row(row: Any) -> StoredFile:
         sha256=row["sha256"],
         created_at=float(row["created_at"]),
         key_id=row["key_id"],
+        tenant=row["tenant"],
     )
+
+
+def _tenant_stores(key: ApiKey) -> frozenset[str] | None:
+    """The collections of a tenant's key (None for a key without tenant: every collection without tenant)."""
+    return key.boundary.names if key.boundary is not None and key.boundary.only else None
 
 
 def cursor_clause(order: Order, after: tuple[float, str] | None) -> tuple[str, list[Any], str]:
@@ -136,12 +145,13 @@ class FileService:
         sha256 = hashlib.sha256(data).hexdigest()
         name = clean_filename(filename)
         file_id = new_file_id()
+        tenant = key.tenant if key is not None else None
         with self.db.transaction() as db:  # the row first: a twin deleted meanwhile sees it and leaves the bytes
             now = float(self.db.now(db))  # type: ignore[arg-type]
             db.execute(
-                "INSERT INTO files (id, purpose, filename, bytes, sha256, created_at, key_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (file_id, purpose, name, len(data), sha256, now, key.id if key is not None else None),
+                "INSERT INTO files (id, purpose, filename, bytes, sha256, created_at, key_id, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (file_id, purpose, name, len(data), sha256, now, key.id if key is not None else None, tenant),
             )
         try:
             self.blobs.put(blob_key(sha256), data)  # one object per content: a twin's upload writes the same bytes
@@ -149,7 +159,9 @@ class FileService:
             with self.db.transaction() as db:
                 db.execute("DELETE FROM files WHERE id = ?", (file_id,))
             raise
-        return StoredFile(file_id, purpose, name, len(data), sha256, float(now), key.id if key is not None else None)
+        return StoredFile(
+            file_id, purpose, name, len(data), sha256, float(now), key.id if key is not None else None, tenant
+        )
 
     def _get(self, file_id: str) -> StoredFile:
         with self.db.connect() as db:
@@ -159,17 +171,26 @@ class FileService:
         return _row(row)
 
     def visible(self, stored: StoredFile, key: ApiKey | None) -> bool:
-        """True when `key` may see the file (None: an internal caller, every file)."""
-        if key is None or key.collections is None or stored.key_id == key.id:
+        """True when `key` may see the file (None: an internal caller, every file): its own, any of its tenant's for a
+        key on every collection, and those attached to a vector store (collection) it may use."""
+        if key is None or stored.key_id == key.id or (key.collections is None and self.within_tenant(stored, key)):
             return True
         if self.attached_to is None:
             return False
         return any(key.allows(store) for store in self.attached_to(stored.id))
 
+    @staticmethod
+    def within_tenant(stored: StoredFile, key: ApiKey) -> bool:
+        """True when the file was uploaded by a key of `key`'s tenant (the operator sees every tenant's)."""
+        return key.is_operator or (key.boundary is None and key.tenant is None) or stored.tenant == key.tenant
+
     def get(self, file_id: str, key: ApiKey | None = None) -> StoredFile:
-        """The file; 404 when unknown, 403 when `key` may not see it."""
+        """The file; 404 when unknown (or another tenant's and not in a vector store of `key`'s), 403 when `key` may
+        not see it."""
         stored = self._get(file_id)
         if not self.visible(stored, key):
+            if key is not None and not self.within_tenant(stored, key):
+                raise NotFoundError(f"file {file_id!r} does not exist")
             raise PermissionDeniedError(f"this API key may not use file {file_id!r}")
         return stored
 
@@ -195,11 +216,18 @@ class FileService:
         if purpose is not None:
             where.append("purpose = ?")
             params.append(purpose)
-        if key is not None and key.collections is not None:
-            attached = sorted(set(self.attached_within(key.collections))) if self.attached_within else []
+        bounded = key is not None and not key.is_operator and key.boundary is not None
+        if key is not None and (key.collections is not None or bounded):
+            stores = key.collections if key.collections is not None else _tenant_stores(key)
+            within = frozenset(n for n in stores or () if key.allows(n))
+            attached = sorted(set(self.attached_within(within))) if self.attached_within and within else []
             ids = " OR id IN (" + ", ".join("?" * len(attached)) + ")" if attached else ""
+            if key.collections is None:  # every file of its tenant (COALESCE: NULL is no tenant)
+                ids += " OR COALESCE(tenant, '') = ?"
             where.append(f"(key_id = ?{ids})")
             params.extend([key.id, *attached])
+            if key.collections is None:
+                params.append(key.tenant or "")
         cursor = None
         if after is not None:
             start = self._get(after) if after else None

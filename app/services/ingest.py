@@ -209,10 +209,14 @@ class IngestService:
         registry: DocumentRegistry | None = None,
         twin_wait_seconds: float = TWIN_WAIT_SECONDS,
         access: AccessStore | None = None,
+        tenant_of: Callable[[str], str] | None = None,
     ) -> None:
         """`registry`: the document registry claimed before each document is indexed (without it, a document counts
         as a duplicate when its chunks exist: concurrent twins may both index it); `twin_wait_seconds`: how long an
-        upload waits while a twin indexes the same document before it reports the file failed (`document_busy`)."""
+        upload waits while a twin indexes the same document before it reports the file failed (`document_busy`);
+        `tenant_of`: the tenant of a collection ("" for none; `CollectionService.tenant_of`), the chunks' meta
+        `tenant` (without it, "")."""
+        self.tenant_of = tenant_of
         self.pipelines = pipelines
         self.store = pipelines.document_store
         self.limits = limits or FileLimits()
@@ -447,6 +451,7 @@ class IngestService:
             "collection": collection,
             "document_id": document_id,
             "content_hash": content_hash,
+            "tenant": self.tenant_of(collection) if self.tenant_of is not None else "",
             **({"content_type": mime} if mime else {}),
         }
         source = ByteStream(data=data, mime_type=mime, meta=meta)

@@ -19,7 +19,7 @@ import builtins
 import json
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -324,7 +324,7 @@ class VectorStoreService:
             (self.files.get(f, key).id, {}, chunking) for f in file_ids
         ]  # 404/403 before anything is created
         store_id = new_store_id()
-        self.collections.create(store_id)
+        self.collections.create(store_id, tenant=getattr(key, "tenant", None))  # the store is the key's tenant's
         with self.db.transaction() as db:
             now = self._now(db)
             db.execute(
@@ -370,15 +370,19 @@ class VectorStoreService:
         self,
         *,
         within: frozenset[str] | None = None,
+        visible: Callable[[str], bool] | None = None,
         limit: int = 20,
         order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
     ) -> tuple[builtins.list[VectorStoreView], bool]:
-        """A page of the stores (collections) `within` (None: all), by creation time; and whether more follow."""
+        """A page of the stores (collections) `within` (None: all) that are `visible` (a key's tenant boundary), by
+        creation time; and whether more follow."""
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInputError(f"limit must be between 1 and {MAX_LIST}")
-        names = [n for n in self.collections.names() if within is None or n in within]
+        names = [
+            n for n in self.collections.names() if (within is None or n in within) and (visible is None or visible(n))
+        ]
         self._ensure_rows(names)
         with self.db.connect() as db:
             rows = db.execute("SELECT * FROM vector_stores").fetchall()

@@ -32,10 +32,27 @@ def acl_condition(acls: list[str] | None) -> dict[str, Any] | None:
     }
 
 
+def tenant_filter(key: ApiKey) -> dict[str, Any] | None:
+    """`meta.tenant == <the key's tenant>`; for a key without tenant, "" or missing (chunks indexed before tenants);
+    None for the operator (an admin key without tenant), who reads every tenant's chunks."""
+    if key.is_operator:
+        return None
+    if key.tenant:
+        return {"field": "meta.tenant", "operator": "==", "value": key.tenant}
+    return {
+        "operator": "OR",
+        "conditions": [
+            {"field": "meta.tenant", "operator": "==", "value": ""},
+            {"field": "meta.tenant", "operator": "==", "value": None},
+        ],
+    }
+
+
 def read_filter(key: ApiKey, access: AccessStore) -> dict[str, Any] | None:
-    """The filter the chunks `key` may read satisfy (None: every chunk of the collections it may use). One query of
-    the state database (the acl ids its principals read); `*` reads every document."""
-    return acl_condition(access.readable_acls(key.principals))
+    """The filter the chunks `key` may read satisfy (None: every chunk of the collections it may use): its tenant's
+    chunks whose access list it reads. One query of the state database (the acl ids its principals read); `*` reads
+    every document of its tenant."""
+    return and_filters(tenant_filter(key), acl_condition(access.readable_acls(key.principals)))
 
 
 def and_filters(*filters: dict[str, Any] | None) -> dict[str, Any] | None:

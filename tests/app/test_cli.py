@@ -249,6 +249,19 @@ def test_keys_create_with_principals(data_dir):
     assert refused.exit_code == 2 and "principal" in refused.output
 
 
+def test_keys_create_of_a_tenant(data_dir):
+    from app.services.api_keys import KeyStore
+    from app.settings import Settings
+
+    created = _invoke("keys", "create", "--role", "admin", "--tenant", "acme", "--name", "acme-admin")
+    assert created.exit_code == 0 and "tenant acme" in created.output, created.output
+    [key] = KeyStore(Settings().keys_db).list()
+    assert key.tenant == "acme" and key.role.value == "admin"
+    assert "acme" in _invoke("keys", "list").output
+    bad = _invoke("keys", "create", "--role", "reader", "--tenant", "ac me")
+    assert bad.exit_code == 2 and "tenant" in bad.output
+
+
 def test_keys_generate_prints_a_fresh_key_and_stores_nothing(data_dir):
     from app.services.api_keys import KEY_PATTERN, KeyStore
     from app.settings import Settings

@@ -18,12 +18,12 @@ router = APIRouter(prefix="/collections", tags=["collections"], responses=AUTH_E
     "",
     response_model=list[CollectionOut],
     summary="List collections with document and chunk counts",
-    description="Only the collections the API key may use; the counts are of the documents it may read.",
+    description="Only the collections the API key may use (of its tenant); the counts are of the documents it reads.",
 )
 async def list_collections(state: State, key: Reader) -> list[CollectionOut]:
     visibility = await read_scope(state, key)
     infos = await asyncio.to_thread(state.collections.list, within=key.collections, visibility=visibility)
-    return [CollectionOut(name=i.name, documents=i.documents, chunks=i.chunks) for i in infos]
+    return [CollectionOut(name=i.name, documents=i.documents, chunks=i.chunks) for i in infos if key.allows(i.name)]
 
 
 @router.post(
@@ -32,10 +32,12 @@ async def list_collections(state: State, key: Reader) -> list[CollectionOut]:
     status_code=status.HTTP_201_CREATED,
     responses={409: {"model": ErrorResponse}},
     summary="Create an empty collection",
+    description="A tenant admin's collection belongs to its tenant. Names are unique across tenants: 409 when the "
+    "name is taken, whoever holds it.",
 )
 async def create_collection(body: CollectionCreate, state: State, key: Admin) -> CollectionOut:
-    key.require(Role.ADMIN, body.name)
-    info = await asyncio.to_thread(state.collections.create, body.name)
+    key.require(Role.ADMIN, body.name, creating=True)
+    info = await asyncio.to_thread(state.collections.create, body.name, tenant=key.tenant)
     return CollectionOut(name=info.name, documents=info.documents, chunks=info.chunks)
 
 

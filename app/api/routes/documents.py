@@ -31,7 +31,7 @@ from app.api.schemas import (
     JobOut,
     UploadResponse,
 )
-from app.errors import ExtractionError, InvalidInputError
+from app.errors import ExtractionError, InvalidInputError, NotFoundError
 from app.jobs import UploadedFile
 from app.services.access import ACCESS_TAG, validate_principals
 from app.services.api_keys import Role
@@ -146,6 +146,7 @@ async def _submit_job(
     responses={
         202: {"model": JobOut, "description": "Indexing in a background job; poll `status_url`."},
         400: {"model": ErrorResponse},
+        409: {"model": ErrorResponse, "description": "The name is another tenant's collection"},
         422: {"model": ErrorResponse},
     },
     summary="Upload and index files into a collection",
@@ -173,13 +174,15 @@ async def upload(
     ] = False,
 ) -> Any:
     collection = validate_collection(collection or state.settings.default_collection)
-    key.require(Role.WRITER, collection)
+    key.require(Role.WRITER, collection, creating=True)
     tags = _parse_metadata(metadata)
     principals = _parse_access(access)
     if not files:
         raise InvalidInputError("no files in the request")
     if len(files) > state.settings.max_files_per_upload:
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
+    if not key.is_operator:  # the collection is its tenant's, or becomes it (409 when another tenant holds the name)
+        await asyncio.to_thread(state.collections.claim, collection, key.tenant)
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
     job_tags = {**tags, ACCESS_TAG: principals} if principals else tags  # the job's runner passes it on
@@ -250,7 +253,12 @@ def _undo_after_drop(state: RagState, collection: str, result: IngestResult) -> 
     )
 
 
-@router.get("", response_model=DocumentPage, summary="List the documents of a collection (paged)")
+@router.get(
+    "",
+    response_model=DocumentPage,
+    responses={404: {"model": ErrorResponse, "description": "Not a collection of the key's tenant"}},
+    summary="List the documents of a collection (paged)",
+)
 async def list_documents(
     state: State,
     key: Reader,
@@ -281,8 +289,10 @@ async def list_documents(
 )
 async def delete_document(document_id: str, state: State, key: Writer) -> DeletedDocument:
     visibility = await read_scope(state, key)  # a document the key may not read is 404, as an unknown one
-    if key.collections is not None:  # a scoped key may only delete documents of its collections
+    if key.collections is not None or key.boundary is not None:  # only documents of the key's collections
         collection = await asyncio.to_thread(state.documents.collection_of, document_id, visibility=visibility)
+        if not key.within_tenant(collection):  # beyond its tenant: as if it did not exist
+            raise NotFoundError(f"document {document_id!r} does not exist")
         key.require(Role.WRITER, collection)
     deleted = await asyncio.to_thread(state.documents.delete, document_id, visibility=visibility)
     return DeletedDocument(document_id=document_id, deleted_chunks=deleted)

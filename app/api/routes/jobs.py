@@ -54,12 +54,17 @@ def job_out(job: Job) -> JobOut:
     )
 
 
+def _within(scope: frozenset[str] | None, tenant: frozenset[str]) -> frozenset[str]:
+    """The collections of a key's tenant within its scope."""
+    return tenant if scope is None else scope & tenant
+
+
 async def _job_for(state: State, key: ApiKey, role: Role, job_id: str) -> Job:
-    """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown or when the key
-    may not read its documents)."""
+    """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown, beyond the key's
+    tenant or when the key may not read its documents)."""
     job = await asyncio.to_thread(state.jobs.get, job_id)
     acls = await readable_acls(state, key)
-    if acls is not None and job.acl is not None and job.acl not in acls:
+    if not key.within_tenant(job.collection) or (acls is not None and job.acl is not None and job.acl not in acls):
         raise NotFoundError(f"job {job_id!r} does not exist")
     key.require(role, job.collection)
     return job
@@ -76,10 +81,12 @@ async def list_jobs(
 ) -> JobPage:
     if collection is not None:
         key.require(Role.READER, collection)
+    boundary = key.boundary
     jobs, total = await asyncio.to_thread(
         state.jobs.recent,
         collection=collection,
-        within=key.collections,
+        within=key.collections if boundary is None or not boundary.only else _within(key.collections, boundary.names),
+        excluding=boundary.names if boundary is not None and not boundary.only else None,
         state=job_state,
         offset=offset,
         limit=limit,

@@ -88,7 +88,11 @@ async def models(_: Reader) -> dict[str, Any]:
 
 @router.post(
     "/chat/completions",
-    responses={400: {"model": ErrorResponse}, 200: {"content": {"text/event-stream": {}}}},
+    responses={
+        400: {"model": ErrorResponse},
+        404: {"model": ErrorResponse, "description": "Not a collection of the key's tenant (docs/security.md#tenants)"},
+        200: {"content": {"text/event-stream": {}}},
+    },
     summary="OpenAI-compatible chat completion answered by the query pipeline",
 )
 async def chat_completions(body: ChatCompletionRequest, state: State, key: Reader) -> Any:

@@ -32,6 +32,7 @@ from app.services.query import StreamEvent, stream_answer
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/query", tags=["query"], responses=AUTH_ERRORS)
+_NOT_FOUND = {"model": ErrorResponse, "description": "Not a collection of the key's tenant (docs/security.md#tenants)"}
 
 
 def history_messages(history: list[HistoryMessage] | None) -> list[ChatMessage] | None:
@@ -46,7 +47,7 @@ def history_messages(history: list[HistoryMessage] | None) -> list[ChatMessage] 
 @router.post(
     "",
     response_model=QueryResponse,
-    responses={400: {"model": ErrorResponse}},
+    responses={400: {"model": ErrorResponse}, 404: _NOT_FOUND},
     summary="Answer a question from a collection, with numbered sources",
 )
 async def query(body: QueryRequest, state: State, key: Reader) -> QueryResponse:
@@ -90,7 +91,10 @@ def _event_data(event: StreamEvent) -> Any:
 
 @router.post(
     "/stream",
-    responses={200: {"content": {"text/event-stream": {}}, "description": "sources, token..., done | error"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "sources, token..., done | error"},
+        404: _NOT_FOUND,
+    },
     summary="Answer a question as Server-Sent Events",
     description="Events: one `sources` (the numbered passages), then `token` events as the LLM produces them, then "
     "`done` with the answer, the cited numbers, the checked claims and timings; `error` if the pipeline fails "

@@ -278,7 +278,7 @@ async def _scoped(state: RagState, key: ApiKey, response_id: str) -> StoredRespo
     """A stored response within the key's scope (404 unknown, or holding passages the key may not read; 403 outside
     the key's collections)."""
     stored = await run_in_threadpool(state.responses.get, response_id)
-    if stored is None:
+    if stored is None or not all(key.within_tenant(c) for c in stored.collections):  # another tenant's: unknown
         raise NotFoundError(f"response {response_id!r} does not exist")
     for collection in stored.collections:
         key.require(Role.READER, collection)
@@ -348,7 +348,7 @@ class _Turn:
     async def check(self) -> None:
         """Scope, existence and the history of `previous_response_id` (403/404/400 before anything runs)."""
         validate_collection(self.collection)
-        self.key.require(Role.READER, self.collection)
+        self.key.require(Role.READER, self.collection, noun="vector store")
         self.visibility = await read_scope(self.state, self.key)
         await run_in_threadpool(self.state.vector_stores.check_active, self.collection)  # 404 unknown, 400 expired
         await run_in_threadpool(self.state.vector_stores.touch, self.collection)  # its expiry counts from its last use

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1/vector_stores", tags=["openai"], responses=AUTH_E
 async def search_vector_store(
     vector_store_id: str, body: SearchRequest, state: State, key: Reader
 ) -> SearchResultsPage:
-    key.require(Role.READER, vector_store_id)
+    key.require(Role.READER, vector_store_id, noun="vector store")
     await asyncio.to_thread(state.vector_stores.check_active, vector_store_id)  # 404 unknown, 400 expired
     ranking = body.ranking_options or SearchRankingOptions()
     page = await asyncio.to_thread(

@@ -100,7 +100,7 @@ def _file_page(found: list[StoreFile], has_more: bool) -> VectorStoreFilePage:
 
 
 def _checked(key: ApiKey, role: Role, store_id: str) -> str:
-    key.require(role, store_id)
+    key.require(role, store_id, noun="vector store")  # another tenant's store: as if it did not exist
     return store_id
 
 
@@ -136,7 +136,13 @@ async def list_vector_stores(
     before: Annotated[str | None, Query(max_length=100)] = None,
 ) -> VectorStorePage:
     views, has_more = await asyncio.to_thread(
-        state.vector_stores.list, within=key.collections, limit=limit, order=order, after=after, before=before
+        state.vector_stores.list,
+        within=key.collections,
+        visible=key.within_tenant,
+        limit=limit,
+        order=order,
+        after=after,
+        before=before,
     )
     data = [store_out(v) for v in views]
     return VectorStorePage(

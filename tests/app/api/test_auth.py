@@ -1,5 +1,8 @@
-"""API-key auth on every endpoint: 401 without a key, 403 outside the key's role or collections, success within."""
+"""API-key auth on every endpoint: 401 without a key, 403 outside the key's role or collections, success within; a
+key of a tenant gets 404 for another tenant's collection, exactly as for one that does not exist."""
 
+import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +28,12 @@ def store_profile():
 def keys(api_settings) -> dict[str, str]:
     store = KeyStore(api_settings.keys_db)
 
-    def make(role: Role, *collections: str) -> str:
+    def make(role: Role, *collections: str, tenant: str | None = None) -> str:
         created = store.create(
-            name=f"{role.value}-{'-'.join(collections) or 'all'}", role=role, collections=frozenset(collections) or None
+            name=f"{role.value}-{'-'.join(collections) or 'all'}",
+            role=role,
+            collections=frozenset(collections) or None,
+            tenant=tenant,
         )
         assert created is not None
         return created[1]
@@ -38,6 +44,11 @@ def keys(api_settings) -> dict[str, str]:
         "writer_alpha": make(Role.WRITER, "alpha"),
         "reader_alpha": make(Role.READER, "alpha"),
         "reader_beta": make(Role.READER, "beta"),
+        "reader_all": make(Role.READER),  # no tenant, not an admin: every collection without tenant
+        "writer_all": make(Role.WRITER),
+        # two tenants: acme holds the collection "apples", globex "bananas"
+        **{f"acme_{role.value}": make(role, tenant="acme") for role in Role},
+        **{f"globex_{role.value}": make(role, tenant="globex") for role in Role},
     }
 
 
@@ -49,10 +60,15 @@ def bearer(key: str) -> dict[str, str]:
 def api(api_settings, keys):
     """A client that sends no key by default; alpha and beta each hold one document."""
     with TestClient(create_app(api_settings)) as client:
-        for collection in ("alpha", "beta"):
+        for collection, admin in (
+            ("alpha", "admin"),
+            ("beta", "admin"),
+            ("apples", "acme_admin"),
+            ("bananas", "globex_admin"),
+        ):
             files = [("files", (f"{collection}.txt", TEXT + collection.encode(), "text/plain"))]
             upload = client.post(
-                "/documents/upload", files=files, data={"collection": collection}, headers=bearer(keys["admin"])
+                "/documents/upload", files=files, data={"collection": collection}, headers=bearer(keys[admin])
             )
             assert upload.status_code == 200, upload.text
         yield client
@@ -649,3 +665,168 @@ def test_rate_limit_counters_can_be_shared_through_redis(api_settings, keys, red
         assert [c.get("/collections", headers=key).status_code for c in (first, second, first)] == [200, 200, 200]
         refused = second.get("/collections", headers=key)  # the other "worker" saw the same three requests
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+# -- tenants: another tenant's collection is answered exactly as one that does not exist ---------------------------
+TENANT_KEY = {"reader": "acme_reader", "writer": "acme_writer", "admin": "acme_admin"}
+# creating a name is not using a collection: an upload or a new collection answer 409 for a name another tenant holds,
+# and a new key names no collection of a tenant (tested on their own below)
+CREATING = {"upload", "create collection", "create key"}
+# the bodies a route needs before it looks at its path (validated first)
+BODIES = {
+    "vector store search": {"query": "When is the lamp lit?"},
+    "modify vector store": {"metadata": {"k": "v"}},
+    "attach file": {"file_id": "file-unknown"},
+    "create file batch": {"file_ids": ["file-unknown"]},
+    "update vector store file": {"attributes": {"a": 1}},
+}
+
+
+def _shape(response: Any) -> str:
+    """The answer with every quoted name or id blanked: what a caller learns beyond what it sent."""
+    return f"{response.status_code} " + re.sub(r"'[^']*'", "'_'", json.dumps(response.json(), sort_keys=True))
+
+
+def _missing(api: TestClient, keys: dict[str, str], name: str, headers: dict[str, str]) -> Any:
+    """The same route on a collection (and ids) that do not exist."""
+    case = CASES[name]
+    params = re.findall(r"\{(\w+)\}", case.path)
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    if not params:
+        return case.call(api, keys, missing, headers)
+    values = {p: missing if p in ("name", "vector_store_id") else f"unknown{uuid.uuid4().hex[:8]}" for p in params}
+    return api.request(case.method, case.path.format(**values), json=BODIES.get(name), headers=headers)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in CREATING])
+def test_another_tenants_collection_is_404_exactly_like_a_missing_one(api, keys, name):
+    case = CASES[name]
+    headers = bearer(keys[TENANT_KEY[case.role]])  # acme, with the role the route needs, on every collection
+    for collection in ("bananas", "alpha"):  # globex's; the operator's (no tenant)
+        foreign = case.call(api, keys, collection, headers)
+        assert foreign.status_code == 404, foreign.text
+        assert foreign.json()["error"]["code"] == "not_found"
+        assert _shape(foreign) == _shape(_missing(api, keys, name, headers))
+        assert "globex" not in foreign.text
+
+
+@pytest.mark.parametrize("name", ["list documents", "query", "vector store search", "retrieve vector store"])
+def test_a_key_without_tenant_does_not_reach_a_tenants_collection(api, keys, name):
+    response = CASES[name].call(api, keys, "apples", bearer(keys["reader_all"]))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", response.text
+    assert CASES[name].call(api, keys, "alpha", bearer(keys["reader_all"])).status_code == 200
+
+
+# the helpers of these create the collection, key or file they act on with the operator's key: none of acme's
+OPERATORS_OWN = {"drop collection", "delete vector store", "revoke key", "attach file", "create file batch"}
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in CREATING | OPERATORS_OWN])
+def test_a_tenant_key_uses_its_own_collections(api, keys, name):
+    case = CASES[name]
+    response = case.call(api, keys, "apples", bearer(keys[TENANT_KEY[case.role]]))
+    assert response.status_code in ({case.ok} if isinstance(case.ok, int) else case.ok), response.text
+
+
+def test_a_name_another_tenant_holds_cannot_be_created_and_the_answer_does_not_say_whose(api, keys):
+    admin = bearer(keys["acme_admin"])
+    theirs = api.post("/collections", json={"name": "bananas"}, headers=admin)
+    ours = api.post("/collections", json={"name": "apples"}, headers=admin)
+    assert theirs.status_code == ours.status_code == 409 and _shape(theirs) == _shape(ours)
+    untenanted = api.post("/collections", json={"name": "alpha"}, headers=admin)
+    assert _shape(untenanted) == _shape(ours)
+    files = [("files", ("x.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
+    uploads = [
+        api.post("/documents/upload", files=files, data={"collection": name}, headers=bearer(keys[key]))
+        for name, key in (("bananas", "acme_writer"), ("alpha", "acme_writer"), ("apples", "writer_all"))
+    ]
+    for upload in uploads:
+        assert upload.status_code == 409 and "globex" not in upload.text and "acme" not in upload.text, upload.text
+        assert _shape(upload) == _shape(ours)
+    assert api.post("/collections", json={"name": "bananas"}, headers=bearer(keys["admin"])).status_code == 409
+    new = f"acme-{uuid.uuid4().hex[:6]}"
+    assert api.post("/collections", json={"name": new}, headers=admin).status_code == 201
+    assert new in {c["name"] for c in api.get("/collections", headers=bearer(keys["acme_reader"])).json()}
+    assert new not in {c["name"] for c in api.get("/collections", headers=bearer(keys["globex_admin"])).json()}
+    assert api.delete(f"/collections/{new}", headers=bearer(keys["globex_admin"])).status_code == 404
+    assert api.delete(f"/collections/{new}", headers=admin).status_code == 204
+
+
+def test_an_upload_of_a_tenant_creates_its_collection_and_its_chunks_carry_the_tenant(api, keys):
+    name = f"acme-{uuid.uuid4().hex[:6]}"
+    files = [("files", ("t.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
+    upload = api.post("/documents/upload", files=files, data={"collection": name}, headers=bearer(keys["acme_writer"]))
+    assert upload.status_code == 200, upload.text
+    assert name in {c["name"] for c in api.get("/collections", headers=bearer(keys["acme_reader"])).json()}
+    assert api.get("/documents", params={"collection": name}, headers=bearer(keys["globex_admin"])).status_code == 404
+    store = api.app.state.rag.pipelines.document_store
+    chunks = store.filter_documents({"field": "meta.collection", "operator": "==", "value": name})
+    assert chunks and {c.meta["tenant"] for c in chunks} == {"acme"}
+    alpha = store.filter_documents({"field": "meta.collection", "operator": "==", "value": "alpha"})
+    assert {c.meta["tenant"] for c in alpha} == {""}
+
+
+def test_every_listing_shows_only_the_callers_tenant_and_the_operator_sees_all(api, keys):
+    _job_in(api, keys["acme_admin"], "apples")
+    _job_in(api, keys["globex_admin"], "bananas")
+    acme_file = _file_in(api, keys["acme_admin"], "apples")
+    globex_file = _file_in(api, keys["globex_admin"], "bananas")
+
+    def listed(key: str) -> dict[str, set[str]]:
+        headers = bearer(keys[key])
+        return {
+            "collections": {c["name"] for c in api.get("/collections", headers=headers).json()},
+            "vector stores": {s["id"] for s in api.get("/v1/vector_stores", headers=headers).json()["data"]},
+            "jobs": {j["collection"] for j in api.get("/jobs", params={"limit": 100}, headers=headers).json()["jobs"]},
+            "files": {f["id"] for f in api.get("/v1/files", params={"limit": 10000}, headers=headers).json()["data"]},
+        }
+
+    for tenant, other, own_file, their_file in (
+        ("acme", "globex", acme_file, globex_file),
+        ("globex", "acme", globex_file, acme_file),
+    ):
+        for role in ("reader", "admin"):
+            seen = listed(f"{tenant}_{role}")
+            mine = "apples" if tenant == "acme" else "bananas"
+            assert mine in seen["collections"] and mine in seen["vector stores"] and mine in seen["jobs"]
+            for kind in ("collections", "vector stores", "jobs"):
+                assert not seen[kind] & {"alpha", "beta", "bananas" if tenant == "acme" else "apples"}, (tenant, kind)
+            assert own_file in seen["files"] and their_file not in seen["files"]
+        tenant_keys = api.get("/keys", headers=bearer(keys[f"{tenant}_admin"])).json()
+        assert tenant_keys and {k["tenant"] for k in tenant_keys} == {tenant}
+        assert other not in api.get("/keys", headers=bearer(keys[f"{tenant}_admin"])).text
+    untenanted = listed("reader_all")
+    assert not untenanted["collections"] & {"apples", "bananas"} and {"alpha", "beta"} <= untenanted["collections"]
+    assert not untenanted["jobs"] & {"apples", "bananas"} and not {acme_file, globex_file} & untenanted["files"]
+    operator = listed("admin")
+    assert {"alpha", "apples", "bananas"} <= operator["collections"] and {acme_file, globex_file} <= operator["files"]
+    assert {"apples", "bananas"} <= operator["jobs"] and {"apples", "bananas"} <= operator["vector stores"]
+    assert {"acme", "globex", None} <= {k["tenant"] for k in api.get("/keys", headers=bearer(keys["admin"])).json()}
+
+
+def test_a_tenant_admin_creates_and_revokes_keys_of_its_own_tenant_only(api, keys):
+    admin = bearer(keys["acme_admin"])
+
+    def create(headers: dict[str, str], **extra: Any) -> Any:
+        return api.post("/keys", json={"name": "t", "role": "reader", **extra}, headers=headers)
+
+    own = create(admin, tenant="acme")
+    assert own.status_code == 201 and own.json()["tenant"] == "acme", own.text
+    for extra in ({"tenant": "globex"}, {}, {"tenant": None}):  # another tenant, or an operator key
+        refused = create(admin, **extra)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", refused.text
+    for role in ("admin", "writer"):
+        assert create(admin, tenant="acme", role=role).status_code == 201
+    assert create(admin, tenant="acme", collections=["*"]).status_code == 201
+    assert create(admin, tenant="ac me").status_code == 400
+    theirs = create(bearer(keys["admin"]), tenant="globex")  # the operator creates keys of any tenant, or none
+    assert theirs.status_code == 201 and theirs.json()["tenant"] == "globex"
+    assert create(bearer(keys["admin"])).json()["tenant"] is None
+    revoke = api.delete(f"/keys/{theirs.json()['id']}", headers=admin)
+    unknown = api.delete("/keys/000000000000", headers=admin)
+    assert revoke.status_code == 404 and _shape(revoke) == _shape(unknown)
+    assert api.delete(f"/keys/{theirs.json()['id']}", headers=bearer(keys["globex_admin"])).status_code == 204
+    assert api.delete(f"/keys/{own.json()['id']}", headers=admin).status_code == 204
+    works = create(admin, tenant="acme").json()["key"]
+    assert api.get("/documents", params={"collection": "apples"}, headers=bearer(works)).status_code == 200
+    assert api.get("/documents", params={"collection": "bananas"}, headers=bearer(works)).status_code == 404

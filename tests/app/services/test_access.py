@@ -10,7 +10,7 @@ from app.services import access as access_module
 from app.services import api_keys as api_keys_module
 from app.services.access import PUBLIC_ACL, AccessStore, acl_id, validate_principals
 from app.services.api_keys import KeyStore, Role, bootstrap_admin_key, new_key
-from app.services.visibility import read_filter
+from app.services.visibility import read_filter, tenant_filter
 
 
 @pytest.fixture
@@ -61,10 +61,16 @@ def test_read_filter_accepts_public_and_missing_acl_and_is_none_for_star(acls, k
     assert reader is not None and reader.principals == frozenset({"group:eng"})
     condition = read_filter(reader, acls)
     assert condition == {
-        "operator": "OR",
+        "operator": "AND",
         "conditions": [
-            {"field": "meta.acl", "operator": "in", "value": sorted([PUBLIC_ACL, eng])},
-            {"field": "meta.acl", "operator": "==", "value": None},
+            tenant_filter(reader),  # a key without tenant: the chunks without tenant
+            {
+                "operator": "OR",
+                "conditions": [
+                    {"field": "meta.acl", "operator": "in", "value": sorted([PUBLIC_ACL, eng])},
+                    {"field": "meta.acl", "operator": "==", "value": None},
+                ],
+            },
         ],
     }
     admin, _ = keys.create(name="a", role=Role.ADMIN, collections=None, principals=["*"]) or (None, "")

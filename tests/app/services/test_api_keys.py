@@ -164,3 +164,41 @@ def test_generated_keys_are_well_formed_and_distinct():
     for key_id, key in (first, second):
         match = KEY_PATTERN.fullmatch(key)
         assert match is not None and match.group(1) == key_id
+
+
+def test_a_key_of_a_tenant_is_stored_with_it_and_the_tenant_is_validated(keys):
+    created = keys().create(name="acme reader", role=Role.READER, collections=None, tenant="acme")
+    assert created is not None
+    other = keys()  # another replica reads it back
+    assert other.authenticate(created[1]).tenant == "acme"
+    assert {k.tenant for k in other.list()} == {"acme"}
+    for bad in ("", "a" * 65, "ac me", "acme\n", "../x"):
+        with pytest.raises(InvalidInputError):
+            other.create(name="x", role=Role.READER, collections=None, tenant=bad)
+
+
+def test_the_tenant_boundary_answers_a_collection_beyond_it_as_missing():
+    def key(role: Role, tenant: str | None, names: set[str] | None, only: bool = True) -> api_keys.ApiKey:
+        boundary = api_keys.TenantBoundary(frozenset(names), only) if names is not None else None
+        return api_keys.ApiKey("k", "k", role, None, "", tenant=tenant, boundary=boundary)
+
+    acme = key(Role.ADMIN, "acme", {"apples"})
+    acme.require(Role.READER, "apples")
+    assert acme.allows("apples") and not acme.allows("bananas")
+    with pytest.raises(NotFoundError, match="collection 'bananas' does not exist"):
+        acme.require(Role.READER, "bananas")
+    with pytest.raises(NotFoundError, match="vector store 'bananas' does not exist"):
+        acme.require(Role.READER, "bananas", noun="vector store")
+    acme.require(Role.WRITER, "new-name", creating=True)  # the collections service checks the name
+    assert not acme.is_operator
+    untenanted = key(Role.WRITER, None, {"apples"}, only=False)  # every collection but the tenants'
+    assert untenanted.allows("alpha") and not untenanted.allows("apples")
+    with pytest.raises(NotFoundError):
+        untenanted.require(Role.WRITER, "apples")
+    untenanted.require(Role.WRITER, "apples", creating=True)  # the collections service answers 409
+    operator = key(Role.ADMIN, None, None)
+    assert operator.is_operator and operator.allows("apples")
+    assert not key(Role.READER, "acme", None).allows("apples")  # a tenant's key whose boundary was not read: none
+    scoped = api_keys.ApiKey("k", "k", Role.READER, frozenset({"alpha"}), "", tenant="acme")
+    with pytest.raises(PermissionDeniedError):  # outside its scope: 403 before the tenant boundary, as today
+        scoped.require(Role.READER, "beta")

@@ -251,3 +251,55 @@ def test_a_writer_registering_while_another_host_drops_never_brings_the_collecti
     writer.join(10)
     dropper.join(30)
     assert registered == [True] and "filled" not in dropping_host.names() and dropping_host.generation("filled") == 2
+
+
+def test_collections_record_their_tenant_and_names_stay_unique_across_tenants(store, registry):
+    service = CollectionService(store, registry())
+    service.create("apples", tenant="acme")
+    service.claim("pears", "acme")  # an upload of acme creates its collection
+    service.claim("pears", "acme")  # idempotent for the same tenant
+    service.register("bananas", tenant="globex")
+    service.register("legacy")
+    other = CollectionService(store, registry())  # another process or host
+    assert [other.tenant_of(n) for n in ("apples", "pears", "bananas", "legacy", "filled", "nothing")] == [
+        "acme",
+        "acme",
+        "globex",
+        "",
+        "",
+        "",
+    ]
+    for name in ("apples", "bananas", "legacy", "filled"):  # another tenant's, or without tenant (registered or not)
+        with pytest.raises(ConflictError) as conflict:
+            other.claim(name, "globex" if name != "bananas" else "acme")
+        assert conflict.value.message == f"collection {name!r} already exists"  # whose: not said
+    with pytest.raises(ConflictError):
+        other.create("bananas", tenant="acme")
+    other.register("apples", tenant="globex")  # a late writer never moves a collection to another tenant
+    assert other.tenant_of("apples") == "acme"
+    for name in ("legacy", "filled", "brand-new"):  # a key without tenant writes into collections without tenant
+        other.claim(name, None)
+    assert "brand-new" not in other.names()  # registered once something is written, as before
+    with pytest.raises(ConflictError, match="collection 'apples' already exists"):
+        other.claim("apples", None)
+
+
+def test_a_keys_boundary_holds_its_tenants_collections(store, registry):
+    from app.services.api_keys import ApiKey, Role
+
+    service = CollectionService(store, registry())
+    service.create("apples", tenant="acme")
+    service.create("bananas", tenant="globex")
+    service.create("plain")
+
+    def bound(role: Role, tenant: str | None) -> ApiKey:
+        return service.bound(ApiKey("k", "k", role, None, "", tenant=tenant))
+
+    acme = bound(Role.READER, "acme")
+    assert [n for n in ("apples", "bananas", "plain", "filled") if acme.allows(n)] == ["apples"]
+    untenanted = bound(Role.WRITER, None)
+    assert [n for n in ("apples", "bananas", "plain", "filled") if untenanted.allows(n)] == ["plain", "filled"]
+    operator = bound(Role.ADMIN, None)
+    assert operator.boundary is None and all(operator.allows(n) for n in ("apples", "bananas", "plain"))
+    acme_admin = bound(Role.ADMIN, "acme")  # a tenant admin is no operator
+    assert not acme_admin.allows("bananas")
