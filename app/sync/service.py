@@ -96,12 +96,18 @@ class SourceService:
         *,
         collection: str | None = None,
         within: frozenset[str] | None = None,
+        excluding: frozenset[str] | None = None,
         principals: frozenset[str] | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Source], int]:
         return self.store.sources(
-            collection=collection, within=within, principals=principals, offset=offset, limit=limit
+            collection=collection,
+            within=within,
+            excluding=excluding,
+            principals=principals,
+            offset=offset,
+            limit=limit,
         )
 
     def update(self, source_id: str, **values: Any) -> Source:

@@ -205,11 +205,13 @@ class SourceStore:
         *,
         collection: str | None = None,
         within: frozenset[str] | None = None,
+        excluding: frozenset[str] | None = None,
         principals: frozenset[str] | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Source], int]:
-        """Oldest first, optionally of one collection (or only those `within`), and only those whose documents
+        """Oldest first, optionally of one collection (or only those `within`, none of those `excluding`: a tenant
+        boundary), and only those whose documents
         `principals` may read (a source without access list, or one naming one of them; None: every source); and the
         total (counted with the same filter, in the query)."""
         where: list[str] = []
@@ -227,6 +229,9 @@ class SourceStore:
         if within is not None:
             where.append(f"collection IN ({', '.join('?' * len(within))})" if within else "FALSE")
             params.extend(sorted(within))
+        if excluding:
+            where.append(f"collection NOT IN ({', '.join('?' * len(excluding))})")
+            params.extend(sorted(excluding))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self.db.connect() as db:
             total = int(db.execute(f"SELECT COUNT(*) FROM sources {clause}", params).fetchone()[0])

@@ -80,13 +80,18 @@ def _principals(key: ApiKey) -> frozenset[str] | None:
     return None if "*" in key.principals else key.principals
 
 
+def _within(scope: frozenset[str] | None, tenant: frozenset[str]) -> frozenset[str]:
+    """The collections of a key's tenant within its scope."""
+    return tenant if scope is None else scope & tenant
+
+
 async def _source_for(state: State, key: ApiKey, role: Role, source_id: str) -> Source:
     """The source, if the key may act on its collection with `role` (403 otherwise) and read its documents (404
     otherwise, as when unknown: a source whose documents the key may not read does not exist for it)."""
     source = await asyncio.to_thread(state.sources.get, source_id)
+    if not key.within_tenant(source.collection) or not readable_by(source, _principals(key)):
+        raise NotFoundError(f"source {source_id!r} does not exist")  # beyond its tenant or access: as if unknown
     key.require(role, source.collection)
-    if not readable_by(source, _principals(key)):
-        raise NotFoundError(f"source {source_id!r} does not exist")
     return source
 
 
@@ -126,10 +131,12 @@ async def list_sources(
 ) -> SourcePage:
     if collection is not None:
         key.require(Role.READER, collection)
+    boundary = key.boundary  # a tenant's key: only its tenant's collections; a key without tenant: none of a tenant's
     sources, total = await asyncio.to_thread(
         state.sources.sources,
         collection=collection,
-        within=key.collections,
+        within=key.collections if boundary is None or not boundary.only else _within(key.collections, boundary.names),
+        excluding=boundary.names if boundary is not None and not boundary.only else None,
         principals=_principals(key),
         offset=offset,
         limit=limit,

@@ -679,6 +679,8 @@ BODIES = {
     "attach file": {"file_id": "file-unknown"},
     "create file batch": {"file_ids": ["file-unknown"]},
     "update vector store file": {"attributes": {"a": 1}},
+    "change document access": {"access": ["group:eng"]},
+    "update source": {"include": ["*"]},
 }
 
 
@@ -695,6 +697,8 @@ def _missing(api: TestClient, keys: dict[str, str], name: str, headers: dict[str
     if not params:
         return case.call(api, keys, missing, headers)
     values = {p: missing if p in ("name", "vector_store_id") else f"unknown{uuid.uuid4().hex[:8]}" for p in params}
+    if "source_id" in values:
+        values["source_id"] = f"src_{uuid.uuid4().hex[:24]}"
     return api.request(case.method, case.path.format(**values), json=BODIES.get(name), headers=headers)
 
 
