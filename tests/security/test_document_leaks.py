@@ -621,7 +621,8 @@ def case_upload(world: World, p: Principal) -> None:
         copied = world.client.post(
             "/documents/upload", files=same_bytes, data={"collection": doc.collection}, headers=p.headers
         )
-        world.check(p, copied, doc.canary, "POST /documents/upload (the bytes of a hidden document)")
+        # the same bytes in the same collection have the same document id (`document_id_for`): the caller knows it
+        world.check(p, copied, doc.canary + doc.document_id, "POST /documents/upload (the bytes of a hidden document)")
         assert '"duplicate"' not in copied.text, copied.text
         renamed = [("files", (doc.filename, b"Other text. " + uuid.uuid4().hex.encode(), "text/plain"))]
         replaced = world.client.post(
@@ -683,13 +684,13 @@ WRITE_CASES: dict[str, Callable[[World, Principal], None]] = {
     "upload": case_upload,
     "writes on hidden ids": case_writes_on_hidden_ids,
 }
-WRITERS = [*PRINCIPALS, "bob_writer"]
+# Keys that may write where hidden documents are: tenant admins (other tenants' ids) and a writer with `user:bob`.
+WRITERS = {"upload": ["bob_writer"], "writes on hidden ids": ["acme_admin", "globex_admin", "bob_writer"]}
 
 
 @pending
 @pytest.mark.integration
-@pytest.mark.parametrize("principal", WRITERS)
-@pytest.mark.parametrize("case", WRITE_CASES)
+@pytest.mark.parametrize(("case", "principal"), [(case, key) for case, keys in WRITERS.items() for key in keys])
 def test_no_write_reveals_or_changes_a_document_the_caller_may_not_read(world, case, principal):
     p = world.principals.get(principal) or world.extra_keys[principal]
     WRITE_CASES[case](world, p)
