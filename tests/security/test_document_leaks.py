@@ -240,6 +240,25 @@ def stored_responses(world) -> dict[str, str]:
     return {"eng": created.json()["id"]}
 
 
+@pytest.fixture(scope="module")
+def sync_source(world, tmp_path_factory) -> dict[str, str] | None:
+    """A folder source of tenant A's collection, access `["group:eng"]`, synced once (None without /sources).
+
+    Written against the contract of issue 17 (`POST /sources` with collection, kind, location, access; `POST
+    /sources/{id}/sync`); adjust the body here if the merged API names its fields otherwise."""
+    if ("GET", "/sources") not in served_routes(world.client.app):
+        return None
+    folder = tmp_path_factory.mktemp("sync-source")
+    (folder / f"synced-{uuid.uuid4().hex[:8]}.txt").write_text("The synced register of the launch code.\n")
+    body = {"collection": _tenant_a(world), "kind": "folder", "location": str(folder), "access": ["group:eng"]}
+    created = world.client.post("/sources", json=body, headers=world.principals["acme_admin"].headers)
+    assert created.status_code in (200, 201), f"POST /sources {body}: {created.text}"
+    source_id = created.json()["id"]
+    synced = world.client.post(f"/sources/{source_id}/sync", headers=world.principals["acme_admin"].headers)
+    assert synced.status_code in (200, 202), synced.text
+    return {"id": source_id, "location": str(folder)}
+
+
 # -- helpers ---------------------------------------------------------------------------------------------------------
 
 
@@ -293,6 +312,21 @@ def _chat_body(collection: str, stream: bool) -> dict[str, Any]:
 def _responses_body(collection: str, **extra: Any) -> dict[str, Any]:
     tool = {"type": "file_search", "vector_store_ids": [collection], "max_num_results": LARGE_TOP_K}
     return {"model": "rag", "input": QUESTION, "tools": [tool], "include": ["file_search_call.results"], **extra}
+
+
+def _escaping_filters(world: World, p: Principal, collection: str) -> list[dict[str, Any]]:
+    """Haystack filters that try to reach hidden documents: by id, and ORs over the access and tenant fields."""
+    hidden = [d for d in world.hidden(p) if d.collection == collection]
+    by_id = [{"field": "meta.document_id", "operator": "==", "value": d.document_id} for d in hidden]
+    widening = {
+        "operator": "OR",
+        "conditions": [
+            {"field": "meta.acl", "operator": "!=", "value": "public"},
+            {"field": "meta.tenant", "operator": "!=", "value": p.tenant or ""},
+            {"field": "meta.collection", "operator": "==", "value": collection},
+        ],
+    }
+    return [*by_id, widening]
 
 
 def _chunk_ids(text: str) -> set[str]:
@@ -362,6 +396,10 @@ def case_query(world: World, p: Principal) -> None:
         assert _chunk_ids(every.text) == expected, every.text  # top_k beyond the readable set: exactly those
         first = world.request(p, "POST", "/query", json=_search(collection, 1)).json()["sources"]
         assert len(first) == min(1, len(expected)) and {s["chunk_id"] for s in first} <= expected, first
+        for filters in _escaping_filters(world, p, collection):  # a caller's filter narrows, never widens
+            narrowed = world.request(p, "POST", "/query", json={**_search(collection, LARGE_TOP_K), "filters": filters})
+            assert narrowed.status_code in (200, 400), narrowed.text
+            assert _chunk_ids(narrowed.text) <= expected, narrowed.text
     answered = world.request(p, "POST", "/query", json=_search(world.visible_collections(p)[0], LARGE_TOP_K, True))
     assert answered.status_code == 200, answered.text
 
@@ -570,12 +608,26 @@ def case_metrics(world: World, p: Principal) -> None:
     world.request(p, "GET", "/metrics")
 
 
-def case_sources(world: World, p: Principal) -> None:
-    """The sync sources of the other tenant (sync17): absent from the list, 404 by id."""
-    listed = world.client.get("/sources", headers=p.headers)
-    if listed.status_code == 404 and ("GET", "/sources") in PLANNED:
-        pytest.skip("no /sources on this branch (sync17)")
-    world.check(p, listed, "", "GET /sources")
+def case_sources(world: World, p: Principal, sources: dict[str, str] | None) -> None:
+    """Tenant A's sync source (a folder whose file names are source ids): absent from other tenants' lists, answered
+    by id as one that does not exist, and so are its runs."""
+    if sources is None:
+        pytest.skip("the app serves no /sources (sync17)")
+    source_id, location = sources["id"], sources["location"]
+    listed = world.request(p, "GET", "/sources")
+    if _tenant_a(world) in world.visible_collections(p):
+        return
+    assert source_id not in listed.text and location not in listed.text, listed.text
+    missing = f"src_{uuid.uuid4().hex[:24]}"
+    for template in ("/sources/{}", "/sources/{}/runs"):
+        same_as_missing(
+            world,
+            p,
+            source_id,
+            missing,
+            lambda s, t=template: world.client.get(t.format(s), headers=p.headers),
+            f"GET {template}",
+        )
 
 
 CASES: dict[str, Callable[..., None]] = {
@@ -600,10 +652,12 @@ CASES: dict[str, Callable[..., None]] = {
 @pytest.mark.integration
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("case", CASES)
-def test_no_route_reveals_a_document_the_caller_may_not_read(world, stored_responses, case, principal):
+def test_no_route_reveals_a_document_the_caller_may_not_read(request, world, stored_responses, case, principal):
     p = world.principals[principal]
     if case == "responses":
         case_responses(world, p, stored_responses)
+    elif case == "sources":
+        case_sources(world, p, request.getfixturevalue("sync_source"))
     else:
         CASES[case](world, p)
 
@@ -637,13 +691,19 @@ def case_writes_on_hidden_ids(world: World, p: Principal) -> None:
     so change nothing)."""
     hidden = world.hidden(p)
     for doc in hidden:
-        for method, body in (("PATCH", {"access": []}), ("PUT", None), ("DELETE", None)):
+        replacement = ("new.txt", b"Replaced text " + uuid.uuid4().hex.encode(), "text/plain")
+        writes: list[tuple[str, dict[str, Any]]] = [
+            ("PATCH", {"json": {"access": []}}),
+            ("PUT", {"files": [("file", replacement), ("files", replacement)]}),  # one field or the other
+            ("DELETE", {}),
+        ]
+        for method, kwargs in writes:
             same_as_missing(
                 world,
                 p,
                 doc.document_id,
                 missing_document_id(),
-                lambda d, m=method, b=body: world.client.request(m, f"/documents/{d}", json=b, headers=p.headers),
+                lambda d, m=method, k=kwargs: world.client.request(m, f"/documents/{d}", headers=p.headers, **k),
                 f"{method} /documents/{{document_id}}",
             )
     missing_file = f"file-{uuid.uuid4().hex[:24]}"
