@@ -76,7 +76,9 @@ class Doc:
 
     def tokens(self) -> dict[str, str]:
         """Each revealing string -> what it is."""
-        found = {self.canary: "canary", self.filename: "file name", self.document_id: "document id"}
+        # the name without its extension: also the title and the default source id
+        stem = self.filename.rsplit(".", 1)[0]
+        found = {self.canary: "canary", stem: "file name", self.document_id: "document id"}
         found.update({chunk: "chunk id" for chunk in self.chunk_ids})
         if self.file_id:
             found[self.file_id] = "file id"
