@@ -8,6 +8,8 @@ principals, with the oracle of what each key may read and the checks that no res
   list (synchronously, through a background job, and as files attached to a vector store);
 - `World.forbidden(principal)`: every string that names or quotes something the principal may not read (canary text,
   file name, document id, chunk ids, file id; other tenants' names and invisible collections' names);
+- `served_routes(app)`: every (method, path) an app serves, through included routers (FastAPI's `app.routes` holds
+  `_IncludedRouter` wrappers, not the `APIRoute`s), for route-coverage guards;
 - `World.check(principal, response, request_text)`: fails when a forbidden string (not sent by the caller itself)
   appears anywhere in the raw response body (JSON, SSE frames, error messages alike).
 """
@@ -17,9 +19,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from starlette.routing import Mount
 
 from app.settings import Settings
 from app.testing.api import wait_for_job
@@ -289,3 +293,32 @@ def _find_chunks(world: World) -> None:
 def missing_document_id() -> str:
     """An id of the documents' format (32 hex) that no document has."""
     return uuid.uuid4().hex
+
+
+# Served, not API routes: the schema itself and its viewers.
+FRAMEWORK_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def app_routes(app: Any) -> Iterator[tuple[str | None, set[str] | None, bool]]:
+    """(path, methods, in the schema) of every route, through included routers (FastAPI's `_IncludedRouter`)."""
+    for route in app.routes:
+        if isinstance(route, Mount):
+            continue
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for context in contexts():
+                yield context.path, set(context.methods or ()), bool(context.include_in_schema)
+        else:
+            methods = getattr(route, "methods", None)
+            yield getattr(route, "path", None), set(methods or ()), bool(getattr(route, "include_in_schema", True))
+
+
+def served_routes(app: Any) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves: the OpenAPI schema's operations plus the routes outside it."""
+    routes = {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops}
+    for path, methods, in_schema in app_routes(app):
+        if path is None or path in FRAMEWORK_PATHS or in_schema:
+            continue
+        methods = methods or {"GET", "POST", "DELETE"}  # the MCP endpoint (a plain route) takes all three
+        routes |= {(method, path) for method in methods if method != "HEAD"}
+    return routes

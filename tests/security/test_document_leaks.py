@@ -26,12 +26,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.routing import Mount
 
 from app.main import create_app
 from app.settings import Settings
 from app.testing.api import admin_headers
-from app.testing.leaks import LARGE_TOP_K, QUESTION, Doc, Principal, World, build_world, missing_document_id
+from app.testing.leaks import (
+    LARGE_TOP_K,
+    QUESTION,
+    Doc,
+    Principal,
+    World,
+    build_world,
+    missing_document_id,
+    served_routes,
+)
 
 # Per-document access (acl17) and tenants (ten17) are not on this branch: the leak cases fail here. The lead sets
 # PENDING_MERGE to False (or removes it and the `pending` marks) once both are merged; the route guard always runs.
@@ -140,33 +148,6 @@ PLANNED = {
     ("POST", "/sources/{source_id}/sync"),
     ("GET", "/sources/{source_id}/runs"),
 }
-# Served, not API routes: the schema itself and its viewers.
-FRAMEWORK_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-
-
-def _app_routes(app: Any) -> Iterator[tuple[str | None, set[str] | None, bool]]:
-    """(path, methods, in the schema) of every route, through included routers (FastAPI's `_IncludedRouter`)."""
-    for route in app.routes:
-        if isinstance(route, Mount):
-            continue
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            for context in contexts():
-                yield context.path, set(context.methods or ()), bool(context.include_in_schema)
-        else:
-            methods = getattr(route, "methods", None)
-            yield getattr(route, "path", None), set(methods or ()), bool(getattr(route, "include_in_schema", True))
-
-
-def served_routes(app: Any) -> set[tuple[str, str]]:
-    """Every (method, path) the app serves: the OpenAPI schema's operations plus the routes outside it."""
-    routes = {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops}
-    for path, methods, in_schema in _app_routes(app):
-        if path is None or path in FRAMEWORK_PATHS or in_schema:
-            continue
-        methods = methods or {"GET", "POST", "DELETE"}  # the MCP endpoint (a plain route) takes all three
-        routes |= {(method, path) for method in methods if method != "HEAD"}
-    return routes
 
 
 def test_every_route_is_classified(tmp_path):
