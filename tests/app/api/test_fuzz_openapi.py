@@ -2,7 +2,9 @@
 
 Every operation gets a bounded, derandomized (reproducible) set of generated requests, valid ones (`positive`: they
 reach the handlers) and invalid ones (`negative`: they must be refused with a 4xx), sent through the TestClient of
-the tiny profile on one store. Every request carries `HEADERS`, the one place to add credentials.
+the tiny profile on one store. The schema is fuzzed twice: with the suite's admin key (every route is reached), and
+with a reader key scoped to the default collection with principals `["group:eng"]` and a tenant, on a collection
+holding documents of several access lists (the requests that name no collection reach them).
 
 (Schemathesis' own pytest integration for fixture-built schemas, `schemathesis.pytest.from_fixture`, fails on
 pytest 9.2, so the operations are looped over here, each with its own Hypothesis run.)
@@ -23,8 +25,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-# Sent with every generated request: the suite's admin key (set by the test), so every route is reached.
-HEADERS: dict[str, str] = {}
+from app.testing.leaks import create_key
+
 EXAMPLES = {GenerationMode.POSITIVE: 30, GenerationMode.NEGATIVE: 15}  # per operation
 CHECKS = [not_a_server_error, response_schema_conformance]
 
@@ -54,7 +56,9 @@ def _httpx_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _fuzz_operation(client: Any, operation: Any, mode: GenerationMode, sent: list[int]) -> None:
+def _fuzz_operation(
+    client: Any, operation: Any, mode: GenerationMode, headers: dict[str, str], sent: list[int]
+) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=EXAMPLES[mode],
@@ -64,7 +68,7 @@ def _fuzz_operation(client: Any, operation: Any, mode: GenerationMode, sent: lis
         suppress_health_check=list(HealthCheck),
     )
     def run(case: Any) -> None:
-        kwargs = _httpx_kwargs(case.as_transport_kwargs(base_url="http://testserver", headers=HEADERS))
+        kwargs = _httpx_kwargs(case.as_transport_kwargs(base_url="http://testserver", headers=headers))
         response = client.request(**kwargs)
         response.request.read()  # a multipart body is a stream: read it so failure reports can show it
         sent.append(response.status_code)
@@ -73,10 +77,8 @@ def _fuzz_operation(client: Any, operation: Any, mode: GenerationMode, sent: lis
     run()
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
-def test_generated_requests_never_get_a_server_error_and_match_the_schema(client, auth_headers, mode):
-    HEADERS.update(auth_headers)
+def _fuzz_schema(client: Any, mode: GenerationMode, headers: dict[str, str]) -> None:
+    """Every operation of the app's schema, each request carrying `headers`: no 5xx, answers match the schema."""
     schema = schemathesis.openapi.from_dict(client.app.openapi())
     failures: dict[str, str] = {}
     summary: dict[str, dict[int, int]] = {}
@@ -85,7 +87,7 @@ def test_generated_requests_never_get_a_server_error_and_match_the_schema(client
         operation = result.ok()
         sent: list[int] = []
         try:
-            _fuzz_operation(client, operation, mode, sent)
+            _fuzz_operation(client, operation, mode, headers, sent)
         except Unsatisfiable:
             if mode is GenerationMode.POSITIVE:
                 raise
@@ -96,3 +98,50 @@ def test_generated_requests_never_get_a_server_error_and_match_the_schema(client
     total = sum(sum(counts.values()) for counts in summary.values())
     print(f"{mode}: {total} requests in {time.monotonic() - started:.1f} s, status counts: {summary}")
     assert not failures, "\n\n".join(f"{label}:\n{reason}" for label, reason in failures.items())
+
+
+# First in the module: the scoped key's tenant creates the default collection before the admin's run writes to it.
+SCOPED_TENANT = "fuzz"
+SCOPED_DOCUMENTS = {  # file name -> access list (None: every key of the collection reads it)
+    "public.txt": None,
+    "eng.txt": ["group:eng"],
+    "alice.txt": ["user:alice"],
+}
+
+
+@pytest.fixture(scope="module")
+def scoped_reader(client, api_settings) -> dict[str, str]:
+    """Headers of a reader key scoped to the default collection, with principals `["group:eng"]` and a tenant; the
+    collection (created by that tenant's admin) holds a document per access list of SCOPED_DOCUMENTS."""
+    collection = api_settings.default_collection
+    tenant_admin = create_key(
+        api_settings, name="fuzz tenant admin", role="admin", principals=["*"], tenant=SCOPED_TENANT
+    )
+    created = client.post("/collections", json={"name": collection}, headers=tenant_admin)
+    assert created.status_code in (201, 409), created.text
+    for name, access in SCOPED_DOCUMENTS.items():
+        text = f"The {name} register records the launch code {name} for the fuzz collection.".encode()
+        form = {"collection": collection, **({"access": json.dumps(access)} if access else {})}
+        files = [("files", (name, text, "text/plain"))]
+        upload = client.post("/documents/upload", files=files, data=form, headers=tenant_admin)
+        assert upload.status_code == 200, upload.text
+    return create_key(
+        api_settings,
+        name="fuzz scoped reader",
+        role="reader",
+        principals=["group:eng"],
+        tenant=SCOPED_TENANT,
+        collections=frozenset({collection}),
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
+def test_generated_requests_with_a_scoped_reader_key_never_get_a_server_error(client, scoped_reader, mode):
+    _fuzz_schema(client, mode, scoped_reader)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
+def test_generated_requests_never_get_a_server_error_and_match_the_schema(client, auth_headers, mode):
+    _fuzz_schema(client, mode, auth_headers)
