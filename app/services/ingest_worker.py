@@ -277,6 +277,8 @@ class WorkerIngestService(IngestService):
         content_type: str | None = None,
         pdf_pages: int | None = None,
         split: tuple[int, int] | None = None,
+        source_id: str | None = None,
+        replace: bool = False,
     ) -> IngestResult:
         """Index one file in the worker process (see `IngestService.ingest_bytes`)."""
         options = {
@@ -285,6 +287,8 @@ class WorkerIngestService(IngestService):
             "content_type": content_type,
             "pdf_pages": pdf_pages,
             "split": split,
+            "source_id": source_id,
+            "replace": replace,
         }
         try:
             result: IngestResult = self.worker.call(_ingest, data, filename, options)
