@@ -127,7 +127,8 @@ def ingest(
             else:
                 version = f", version {result.version}" if result.version else ""
                 changes = (
-                    f" ({result.chunks_unchanged} unchanged, {result.chunks_added} added, {result.chunks_removed} removed)"
+                    f" ({result.chunks_unchanged} unchanged, {result.chunks_added} added, "
+                    f"{result.chunks_removed} removed)"
                     if result.status == "updated"
                     else ""
                 )
