@@ -370,6 +370,7 @@ class JobRunner:
             pages_done=file.pages_total or result.pages or 1,
             chunks_done=0 if failed else result.chunks,
             chunks_total=0 if failed else result.chunks,
+            document_id=result.document_id or file.document_id,  # a new version keeps its source's document id
             version=result.version,
             chunks_unchanged=result.chunks_unchanged,
             chunks_added=result.chunks_added,
