@@ -86,8 +86,18 @@ def ingest(
         str | None, typer.Option("--collection", "-c", help="Target collection (default RAG_DEFAULT_COLLECTION).")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Metadata tag key=value (repeatable).")] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Index a new version of each file's source (its file name) even when its content is unchanged.",
+        ),
+    ] = False,
 ) -> None:
-    """Index files (PDF, DOCX, TXT, MD, CSV, HTML, images) into a collection."""
+    """Index files (PDF, DOCX, TXT, MD, CSV, HTML, images) into a collection.
+
+    A file is a version of its source (its file name): new content replaces the source's previous version (`updated`,
+    only changed chunks are embedded again), the same content is `unchanged`."""
     tags = _parse_tags(tag or [])
     files = _expand(paths)
     if not files:
@@ -108,7 +118,7 @@ def ingest(
         task = progress.add_task("files", total=len(files), stats="")
         for path in files:
             try:
-                result = service.ingest_path(path, collection=collection, tags=tags)
+                result = service.ingest_path(path, collection=collection, tags=tags, replace=replace)
             except RagError as error:
                 err_console.print(f"[red]error:[/red] {error.message}")
                 raise typer.Exit(code=2) from error
@@ -118,7 +128,16 @@ def ingest(
                 failed += 1
                 progress.console.print(f"[red]failed[/red] {path.name}: {result.error}")
             else:
-                progress.console.print(f"{result.status:9} {path.name}: {result.pages} pages, {result.chunks} chunks")
+                version = f", version {result.version}" if result.version else ""
+                changes = (
+                    f" ({result.chunks_unchanged} unchanged, {result.chunks_added} added, "
+                    f"{result.chunks_removed} removed)"
+                    if result.status == "updated"
+                    else ""
+                )
+                progress.console.print(
+                    f"{result.status:9} {path.name}: {result.pages} pages, {result.chunks} chunks{changes}{version}"
+                )
             progress.update(task, advance=1, stats=f"pages {pages} · chunks {chunks}")
     console.print(f"{len(files) - failed} of {len(files)} files ok, {pages} pages, {chunks} chunks -> '{collection}'")
     if failed:

@@ -410,6 +410,34 @@ def check_chunks_fit_embedder(indexing: PipelineSpec) -> None:
                 )
 
 
+def check_reuser_matches_embedder(indexing: PipelineSpec) -> None:
+    """An `EmbeddingReuser` hashes the text the document embedder embeds: both must name the same meta fields and
+    separator, else a chunk whose embedded header changed would keep its old embedding.
+
+    :raises PipelineLoadError: naming the setting to change.
+    """
+    from components.embedders.embedding_reuser import EmbeddingReuser
+
+    components = list(indexing.pipeline.walk())
+    reusers = [(n, c) for n, c in components if isinstance(c, EmbeddingReuser)]
+    embedders = [
+        (n, c)
+        for n, c in components
+        if type(c).__name__.endswith("DocumentEmbedder") and hasattr(c, "meta_fields_to_embed")
+    ]
+    for name, reuser in reusers:
+        for embedder_name, embedder in embedders:
+            fields = list(getattr(embedder, "meta_fields_to_embed", None) or [])
+            separator = getattr(embedder, "embedding_separator", "\n")
+            if reuser.meta_fields_to_embed != fields or reuser.embedding_separator != separator:
+                raise PipelineLoadError(
+                    indexing.path,
+                    f"the reuser hashes other text than the embedder {embedder_name!r} embeds: set "
+                    f"meta_fields_to_embed: {fields!r} and embedding_separator: {separator!r} on it",
+                    component=name,
+                )
+
+
 def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> PipelineSet:
     """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config.
 
@@ -427,6 +455,7 @@ def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> Pipel
             indexing.path, "the indexing pipeline writes to a different document store config than query.yml reads"
         )
     check_chunks_fit_embedder(indexing)
+    check_reuser_matches_embedder(indexing)
     logger.info(
         "Loaded pipelines from {directory}: {indexing} and {query}",
         directory=str(directory),

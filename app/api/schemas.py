@@ -72,7 +72,11 @@ class FileResult(BaseModel):
     document_id: str
     filename: str
     content_type: str | None
-    status: Literal["indexed", "duplicate", "failed"]
+    status: Literal["indexed", "updated", "unchanged", "duplicate", "failed"] = Field(
+        description="indexed: a new source; updated: a new version replaced the source's previous one; unchanged: "
+        "the source's current content (nothing written); duplicate: another source's current content in the "
+        "collection (nothing written); failed."
+    )
     pages: int
     chunks: int
     error: str | None = None
@@ -80,6 +84,13 @@ class FileResult(BaseModel):
         default=None, description="Why it failed: unsupported_file_type, payload_too_large or extraction_failed."
     )
     duration_ms: float
+    source_id: str | None = Field(
+        default=None, description="The source this file is a version of (its file name by default)."
+    )
+    version: int = Field(default=0, description="The source's version after this file (0: none written).")
+    chunks_unchanged: int = Field(default=0, description="Chunks also in the previous version (embeddings reused).")
+    chunks_added: int = Field(default=0, description="Chunks new in this version (embedded).")
+    chunks_removed: int = Field(default=0, description="Chunks of the previous version that are gone.")
 
 
 class UploadResponse(BaseModel):
@@ -99,6 +110,9 @@ class DocumentOut(BaseModel):
     pages: int
     chunks: int
     tags: dict[str, Any]
+    source_id: str | None = Field(default=None, description="The source the document is a version of.")
+    version: int | None = Field(default=None, description="Its current version (1, 2, ...).")
+    updated_at: float | None = Field(default=None, description="When its current version was indexed (epoch s).")
     access: list[str] = Field(
         default=[], description="The principals that may read it; empty: every key that may use the collection."
     )
@@ -258,6 +272,13 @@ class JobFileOut(BaseModel):
         "spool_missing (the spooled upload was lost).",
     )
     duration_ms: float
+    source_id: str | None = Field(
+        default=None, description="The source this file is a version of (its file name by default)."
+    )
+    version: int = Field(default=0, description="The source's version after this file (0: none written).")
+    chunks_unchanged: int = Field(default=0, description="Chunks also in the previous version (embeddings reused).")
+    chunks_added: int = Field(default=0, description="Chunks new in this version (embedded).")
+    chunks_removed: int = Field(default=0, description="Chunks of the previous version that are gone.")
 
 
 class JobOut(BaseModel):

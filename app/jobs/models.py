@@ -48,8 +48,10 @@ FINISHED_FILE_STATES = (FileState.DONE, FileState.FAILED, FileState.SKIPPED)
 class FileStatus(StrEnum):
     """A finished file's ingest result, as in a synchronous upload."""
 
-    INDEXED = "indexed"
-    DUPLICATE = "duplicate"  # its content was already in the collection
+    INDEXED = "indexed"  # a new source
+    UPDATED = "updated"  # a new version of its source replaced the previous one
+    UNCHANGED = "unchanged"  # the same content as its source's current version: nothing written
+    DUPLICATE = "duplicate"  # its content is another source's current version in the collection
     FAILED = "failed"
 
 
@@ -81,6 +83,11 @@ class JobFile:
     stage: JobState | None = None  # a running file's stage (parsing, embedding, writing)
     tags: dict[str, Any] = field(default_factory=dict)  # this file's own tags, over the job's (a vector store file's)
     split: tuple[int, ...] | None = None  # the splitter's (length, overlap) in characters for this file, if set
+    source_id: str | None = None  # the source it is a version of (None: its file name)
+    version: int = 0  # the source's version after it ran (0: none)
+    chunks_unchanged: int = 0  # against the source's previous version, by chunk hash
+    chunks_added: int = 0
+    chunks_removed: int = 0
 
 
 @dataclass
@@ -129,3 +136,4 @@ class UploadedFile:
     pdf_pages: int | None = None
     tags: dict[str, Any] | None = None  # this file's own tags, merged over the job's
     split: tuple[int, int] | None = None  # the splitter's (length, overlap) in characters (a vector store's chunking)
+    source_id: str | None = None  # the source it is a version of (default: its file name)

@@ -302,7 +302,8 @@ class JobRunner:
                 access=access,
                 content_type=file.content_type,
                 pdf_pages=file.pages_total or None,  # counted by the upload route, else counted here (in a worker)
-                **({"split": (file.split[0], file.split[1])} if file.split else {}),  # a vector store's chunking
+                split=(file.split[0], file.split[1]) if file.split else None,  # a vector store's chunking
+                source_id=file.source_id,
             )
 
     def _run_file(self, lease: FileLease, lost: threading.Event, stopping: threading.Event | None) -> None:
@@ -381,6 +382,11 @@ class JobRunner:
             pages_done=file.pages_total or result.pages or 1,
             chunks_done=0 if failed else result.chunks,
             chunks_total=0 if failed else result.chunks,
+            document_id=result.document_id or file.document_id,  # a new version keeps its source's document id
+            version=result.version,
+            chunks_unchanged=result.chunks_unchanged,
+            chunks_added=result.chunks_added,
+            chunks_removed=result.chunks_removed,
         )
 
     def _run_sync(
@@ -436,8 +442,9 @@ class JobRunner:
                 result: IngestResult = index_in_worker(job, file, data, stopping)
             else:
                 result = self.index_file(job, file, data, stopping, lost)
-            if result.status == FileStatus.INDEXED and self._dropped(job):  # dropped while it was being written
-                removed = self.ingest.discard(job.collection, file.document_id)
+            written = result.status in (FileStatus.INDEXED, FileStatus.UPDATED)
+            if written and self._dropped(job):  # dropped while it was being written
+                removed = self.ingest.discard(job.collection, result.document_id or file.document_id)
                 logger.info(
                     "Job {job_id}: {file} was written into a dropped collection; {removed} chunks removed",
                     job_id=job.id,
@@ -478,7 +485,8 @@ class JobRunner:
         """After the job's last file ended (in this runner): register its collection, remove its spool folder."""
         job = self.store.get(job_id)
         if self.on_indexed is not None and any(
-            f.status in (FileStatus.INDEXED, FileStatus.DUPLICATE) for f in job.files
+            f.status in (FileStatus.INDEXED, FileStatus.UPDATED, FileStatus.UNCHANGED, FileStatus.DUPLICATE)
+            for f in job.files
         ):
             self.on_indexed(job.collection, job.generation)
         if not any(f.state in (FileState.FAILED, FileState.SKIPPED) for f in job.files):

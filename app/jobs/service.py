@@ -93,6 +93,7 @@ class JobService:
             "error_code": upload.error_code,
             "tags": upload.tags or {},
             "split": upload.split,
+            "source_id": upload.source_id,
         }
         if upload.data is None:  # refused before spooling (too large): recorded as failed
             spec["content_type"] = guess_content_type(spec["filename"], upload.content_type)

@@ -42,6 +42,16 @@ from app.services.access import ACCESS_TAG, acl_id
 from app.sqlite import SQLiteDatabase
 from app.state import StateDatabase
 
+# Documents are versions of sources (SQLite step 6, PostgreSQL step 3): a file's source id, the version it made and
+# its chunk counts against the previous version.
+_VERSIONS = """
+    ALTER TABLE job_files ADD COLUMN source_id TEXT;
+    ALTER TABLE job_files ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_files ADD COLUMN chunks_unchanged INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_files ADD COLUMN chunks_added INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_files ADD COLUMN chunks_removed INTEGER NOT NULL DEFAULT 0;
+    """
+
 # Append-only: a released step is never edited (files of that release have already run it).
 MIGRATIONS = (
     # 1: the first release's schema (created with IF NOT EXISTS: an unversioned file of that release is at this step)
@@ -113,6 +123,8 @@ MIGRATIONS = (
     """
     ALTER TABLE jobs ADD COLUMN acl TEXT;
     """,
+    # 7: documents are versions of sources
+    _VERSIONS,
 )
 
 # PostgreSQL: its own steps, starting from the current schema (times in DOUBLE PRECISION).
@@ -172,6 +184,7 @@ POSTGRES_MIGRATIONS = (
     """
     ALTER TABLE jobs ADD COLUMN IF NOT EXISTS acl TEXT;
     """,
+    _VERSIONS,
 )
 
 
@@ -388,8 +401,8 @@ class JobStore:
             for index, spec in enumerate(files):
                 db.execute(
                     "INSERT INTO job_files (job_id, idx, filename, content_type, size, document_id, spooled, state, "
-                    "status, pages_total, error, error_code, tags, split) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "status, pages_total, error, error_code, tags, split, source_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         index,
@@ -405,6 +418,7 @@ class JobStore:
                         spec.get("error_code"),
                         json.dumps(spec["tags"]) if spec.get("tags") else None,
                         json.dumps(list(spec["split"])) if spec.get("split") else None,
+                        spec.get("source_id"),
                     ),
                 )
             if files and not any(spec["spooled"] for spec in files):  # nothing to run: finished at once
@@ -834,6 +848,11 @@ def _job(row: Any, files: Sequence[Any]) -> Job:
                 stage=JobState(f["stage"]) if f["stage"] else None,
                 tags=json.loads(f["tags"]) if f["tags"] else {},
                 split=tuple(json.loads(f["split"])) if f["split"] else None,
+                source_id=f["source_id"],
+                version=f["version"],
+                chunks_unchanged=f["chunks_unchanged"],
+                chunks_added=f["chunks_added"],
+                chunks_removed=f["chunks_removed"],
             )
             for f in files
         ],

@@ -39,6 +39,9 @@ class DocumentInfo:
     chunks: int
     tags: dict[str, Any] = field(default_factory=dict)
     access: list[str] = field(default_factory=list)  # who may read it (none: every key of the collection)
+    source_id: str | None = None
+    version: int | None = None
+    updated_at: float | None = None
 
 
 class DocumentService:
@@ -77,6 +80,8 @@ class DocumentService:
                     chunks=0,
                     tags={k: v for k, v in meta.items() if k not in _TAG_EXCLUDE and not k.startswith("_")},
                     access=[str(p) for p in meta.get("access") or []],
+                    source_id=meta.get("source_id"),
+                    version=meta.get("version"),
                 )
             info.chunks += 1
             if isinstance(meta.get("page"), int):
@@ -84,7 +89,13 @@ class DocumentService:
         for doc_id, info in grouped.items():
             info.pages = len(pages.get(doc_id, ())) or 1
         ordered = sorted(grouped.values(), key=lambda d: ((d.filename or "").lower(), d.document_id))
-        return ordered[offset : offset + limit], len(ordered)
+        page = ordered[offset : offset + limit]
+        if self.registry is not None and page:  # the registry knows each source's version and when it was indexed
+            rows = self.registry.versions(collection, [info.document_id for info in page])
+            for info in page:
+                if (row := rows.get(info.document_id)) is not None and row.content_hash is not None:
+                    info.source_id, info.version, info.updated_at = row.source_id, row.version, row.updated_at
+        return page, len(ordered)
 
     def collection_of(self, document_id: str, *, visibility: dict[str, Any] | None = None) -> str:
         """The collection a document belongs to; 404 when it does not exist (or the caller may not read it)."""

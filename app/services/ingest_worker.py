@@ -278,6 +278,8 @@ class WorkerIngestService(IngestService):
         pdf_pages: int | None = None,
         split: tuple[int, int] | None = None,
         access: list[str] | None = None,
+        source_id: str | None = None,
+        replace: bool = False,
     ) -> IngestResult:
         """Index one file in the worker process (see `IngestService.ingest_bytes`)."""
         options = {
@@ -287,6 +289,8 @@ class WorkerIngestService(IngestService):
             "pdf_pages": pdf_pages,
             "split": split,
             "access": access,
+            "source_id": source_id,
+            "replace": replace,
         }
         try:
             result: IngestResult = self.worker.call(_ingest, data, filename, options)

@@ -8,6 +8,11 @@ next `fence`; every later write of the holder (`renew`, `finish`, `release`) nam
 claim (its lease ran out and another took over) changes nothing. Only the holder of a claim deletes chunks of the
 document: a twin that failed never removes the chunks of the one that succeeded.
 
+A document is also a *source* (`source_id`, unique within its collection when set: the file name or the caller's
+id) at a `version` (1, 2, ...) of a `content_hash` (`previous_hash`: the version before). A new version of a source
+claims the source's existing row (`take_indexed`), so twins and crashed owners behave as for a first version; its
+`document_id` stays the first version's. `finish(..., content_hash=...)` records the new version once it is written.
+
 Leases are measured by the database's clock (`database.now`): the server's on PostgreSQL, so hosts with skewed clocks
 agree. States: `indexing` (held by `owner` until `lease_until`), `indexed`, `failed`.
 """
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -35,6 +42,17 @@ INDEXING = "indexing"
 INDEXED = "indexed"
 FAILED = "failed"
 
+# Step 2 (both backends): documents are versions of sources.
+_SOURCES = """
+    ALTER TABLE documents ADD COLUMN source_id TEXT;
+    ALTER TABLE documents ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE documents ADD COLUMN content_hash TEXT;
+    ALTER TABLE documents ADD COLUMN previous_hash TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS documents_by_source ON documents (collection, source_id)
+        WHERE source_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS documents_by_content ON documents (collection, content_hash);
+    """
+
 # Append-only schema steps of documents.db (`app.sqlite`).
 SQLITE_MIGRATIONS = (
     """
@@ -50,6 +68,7 @@ SQLITE_MIGRATIONS = (
     );
     CREATE INDEX IF NOT EXISTS documents_by_id ON documents (document_id);
     """,
+    _SOURCES,
 )
 # PostgreSQL's steps (its own list; `app.postgres`).
 POSTGRES_MIGRATIONS = (
@@ -66,16 +85,57 @@ POSTGRES_MIGRATIONS = (
     );
     CREATE INDEX IF NOT EXISTS documents_by_id ON documents (document_id);
     """,
+    _SOURCES,
 )
 
 _CLAIM = (
-    "INSERT INTO documents (collection, document_id, state, owner, fence, lease_until, updated_at) "
-    "VALUES (?, ?, 'indexing', ?, 1, ?, ?) "
+    "INSERT INTO documents (collection, document_id, state, owner, fence, lease_until, updated_at, source_id) "
+    "VALUES (?, ?, 'indexing', ?, 1, ?, ?, ?) "
     "ON CONFLICT (collection, document_id) DO UPDATE SET state = 'indexing', owner = excluded.owner, "
+    "source_id = COALESCE(documents.source_id, excluded.source_id), "
     "fence = documents.fence + 1, lease_until = excluded.lease_until, updated_at = excluded.updated_at "
     "WHERE documents.state = 'failed' OR (documents.state = 'indexing' AND documents.lease_until < ?)"
 )
 _HOLDER = "collection = ? AND document_id = ? AND owner = ? AND fence = ? AND state = 'indexing'"
+
+
+class SourceTakenError(Exception):
+    """Another document of the collection holds this `source_id` (a concurrent first upload of it): look it up again."""
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """A document's registry row as a version of its source."""
+
+    collection: str
+    document_id: str
+    source_id: str | None
+    version: int
+    content_hash: str | None
+    previous_hash: str | None
+    updated_at: float
+    state: str
+
+
+_VERSION_COLUMNS = "collection, document_id, source_id, version, content_hash, previous_hash, updated_at, state"
+
+
+def _version(row: Any) -> SourceVersion:
+    return SourceVersion(
+        collection=str(row["collection"]),
+        document_id=str(row["document_id"]),
+        source_id=row["source_id"],
+        version=int(row["version"]),
+        content_hash=row["content_hash"],
+        previous_hash=row["previous_hash"],
+        updated_at=float(row["updated_at"]),
+        state=str(row["state"]),
+    )
+
+
+def _integrity_errors() -> tuple[type[BaseException], ...]:
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.IntegrityError,) + ((psycopg.IntegrityError,) if psycopg is not None else ())
 
 
 @dataclass(frozen=True)
@@ -112,17 +172,83 @@ class DocumentRegistry:
         """The database's time (the server's clock on PostgreSQL): leases of every host are measured by it."""
         return self.db.now(db)
 
-    def claim(self, collection: str, document_id: str, *, take_indexed: bool = False) -> Claim | None:
+    def claim(
+        self, collection: str, document_id: str, *, take_indexed: bool = False, source_id: str | None = None
+    ) -> Claim | None:
         """Claim the document for indexing, or None while it is indexed or a live owner indexes it.
 
-        `take_indexed`: claim an indexed document too (to remove it); a live owner's claim is never taken.
+        `take_indexed`: claim an indexed document too (to remove it, or to index a new version of it); a live owner's
+        claim is never taken. `source_id`: the source a new row is a version of (a row keeps the one it has).
+
+        :raises SourceTakenError: another document of the collection holds `source_id`.
         """
         owner = f"{self._me}:{uuid.uuid4().hex[:12]}"
         sql = _CLAIM + (" OR documents.state = 'indexed'" if take_indexed else "") + " RETURNING fence"
-        with self.db.transaction() as db:
-            now = self._now(db)
-            rows = db.execute(sql, (collection, document_id, owner, now + self.lease_seconds, now, now)).fetchall()
+        try:
+            with self.db.transaction() as db:
+                now = self._now(db)
+                params = (collection, document_id, owner, now + self.lease_seconds, now, source_id, now)
+                rows = db.execute(sql, params).fetchall()
+        except _integrity_errors() as error:
+            raise SourceTakenError(
+                f"source {source_id!r} of collection {collection!r} is another document's"
+            ) from error
         return Claim(collection, document_id, owner, int(rows[0][0])) if rows else None
+
+    def source(self, collection: str, source_id: str) -> SourceVersion | None:
+        """The row of the collection's document that is `source_id` (any state), or None."""
+        with self.db.connect() as db:
+            row = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM documents WHERE collection = ? AND source_id = ?",
+                (collection, source_id),
+            ).fetchone()
+        return None if row is None else _version(row)
+
+    def document(self, collection: str, document_id: str) -> SourceVersion | None:
+        """The document's row, or None."""
+        with self.db.connect() as db:
+            row = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM documents WHERE collection = ? AND document_id = ?",
+                (collection, document_id),
+            ).fetchone()
+        return None if row is None else _version(row)
+
+    def adopt(self, collection: str, document_id: str, source_id: str, content_hash: str | None) -> bool:
+        """Make a document indexed before sources existed the source `source_id` (its current version the content
+        its chunks record); False when it has a source already or another document is that source."""
+        try:
+            with self.db.transaction() as db:
+                updated = db.execute(
+                    "UPDATE documents SET source_id = ?, content_hash = COALESCE(content_hash, ?) "
+                    "WHERE collection = ? AND document_id = ? AND source_id IS NULL",
+                    (source_id, content_hash, collection, document_id),
+                ).rowcount
+        except _integrity_errors():
+            return False
+        return bool(updated)
+
+    def with_content(self, collection: str, content_hash: str) -> list[SourceVersion]:
+        """The collection's documents whose current version has these bytes."""
+        with self.db.connect() as db:
+            rows = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM documents WHERE collection = ? AND content_hash = ?",
+                (collection, content_hash),
+            ).fetchall()
+        return [_version(row) for row in rows]
+
+    def versions(self, collection: str, document_ids: list[str]) -> dict[str, SourceVersion]:
+        """The rows of these documents of the collection, by document id."""
+        found: dict[str, SourceVersion] = {}
+        for start in range(0, len(document_ids), 500):
+            batch = document_ids[start : start + 500]
+            marks = ", ".join("?" for _ in batch)
+            with self.db.connect() as db:
+                rows = db.execute(
+                    f"SELECT {_VERSION_COLUMNS} FROM documents WHERE collection = ? AND document_id IN ({marks})",
+                    (collection, *batch),
+                ).fetchall()
+            found.update((str(row["document_id"]), _version(row)) for row in rows)
+        return found
 
     def state(self, collection: str, document_id: str) -> tuple[str, bool] | None:
         """The document's state and whether a claim on it is live (`indexing` within its lease); None: no row."""
@@ -146,14 +272,27 @@ class DocumentRegistry:
             ).rowcount
         return bool(updated)
 
-    def finish(self, claim: Claim, *, indexed: bool) -> bool:
-        """Record the outcome (`indexed`, or `failed`: anyone may claim it again); False when no longer held."""
+    def finish(
+        self, claim: Claim, *, indexed: bool, content_hash: str | None = None, version: int | None = None
+    ) -> bool:
+        """Record the outcome (`indexed`, or `failed`: anyone may claim it again); False when no longer held.
+
+        `content_hash` + `version`: the version just written (the row's hash becomes its `previous_hash`); without
+        them the row keeps the version it had (a replacement that failed leaves the previous version current).
+        """
         with self.db.transaction() as db:
             now = self._now(db)
-            updated = db.execute(
-                f"UPDATE documents SET state = ?, lease_until = ?, updated_at = ? WHERE {_HOLDER}",
-                (INDEXED if indexed else FAILED, now, now, *claim.key()),
-            ).rowcount
+            if content_hash is None:
+                updated = db.execute(
+                    f"UPDATE documents SET state = ?, lease_until = ?, updated_at = ? WHERE {_HOLDER}",
+                    (INDEXED if indexed else FAILED, now, now, *claim.key()),
+                ).rowcount
+            else:
+                updated = db.execute(
+                    "UPDATE documents SET state = ?, lease_until = ?, updated_at = ?, previous_hash = content_hash, "
+                    f"content_hash = ?, version = ? WHERE {_HOLDER}",
+                    (INDEXED if indexed else FAILED, now, now, content_hash, int(version or 1), *claim.key()),
+                ).rowcount
         return bool(updated)
 
     def give_up(self, claim: Claim) -> None:

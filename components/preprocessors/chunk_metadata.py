@@ -28,6 +28,8 @@ class ChunkMetadata:
     - `page` is the converter's (one Document per PDF page or image frame); formats without pages have none.
       The splitter's own `page_number` (form-feed counting inside one Document) is dropped as it would say 1.
     - splitter bookkeeping fields listed in `drop_fields` are removed so the stored metadata stays small and flat.
+    - `meta` given to `run` is set on every chunk last (the service's `source_id` and `version`: a splitter's own
+      `source_id` is bookkeeping and dropped).
     """
 
     def __init__(self, *, group_by: str = "document_id", drop_fields: list[str] | None = None) -> None:
@@ -41,11 +43,13 @@ class ChunkMetadata:
         self.drop_fields = list(_DEFAULT_DROP if drop_fields is None else drop_fields)
 
     @component.output_types(documents=list[Document])
-    def run(self, documents: list[Document]) -> dict[str, list[Document]]:
+    def run(self, documents: list[Document], meta: dict[str, Any] | None = None) -> dict[str, list[Document]]:
         """
         :param documents: Chunks from a splitter (or final chunks from a converter).
+        :param meta: Metadata set on every chunk after the bookkeeping fields are dropped.
         :returns: `documents`: copies with `chunk_index` set and bookkeeping fields removed.
         """
+        meta_for_all = dict(meta or {})
         counters: dict[Any, int] = {}
         out: list[Document] = []
         for doc in documents:
@@ -55,5 +59,6 @@ class ChunkMetadata:
             counters[key] = meta["chunk_index"] + 1
             for field in self.drop_fields:
                 meta.pop(field, None)
+            meta.update(meta_for_all)
             out.append(replace(doc, meta=meta))
         return {"documents": out}

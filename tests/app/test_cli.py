@@ -79,7 +79,9 @@ def test_ingest_ask_collections_with_tiny_model(data_dir, tiny_profile, docx_fil
     assert "failed broken.pdf" in " ".join(result.output.split())
     assert "3 of 4 files ok" in result.output
     again = _invoke("ingest", str(csv_file), "-c", "mixed")
-    assert "duplicate" in again.output
+    assert "unchanged" in again.output  # the same file name and bytes: the source's current version
+    replaced = _invoke("ingest", str(csv_file), "-c", "mixed", "--replace")
+    assert replaced.exit_code == 0 and "updated" in replaced.output and "version 2" in replaced.output
 
     listing = _invoke("collections")
     assert "mixed" in listing.output and " 3 " in listing.output
@@ -208,7 +210,7 @@ def test_kill_9_during_ingestion_leaves_a_consistent_store(tmp_path):
 
     resumed = subprocess.run([RAG, "ingest", str(corpus)], env=env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout
-    assert resumed.stdout.count("duplicate") + resumed.stderr.count("duplicate") >= len(after_kill)
+    assert resumed.stdout.count("unchanged") + resumed.stderr.count("unchanged") >= len(after_kill)
     assert _doc_chunk_counts(killed_dir) == reference
 
 

@@ -35,7 +35,7 @@ PROFILES = sorted(
 DIVERGES: dict[str, dict[str, set[str]]] = {
     "ollama": {
         # Ollama embedder (its chunk guard counts no MiniLM tokens); LanceDB table chunks_ollama, 768-d
-        "indexing": {"embedder", "chunk_guard", "writer"},
+        "indexing": {"embedder", "chunk_guard", "reuser", "writer"},
         # no answerability gate (another embedder's cosine scale): the prompt keeps the refusal rule
         "query": {
             "text_embedder",
@@ -48,27 +48,27 @@ DIVERGES: dict[str, dict[str, set[str]]] = {
         },
     },
     "weaviate": {
-        "indexing": {"writer"},  # WeaviateDocumentStore
+        "indexing": {"reuser", "writer"},  # WeaviateDocumentStore (the reuser reads the same store)
         # the gate's dense probe and its certainty-based threshold; the text embedder returns a plain list (the
         # Weaviate client's vector checks are not exercised here with `immutable_embedding`)
         # no answerability gate yet (uncalibrated for this retriever): the prompt keeps the refusal rule
         "query": {"text_embedder", "embedding_retriever", "gate", "prompt_builder"},
     },
     "pinecone": {
-        "indexing": {"writer"},  # PineconeDocumentStore
+        "indexing": {"reuser", "writer"},  # PineconeDocumentStore (the reuser reads the same store)
         # PineconeEmbeddingRetriever; the text embedder returns a plain list (Pinecone's client JSON-encodes it)
         # no answerability gate yet (dense only, uncalibrated): the prompt keeps the refusal rule
         "query": {"text_embedder", "embedding_retriever", "prompt_builder"},
     },
     "pgvector": {
-        "indexing": {"writer"},  # pooled PgvectorDocumentStore
+        "indexing": {"reuser", "writer"},  # pooled PgvectorDocumentStore (the reuser reads the same store)
         "query": {"embedding_retriever", "keyword_retriever"},  # pgvector embedding + keyword retrievers
     },
     "openai": {
         "query": {"llm", "condenser"},  # an OpenAI-compatible chat generator (the condenser's too)
     },
     "hierarchical": {
-        "indexing": {"splitter", "writer"},  # HierarchicalDocumentSplitter; table chunks_hier with keyword_text
+        "indexing": {"splitter", "reuser", "writer"},  # HierarchicalDocumentSplitter; table chunks_hier, keyword_text
         "query": {"embedding_retriever", "keyword_retriever"},  # the same table
     },
 }

@@ -1,4 +1,4 @@
-"""Documents: upload (multipart), list (paged), change who may read them, delete.
+"""Documents: upload (multipart), replace (a new version), list (paged), change who may read them, delete.
 
 Every read goes through the caller's read filter (`app.api.auth.read_scope`): a document the caller may not read is
 absent from listings and counts and is 404 for its id."""
@@ -36,7 +36,14 @@ from app.jobs import UploadedFile
 from app.services.access import ACCESS_TAG, validate_principals
 from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf
-from app.services.ingest import IngestResult, clean_filename, guess_content_type, validate_collection, validate_tags
+from app.services.ingest import (
+    IngestResult,
+    clean_filename,
+    guess_content_type,
+    validate_collection,
+    validate_source_id,
+    validate_tags,
+)
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=AUTH_ERRORS)
 _CHUNK = 1 << 20
@@ -54,10 +61,11 @@ def _parse_metadata(metadata: str | None) -> dict[str, Any]:
     return validate_tags(parsed)
 
 
-def _parse_access(access: str | None) -> list[str]:
-    """The `access` form field: a JSON array of principals (none or `[]`: every key of the collection reads it)."""
-    if not access:
-        return []
+def _parse_access(access: str | None) -> list[str] | None:
+    """The `access` form field: a JSON array of principals (`[]`: every key of the collection reads it; None when not
+    given: a new document is public, a new version of a source keeps the access list of the version it replaces)."""
+    if access is None or not access.strip():
+        return None
     try:
         parsed = json.loads(access)
     except json.JSONDecodeError as error:
@@ -109,7 +117,9 @@ async def _count_pages(state: RagState, files: list[UploadFile], limit: int) -> 
     return counts
 
 
-def _uploads(files: list[UploadFile], limit: int, max_upload_mb: int, pages: PageCounts) -> Iterator[UploadedFile]:
+def _uploads(
+    files: list[UploadFile], limit: int, max_upload_mb: int, pages: PageCounts, source_id: str | None = None
+) -> Iterator[UploadedFile]:
     """The files of an async upload, each read only when the job service asks for it (one in memory at a time)."""
     for index, upload_file in enumerate(files):
         counted = pages.get(index)
@@ -127,14 +137,21 @@ def _uploads(files: list[UploadFile], limit: int, max_upload_mb: int, pages: Pag
             error=error,
             error_code=code,
             pdf_pages=counted if isinstance(counted, int) else None,
+            source_id=source_id,
         )
 
 
 async def _submit_job(
-    state: RagState, collection: str, tags: dict[str, Any], files: list[UploadFile], limit: int, pages: PageCounts
+    state: RagState,
+    collection: str,
+    tags: dict[str, Any],
+    files: list[UploadFile],
+    limit: int,
+    pages: PageCounts,
+    source_id: str | None = None,
 ) -> JSONResponse:
     """Spool the files one at a time (never all in memory), record the job, answer 202."""
-    uploads = _uploads(files, limit, state.settings.max_upload_mb, pages)
+    uploads = _uploads(files, limit, state.settings.max_upload_mb, pages, source_id)
     job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
     body = job_out(job)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
@@ -150,8 +167,10 @@ async def _submit_job(
         422: {"model": ErrorResponse},
     },
     summary="Upload and index files into a collection",
-    description="Each file is indexed on its own: one bad file never fails the others. A file whose content is "
-    "already in the collection answers `duplicate`. When no file could be indexed the answer is 422. "
+    description="Each file is indexed on its own: one bad file never fails the others. A file is a version of its "
+    "source (its file name, or `source_id`): a new source answers `indexed`, new content for a source `updated` "
+    "(the new version replaces the previous one atomically), the source's current content `unchanged`, content "
+    "that is another source's current version `duplicate`. When no file could be indexed the answer is 422. "
     "With `?async=true`, or beyond RAG_ASYNC_THRESHOLD_MB / RAG_ASYNC_THRESHOLD_PAGES, the files are spooled and "
     "indexed by a background job: 202 with the job, whose `status_url` (`GET /jobs/{id}`) shows its progress.",
 )
@@ -165,8 +184,13 @@ async def upload(
         str | None,
         Form(
             description='JSON array of the principals that may read the files, e.g. ["group:eng", "user:bob"] '
-            "(`user:<name>` / `group:<name>`). Without it, every key that may use the collection reads them."
+            "(`user:<name>` / `group:<name>`). Without it, every key that may use the collection reads a new document, "
+            "and a new version of a source keeps the access list of the version it replaces."
         ),
+    ] = None,
+    source_id: Annotated[
+        str | None,
+        Form(description="The source the file is a version of (default: its file name); one file per request."),
     ] = None,
     run_async: Annotated[
         bool,
@@ -183,15 +207,19 @@ async def upload(
         raise InvalidInputError(f"at most {state.settings.max_files_per_upload} files per request")
     if not key.is_operator:  # the collection is its tenant's, or becomes it (409 when another tenant holds the name)
         await asyncio.to_thread(state.collections.claim, collection, key.tenant)
+    if source_id is not None:
+        source_id = validate_source_id(source_id)
+        if len(files) != 1:
+            raise InvalidInputError("source_id names the source of one file: send one file per request")
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
-    job_tags = {**tags, ACCESS_TAG: principals} if principals else tags  # the job's runner passes it on
+    job_tags = {**tags, ACCESS_TAG: principals} if principals is not None else tags  # the job's runner passes it on
     if run_async or _is_large_in_bytes(state, files):  # the job's spool counts the PDFs' pages
-        return await _submit_job(state, collection, job_tags, files, limit, {})
+        return await _submit_job(state, collection, job_tags, files, limit, {}, source_id)
     pages = await _count_pages(state, files, limit)
     counted = sum(count for count in pages.values() if isinstance(count, int))
     if counted > state.settings.async_threshold_pages:
-        return await _submit_job(state, collection, job_tags, files, limit, pages)
+        return await _submit_job(state, collection, job_tags, files, limit, pages, source_id)
     results: list[IngestResult] = []
     generation = await asyncio.to_thread(state.collections.generation, collection)  # a drop from now on undoes us
     for index, upload_file in enumerate(files):
@@ -217,13 +245,19 @@ async def upload(
                 content_type=upload_file.content_type,
                 pdf_pages=pdf_pages,
                 access=principals,
+                source_id=source_id,
             )
         dropped = await asyncio.to_thread(state.collections.generation, collection) != generation
-        if result.status == "indexed" and dropped:
+        if result.status in ("indexed", "updated") and dropped:
             result = await asyncio.to_thread(_undo_after_drop, state, collection, result)
         results.append(result)
     if any(r.status != "failed" for r in results):
         await asyncio.to_thread(state.collections.register, collection, generation)
+    return _upload_answer(collection, results, started)
+
+
+def _upload_answer(collection: str, results: list[IngestResult], started: float) -> Any:
+    """The upload's answer: 200 with each file's result, or the error when no file could be indexed."""
     body = UploadResponse(
         collection=collection,
         files=[FileResult(**r.__dict__) for r in results],
@@ -251,6 +285,58 @@ def _undo_after_drop(state: RagState, collection: str, result: IngestResult) -> 
         error="the collection was dropped while the file was being indexed",
         error_code="collection_dropped",
     )
+
+
+@router.put(
+    "/{document_id}",
+    response_model=UploadResponse,
+    responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    summary="Replace a document's content with a new version",
+    description="Indexes the file as the next version of the document's source, under the same `document_id`: the "
+    "previous version's chunks are replaced atomically (a query sees one version or the other), chunks whose text "
+    "did not change keep their embeddings. A new version is made even when the content is the current one "
+    "(parsed and written again). The answer is the upload's, with the `version` and the chunk counts.",
+)
+async def replace_document(
+    document_id: str,
+    state: State,
+    key: Writer,
+    file: Annotated[UploadFile, File(description="The document's new content")],
+    metadata: Annotated[str | None, Form(description='JSON object of tags, e.g. {"team": "qa"}')] = None,
+) -> Any:
+    visibility = await read_scope(state, key)  # a document the key may not read is 404, as an unknown one
+    collection = await asyncio.to_thread(state.documents.collection_of, document_id, visibility=visibility)
+    if not key.within_tenant(collection):  # beyond its tenant: as if it did not exist
+        raise NotFoundError(f"document {document_id!r} does not exist")
+    key.require(Role.WRITER, collection)
+    tags = _parse_metadata(metadata)
+    limit = state.settings.max_upload_mb * 1024 * 1024
+    started = time.perf_counter()
+    name = clean_filename(file.filename)
+    pages = await _count_pages(state, [file], limit)
+    counted = pages.get(0)
+    data = await asyncio.to_thread(_read_limited, file.file, limit)
+    content_type = guess_content_type(name, file.content_type)
+    if isinstance(counted, ExtractionError):
+        result: IngestResult | None = IngestResult.refused(name, content_type, counted.message, counted.code)
+    elif data is None:
+        too_large = f"file is larger than {state.settings.max_upload_mb} MiB"
+        result = IngestResult.refused(name, content_type, too_large, "payload_too_large")
+    else:
+        async with state.ingest_slots:
+            result = await asyncio.to_thread(
+                state.ingest.replace_document,
+                document_id,
+                data,
+                name,
+                collection=collection,
+                tags=tags,
+                content_type=file.content_type,
+                pdf_pages=counted,
+            )
+    if result is None:
+        raise NotFoundError(f"document {document_id!r} does not exist")
+    return _upload_answer(collection, [result], started)
 
 
 @router.get(

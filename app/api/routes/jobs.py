@@ -45,6 +45,11 @@ def job_out(job: Job) -> JobOut:
                 error=f.error,
                 error_code=f.error_code,
                 duration_ms=f.duration_ms,
+                source_id=f.source_id,
+                version=f.version,
+                chunks_unchanged=f.chunks_unchanged,
+                chunks_added=f.chunks_added,
+                chunks_removed=f.chunks_removed,
             )
             for f in job.files
         ],

@@ -31,6 +31,7 @@ from haystack import default_from_dict, default_to_dict, logging
 from haystack.dataclasses import Document
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
+from haystack.errors import FilterError
 
 from components.stores.async_methods import in_thread
 from components.stores.grouped_counts import meta_keys
@@ -483,6 +484,42 @@ class LanceDBDocumentStore:
             if deleted:
                 self._after_write(table)
         return deleted
+
+    def replace_documents(self, filters: dict[str, Any], documents: list[Document]) -> tuple[int, int]:
+        """
+        Replace the documents matching `filters` with `documents`, in one commit: a reader sees either the old set or
+        the new one, never a mix (a new version of a file replacing the chunks of its previous version).
+
+        :param filters: The documents to replace (e.g. one file's chunks); must be evaluable by LanceDB, i.e. on the
+            store's indexed meta fields (`collection`, `document_id`, ...) only.
+        :param documents: The new documents (every one should match `filters`); an id that exists is updated.
+        :returns: (documents written, stored documents removed).
+        :raises FilterError: if `filters` is empty, malformed or not evaluable by LanceDB.
+        """
+        require_filters(filters, "replace_documents", "delete_all_documents() and write_documents()")
+        plan = plan_filters(filters, self._promoted)
+        if plan.residual is not None or not plan.sql:
+            raise FilterError("replace_documents needs a filter on indexed meta fields only")
+        documents = self._dedupe_batch(list(documents), DuplicatePolicy.OVERWRITE)
+        ids = {doc.id for doc in documents}
+        with self._lock:
+            table = self._get_table(create=True)
+            before = self._matching_ids_sql(table, plan.sql)
+            data = self._documents_to_arrow(documents)
+            (
+                table.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(plan.sql)
+                .execute(data, on_bad_vectors="null")
+            )
+            self._after_write(table)
+        return len(documents), len(before - ids)
+
+    @staticmethod
+    def _matching_ids_sql(table: Any, where: str) -> set[str]:
+        rows = table.search().where(where).select(["id"]).limit(None).to_arrow()
+        return set(rows.column("id").to_pylist())
 
     def update_by_filter(self, filters: dict[str, Any], meta: dict[str, Any]) -> int:
         """

@@ -37,6 +37,7 @@ from haystack.core.errors import DeserializationError
 from haystack.core.serialization import import_class_by_name
 from haystack.document_stores.errors import DocumentStoreError
 from haystack.document_stores.types import DuplicatePolicy
+from haystack.errors import FilterError
 from haystack.utils import Secret
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 from haystack_integrations.document_stores.pgvector.filters import _convert_filters_to_where_clause_and_params
@@ -489,6 +490,40 @@ class PooledPgvectorDocumentStore(PgvectorDocumentStore):
             raise
         connection.execute("COMMIT")
         return written
+
+    def replace_documents(self, filters: dict[str, Any], documents: list[Document]) -> tuple[int, int]:
+        """Replace the documents matching `filters` with `documents` in one transaction: a reader sees either the old
+        set or the new one, never a mix (a new version of a file replacing its previous version's chunks).
+
+        :returns: (documents written, stored documents removed).
+        :raises FilterError: if `filters` is empty.
+        """
+        if not filters:
+            raise FilterError("replace_documents requires a non-empty filter")
+        return self._replace_documents(filters, list(documents))
+
+    @_pooled
+    def _replace_documents(self, filters: dict[str, Any], documents: list[Document]) -> tuple[int, int]:
+        connection = self._connection
+        assert connection is not None
+        self._ensure_db_setup()
+        where, params = _convert_filters_to_where_clause_and_params(filters)
+        table = SQL("{schema}.{table}").format(schema=Identifier(self.schema_name), table=Identifier(self.table_name))
+        connection.execute("BEGIN")
+        try:
+            rows = connection.execute(
+                SQL("DELETE FROM {table}").format(table=table) + where + SQL(" RETURNING id"), params
+            ).fetchall()
+            written = (
+                PgvectorDocumentStore.write_documents(self, documents, DuplicatePolicy.OVERWRITE) if documents else 0
+            )
+        except BaseException:
+            if connection.info.transaction_status != TransactionStatus.IDLE:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        removed = {row[0] for row in rows} - {doc.id for doc in documents}
+        return written, len(removed)
 
     @_pooled
     def delete_table(self) -> None:

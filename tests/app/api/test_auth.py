@@ -202,6 +202,17 @@ CASES = {
             f"/documents/{_document_in(c, k['admin'], col)}", json={"access": ["group:eng"]}, headers=h
         ),
     ),
+    "replace document": Case(
+        "PUT",
+        "/documents/{document_id}",
+        "writer",
+        200,
+        lambda c, k, col, h: c.put(
+            f"/documents/{_document_in(c, k['admin'], col)}",
+            files={"file": ("doc.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain")},
+            headers=h,
+        ),
+    ),
     "query": Case("POST", "/query", "reader", 200, _query("/query")),
     "query stream": Case("POST", "/query/stream", "reader", 200, _query("/query/stream")),
     "chat completions": Case("POST", "/v1/chat/completions", "reader", 200, _chat),

@@ -39,7 +39,7 @@ def test_mixed_batch_duplicate_and_all_failed(client, csv_file, html_file):
     assert statuses == ["indexed", "failed"]
     assert first.json()["files"][1]["error"]
     again = _upload(client, [_file(csv_file), _file(html_file)])
-    assert [f["status"] for f in again.json()["files"]] == ["duplicate", "indexed"]
+    assert [f["status"] for f in again.json()["files"]] == ["unchanged", "indexed"]  # the same source, same bytes
     only_bad = _upload(client, [corrupt, ("notes.xyz", bytes(range(256)), "application/octet-stream")])
     assert only_bad.status_code == 422  # two different reasons: the generic 422
     error = only_bad.json()["error"]
@@ -104,3 +104,45 @@ def test_an_uploaded_pdf_is_counted_once_in_a_worker(client, linn_pdf, text_file
     job, _ = wait_for_job(client, accepted.json()["job_id"])
     assert [f["status"] for f in job["files"]] == ["indexed", "indexed"], job
     assert counted == [linn_pdf.name]
+
+
+def test_put_replaces_a_document_with_a_new_version_under_its_id(client):
+    first = _upload(client, [("notes.txt", b"Tug crews log the tide at dawn. " * 20, "text/plain")], collection="put")
+    created = first.json()["files"][0]
+    assert (created["status"], created["version"], created["source_id"]) == ("indexed", 1, "notes.txt")
+    document_id = created["document_id"]
+    new = b"Tug crews log the tide at dawn. " * 20 + b"Pilots board at the outer buoy."
+    put = client.put(f"/documents/{document_id}", files={"file": ("notes-v2.txt", new, "text/plain")})
+    assert put.status_code == 200, put.text
+    replaced = put.json()["files"][0]
+    assert (replaced["status"], replaced["version"], replaced["document_id"]) == ("updated", 2, document_id)
+    assert replaced["source_id"] == "notes.txt" and replaced["chunks_added"] >= 1
+    listing = client.get("/documents", params={"collection": "put"}).json()
+    assert listing["total"] == 1
+    (listed,) = listing["documents"]
+    assert (listed["document_id"], listed["filename"], listed["version"]) == (document_id, "notes-v2.txt", 2)
+    assert listed["source_id"] == "notes.txt" and listed["updated_at"] > 0
+    same = client.put(f"/documents/{document_id}", files={"file": ("notes-v2.txt", new, "text/plain")}).json()
+    assert (same["files"][0]["status"], same["files"][0]["version"]) == ("updated", 3)  # PUT always makes a version
+    assert same["files"][0]["chunks_unchanged"] == same["files"][0]["chunks"] and same["files"][0]["chunks_added"] == 0
+    missing = client.put("/documents/0123456789abcdef0123456789abcdef", files={"file": ("x.txt", b"x", "text/plain")})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_a_source_id_names_the_source_of_one_file(client):
+    data = {"collection": "sourced", "source_id": "kb/harbour"}
+    first = client.post(
+        "/documents/upload", files=[("files", ("a.txt", b"Harbour rules, first.", "text/plain"))], data=data
+    )
+    second = client.post(
+        "/documents/upload", files=[("files", ("b.txt", b"Harbour rules, second.", "text/plain"))], data=data
+    )
+    assert first.status_code == second.status_code == 200, second.text
+    one, two = first.json()["files"][0], second.json()["files"][0]
+    assert (one["status"], two["status"], two["version"]) == ("indexed", "updated", 2)
+    assert one["document_id"] == two["document_id"] and two["source_id"] == "kb/harbour"
+    two_files = [("files", ("a.txt", b"a", "text/plain")), ("files", ("b.txt", b"b", "text/plain"))]
+    refused = client.post("/documents/upload", files=two_files, data=data)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_input"
+    bad = client.post("/documents/upload", files=two_files[:1], data={"collection": "sourced", "source_id": "bad\nid"})
+    assert bad.status_code == 400

@@ -44,7 +44,27 @@ def test_async_upload_answers_202_and_the_job_ends_done(client, html_file, text_
     }
     assert _documents(client, "jobs-ok") == {f["filename"]: f["chunks"] for f in job["files"]}
     again = client.post("/documents/upload?async=true", files=files[:1], data={"collection": "jobs-ok"}).json()
-    assert wait_for_job(client, again["job_id"])[0]["files"][0]["status"] == "duplicate"
+    assert wait_for_job(client, again["job_id"])[0]["files"][0]["status"] == "unchanged"  # the same source and bytes
+    copy = [("files", ("copy-" + html_file.name, html_file.read_bytes()))]
+    other = client.post("/documents/upload?async=true", files=copy, data={"collection": "jobs-ok"}).json()
+    assert wait_for_job(client, other["job_id"])[0]["files"][0]["status"] == "duplicate"  # another source's bytes
+
+
+def test_a_job_reports_the_new_version_and_its_chunk_counts(client):
+    text = "The pilot boards at the outer buoy and takes the ship in. " * 40
+    data = {"collection": "jobs-versions", "source_id": "kb/pilots"}
+    first = client.post("/documents/upload?async=true", files=[("files", ("p.txt", text.encode()))], data=data)
+    assert first.status_code == 202, first.text
+    created = wait_for_job(client, first.json()["job_id"])[0]["files"][0]
+    assert (created["status"], created["version"], created["source_id"]) == ("indexed", 1, "kb/pilots")
+    changed = (text + "Tugs wait at the breakwater.").encode()
+    second = client.post("/documents/upload?async=true", files=[("files", ("p.txt", changed))], data=data).json()
+    job = wait_for_job(client, second["job_id"])[0]
+    assert job["state"] == "done", job
+    updated = job["files"][0]
+    assert (updated["status"], updated["version"], updated["document_id"]) == ("updated", 2, created["document_id"])
+    assert updated["chunks_unchanged"] >= 1 and updated["chunks_added"] >= 1
+    assert updated["chunks_unchanged"] + updated["chunks_added"] == updated["chunks"]
 
 
 def test_a_bad_file_in_a_job_has_the_error_of_a_sync_upload(client, text_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from app.jobs import JobRunner, JobService, JobStore, UploadedFile
 from app.jobs.store import MIGRATIONS, POSTGRES_MIGRATIONS
-from app.services.ingest import IngestResult
+from app.services.ingest import IngestResult, document_id_for
 from app.state import open_state_database
 
 
@@ -29,8 +30,9 @@ class RecordingIngest:
         self.calls.append(("ingest", filename))
         if filename in self.fail:
             raise self.fail.pop(filename)
+        document_id = document_id_for(str(kwargs["collection"]), hashlib.sha256(data).hexdigest())
         return IngestResult(
-            document_id="d", filename=filename, content_type="text/plain", status="indexed", pages=1, chunks=2
+            document_id=document_id, filename=filename, content_type="text/plain", status="indexed", pages=1, chunks=2
         )
 
 

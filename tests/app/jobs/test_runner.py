@@ -227,3 +227,47 @@ def test_a_files_splitter_size_reaches_the_ingest_service(service, runner_for):
 
     assert runner_for(Recording()).run(job.id)
     assert seen == {"a.txt": (400, 100), "b.txt": None}
+
+
+class VersioningIngest:
+    """Answers like an ingest of a new version: `updated` with its chunk counts; records the source_id it got."""
+
+    def __init__(self) -> None:
+        self.sources: list[object] = []
+
+    def discard(self, collection: str, document_id: str) -> int:
+        return 0
+
+    def ingest_bytes(self, data: bytes, filename: str, **kwargs: object) -> IngestResult:
+        self.sources.append(kwargs.get("source_id"))
+        status = "unchanged" if filename == "same.txt" else "updated"
+        return IngestResult(
+            document_id="d",
+            filename=filename,
+            content_type="text/plain",
+            status=status,  # type: ignore[arg-type]
+            pages=1,
+            chunks=0 if status == "unchanged" else 5,
+            source_id=str(kwargs.get("source_id") or filename),
+            version=3,
+            chunks_unchanged=4 if status == "updated" else 0,
+            chunks_added=1 if status == "updated" else 0,
+            chunks_removed=2 if status == "updated" else 0,
+        )
+
+
+def test_job_files_record_the_version_and_chunk_counts_of_their_source(service, runner_for):
+    files = [
+        UploadedFile(filename="log.txt", content_type="text/plain", data=b"new log", source_id="s3://b/log"),
+        UploadedFile(filename="same.txt", content_type="text/plain", data=b"same"),
+    ]
+    job_id = service.submit("c", {}, files).id
+    ingest = VersioningIngest()
+    assert runner_for(ingest).run(job_id)
+    job = service.get(job_id)
+    assert ingest.sources == ["s3://b/log", None]
+    assert job.state == "done"
+    updated, same = job.files
+    assert (updated.status, updated.source_id, updated.version) == ("updated", "s3://b/log", 3)
+    assert (updated.chunks_unchanged, updated.chunks_added, updated.chunks_removed) == (4, 1, 2)
+    assert (same.status, same.version, same.chunks_added) == ("unchanged", 3, 0)

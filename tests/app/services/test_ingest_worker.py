@@ -78,7 +78,9 @@ def test_files_are_indexed_in_the_worker_and_it_is_replaced_after_max_files(serv
     # the server process sees what the workers wrote, and the duplicate check runs here, against the same store
     assert served.collections.info("recycled").chunks == 4
     again = served.ingest.ingest_bytes(_text(0), "note-0.txt", collection="recycled")
-    assert again.status == "duplicate"
+    assert again.status == "unchanged"  # the same source, the same bytes
+    copy = served.ingest.ingest_bytes(_text(0), "copy-of-note-0.txt", collection="recycled")
+    assert copy.status == "duplicate"  # another source's current content
 
 
 def test_a_killed_worker_fails_one_file_with_a_reason_and_a_new_one_takes_the_next(served):

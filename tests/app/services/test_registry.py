@@ -40,7 +40,7 @@ class TwinIngest(IngestService):
         self.fail_after = None  # write this many chunks, then raise
         self.runs = 0
 
-    def _index(self, data, name, mime, collection, document_id, content_hash, tags, split=None):  # type: ignore[no-untyped-def]
+    def _index(self, data, name, mime, collection, document_id, content_hash, tags, split=None, chunk_meta=None):  # type: ignore[no-untyped-def]
         self.runs += 1
         self.entered.set()
         if self.before_write is not None:
@@ -95,12 +95,12 @@ def test_concurrent_twins_index_the_document_once(store, registries, hosts):
     def index_together(service: TwinIngest) -> None:
         original = service._index
 
-        def held(*args: Any) -> Any:
+        def held(*args: Any, **kwargs: Any) -> Any:
             try:
                 both_in.wait()
             except threading.BrokenBarrierError:
                 pass
-            return original(*args)
+            return original(*args, **kwargs)
 
         service._index = held  # type: ignore[method-assign]
 
@@ -110,7 +110,7 @@ def test_concurrent_twins_index_the_document_once(store, registries, hosts):
     threads = [_upload(first, results), _upload(second, results)]
     for thread in threads:
         thread.join(30)
-    assert sorted(r.status for r in results) == ["duplicate", "indexed"]
+    assert sorted(r.status for r in results) == ["indexed", "unchanged"]
     assert _chunks(store) == CHUNKS
     assert sum(s.runs for s in {id(s): s for s in services}.values()) == 1
 
@@ -128,7 +128,7 @@ def test_a_failing_twin_never_removes_the_chunks_of_the_one_that_succeeded(store
     first.join(30)
     failing.before_write.set()  # it fails now, after the other wrote everything
     second.join(30)
-    assert sorted(r.status for r in results) == ["duplicate", "indexed"]
+    assert sorted(r.status for r in results) == ["indexed", "unchanged"]
     assert _chunks(store) == CHUNKS and failing.runs == 0
 
 
@@ -258,7 +258,7 @@ def test_two_hosts_uploading_the_same_file_index_it_once_through_the_real_pipeli
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert sorted(r.status for r in results) == ["duplicate", "indexed"]
+    assert sorted(r.status for r in results) == ["indexed", "unchanged"]
     store = tiny_pipelines.document_store
     assert store.count_documents_by_filter(collection_filter(collection)) == clean.chunks
 
@@ -293,4 +293,4 @@ def test_a_holder_indexing_longer_than_its_lease_keeps_its_claim(store, registri
     slow.before_write.set()
     holder.join(30)
     waiting.join(30)
-    assert sorted(r.status for r in results) == ["duplicate", "indexed"] and _chunks(store) == CHUNKS
+    assert sorted(r.status for r in results) == ["indexed", "unchanged"] and _chunks(store) == CHUNKS

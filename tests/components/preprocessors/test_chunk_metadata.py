@@ -45,3 +45,16 @@ def test_in_yaml_pipeline():
     )
     out = pipe.run({"cm": {"documents": [Document(content="x", meta={"document_id": "a"})]}})
     assert out["cm"]["documents"][0].meta["chunk_index"] == 0
+
+
+def test_meta_given_to_run_is_set_on_every_chunk_after_the_splitter_bookkeeping_is_dropped():
+    from haystack import Document
+
+    from components.preprocessors.chunk_metadata import ChunkMetadata
+
+    chunks = [Document(content=f"c{i}", meta={"document_id": "d", "source_id": "splitter-parent"}) for i in range(2)]
+    out = ChunkMetadata().run(chunks, meta={"source_id": "manual.pdf", "version": 3})["documents"]
+    assert [(d.meta["source_id"], d.meta["version"], d.meta["chunk_index"]) for d in out] == [
+        ("manual.pdf", 3, 0),
+        ("manual.pdf", 3, 1),
+    ]

@@ -43,6 +43,7 @@ from haystack.testing.document_store_async import (
 )
 
 from app.testing.grouped_counts import GroupedCountsTest, grouped_docs
+from app.testing.replace_documents import ReplaceDocumentsTest
 from components.stores.grouped_counts import GroupedCounts
 from components.stores.lancedb import LanceDBDocumentStore
 from components.stores.lancedb import document_store as lancedb_document_store
@@ -915,3 +916,13 @@ class TestPromotedColumnsAddedOnOpen:
             "eng": "acl_eng",
             "hr": "acl_eng",
         }
+
+
+class TestReplaceDocuments(ReplaceDocumentsTest):
+    @pytest.fixture
+    def document_store(self, tmp_path: Path) -> LanceDBDocumentStore:
+        return LanceDBDocumentStore(path=str(tmp_path / "lancedb"), embedding_dim=SUITE_EMBEDDING_DIM)
+
+    def test_replace_documents_needs_a_filter_lancedb_evaluates(self, document_store: LanceDBDocumentStore) -> None:
+        with pytest.raises(FilterError):
+            document_store.replace_documents({"field": "meta.version", "operator": "==", "value": 1}, [])

@@ -21,6 +21,7 @@ from haystack.testing.document_store import (
 from haystack.utils import Secret
 
 from app.testing.grouped_counts import GroupedCountsTest, grouped_docs
+from app.testing.replace_documents import ReplaceDocumentsTest
 from components.retrievers.pgvector.embedding_retriever import PooledPgvectorEmbeddingRetriever
 from components.retrievers.pgvector.keyword_retriever import PooledPgvectorKeywordRetriever
 from components.stores.grouped_counts import GroupedCounts
@@ -342,3 +343,12 @@ def test_a_table_created_without_keyword_meta_fields_still_works(store, caplog):
         assert "keyword_meta_fields" in caplog.text
     finally:
         newer.close()
+
+
+class TestReplaceDocuments(ReplaceDocumentsTest):
+    @pytest.fixture
+    def document_store(self, pg_dsn):
+        store = _store(pg_dsn)
+        yield store
+        store.delete_table()
+        store.close()
