@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from haystack import logging
@@ -32,6 +32,9 @@ from app.errors import RagError
 from app.sync.listing import SyncLimits, lister
 from app.sync.models import Listed, Outcome, RunEntry, Source, SourceEntry, SourceKind
 from app.sync.store import SourceStore
+
+if TYPE_CHECKING:
+    from app.services.ingest import IngestService
 
 logger = logging.getLogger(__name__)
 
@@ -64,27 +67,26 @@ class SyncIngest(Protocol):
         ...
 
 
-def ingest_adapter(ingest: Any, collection: str) -> SyncIngest:
+def ingest_adapter(ingest: IngestService, collection: str) -> SyncIngest:
     """`IngestService` (or `WorkerIngestService`) as a `SyncIngest` of `collection`: `ingest_bytes(...,
     source_id=..., access=...)` and `remove_source(collection, source_id)` of the versioned documents."""
     return _IngestServiceAdapter(ingest, collection)
 
 
 class _IngestServiceAdapter:
-    def __init__(self, ingest: Any, collection: str) -> None:
+    def __init__(self, ingest: IngestService, collection: str) -> None:
         self.service, self.collection = ingest, collection
 
     def ingest(
         self, data: bytes, name: str, *, source_id: str, access: list[str] | None, content_type: str | None
     ) -> IngestOutcome:
-        versioned: dict[str, Any] = {"source_id": source_id, "access": access}  # ver17's / acl17's arguments
         result = self.service.ingest_bytes(
-            data, name, collection=self.collection, content_type=content_type, **versioned
+            data, name, collection=self.collection, content_type=content_type, source_id=source_id, access=access
         )
         return IngestOutcome(
             status=str(result.status),
             document_id=result.document_id or None,
-            version=int(getattr(result, "version", 1) or 1),
+            version=result.version or 1,
             error=result.error,
             error_code=result.error_code,
         )

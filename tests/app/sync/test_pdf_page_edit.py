@@ -29,7 +29,6 @@ def pages(changed: int | None = None) -> list[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="needs ver17")
 @pytest.mark.parametrize("store_profile", ["default", pytest.param("pgvector", marks=pytest.mark.postgres)])
 def test_editing_one_page_of_a_100_page_pdf_re_embeds_only_that_pages_chunks(
     tmp_path, make_tiny_profile, monkeypatch, store_profile
