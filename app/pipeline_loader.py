@@ -429,6 +429,14 @@ def check_reuser_matches_embedder(indexing: PipelineSpec) -> None:
         for embedder_name, embedder in embedders:
             fields = list(getattr(embedder, "meta_fields_to_embed", None) or [])
             separator = getattr(embedder, "embedding_separator", "\n")
+            model = getattr(embedder, "model", None)
+            if isinstance(model, str) and reuser.embedder_model != model:
+                raise PipelineLoadError(
+                    indexing.path,
+                    f"the reuser would reuse embeddings of another model than the embedder {embedder_name!r} makes: "
+                    f"set embedder_model: {model!r} on it",
+                    component=name,
+                )
             if reuser.meta_fields_to_embed != fields or reuser.embedding_separator != separator:
                 raise PipelineLoadError(
                     indexing.path,

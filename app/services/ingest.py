@@ -95,6 +95,7 @@ RESERVED_META = frozenset(
         "source_id",  # the document's source (its file name or the caller's id) and the version of it
         "version",
         "chunk_hash",  # EmbeddingReuser: sha256 of the embedded text
+        "embedding_model",  # EmbeddingReuser: the model of the chunk's embedding
     }
 )
 SOURCE_ID_MAX_CHARS = 1024

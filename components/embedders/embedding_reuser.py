@@ -12,6 +12,7 @@ from haystack import Document, component, default_from_dict, default_to_dict, lo
 logger = logging.getLogger(__name__)
 
 CHUNK_HASH = "chunk_hash"
+EMBEDDING_MODEL = "embedding_model"  # the model that made a chunk's embedding: another model's is never reused
 
 
 def chunk_hash(document: Document, meta_fields_to_embed: list[str], separator: str = "\n") -> str:
@@ -44,6 +45,7 @@ class EmbeddingReuser:
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         group_by: list[str] | None = None,
+        embedder_model: str | None = None,
     ) -> None:
         """
         :param document_store: The store the writer writes to (its `filter_documents` is read).
@@ -51,6 +53,9 @@ class EmbeddingReuser:
         :param embedding_separator: The embedder's `embedding_separator`.
         :param group_by: Meta fields that identify a document's chunks in the store (default: collection,
             document_id); a chunk missing one of them is always embedded.
+        :param embedder_model: The embedder's model (checked at load against the embedder's `model`). Chunks carry it
+            as meta `embedding_model`, and only embeddings made by this model are reused: after a change of model, a
+            re-index (`rag ingest --replace`) embeds every chunk again.
         """
         if not hasattr(document_store, "filter_documents"):
             raise ValueError("document_store must be a Haystack DocumentStore")
@@ -62,6 +67,9 @@ class EmbeddingReuser:
         keys = ["collection", "document_id"] if group_by is None else list(group_by)
         if not keys or not all(isinstance(name, str) and name for name in keys):
             raise ValueError("group_by must name at least one meta field")
+        if embedder_model is not None and (not isinstance(embedder_model, str) or not embedder_model):
+            raise ValueError("embedder_model must be a non-empty string (or None)")
+        self.embedder_model = embedder_model
         self.document_store = document_store
         self.meta_fields_to_embed = fields
         self.embedding_separator = embedding_separator
@@ -74,6 +82,7 @@ class EmbeddingReuser:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             group_by=self.group_by,
+            embedder_model=self.embedder_model,
         )
 
     @classmethod
@@ -94,9 +103,15 @@ class EmbeddingReuser:
         :returns: `reused`: chunks with a stored embedding copied; `to_embed`: the rest; `changes`: counts of
             `unchanged`, `added` and `removed` chunks (by chunk hash, against the stored chunks).
         """
+        model = {EMBEDDING_MODEL: self.embedder_model} if self.embedder_model is not None else {}
         hashed = [
             replace(
-                doc, meta={**doc.meta, CHUNK_HASH: chunk_hash(doc, self.meta_fields_to_embed, self.embedding_separator)}
+                doc,
+                meta={
+                    **doc.meta,
+                    CHUNK_HASH: chunk_hash(doc, self.meta_fields_to_embed, self.embedding_separator),
+                    **model,
+                },
             )
             for doc in documents
         ]
@@ -112,7 +127,11 @@ class EmbeddingReuser:
         changes = {"unchanged": 0, "added": len(to_embed), "removed": 0}
         for key, docs in groups.items():
             stored = [doc for doc in self._stored(key) if doc.meta.get(CHUNK_HASH)]
-            embeddings = {doc.meta[CHUNK_HASH]: doc.embedding for doc in stored if doc.embedding is not None}
+            embeddings = {
+                doc.meta[CHUNK_HASH]: doc.embedding
+                for doc in stored
+                if doc.embedding is not None and doc.meta.get(EMBEDDING_MODEL) == self.embedder_model
+            }
             old = Counter(doc.meta[CHUNK_HASH] for doc in stored)
             new = Counter(doc.meta[CHUNK_HASH] for doc in docs)
             changes["unchanged"] += sum((old & new).values())

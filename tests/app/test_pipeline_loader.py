@@ -268,6 +268,28 @@ def test_chunks_longer_than_the_embedder_keeps_are_refused_at_load(profile, edit
     assert "chunk_guard" in str(info.value) and named in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda d: d["components"]["embedder"]["init_parameters"].update(model="another-model"),
+            "embedder_model: 'another-model'",
+        ),
+        (
+            lambda d: d["components"]["reuser"]["init_parameters"].update(meta_fields_to_embed=[]),
+            "meta_fields_to_embed: ['context_header']",
+        ),
+    ],
+)
+def test_a_reuser_that_would_keep_embeddings_the_embedder_would_not_make_is_refused_at_load(profile, edit, named):
+    """Issue 17: a change of the embedder's model or of the text it embeds (a YAML edit) must not reuse stored
+    embeddings: the reuser names the same model and fields, or the load fails with the setting to change."""
+    edit_yaml(profile / "indexing.yml", edit)
+    with pytest.raises(PipelineLoadError) as info:
+        load_pipelines(profile)
+    assert "reuser" in str(info.value) and named in str(info.value)
+
+
 def test_an_embedder_without_a_chunk_guard_is_refused_at_load(profile):
     def drop_guard(d):
         del d["components"]["chunk_guard"]

@@ -659,14 +659,22 @@ def case_upload(world: World, p: Principal) -> None:
             "/documents/upload", files=same_bytes, data={"collection": doc.collection}, headers=p.headers
         )
         # the same bytes in the same collection have the same document id (`document_id_for`): the caller knows it
+        # A known limit (docs/security.md): `duplicate` tells the writer that these exact bytes (which it holds) are a
+        # document of the collection; nothing else of it (its name, access list, chunks) is shown, and it is unchanged.
         world.check(p, copied, doc.canary + doc.document_id, "POST /documents/upload (the bytes of a hidden document)")
-        assert '"duplicate"' not in copied.text, copied.text
+        assert [f["status"] for f in copied.json()["files"]] == ["duplicate"], copied.text
         renamed = [("files", (doc.filename, b"Other text. " + uuid.uuid4().hex.encode(), "text/plain"))]
         replaced = world.client.post(
             "/documents/upload", files=renamed, data={"collection": doc.collection}, headers=p.headers
         )
         world.check(p, replaced, doc.filename, "POST /documents/upload (a hidden document's file name)")
-        assert '"updated"' not in replaced.text, replaced.text
+        assert replaced.status_code == 409 and '"updated"' not in replaced.text, replaced.text  # the name is taken
+        listed = world.client.get(  # and the hidden document is as it was
+            "/documents",
+            params={"collection": doc.collection, "limit": 500},
+            headers=world.principals["operator"].headers,
+        ).json()["documents"]
+        assert [d["version"] for d in listed if d["document_id"] == doc.document_id] == [1], listed
 
 
 def case_writes_on_hidden_ids(world: World, p: Principal) -> None:

@@ -31,10 +31,10 @@ from app.api.schemas import (
     JobOut,
     UploadResponse,
 )
-from app.errors import ExtractionError, InvalidInputError, NotFoundError
+from app.errors import ConflictError, ExtractionError, InvalidInputError, NotFoundError
 from app.jobs import UploadedFile
 from app.services.access import ACCESS_TAG, validate_principals
-from app.services.api_keys import Role
+from app.services.api_keys import ApiKey, Role
 from app.services.file_checks import looks_like_pdf
 from app.services.ingest import (
     IngestResult,
@@ -141,6 +141,26 @@ def _uploads(
         )
 
 
+async def _refuse_hidden_sources(state: RagState, key: ApiKey, collection: str, source_ids: list[str]) -> None:
+    """409 when an upload would make a new version of a source whose document the caller may not read: a writer
+    never replaces (nor reads, through the answer's counts) a document hidden from it. The answer says that the source
+    id is taken, as a taken collection name does, never what the document holds."""
+    visibility = await read_scope(state, key)
+    if visibility is None:
+        return
+    for source_id in dict.fromkeys(source_ids):
+        current = await asyncio.to_thread(state.ingest.source, collection, source_id)
+        if current is None:
+            continue
+        try:
+            await asyncio.to_thread(state.documents.collection_of, current.document_id, visibility=visibility)
+        except NotFoundError:
+            raise ConflictError(
+                f"source id {source_id!r} is taken in collection {collection!r} by a document this key may not "
+                "read: upload under another file name or source_id"
+            ) from None
+
+
 async def _submit_job(
     state: RagState,
     collection: str,
@@ -163,7 +183,11 @@ async def _submit_job(
     responses={
         202: {"model": JobOut, "description": "Indexing in a background job; poll `status_url`."},
         400: {"model": ErrorResponse},
-        409: {"model": ErrorResponse, "description": "The name is another tenant's collection"},
+        409: {
+            "model": ErrorResponse,
+            "description": "The name is another tenant's collection, or a file's source id is a document's the key "
+            "may not read",
+        },
         422: {"model": ErrorResponse},
     },
     summary="Upload and index files into a collection",
@@ -211,6 +235,8 @@ async def upload(
         source_id = validate_source_id(source_id)
         if len(files) != 1:
             raise InvalidInputError("source_id names the source of one file: send one file per request")
+    names = [source_id] if source_id is not None else [clean_filename(file.filename) for file in files]
+    await _refuse_hidden_sources(state, key, collection, names)
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
     job_tags = {**tags, ACCESS_TAG: principals} if principals is not None else tags  # the job's runner passes it on

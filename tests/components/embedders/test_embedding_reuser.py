@@ -57,11 +57,28 @@ def test_chunks_of_other_documents_or_without_an_embedding_are_never_reused():
     assert out["reused"] == [] and len(out["to_embed"]) == 2
 
 
+def test_embeddings_of_another_model_are_never_reused():
+    store = InMemoryDocumentStore()
+    first = EmbeddingReuser(document_store=store, meta_fields_to_embed=["context_header"], embedder_model="model-a")
+    hashed = first.run([_chunk("kept")])["to_embed"]
+    assert hashed[0].meta["embedding_model"] == "model-a"
+    store.write_documents([Document(content=d.content, meta=d.meta, embedding=[0.5] * 4) for d in hashed])
+    assert [d.content for d in first.run([_chunk("kept")])["reused"]] == ["kept"]
+    swapped = EmbeddingReuser(document_store=store, meta_fields_to_embed=["context_header"], embedder_model="model-b")
+    out = swapped.run([_chunk("kept")])
+    assert out["reused"] == [] and [d.meta["embedding_model"] for d in out["to_embed"]] == ["model-b"]
+    assert out["changes"] == {"unchanged": 1, "added": 0, "removed": 0}  # the text is unchanged, its vector is not
+    restored = EmbeddingReuser.from_dict(swapped.to_dict())
+    assert restored.embedder_model == "model-b"
+
+
 def test_init_is_validated():
     with pytest.raises(ValueError):
         EmbeddingReuser(document_store=object())
     with pytest.raises(ValueError):
         EmbeddingReuser(document_store=InMemoryDocumentStore(), group_by=[])
+    with pytest.raises(ValueError):
+        EmbeddingReuser(document_store=InMemoryDocumentStore(), embedder_model="")
 
 
 @component
