@@ -75,8 +75,10 @@ def api(api_settings, keys):
 
 
 def _document_in(client: TestClient, admin: str, collection: str) -> str:
-    files = [("files", ("doc.txt", TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
+    name = f"doc-{uuid.uuid4().hex[:8]}.txt"  # a source of its own (another case may have restricted an older one)
+    files = [("files", (name, TEXT + uuid.uuid4().hex.encode(), "text/plain"))]
     upload = client.post("/documents/upload", files=files, data={"collection": collection}, headers=bearer(admin))
+    assert upload.status_code == 200, upload.text
     return str(upload.json()["files"][0]["document_id"])
 
 
