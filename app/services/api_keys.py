@@ -144,6 +144,17 @@ class ApiKey:
             return self.tenant is None
         return self.boundary.contains(collection)
 
+    def listing_scope(self) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+        """`(within, excluding)` for a listing of state rows by collection: only those `within` (None: any), none of
+        those `excluding` (None: none). The key's collection scope, narrowed by its tenant boundary."""
+        boundary = self.boundary
+        if boundary is None:
+            return self.collections, None
+        if not boundary.only:
+            return self.collections, boundary.names
+        within = boundary.names if self.collections is None else self.collections & boundary.names
+        return within, None
+
     def allows(self, collection: str) -> bool:
         return (self.collections is None or collection in self.collections) and self.within_tenant(collection)
 

@@ -59,10 +59,6 @@ def job_out(job: Job) -> JobOut:
     )
 
 
-def _within(scope: frozenset[str] | None, tenant: frozenset[str]) -> frozenset[str]:
-    """The collections of a key's tenant within its scope."""
-    return tenant if scope is None else scope & tenant
-
 
 async def _job_for(state: State, key: ApiKey, role: Role, job_id: str) -> Job:
     """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown, beyond the key's
@@ -86,12 +82,12 @@ async def list_jobs(
 ) -> JobPage:
     if collection is not None:
         key.require(Role.READER, collection)
-    boundary = key.boundary
+    within, excluding = key.listing_scope()  # its collection scope within its tenant boundary
     jobs, total = await asyncio.to_thread(
         state.jobs.recent,
         collection=collection,
-        within=key.collections if boundary is None or not boundary.only else _within(key.collections, boundary.names),
-        excluding=boundary.names if boundary is not None and not boundary.only else None,
+        within=within,
+        excluding=excluding,
         state=job_state,
         offset=offset,
         limit=limit,

@@ -80,10 +80,6 @@ def _principals(key: ApiKey) -> frozenset[str] | None:
     return None if "*" in key.principals else key.principals
 
 
-def _within(scope: frozenset[str] | None, tenant: frozenset[str]) -> frozenset[str]:
-    """The collections of a key's tenant within its scope."""
-    return tenant if scope is None else scope & tenant
-
 
 async def _source_for(state: State, key: ApiKey, role: Role, source_id: str) -> Source:
     """The source, if the key may act on its collection with `role` (403 otherwise) and read its documents (404
@@ -131,12 +127,12 @@ async def list_sources(
 ) -> SourcePage:
     if collection is not None:
         key.require(Role.READER, collection)
-    boundary = key.boundary  # a tenant's key: only its tenant's collections; a key without tenant: none of a tenant's
+    within, excluding = key.listing_scope()  # its collection scope within its tenant boundary
     sources, total = await asyncio.to_thread(
         state.sources.sources,
         collection=collection,
-        within=key.collections if boundary is None or not boundary.only else _within(key.collections, boundary.names),
-        excluding=boundary.names if boundary is not None and not boundary.only else None,
+        within=within,
+        excluding=excluding,
         principals=_principals(key),
         offset=offset,
         limit=limit,
