@@ -289,7 +289,7 @@ def test_services_index_list_and_drop_through_the_profile(
     again = ingest.ingest_bytes(b"The kettle warranty lasts 24 months.\n", "kettle.txt", collection="c1")
 
     assert (result.status, result.chunks) == ("indexed", 1)
-    assert again.status == "duplicate"
+    assert again.status == "unchanged"  # the same source (file name) with its current content: nothing written
     (upsert,) = pinecone_replay.bodies("POST", "/vectors/upsert")
     (vector,) = upsert["vectors"]
     assert len(vector["values"]) == DIM

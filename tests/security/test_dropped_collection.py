@@ -49,16 +49,16 @@ class WriteGate:
 @pytest.fixture
 def write_gate(client, monkeypatch) -> Iterator[WriteGate]:
     store = client.app.state.rag.pipelines.document_store
-    original = store.write_documents
+    original = store.replace_documents  # the indexing writer (DocumentReplacer) replaces a document's chunks
     gate = WriteGate("")
 
-    def gated(documents: list[Any], *args: Any, **kwargs: Any) -> Any:
+    def gated(filters: Any, documents: list[Any]) -> Any:
         if gate.collection and any(d.meta.get("collection") == gate.collection for d in documents):
             gate.entered.set()
             assert gate.gate.wait(60)
-        return original(documents, *args, **kwargs)
+        return original(filters, documents)
 
-    monkeypatch.setattr(store, "write_documents", gated)
+    monkeypatch.setattr(store, "replace_documents", gated)
     yield gate
     gate.release()
 

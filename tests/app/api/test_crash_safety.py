@@ -34,15 +34,15 @@ def test_a_write_failing_halfway_leaves_no_chunks(api_settings, auth_headers, ht
         store = client.app.state.rag.pipelines.document_store
         original = store.write_documents
 
-        def half_then_fail(documents: list[Document], *args: Any, **kwargs: Any) -> int:
-            original(documents[: len(documents) // 2], *args, **kwargs)  # a store writing in batches, dying midway
+        def half_then_fail(filters: Any, documents: list[Document]) -> tuple[int, int]:
+            original(documents[: len(documents) // 2])  # a store writing in batches, dying midway
             raise RuntimeError("disk full (injected)")
 
-        store.write_documents = half_then_fail
+        store.replace_documents = half_then_fail  # the writer (DocumentReplacer) replaces the document's chunks
         try:
             failed = client.post("/documents/upload", files=files, data={"collection": "half"})
         finally:
-            del store.write_documents
+            del store.replace_documents
         assert failed.status_code == 422
         assert _chunks(client, "half") == {}  # the half-written document was removed, not left as "indexed"
         search = {"question": "What is Python?", "collection": "half", "generate": False}
