@@ -4,6 +4,8 @@ every other collection is counted as `other`."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +20,8 @@ COLLECTION_METRICS = ("rag_uploads_total", "rag_chunks_indexed_total")
 
 
 def _upload(client: TestClient, collection: str, text: str) -> None:
-    files = [("files", (f"{collection}.txt", f"{text} for {collection}.".encode(), "text/plain"))]
+    name = f"{collection}-{uuid.uuid4().hex[:8]}.txt"  # a new source each time (the module's tests share a data dir)
+    files = [("files", (name, f"{text} for {collection}.".encode(), "text/plain"))]
     response = client.post("/documents/upload", files=files, data={"collection": collection})
     assert response.status_code == 200 and response.json()["files"][0]["status"] == "indexed", response.text
 
