@@ -702,6 +702,9 @@ def _shape(response: Any) -> str:
     return f"{response.status_code} " + re.sub(r"'[^']*'", "'_'", json.dumps(response.json(), sort_keys=True))
 
 
+MULTIPART = {"replace document"}
+
+
 def _missing(api: TestClient, keys: dict[str, str], name: str, headers: dict[str, str]) -> Any:
     """The same route on a collection (and ids) that do not exist."""
     case = CASES[name]
@@ -712,7 +715,10 @@ def _missing(api: TestClient, keys: dict[str, str], name: str, headers: dict[str
     values = {p: missing if p in ("name", "vector_store_id") else f"unknown{uuid.uuid4().hex[:8]}" for p in params}
     if "source_id" in values:
         values["source_id"] = f"src_{uuid.uuid4().hex[:24]}"
-    return api.request(case.method, case.path.format(**values), json=BODIES.get(name), headers=headers)
+    url = case.path.format(**values)
+    if name in MULTIPART:  # a well-formed upload, so only the missing id can fail it
+        return api.request(case.method, url, files={"file": ("doc.txt", TEXT, "text/plain")}, headers=headers)
+    return api.request(case.method, url, json=BODIES.get(name), headers=headers)
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n not in CREATING])
