@@ -10,7 +10,9 @@ its next version under the same `document_id` (the first version's) and claimed 
 indexing pipeline's writer replaces the previous version's chunks in one commit (`DocumentReplacer`), and chunks whose
 embedded text did not change keep their embeddings (`EmbeddingReuser`). Outcomes: `indexed` (a new source),
 `updated` (a new version), `unchanged` (the source's current content), `duplicate` (another source's current
-content), `failed`. A replacement that fails leaves the previous version current.
+content under the same access list: under another list the bytes are a document of their own, so that `duplicate`
+never confirms a document the caller may not read), `failed`. A replacement that fails leaves the previous version
+current.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from app.errors import (
 )
 from app.memory import release_free_memory
 from app.pipeline_loader import PipelineSet
-from app.services.access import AccessStore, access_meta, validate_principals
+from app.services.access import PUBLIC_ACL, AccessStore, access_meta, validate_principals
 from app.services.file_checks import FileLimits, inspect_upload, pdf_page_count
 from app.services.registry import INDEXED, SourceTakenError, SourceVersion
 from app.upstream import upstream_error
@@ -254,6 +256,11 @@ class _Ingest:
     @property
     def source_id(self) -> str:
         return self.result.source_id or self.result.filename
+
+
+def _own_document_id(job: _Ingest) -> str:
+    """The id of a source whose bytes are already another document of the collection."""
+    return document_id_for(job.collection, f"{job.content_hash}\x00{job.source_id}")
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -496,9 +503,17 @@ class IngestService:
         assert self.registry is not None
         result = job.result
         row = self.registry.document(job.collection, result.document_id)
-        if row is not None and row.source_id not in (None, job.source_id) and row.content_hash != job.content_hash:
-            # these bytes were an earlier version of another source: this source gets an id of its own
-            result.document_id = document_id_for(job.collection, f"{job.content_hash}\x00{job.source_id}")
+        if (
+            row is not None
+            and row.source_id != job.source_id
+            and (
+                (row.source_id is not None and row.content_hash != job.content_hash)
+                or not self._same_access(job, result.document_id)
+            )
+        ):
+            # these bytes were an earlier version of another source, or are a document with another access list (which
+            # the caller may not read: `duplicate` would confirm it): this source gets an id of its own
+            result.document_id = _own_document_id(job)
         self._index_claimed(job)
 
     def _index_version(self, job: _Ingest, current: SourceVersion) -> None:
@@ -515,6 +530,9 @@ class IngestService:
                 for row in self.registry.with_content(job.collection, job.content_hash)
                 if row.source_id != job.source_id and row.state == INDEXED
             ]
+            if others and job.inherit_access:  # this version's access list is the current version's
+                self._inherit_access(job, current.document_id)
+            others = [row for row in others if self._same_access(job, row.document_id)]
             if others:
                 result.status, result.document_id, result.version = "duplicate", others[0].document_id, 0
                 return
@@ -606,6 +624,15 @@ class IngestService:
             job.tags.update({name: chunk.meta[name] for name in ("acl", "access") if name in chunk.meta})
             return
 
+    def _same_access(self, job: _Ingest, document_id: str) -> bool:
+        """Whether a stored document has this upload's access list (True when it has no chunks). Identical bytes are a
+        `duplicate` only of a document with the same access list: a caller grants only principals it holds, so it
+        reads such a document, and `duplicate` never confirms one it may not read; under another access list the
+        bytes are a document of their own."""
+        for chunk in self.store.filter_documents(_document_filter(job.collection, document_id)):
+            return str(chunk.meta.get("acl") or PUBLIC_ACL) == str(job.tags.get("acl") or PUBLIC_ACL)
+        return True
+
     def _atomic_writer(self) -> bool:
         """Whether the indexing pipeline's writer replaces a document's chunks in one commit (`DocumentReplacer`)."""
         from components.writers.document_replacer import DocumentReplacer
@@ -658,11 +685,15 @@ class IngestService:
             if current.content_hash == job.content_hash and not job.replace:
                 result.status, result.version = "unchanged", current.version
                 return
-        if (current is None or current.content_hash != job.content_hash) and self.is_indexed(
-            job.collection, document_id_for(job.collection, job.content_hash)
-        ):
-            result.status, result.document_id = "duplicate", document_id_for(job.collection, job.content_hash)
-            return
+        twin = document_id_for(job.collection, job.content_hash)
+        if (current is None or current.content_hash != job.content_hash) and self.is_indexed(job.collection, twin):
+            if current is not None and job.inherit_access:  # this version's access list is the current version's
+                self._inherit_access(job, current.document_id)
+            if self._same_access(job, twin):
+                result.status, result.document_id = "duplicate", twin
+                return
+            if current is None:  # the same bytes under another access list: a document of its own (see _same_access)
+                result.document_id = _own_document_id(job)
         version = 1 if current is None else current.version + 1
         try:
             self._run(job, result.document_id, version)

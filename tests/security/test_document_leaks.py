@@ -658,11 +658,14 @@ def case_upload(world: World, p: Principal) -> None:
         copied = world.client.post(
             "/documents/upload", files=same_bytes, data={"collection": doc.collection}, headers=p.headers
         )
-        # the same bytes in the same collection have the same document id (`document_id_for`): the caller knows it
-        # A known limit (docs/security.md): `duplicate` tells the writer that these exact bytes (which it holds) are a
-        # document of the collection; nothing else of it (its name, access list, chunks) is shown, and it is unchanged.
-        world.check(p, copied, doc.canary + doc.document_id, "POST /documents/upload (the bytes of a hidden document)")
-        assert [f["status"] for f in copied.json()["files"]] == ["duplicate"], copied.text
+        # the same bytes under another access list are a document of their own, as if the hidden one did not exist
+        world.check(p, copied, doc.canary, "POST /documents/upload (the bytes of a hidden document)")
+        [copy] = copied.json()["files"]
+        assert copy["status"] == "indexed" and copy["document_id"] != doc.document_id, copied.text
+        own = world.client.get("/documents", params={"collection": doc.collection, "limit": 500}, headers=p.headers)
+        assert copy["document_id"] in own.text, own.text  # the writer's copy is its own to read
+        gone = world.client.delete(f"/documents/{copy['document_id']}", headers=p.headers)  # others must not see it
+        assert gone.status_code == 200, gone.text
         renamed = [("files", (doc.filename, b"Other text. " + uuid.uuid4().hex.encode(), "text/plain"))]
         replaced = world.client.post(
             "/documents/upload", files=renamed, data={"collection": doc.collection}, headers=p.headers

@@ -59,7 +59,6 @@ def job_out(job: Job) -> JobOut:
     )
 
 
-
 async def _job_for(state: State, key: ApiKey, role: Role, job_id: str) -> Job:
     """The job, if the key may act on its collection with `role` (403 otherwise, 404 when unknown, beyond the key's
     tenant or when the key may not read its documents)."""

@@ -80,7 +80,6 @@ def _principals(key: ApiKey) -> frozenset[str] | None:
     return None if "*" in key.principals else key.principals
 
 
-
 async def _source_for(state: State, key: ApiKey, role: Role, source_id: str) -> Source:
     """The source, if the key may act on its collection with `role` (403 otherwise) and read its documents (404
     otherwise, as when unknown: a source whose documents the key may not read does not exist for it)."""

@@ -117,6 +117,38 @@ def test_the_same_content_again_is_unchanged_and_replace_makes_a_version_without
     assert other.status == "duplicate" and len(_chunks(indexing, "same")) == first.chunks
 
 
+def test_the_same_bytes_are_a_duplicate_only_under_the_same_access_list(indexing):
+    """`duplicate` would tell a writer that bytes it holds are a document it may not read: under another access list
+    (which the writer could not grant) the same bytes are a document of their own."""
+    data = _paragraphs(2)
+    hidden = indexing.ingest.ingest_bytes(data, "board.txt", collection="acl-dup", access=["group:board"])
+    public = indexing.ingest.ingest_bytes(data, "leaked.txt", collection="acl-dup")
+    assert (public.status, public.version) == ("indexed", 1) and public.document_id != hidden.document_id
+    chunks = _chunks(indexing, "acl-dup")
+    assert {c.meta["document_id"]: c.meta["acl"] for c in chunks} == {
+        hidden.document_id: hidden_acl(chunks, hidden.document_id),
+        public.document_id: "public",
+    }
+    same = indexing.ingest.ingest_bytes(data, "minutes.txt", collection="acl-dup", access=["group:board"])
+    assert (same.status, same.document_id) == ("duplicate", hidden.document_id)
+    # a new version of a public source whose bytes are the restricted document's: a version, not a duplicate of it
+    secret = _paragraphs(3)
+    board = indexing.ingest.ingest_bytes(secret, "plan.txt", collection="acl-dup", access=["group:board"])
+    notes = indexing.ingest.ingest_bytes(b"Notes of the harbour board.", "notes.txt", collection="acl-dup")
+    updated = indexing.ingest.ingest_bytes(secret, "notes.txt", collection="acl-dup")
+    assert (updated.status, updated.version, updated.document_id) == ("updated", 2, notes.document_id)
+    # while a restricted source's new version keeps its list and so is a duplicate of the restricted twin
+    indexing.ingest.ingest_bytes(b"Agenda of the board.", "agenda.txt", collection="acl-dup", access=["group:board"])
+    agenda = indexing.ingest.ingest_bytes(secret, "agenda.txt", collection="acl-dup")
+    assert (agenda.status, agenda.document_id) == ("duplicate", board.document_id)
+
+
+def hidden_acl(chunks: list[Document], document_id: str) -> str:
+    [acl] = {c.meta["acl"] for c in chunks if c.meta["document_id"] == document_id}
+    assert acl != "public"
+    return str(acl)
+
+
 def test_a_caller_source_id_and_remove_source(indexing):
     one = indexing.ingest.ingest_bytes(b"Alpha notes about harbours.", "a.txt", collection="ids", source_id="s3://b/a")
     two = indexing.ingest.ingest_bytes(b"Beta notes about harbours.", "b.txt", collection="ids", source_id="s3://b/a")
