@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from app.jobs.models import FileState, FileStatus, JobState
+from app.services.ingest import public_source_id
+
+# A source id as the caller gave it (an internal copy number, `app.services.ingest.source_copy`, is never shown).
+SourceId = Annotated[str | None, AfterValidator(public_source_id)]
 
 
 class ErrorDetail(BaseModel):
@@ -84,7 +88,7 @@ class FileResult(BaseModel):
         default=None, description="Why it failed: unsupported_file_type, payload_too_large or extraction_failed."
     )
     duration_ms: float
-    source_id: str | None = Field(
+    source_id: SourceId = Field(
         default=None, description="The source this file is a version of (its file name by default)."
     )
     version: int = Field(default=0, description="The source's version after this file (0: none written).")
@@ -110,7 +114,7 @@ class DocumentOut(BaseModel):
     pages: int
     chunks: int
     tags: dict[str, Any]
-    source_id: str | None = Field(default=None, description="The source the document is a version of.")
+    source_id: SourceId = Field(default=None, description="The source the document is a version of.")
     version: int | None = Field(default=None, description="Its current version (1, 2, ...).")
     updated_at: float | None = Field(default=None, description="When its current version was indexed (epoch s).")
     access: list[str] = Field(
@@ -272,7 +276,7 @@ class JobFileOut(BaseModel):
         "spool_missing (the spooled upload was lost).",
     )
     duration_ms: float
-    source_id: str | None = Field(
+    source_id: SourceId = Field(
         default=None, description="The source this file is a version of (its file name by default)."
     )
     version: int = Field(default=0, description="The source's version after this file (0: none written).")

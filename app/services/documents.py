@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import InvalidInputError, NotFoundError
 from app.services.access import access_meta, validate_principals
 from app.services.collections import collection_filter
-from app.services.ingest import RESERVED_META, validate_collection
+from app.services.ingest import RESERVED_META, public_source_id, validate_collection
 from app.services.visibility import and_filters
 
 if TYPE_CHECKING:
@@ -94,7 +94,8 @@ class DocumentService:
             rows = self.registry.versions(collection, [info.document_id for info in page])
             for info in page:
                 if (row := rows.get(info.document_id)) is not None and row.content_hash is not None:
-                    info.source_id, info.version, info.updated_at = row.source_id, row.version, row.updated_at
+                    info.source_id, info.version = public_source_id(row.source_id), row.version
+                    info.updated_at = row.updated_at
         return page, len(ordered)
 
     def collection_of(self, document_id: str, *, visibility: dict[str, Any] | None = None) -> str:

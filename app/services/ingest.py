@@ -209,6 +209,31 @@ def validate_source_id(source_id: str) -> str:
     return source_id
 
 
+_COPY = "\x1f"  # a control character: never in a caller's source id
+
+
+def source_copy(source_id: str, number: int) -> str:
+    """The registry key of the `number`-th source of a collection with this id (1: the id itself). Sources are
+    identified among the documents a caller reads: an upload whose source id is the source of a document the caller
+    may not read is the caller's own source of that id, the first copy that is free or that it reads
+    (`app.api.routes.documents`), so that an upload never confirms a hidden document."""
+    return source_id if number == 1 else f"{source_id}{_COPY}{number}"
+
+
+def public_source_id(source_id: str | None) -> str | None:
+    """The source id a caller gave (without the copy number of `source_copy`): what answers and chunks show."""
+    return None if source_id is None else source_id.split(_COPY, 1)[0]
+
+
+def validate_source_key(source_id: str) -> str:
+    """A caller's source id (`validate_source_id`), or one of its copies (`source_copy`)."""
+    given, _, number = source_id.partition(_COPY)
+    validate_source_id(given)
+    if _COPY in source_id and not (number.isdigit() and int(number) >= 2):
+        raise InvalidInputError(f"invalid source_id: use 1-{SOURCE_ID_MAX_CHARS} characters without control characters")
+    return source_id
+
+
 def document_id_for(collection: str, content_hash: str) -> str:
     """Stable id of a file's content within a collection (the same bytes in two collections are two documents)."""
     return hashlib.sha256(f"{collection}\x00{content_hash}".encode()).hexdigest()[:32]
@@ -376,7 +401,7 @@ class IngestService:
         if principals and self.access is not None:  # before any chunk names it
             self.access.register(principals)
         name = clean_filename(filename)
-        source = name if source_id is None else validate_source_id(source_id)
+        source = name if source_id is None else validate_source_key(source_id)
         started = time.perf_counter()
         content_hash = hashlib.sha256(data).hexdigest()
         document_id = document_id_for(collection, content_hash)
@@ -608,7 +633,7 @@ class IngestService:
             job.content_hash,
             job.tags,
             job.split,
-            chunk_meta={"source_id": job.source_id, "version": version},
+            chunk_meta={"source_id": public_source_id(job.source_id), "version": version},
         )
         result.pages, result.chunks = outcome[0], outcome[1]
         changes = outcome[2] if len(outcome) > 2 else {}

@@ -650,7 +650,8 @@ def test_no_route_reveals_a_document_the_caller_may_not_read(request, world, sto
 
 def case_upload(world: World, p: Principal) -> None:
     """An upload never confirms a document the writer may not read: the same bytes as a hidden document, or new bytes
-    under a hidden document's file name (its source id), are not `duplicate` of it nor an `updated` version of it."""
+    under a hidden document's file name (its source id), are a new document of the writer's, not a `duplicate` of it
+    nor an `updated` version of it (nor a 409 saying the name is taken)."""
     for doc in world.hidden(p):
         if doc.collection not in world.visible_collections(p):
             continue
@@ -666,12 +667,27 @@ def case_upload(world: World, p: Principal) -> None:
         assert copy["document_id"] in own.text, own.text  # the writer's copy is its own to read
         gone = world.client.delete(f"/documents/{copy['document_id']}", headers=p.headers)  # others must not see it
         assert gone.status_code == 200, gone.text
-        renamed = [("files", (doc.filename, b"Other text. " + uuid.uuid4().hex.encode(), "text/plain"))]
-        replaced = world.client.post(
-            "/documents/upload", files=renamed, data={"collection": doc.collection}, headers=p.headers
-        )
-        world.check(p, replaced, doc.filename, "POST /documents/upload (a hidden document's file name)")
-        assert replaced.status_code == 409 and '"updated"' not in replaced.text, replaced.text  # the name is taken
+        # under a hidden document's file name (its source id): a new document of the writer's own, as if the hidden
+        # one did not exist; the next upload of that name is a version of the writer's document, never of the hidden
+        mine = []
+        for round_ in range(2):
+            renamed = [("files", (doc.filename, b"Other text. " + uuid.uuid4().hex.encode(), "text/plain"))]
+            replaced = world.client.post(
+                "/documents/upload", files=renamed, data={"collection": doc.collection}, headers=p.headers
+            )
+            world.check(p, replaced, doc.filename, "POST /documents/upload (a hidden document's file name)")
+            [own] = replaced.json()["files"]
+            assert (own["status"], own["version"], own["source_id"]) == (
+                ("indexed", 1, doc.filename) if round_ == 0 else ("updated", 2, doc.filename)
+            ), replaced.text
+            assert own["document_id"] != doc.document_id, replaced.text
+            mine.append(own["document_id"])
+        assert mine[0] == mine[1], mine
+        listed_own = world.client.get(
+            "/documents", params={"collection": doc.collection, "limit": 500}, headers=p.headers
+        ).json()["documents"]
+        assert [d["source_id"] for d in listed_own if d["document_id"] == mine[0]] == [doc.filename], listed_own
+        assert world.client.delete(f"/documents/{mine[0]}", headers=p.headers).status_code == 200
         listed = world.client.get(  # and the hidden document is as it was
             "/documents",
             params={"collection": doc.collection, "limit": 500},

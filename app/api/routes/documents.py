@@ -40,6 +40,7 @@ from app.services.ingest import (
     IngestResult,
     clean_filename,
     guess_content_type,
+    source_copy,
     validate_collection,
     validate_source_id,
     validate_tags,
@@ -118,7 +119,7 @@ async def _count_pages(state: RagState, files: list[UploadFile], limit: int) -> 
 
 
 def _uploads(
-    files: list[UploadFile], limit: int, max_upload_mb: int, pages: PageCounts, source_id: str | None = None
+    files: list[UploadFile], limit: int, max_upload_mb: int, pages: PageCounts, sources: list[str] | None = None
 ) -> Iterator[UploadedFile]:
     """The files of an async upload, each read only when the job service asks for it (one in memory at a time)."""
     for index, upload_file in enumerate(files):
@@ -137,28 +138,39 @@ def _uploads(
             error=error,
             error_code=code,
             pdf_pages=counted if isinstance(counted, int) else None,
-            source_id=source_id,
+            source_id=sources[index] if sources else None,
         )
 
 
-async def _refuse_hidden_sources(state: RagState, key: ApiKey, collection: str, source_ids: list[str]) -> None:
-    """409 when an upload would make a new version of a source whose document the caller may not read: a writer
-    never replaces (nor reads, through the answer's counts) a document hidden from it. The answer says that the source
-    id is taken, as a taken collection name does, never what the document holds."""
+_MAX_SOURCE_COPIES = 100
+
+
+async def _own_sources(state: RagState, key: ApiKey, collection: str, source_ids: list[str]) -> dict[str, str]:
+    """The source each of the upload's source ids stands for, among the documents the caller reads: the id itself,
+    unless its document is one the caller may not read; then the first copy of the id (`source_copy`) that is free or
+    that it reads. So a writer never replaces a document hidden from it, and the answer (`indexed`, a new document)
+    is the one it would get if the hidden document did not exist."""
     visibility = await read_scope(state, key)
-    if visibility is None:
-        return
+    owned: dict[str, str] = {}
     for source_id in dict.fromkeys(source_ids):
-        current = await asyncio.to_thread(state.ingest.source, collection, source_id)
-        if current is None:
+        owned[source_id] = source_id
+        if visibility is None:
             continue
-        try:
-            await asyncio.to_thread(state.documents.collection_of, current.document_id, visibility=visibility)
-        except NotFoundError:
-            raise ConflictError(
-                f"source id {source_id!r} is taken in collection {collection!r} by a document this key may not "
-                "read: upload under another file name or source_id"
-            ) from None
+        for number in range(1, _MAX_SOURCE_COPIES + 1):
+            candidate = source_copy(source_id, number)
+            current = await asyncio.to_thread(state.ingest.source, collection, candidate)
+            if current is None:
+                owned[source_id] = candidate
+                break
+            try:
+                await asyncio.to_thread(state.documents.collection_of, current.document_id, visibility=visibility)
+            except NotFoundError:
+                continue
+            owned[source_id] = candidate
+            break
+        else:
+            raise ConflictError(f"too many documents of collection {collection!r} have source id {source_id!r}")
+    return owned
 
 
 async def _submit_job(
@@ -168,10 +180,11 @@ async def _submit_job(
     files: list[UploadFile],
     limit: int,
     pages: PageCounts,
-    source_id: str | None = None,
+    sources: list[str] | None = None,
 ) -> JSONResponse:
-    """Spool the files one at a time (never all in memory), record the job, answer 202."""
-    uploads = _uploads(files, limit, state.settings.max_upload_mb, pages, source_id)
+    """Spool the files one at a time (never all in memory), record the job, answer 202. `sources`: each file's source
+    (`_own_sources`)."""
+    uploads = _uploads(files, limit, state.settings.max_upload_mb, pages, sources)
     job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
     body = job_out(job)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
@@ -185,14 +198,16 @@ async def _submit_job(
         400: {"model": ErrorResponse},
         409: {
             "model": ErrorResponse,
-            "description": "The name is another tenant's collection, or a file's source id is a document's the key "
-            "may not read",
+            "description": "The name is another tenant's collection (or a hundred documents the key may not read "
+            "have the file's source id)",
         },
         422: {"model": ErrorResponse},
     },
     summary="Upload and index files into a collection",
     description="Each file is indexed on its own: one bad file never fails the others. A file is a version of its "
-    "source (its file name, or `source_id`): a new source answers `indexed`, new content for a source `updated` "
+    "source (its file name, or `source_id`, among the documents the key reads: a source whose document the key may "
+    "not read is left alone, and the file becomes a document of its own): a new source answers `indexed`, new "
+    "content for a source `updated` "
     "(the new version replaces the previous one atomically), the source's current content `unchanged`, content "
     "that is another source's current version `duplicate`. When no file could be indexed the answer is 422. "
     "With `?async=true`, or beyond RAG_ASYNC_THRESHOLD_MB / RAG_ASYNC_THRESHOLD_PAGES, the files are spooled and "
@@ -236,16 +251,17 @@ async def upload(
         if len(files) != 1:
             raise InvalidInputError("source_id names the source of one file: send one file per request")
     names = [source_id] if source_id is not None else [clean_filename(file.filename) for file in files]
-    await _refuse_hidden_sources(state, key, collection, names)
+    owned = await _own_sources(state, key, collection, names)
+    sources = [owned[name] for name in names]  # one per file
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()
     job_tags = {**tags, ACCESS_TAG: principals} if principals is not None else tags  # the job's runner passes it on
     if run_async or _is_large_in_bytes(state, files):  # the job's spool counts the PDFs' pages
-        return await _submit_job(state, collection, job_tags, files, limit, {}, source_id)
+        return await _submit_job(state, collection, job_tags, files, limit, {}, sources)
     pages = await _count_pages(state, files, limit)
     counted = sum(count for count in pages.values() if isinstance(count, int))
     if counted > state.settings.async_threshold_pages:
-        return await _submit_job(state, collection, job_tags, files, limit, pages, source_id)
+        return await _submit_job(state, collection, job_tags, files, limit, pages, sources)
     results: list[IngestResult] = []
     generation = await asyncio.to_thread(state.collections.generation, collection)  # a drop from now on undoes us
     for index, upload_file in enumerate(files):
@@ -271,7 +287,7 @@ async def upload(
                 content_type=upload_file.content_type,
                 pdf_pages=pdf_pages,
                 access=principals,
-                source_id=source_id,
+                source_id=sources[index],
             )
         dropped = await asyncio.to_thread(state.collections.generation, collection) != generation
         if result.status in ("indexed", "updated") and dropped:

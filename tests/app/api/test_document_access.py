@@ -181,3 +181,29 @@ def test_a_stored_response_is_not_shown_to_a_key_that_reads_less(client, corpus,
     assert hidden.status_code == 404, hidden.text
     follow_up = {"model": "rag", "input": "and then?", "tools": [tool], "previous_response_id": response_id}
     assert client.post("/v1/responses", json=follow_up, headers=nobody).status_code == 404
+
+
+def test_an_upload_under_a_hidden_documents_name_is_a_document_of_the_writers_own(client, corpus, eng, api_settings):
+    """The source id `hr.txt` is a document `eng` may not read: `eng`'s upload of that name (in a job as inline) is a
+    source of its own, so it neither replaces the hidden document nor learns that it exists; the next upload of the
+    name is a version of `eng`'s document."""
+    collection, ids = corpus
+    files = [("files", ("hr.txt", b"Engineering notes on the lamp. " + uuid.uuid4().hex.encode(), "text/plain"))]
+    first = client.post("/documents/upload", files=files, data={"collection": collection}, headers=eng)
+    assert first.status_code == 200, first.text
+    [own] = first.json()["files"]
+    assert (own["status"], own["version"], own["source_id"]) == ("indexed", 1, "hr.txt")
+    assert own["document_id"] != ids["hr"]
+    files = [("files", ("hr.txt", b"Engineering notes, second edition. " + uuid.uuid4().hex.encode(), "text/plain"))]
+    submitted = client.post(
+        "/documents/upload", files=files, data={"collection": collection}, params={"async": "true"}, headers=eng
+    )
+    assert submitted.status_code == 202, submitted.text
+    job, _ = wait_for_job(client, submitted.json()["job_id"])
+    [again] = job["files"]
+    assert (again["status"], again["version"], again["source_id"]) == ("updated", 2, "hr.txt"), job
+    assert again["document_id"] == own["document_id"]
+    hr = admin_headers(api_settings.data_dir, role="reader", principals=["group:hr"])
+    listed = client.get("/documents", params={"collection": collection, "limit": 500}, headers=hr).json()["documents"]
+    assert [(d["source_id"], d["version"]) for d in listed if d["document_id"] == ids["hr"]] == [("hr.txt", 1)]
+    assert client.delete(f"/documents/{own['document_id']}", headers=eng).status_code == 200
