@@ -334,7 +334,8 @@ def test_scoped_keys_read_through_the_app_with_filters_pinecone_can_express(
 ) -> None:
     """Keys without `*` (principals, a tenant) query, list and count on the pinecone profile: their read filter names
     the `acl` ids and the tenant, never a null (pinecone-haystack refuses one: FilterError), and every chunk the
-    profile writes carries both fields. A chunk without them (indexed before access lists) is read by `*` keys only."""
+    profile writes carries both fields. A chunk without them (indexed before access lists) is read by the operator
+    only, until it is indexed again."""
     settings = Settings(
         data_dir=tmp_path / "data",
         pipelines_dir=make_tiny_profile(tmp_path / "pipelines", profile="pinecone"),
@@ -401,3 +402,8 @@ def test_scoped_keys_read_through_the_app_with_filters_pinecone_can_express(
 
         listed = client.get("/documents", params={"collection": "ops"}, headers=operator)
         assert {d["filename"] for d in listed.json()["documents"]} == {"public.txt", "eng.txt", "hr.txt", "legacy.txt"}
+        # indexed again (a new version of it), the old document carries `acl` and `tenant`: public to scoped keys too
+        replaced = client.put("/documents/legacy", files={"file": ("legacy.txt", b"Old.\n")}, headers=operator)
+        assert replaced.status_code == 200, replaced.text
+        listed = client.get("/documents", params={"collection": "ops"}, headers=eng)
+        assert {d["filename"] for d in listed.json()["documents"]} == {"public.txt", "eng.txt", "legacy.txt"}
