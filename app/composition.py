@@ -42,6 +42,7 @@ from app.sync.listing import SyncLimits
 from app.sync.runner import SyncRunner, ingest_adapter
 from app.sync.service import SourceService
 from app.sync.store import SourceStore
+from components.stores.missing_values import filters_missing_values
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Services:
     responses: ResponseStore
     sources: SourceService
     access: AccessStore
+    missing_value_filters: bool  # the store's filters match a missing meta field (`app.services.visibility`)
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     ingest_worker: IngestWorker | None = None  # `rag serve`: the recycled process that indexes (RAG_INGEST_WORKER)
     warmed_up: bool = False
@@ -454,6 +456,7 @@ def build_services(settings: Settings, pipelines: PipelineSet | None = None, *, 
         responses=response_store(settings),
         sources=source_service(settings, jobs),
         access=access_lists,
+        missing_value_filters=filters_missing_values(pipelines.document_store),
         ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
     )
 

@@ -92,8 +92,9 @@ async def authenticate(
 
 async def read_scope(state: RagState, key: ApiKey) -> dict[str, Any] | None:
     """The caller's read filter (`app.services.visibility.read_filter`: the documents it may read), for every read
-    path to AND into its store query; one state-database query, off the event loop."""
-    return await asyncio.to_thread(read_filter, key, state.access)
+    path to AND into its store query; one state-database query, off the event loop. It names a missing `acl`/`tenant`
+    only when the store's filters can (`Services.missing_value_filters`: not on Pinecone)."""
+    return await asyncio.to_thread(read_filter, key, state.access, missing_values=state.missing_value_filters)
 
 
 async def readable_acls(state: RagState, key: ApiKey) -> list[str] | None:

@@ -19,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
 from app.composition import build_services
+from app.main import create_app
 from app.pipeline_loader import PipelineSet, load_pipelines
 from app.services.collections import collection_filter
 from app.settings import Settings
+from app.testing.api import admin_headers
+from app.testing.leaks import create_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "pipelines" / "profiles" / "pinecone"
@@ -299,3 +303,107 @@ def test_services_index_list_and_drop_through_the_profile(
     assert [(c.name, c.documents, c.chunks) for c in collections.list()] == [("c1", 1, 1)]
     assert collections.drop("c1") == 1
     assert pinecone_replay.vectors == {}
+
+
+def _nulls(value: Any) -> bool:
+    """Whether a (JSON) value holds a null anywhere."""
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_nulls(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_nulls(v) for v in value)
+    return False
+
+
+def _conditions(flt: Any) -> list[dict[str, Any]]:
+    """The field conditions of a Pinecone filter (`{"field": {"$op": value}}`), through `$and` / `$or`."""
+    if not isinstance(flt, dict):
+        return []
+    found: list[dict[str, Any]] = []
+    for key, value in flt.items():
+        if key in ("$and", "$or"):
+            found += [c for sub in value for c in _conditions(sub)]
+        else:
+            found.append({key: value})
+    return found
+
+
+def test_scoped_keys_read_through_the_app_with_filters_pinecone_can_express(
+    pinecone_replay: Replay, tmp_path: Path, make_tiny_profile
+) -> None:
+    """Keys without `*` (principals, a tenant) query, list and count on the pinecone profile: their read filter names
+    the `acl` ids and the tenant, never a null (pinecone-haystack refuses one: FilterError), and every chunk the
+    profile writes carries both fields. A chunk without them (indexed before access lists) is read by the operator
+    only, until it is indexed again."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        pipelines_dir=make_tiny_profile(tmp_path / "pipelines", profile="pinecone"),
+        rate_limit="off",
+        ingest_worker=False,
+    )
+    operator = admin_headers(settings.data_dir)
+    acme_admin = create_key(settings, name="acme-admin", role="admin", principals=["*"], tenant="acme")
+    eng = create_key(settings, name="eng", role="reader", principals=["group:eng"])
+    acme_eng = create_key(settings, name="acme-eng", role="reader", principals=["group:eng"], tenant="acme")
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.rag.missing_value_filters is False
+        for name, headers in (("ops", operator), ("acme-docs", acme_admin)):
+            assert client.post("/collections", json={"name": name}, headers=headers).status_code == 201
+        uploads = [
+            ("ops", operator, "public.txt", None),
+            ("ops", operator, "eng.txt", ["group:eng"]),
+            ("ops", operator, "hr.txt", ["group:hr"]),
+            ("acme-docs", acme_admin, "acme-eng.txt", ["group:eng"]),
+            ("acme-docs", acme_admin, "acme-hr.txt", ["group:hr"]),
+        ]
+        ids = {}
+        for collection, headers, filename, access in uploads:
+            form = {"collection": collection, **({"access": json.dumps(access)} if access else {})}
+            text = f"The kettle warranty of {filename} lasts 24 months.\n".encode()
+            files = [("files", (filename, text, "text/plain"))]
+            answer = client.post("/documents/upload", files=files, data=form, headers=headers)
+            assert answer.status_code == 200, answer.text
+            ids[filename] = answer.json()["files"][0]["document_id"]
+        written = [v["metadata"] for body in pinecone_replay.bodies("POST", "/vectors/upsert") for v in body["vectors"]]
+        assert len(written) == len(uploads)
+        assert all(isinstance(meta.get("acl"), str) and meta["acl"] for meta in written)
+        assert sorted(meta["tenant"] for meta in written) == ["", "", "", "acme", "acme"]  # "" survives the upsert
+        pinecone_replay.vectors["default/legacy"] = {  # indexed before access lists and tenants: no acl, no tenant
+            "values": _vector(0),
+            "metadata": {"collection": "ops", "document_id": "legacy", "file_name": "legacy.txt", "content": "Old."},
+        }
+
+        for headers, collection, tenant, readable in (
+            (eng, "ops", "", {"public.txt", "eng.txt"}),
+            (acme_eng, "acme-docs", "acme", {"acme-eng.txt"}),
+        ):
+            pinecone_replay.requests.clear()
+            query = {"question": "How long is the kettle warranty?", "collection": collection, "generate": False}
+            answered = client.post("/query", json={**query, "top_k": 10}, headers=headers)
+            listed = client.get("/documents", params={"collection": collection}, headers=headers)
+            counted = client.get("/collections", headers=headers)
+
+            assert answered.status_code == 200, answered.text
+            assert {s["filename"] for s in answered.json()["sources"]} <= readable
+            assert listed.status_code == 200, listed.text
+            assert {d["filename"] for d in listed.json()["documents"]} == readable
+            assert counted.status_code == 200, counted.text
+            (info,) = [c for c in counted.json() if c["name"] == collection]
+            assert info["documents"] == len(readable)
+            queries = pinecone_replay.bodies("POST", "/query")
+            filters = [q["filter"] for q in queries if "filter" in q]  # unfiltered: the collection names
+            assert len(filters) >= 3 and not any(_nulls(f) for f in filters)  # search, listing, count
+            for flt in filters:
+                conditions = _conditions(flt)
+                assert {"tenant": {"$eq": tenant}} in conditions
+                (acl,) = [c["acl"] for c in conditions if "acl" in c]
+                assert set(acl) == {"$in"} and "public" in acl["$in"] and len(acl["$in"]) == 2  # public + eng's list
+
+        listed = client.get("/documents", params={"collection": "ops"}, headers=operator)
+        assert {d["filename"] for d in listed.json()["documents"]} == {"public.txt", "eng.txt", "hr.txt", "legacy.txt"}
+        # indexed again (a new version of it), the old document carries `acl` and `tenant`: public to scoped keys too
+        replaced = client.put("/documents/legacy", files={"file": ("legacy.txt", b"Old.\n")}, headers=operator)
+        assert replaced.status_code == 200, replaced.text
+        listed = client.get("/documents", params={"collection": "ops"}, headers=eng)
+        assert {d["filename"] for d in listed.json()["documents"]} == {"public.txt", "eng.txt", "legacy.txt"}
