@@ -7,6 +7,7 @@ full-text search gives the joiner both. These tests run the profiles' own query 
 the store swapped for an in-memory one holding both versions, or the default's LanceDB store with a replacement
 committed between its two retrievals) and check what the gate passes on: the sources and the prompt's passages.
 """
+
 from __future__ import annotations
 
 import uuid
