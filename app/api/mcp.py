@@ -41,6 +41,7 @@ from app.errors import AuthenticationError, InvalidInputError, NotFoundError, Ra
 from app.services.api_keys import DEV_KEY, ApiKey, Role
 from app.services.query import Source
 from app.services.visibility import and_filters
+from components.rankers.latest_version_filter import latest_versions
 
 logger = logging.getLogger(__name__)
 
@@ -294,12 +295,13 @@ def _passage(source: Source) -> Passage:
 def _document_chunks(
     state: Services, key: ApiKey, document_id: str, visibility: dict[str, Any] | None = None
 ) -> list[Document]:
-    """Every chunk of the document; a document outside the key's collections, or one it may not read (`visibility`,
-    in the store query), is answered exactly as an unknown one."""
+    """Every chunk of the document's current version (while a store that replaces a version in two steps holds both,
+    the newer one's); a document outside the key's collections, or one it may not read (`visibility`, in the store
+    query), is answered exactly as an unknown one."""
     if not isinstance(document_id, str) or not _DOCUMENT_ID.fullmatch(document_id):
         raise InvalidInputError("document_id must be 1-128 letters, digits, '_' or '-'")
     scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
-    chunks: list[Document] = state.documents.store.filter_documents(and_filters(scope, visibility))
+    chunks: list[Document] = latest_versions(state.documents.store.filter_documents(and_filters(scope, visibility)))
     if not chunks or not key.allows(str(chunks[0].meta.get("collection"))):
         raise NotFoundError(f"document {document_id!r} does not exist")
     return chunks

@@ -19,6 +19,7 @@ from app.errors import InvalidInputError
 from app.services.documents import _TAG_EXCLUDE
 from app.services.openai_filters import translate_filters
 from app.services.query import QueryService, Source
+from components.rankers.latest_version_filter import latest_versions
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +123,10 @@ class VectorStoreSearch:
         visibility: dict[str, Any] | None = None,
     ) -> SearchPage:
         """Run every query (at most `MAX_QUERIES`) through the query pipeline, search-only; merge them by chunk
-        (a chunk found by several queries keeps its best score), drop hits scoring below `score_threshold` and keep
-        the best `max_num_results`. InvalidInputError for a malformed query, filter or limit. `visibility`: the
-        caller's read filter (`app.services.visibility.read_filter`), ANDed into every store query."""
+        (a chunk found by several queries keeps its best score), drop hits scoring below `score_threshold` and older
+        versions of a document found in a newer one by another query, and keep the best `max_num_results`.
+        InvalidInputError for a malformed query, filter or limit. `visibility`: the caller's read filter
+        (`app.services.visibility.read_filter`), ANDed into every store query."""
         queries = [query] if isinstance(query, str) else list(query)
         if not queries or len(queries) > MAX_QUERIES:
             raise InvalidInputError(f"query must be a string or a list of 1 to {MAX_QUERIES} strings")
@@ -150,8 +152,21 @@ class VectorStoreSearch:
                 if source.chunk_id not in best or score > best[source.chunk_id][0]:
                     best[source.chunk_id] = (score, source)
         ranked = sorted(best.values(), key=lambda pair: -pair[0])
-        kept = [(score, source) for score, source in ranked if score >= score_threshold][:max_num_results]
-        metas = self._metas(vector_store_id, [source.chunk_id for _, source in kept], visibility)
+        kept = [(score, source) for score, source in ranked if score >= score_threshold]
+        if len(searched) > 1:
+            # Each query is a retrieval of its own: a new version of a document committed between two of them must
+            # not give the merged page chunks of both (each query's own result is one version: the pipeline's
+            # LatestVersionFilter). A chunk gone from the store since its query counts as an older version.
+            metas = self._metas(vector_store_id, [source.chunk_id for _, source in kept], visibility)
+            kept = latest_versions(
+                kept,
+                lambda hit: (
+                    metas.get(hit[1].chunk_id) or {"collection": vector_store_id, "document_id": hit[1].document_id}
+                ),
+            )[:max_num_results]
+        else:
+            kept = kept[:max_num_results]
+            metas = self._metas(vector_store_id, [source.chunk_id for _, source in kept], visibility)
         if self.touch is not None:
             self.touch(vector_store_id)
         return SearchPage(

@@ -9,17 +9,20 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from haystack import Document
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from app.api.mcp import merge_chunks
+from app.api.mcp import _document_chunks, merge_chunks
 from app.main import create_app
+from app.services.api_keys import DEV_KEY
 from app.settings import PROJECT_ROOT
 from app.testing.api import admin_headers
 from app.testing.servers import rag_server
@@ -77,6 +80,22 @@ def test_merge_chunks_joins_chunks_without_overlap_by_a_line_break():
         "The first chunk ends here.\nA second chunk shares nothing with it."
     )
     assert merge_chunks([]) == ""
+
+
+def test_fetch_reads_only_the_newest_version_while_a_store_holds_two():
+    """Weaviate and Pinecone write a new version before they delete the previous one: a fetch in between reads the
+    document's chunks of its newest version only, never a page of each."""
+
+    def chunk(cid: str, version: int, text: str) -> Document:
+        meta = {"collection": "c", "document_id": "d" * 32, "source_id": "a.txt", "version": version, "page": 1}
+        return Document(id=cid, content=text, meta=meta)
+
+    stored = [chunk("old", 1, "The old text."), chunk("new", 2, "The new text.")]
+    state = SimpleNamespace(documents=SimpleNamespace(store=SimpleNamespace(filter_documents=lambda filters: stored)))
+
+    chunks = _document_chunks(state, DEV_KEY, "d" * 32)  # type: ignore[arg-type]
+
+    assert [c.id for c in chunks] == ["new"]
 
 
 # -- in-process: the route and its key check -------------------------------------------------------------------------

@@ -120,3 +120,41 @@ def test_scores_in_the_unit_interval_are_kept_and_others_squashed_in_order():
 
 def test_attributes_are_the_user_tags_only():
     assert attributes(META["b"]) == {"year": 2020}
+
+
+def _versioned(version: int, document_id: str = "doc-guide") -> dict[str, Any]:
+    return {"collection": "c", "document_id": document_id, "source_id": "guide.txt", "version": version}
+
+
+class SharedDocumentQuery(StubQuery):
+    """Like StubQuery, every chunk `v<n>-...` being a chunk of one document (`doc-guide`)."""
+
+    def ask(self, question: str, **kwargs: Any) -> QueryResult:
+        result = super().ask(question, **kwargs)
+        for source in result.sources:
+            if source.chunk_id.startswith("v"):
+                source.document_id = "doc-guide"
+        return result
+
+
+def test_a_version_replaced_between_two_queries_does_not_mix_in_the_merged_page():
+    """Each query's result holds one version; the first query ran before the new version was written, the second
+    after: the merged page keeps the new version's chunks and every other document's."""
+    query = SharedDocumentQuery({"one": [("v1-a", 0.9), ("a", 0.5)], "two": [("v2-a", 0.8), ("v2-b", 0.7)]})
+    metas = {**META, "v1-a": _versioned(1), "v2-a": _versioned(2), "v2-b": _versioned(2)}
+    search = VectorStoreSearch(query, StubStore(metas))  # type: ignore[arg-type]
+
+    page = search.search("c", ["one", "two"], max_num_results=3)
+
+    assert [h.chunk_id for h in page.hits] == ["v2-a", "v2-b", "a"]  # the best 3 once v1-a is dropped
+
+
+def test_a_chunk_deleted_since_its_query_counts_as_an_older_version():
+    """The old version's chunk was found by the first query and deleted (write-then-delete) before the page was
+    built: without its metadata it still does not join the new version's chunks."""
+    query = SharedDocumentQuery({"one": [("v1-gone", 0.9)], "two": [("v2-a", 0.8)]})
+    search = VectorStoreSearch(query, StubStore({"v2-a": _versioned(2)}))  # type: ignore[arg-type]
+
+    page = search.search("c", ["one", "two"])
+
+    assert [h.chunk_id for h in page.hits] == ["v2-a"]
