@@ -25,7 +25,9 @@ from weaviate.collections.classes.internal import MetadataReturn, Object, QueryR
 from weaviate.util import generate_uuid5
 
 from app.pipeline_loader import PipelineSpec, _StoreSharing, load_pipeline, read_yaml
+from app.services.api_keys import ApiKey, Role
 from app.services.collections import collection_filter
+from app.services.visibility import acl_condition, and_filters, tenant_filter
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "pipelines" / "profiles" / "weaviate"
@@ -246,3 +248,45 @@ def test_count_unique_needs_the_property_in_the_schema(profile: Any) -> None:
 
     with pytest.raises(ValueError, match="document_id"):
         store.count_unique_metadata_by_filter(collection_filter("c1"), ["document_id"])
+
+
+def _fields(condition: dict[str, Any]) -> set[str]:
+    if "conditions" in condition:
+        return set().union(*(_fields(c) for c in condition["conditions"]))
+    return {condition["field"].removeprefix("meta.")}
+
+
+def _property_lists() -> list[list[dict[str, Any]]]:
+    """Every `collection_settings.properties` of the profile (each store of both pipelines)."""
+    found: list[list[dict[str, Any]]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "collection_settings" in node:
+                found.append(node["collection_settings"]["properties"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for name in ("indexing.yml", "query.yml"):
+        walk(read_yaml(PROFILE / name))
+    return found
+
+
+def test_every_field_a_read_filter_or_a_version_names_is_an_exact_match_property() -> None:
+    """With Weaviate's default `word` tokenization, `acl in ["acl_1a2b"]` would match every chunk whose acl has the
+    token "acl" (every restricted document), and tenant "acme" the chunks of tenant "acme-corp": each text field a
+    filter of the service names is declared with `field` tokenization, in every store of both pipelines."""
+    key = ApiKey(id="k", name="k", role=Role.READER, collections=None, created_at="", tenant="acme")
+    scoped = and_filters(tenant_filter(key), acl_condition(["acl_1a2b"]))
+    assert scoped is not None
+    names = _fields(scoped) | {"collection", "document_id", "source_id"}  # + the ingest's version filters
+    lists = _property_lists()
+    assert len(lists) >= 3  # the reuser's and the writer's store (indexing), the retrievers' (query)
+    for properties in lists:
+        declared = {p["name"]: p for p in properties}
+        for name in sorted(names):
+            assert declared.get(name, {}).get("tokenization") == "field", (name, declared.get(name))
+        assert declared["version"]["dataType"] == ["int"]
