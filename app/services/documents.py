@@ -15,6 +15,7 @@ from app.services.access import access_meta, validate_principals
 from app.services.collections import collection_filter
 from app.services.ingest import RESERVED_META, public_source_id, validate_collection
 from app.services.visibility import and_filters
+from components.rankers.latest_version_filter import latest_versions
 
 if TYPE_CHECKING:
     from app.services.access import AccessStore
@@ -63,7 +64,8 @@ class DocumentService:
         validate_collection(collection)
         grouped: dict[str, DocumentInfo] = {}
         pages: dict[str, set[int]] = {}
-        for chunk in self.store.filter_documents(and_filters(collection_filter(collection), visibility)):
+        chunks = self.store.filter_documents(and_filters(collection_filter(collection), visibility))
+        for chunk in latest_versions(chunks):  # one version per document while a write-then-delete store replaces it
             meta = chunk.meta
             doc_id = str(meta.get("document_id"))
             info = grouped.get(doc_id)
