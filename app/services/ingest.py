@@ -754,17 +754,23 @@ class IngestService:
         if claim == "busy":
             self._busy(result)
             return
-        writing = False
+        writing = reindex = False
         with self.registry.holding(claim) as holding:
             try:
                 if claim.first and self.is_indexed(collection, document_id):  # indexed before the registry existed
-                    self.registry.finish(claim, indexed=True)
-                    result.status = "duplicate"
-                    return
-                writing = True
-                if not claim.first:  # taken over from a failed or crashed owner: what it left is partial
-                    self._discard_after_failure(collection, document_id, name)
-                self._run(job, document_id, 1)
+                    if not job.replace:
+                        self.registry.finish(claim, indexed=True)
+                        result.status = "duplicate"
+                        return
+                    # `replace`: it becomes this source's first version, and the file its next one (indexed again,
+                    # with today's chunk metadata: e.g. a Pinecone chunk gains its `acl` and `tenant`)
+                    self.registry.finish(claim, indexed=True, content_hash=job.content_hash, version=1)
+                    reindex = True
+                else:
+                    writing = True
+                    if not claim.first:  # taken over from a failed or crashed owner: what it left is partial
+                        self._discard_after_failure(collection, document_id, name)
+                    self._run(job, document_id, 1)
             except BaseException:  # failed, store down or interrupted: the holder removes what it wrote
                 if holding.still_held():
                     if writing:
@@ -773,8 +779,14 @@ class IngestService:
                 else:  # another upload took it over: the chunks are its own now
                     logger.warning("Lost the claim on {file} while indexing it; its chunks are left", file=name)
                 raise
-            if not self.registry.finish(claim, indexed=True, content_hash=job.content_hash, version=1):
+            if not reindex and not self.registry.finish(claim, indexed=True, content_hash=job.content_hash, version=1):
                 logger.warning("Lost the claim on {file} while indexing it; it was indexed all the same", file=name)
+        if reindex:
+            adopted = self.registry.source(collection, job.source_id)
+            if adopted is None or adopted.document_id != document_id:  # another upload took the source meanwhile
+                result.status = "duplicate"
+                return
+            self._index_version(job, adopted)
 
     def _claim(
         self, collection: str, document_id: str, *, take_indexed: bool = False, source_id: str | None = None

@@ -4,6 +4,7 @@ and the same content again is `unchanged`."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from haystack import Document
 
 from app.composition import ingest_service, load_pipeline_set
 from app.pipeline_loader import PipelineSet
-from app.services.ingest import IngestService
+from app.services.ingest import IngestService, document_id_for
 from app.settings import Settings
 from app.testing.crafted_pdfs import text_pdf
 
@@ -147,6 +148,30 @@ def hidden_acl(chunks: list[Document], document_id: str) -> str:
     [acl] = {c.meta["acl"] for c in chunks if c.meta["document_id"] == document_id}
     assert acl != "public"
     return str(acl)
+
+
+def test_replace_indexes_a_document_from_before_the_registry_again_as_its_next_version(indexing):
+    """`rag ingest --replace` of a document indexed before sources and access lists existed (chunks without registry
+    row, `version`, `acl` or `tenant`): its chunks are written again with today's metadata (how such chunks become
+    visible to scoped keys on Pinecone), not answered `duplicate`."""
+    data = b"Harbour dues are paid at the pier office before noon."
+    seed = indexing.ingest.ingest_bytes(b"Any other text about the pier.", "seed.txt", collection="legacy")
+    [template] = [c for c in _chunks(indexing, "legacy") if c.meta["document_id"] == seed.document_id]
+    document_id = document_id_for("legacy", hashlib.sha256(data).hexdigest())
+    old = Document(
+        content=data.decode(),
+        embedding=template.embedding,
+        meta={"collection": "legacy", "document_id": document_id, "file_name": "dues.txt", "content_type": "txt"},
+    )
+    indexing.pipelines.document_store.write_documents([old])
+    again = indexing.ingest.ingest_bytes(data, "dues.txt", collection="legacy", replace=True)
+    assert (again.status, again.version, again.document_id) == ("updated", 2, document_id), again
+    plain = indexing.ingest.ingest_bytes(data, "dues.txt", collection="legacy")
+    assert (plain.status, plain.version, plain.document_id) == ("unchanged", 2, document_id)
+    chunks = [c for c in _chunks(indexing, "legacy") if c.meta["document_id"] == document_id]
+    assert chunks and {(c.meta.get("version"), c.meta.get("acl"), c.meta.get("tenant")) for c in chunks} == {
+        (2, "public", "")
+    }
 
 
 def test_a_caller_source_id_and_remove_source(indexing):
