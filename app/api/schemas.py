@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from app.jobs.models import FileState, FileStatus, JobState
-from app.services.ingest import public_source_id
+from app.services.naming import public_source_id
 
-# A source id as the caller gave it (an internal copy number, `app.services.ingest.source_copy`, is never shown).
+# A source id as the caller gave it (an internal copy number, `app.services.naming.source_copy`, is never shown).
 SourceId = Annotated[str | None, AfterValidator(public_source_id)]
 
 

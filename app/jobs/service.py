@@ -16,7 +16,7 @@ from app.blobs import BlobStore, LocalBlobStore
 from app.jobs.models import Job, JobState, UploadedFile
 from app.jobs.store import JobStore
 from app.services.file_checks import looks_like_pdf
-from app.services.ingest import document_id_for, guess_content_type
+from app.services.naming import document_id_for, guess_content_type
 
 logger = logging.getLogger(__name__)
 

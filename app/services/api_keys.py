@@ -25,7 +25,7 @@ from typing import Any
 
 from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from app.services.access import EVERYONE, validate_principals
-from app.services.ingest import validate_collection
+from app.services.naming import validate_collection
 from app.sqlite import SQLiteDatabase
 from app.state import StateDatabase
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import ConflictError, NotFoundError
 from app.services.api_keys import ApiKey, TenantBoundary
-from app.services.ingest import validate_collection
+from app.services.naming import validate_collection
 from app.sqlite import SQLiteDatabase
 from app.state import StateDatabase
 from components.stores.grouped_counts import GroupedCounts

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import InvalidInputError, NotFoundError
 from app.services.access import access_meta, validate_principals
 from app.services.collections import collection_filter
-from app.services.ingest import RESERVED_META, public_source_id, validate_collection
+from app.services.naming import RESERVED_META, public_source_id, validate_collection
 from app.services.visibility import and_filters
 from components.rankers.latest_version_filter import latest_versions
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from app.blobs import BlobStore
 from app.errors import InvalidInputError, NotFoundError, PayloadTooLargeError, PermissionDeniedError
 from app.services.api_keys import ApiKey
-from app.services.ingest import clean_filename
+from app.services.naming import clean_filename
 from app.state import StateDatabase
 
 SQLITE_MIGRATIONS = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import InvalidInputError
-from app.services.ingest import TAG_KEY_PATTERN
+from app.services.naming import TAG_KEY_PATTERN
 from app.services.query import (
     MAX_FILTER_CONDITIONS,
     MAX_FILTER_DEPTH,

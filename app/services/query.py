@@ -19,7 +19,7 @@ from app import metrics, timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
 from app.services.generation_queue import GenerationQueue
-from app.services.ingest import validate_collection
+from app.services.naming import validate_collection
 from app.upstream import filter_mismatch, upstream_error
 from components.validators.claim_checker import Claim, ClaimChecker
 

@@ -28,7 +28,7 @@ from app.jobs import FileState, FileStatus, Job, JobService, UploadedFile
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.files import FileService, Order
-from app.services.ingest import COLLECTION_PATTERN, document_id_for, validate_tags
+from app.services.naming import COLLECTION_PATTERN, document_id_for, validate_tags
 from app.state import StateDatabase
 
 SQLITE_MIGRATIONS = (

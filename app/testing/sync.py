@@ -17,7 +17,8 @@ from typing import Any
 
 from app.errors import UpstreamUnavailableError
 from app.jobs import JobService
-from app.services.ingest import IngestResult, document_id_for
+from app.services.ingest import IngestResult
+from app.services.naming import document_id_for
 from app.settings import Settings
 from app.sync.runner import IngestOutcome, SyncRunner
 from app.sync.service import SourceService

@@ -3,7 +3,7 @@ logs and the prompt. They are removed before a name is stored, on the direct and
 
 import pytest
 
-from app.services.ingest import clean_filename
+from app.services.naming import clean_filename
 from app.testing.api import wait_for_job
 
 pytestmark = pytest.mark.integration

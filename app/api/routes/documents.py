@@ -36,8 +36,8 @@ from app.jobs import UploadedFile
 from app.services.access import ACCESS_TAG, validate_principals
 from app.services.api_keys import ApiKey, Role
 from app.services.file_checks import looks_like_pdf
-from app.services.ingest import (
-    IngestResult,
+from app.services.ingest import IngestResult
+from app.services.naming import (
     clean_filename,
     guess_content_type,
     source_copy,

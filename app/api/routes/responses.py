@@ -31,7 +31,7 @@ from app.api.schemas import AUTH_ERRORS, ErrorResponse
 from app.errors import InvalidInputError, NotFoundError
 from app.services.access import EVERYONE
 from app.services.api_keys import ApiKey, Role
-from app.services.ingest import validate_collection
+from app.services.naming import validate_collection
 from app.services.openai_filters import translate_filters
 from app.services.query import Source, StreamEvent, stream_answer
 from app.services.responses import StoredResponse, new_response_id

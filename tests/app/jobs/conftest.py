@@ -11,7 +11,8 @@ import pytest
 
 from app.jobs import JobRunner, JobService, JobStore, UploadedFile
 from app.jobs.store import MIGRATIONS, POSTGRES_MIGRATIONS
-from app.services.ingest import IngestResult, document_id_for
+from app.services.ingest import IngestResult
+from app.services.naming import document_id_for
 from app.state import open_state_database
 
 

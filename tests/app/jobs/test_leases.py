@@ -17,7 +17,8 @@ import pytest
 from app.jobs import FileState, JobRunner, JobService, JobState, JobStore, UploadedFile
 from app.jobs.store import POSTGRES_MIGRATIONS, FileLease, LeaseLostError
 from app.postgres import PostgresDatabase
-from app.services.ingest import IngestResult, document_id_for
+from app.services.ingest import IngestResult
+from app.services.naming import document_id_for
 from app.timing import _watcher
 
 

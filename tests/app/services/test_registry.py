@@ -20,7 +20,8 @@ from app.services import collections as collections_module
 from app.services import registry as registry_module
 from app.services.collections import CollectionService, collection_filter
 from app.services.documents import DocumentService
-from app.services.ingest import IngestService, document_id_for
+from app.services.ingest import IngestService
+from app.services.naming import document_id_for
 from app.services.registry import DocumentRegistry
 
 DATA = b"The lighthouse keeper lights the lamp at dusk and logs every passing ship."

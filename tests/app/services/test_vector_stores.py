@@ -17,7 +17,7 @@ from app.services import collections, files, vector_stores
 from app.services.collections import CollectionService
 from app.services.documents import DocumentService
 from app.services.files import FileService
-from app.services.ingest import document_id_for
+from app.services.naming import document_id_for
 from app.services.vector_stores import VectorStoreService, validate_attributes, validate_chunking
 
 

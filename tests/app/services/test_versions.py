@@ -15,7 +15,8 @@ from haystack import Document
 
 from app.composition import ingest_service, load_pipeline_set
 from app.pipeline_loader import PipelineSet
-from app.services.ingest import IngestService, document_id_for
+from app.services.ingest import IngestService
+from app.services.naming import document_id_for
 from app.settings import Settings
 from app.testing.crafted_pdfs import text_pdf
 
