@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/answer_latency.py [--pipelines DIR] [--set eval/de
 Ingests the set's corpus the way `rag eval` does (same hash-named collection, reused across runs with the same
 data dir), warms the pipelines with one question, then asks the split's answerable questions one at a time through
 `QueryService.ask` with a streaming callback, as the SSE route does. Prints p50/p95 of the first token, the full
-answer and the prompt-side time, with the prompt tokens (llama.cpp counts) when the model reports them.
+answer and the pipeline components' p50 times (the `llm`'s includes reading the prompt and writing the answer).
 Target on 2 cores with the default model: first token p50 <= 2.5 s, full answer p50 <= 5 s. Run nothing else at the
 same time: the figures are CPU-bound.
 """
@@ -45,6 +45,7 @@ def main() -> None:
 
     first: list[float] = []
     full: list[float] = []
+    stages: dict[str, list[float]] = {}
     refused = 0
     for question in questions:
         started = time.perf_counter()
@@ -57,12 +58,16 @@ def main() -> None:
         result = services.query.ask(question.question, collection=collection, streaming_callback=on_chunk)
         elapsed = time.perf_counter() - started
         refused += result.refused
+        for name, ms in result.components_ms.items():
+            stages.setdefault(name, []).append(ms)
         full.append(elapsed)
         first.append(seen[0] if seen else elapsed)  # a refusal before the LLM: its text is the first token
     print(f"pipelines        {args.pipelines}")
     print(f"questions        {len(questions)} answerable, split {args.split}, {refused} refused")
     print(f"first token      p50 {percentile(first, 50):.2f} s, p95 {percentile(first, 95):.2f} s")
     print(f"full answer      p50 {percentile(full, 50):.2f} s, p95 {percentile(full, 95):.2f} s")
+    slowest = sorted(stages.items(), key=lambda item: -percentile(item[1], 50))
+    print("stage p50 (ms)   " + ", ".join(f"{name} {percentile(ms, 50):.0f}" for name, ms in slowest))
 
 
 if __name__ == "__main__":
