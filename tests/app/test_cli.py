@@ -144,11 +144,6 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 14 (open): with the focused context the 0.5B default model answers this one with a passage header "
-    "('[5] (from R-intro.pdf, page 97)') instead of q()",
-    strict=False,
-)
 def test_real_pdf_quit_question_with_default_model(data_dir, r_intro_pdf):
     assert _invoke("ingest", str(r_intro_pdf), "-c", "quit").exit_code == 0
     quit_answer = json.loads(

@@ -32,8 +32,8 @@ def _tiny_pipelines(target: Path) -> Path:
     copy_profile(target)
     query = target / "query.yml"
     text = query.read_text(encoding="utf-8")
-    assert "model: qwen2.5-coder-0.5b-instruct-q4_k_m" in text
-    query.write_text(text.replace("qwen2.5-coder-0.5b-instruct-q4_k_m", "smollm2-135m-instruct-q4_1"), "utf-8")
+    assert "model: qwen2.5-coder-1.5b-instruct-q4_k_m" in text
+    query.write_text(text.replace("qwen2.5-coder-1.5b-instruct-q4_k_m", "smollm2-135m-instruct-q4_1"), "utf-8")
     return target
 
 

@@ -41,11 +41,6 @@ from app.testing.leaks import (
     served_routes,
 )
 
-# Per-document access (acl17) and tenants (ten17) are not on this branch: the leak cases fail here. The lead sets
-# PENDING_MERGE to False (or removes it and the `pending` marks) once both are merged; the route guard always runs.
-PENDING_MERGE = False
-pending = pytest.mark.xfail(PENDING_MERGE, reason="needs acl17/ten17", strict=False)
-
 PRINCIPALS = ["operator", "acme_admin", "eng", "alice", "bob", "globex_admin", "globex_reader", "ops_reader"]
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
 
@@ -631,7 +626,6 @@ CASES: dict[str, Callable[..., None]] = {
 }
 
 
-@pending
 @pytest.mark.integration
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("case", CASES)
@@ -758,7 +752,6 @@ WRITE_CASES: dict[str, Callable[[World, Principal], None]] = {
 WRITERS = {"upload": ["bob_writer"], "writes on hidden ids": ["acme_admin", "globex_admin", "bob_writer"]}
 
 
-@pending
 @pytest.mark.integration
 @pytest.mark.parametrize(("case", "principal"), [(case, key) for case, keys in WRITERS.items() for key in keys])
 def test_no_write_reveals_or_changes_a_document_the_caller_may_not_read(world, case, principal):
