@@ -33,6 +33,7 @@ from haystack.document_stores.errors import DocumentStoreError
 
 from app import metrics
 from app.errors import (
+    ConflictError,
     ExtractionError,
     ParseTimeoutError,
     PayloadTooLargeError,
@@ -47,11 +48,13 @@ from app.services.naming import (
     document_id_for,
     guess_content_type,
     public_source_id,
+    source_copy,
     validate_collection,
     validate_source_key,
     validate_tags,
 )
 from app.services.registry import INDEXED, SourceTakenError, SourceVersion
+from app.services.visibility import and_filters
 from app.upstream import upstream_error
 from components.converters import errors as converter_errors
 
@@ -63,6 +66,7 @@ __all__ = ["IngestResult", "IngestService", "SourceVersion"]
 logger = logging.getLogger(__name__)
 
 TWIN_WAIT_SECONDS = 600.0  # how long an upload waits for a twin that indexes the same document
+MAX_SOURCE_COPIES = 100  # copies of one source id (`source_copy`) per collection, for callers who cannot see each other
 _POLL_SECONDS = (0.05, 1.0)  # first and longest pause between looks at the twin's progress
 _twin_wait_hook: ContextVar[Callable[[], None] | None] = ContextVar("rag_twin_wait_hook", default=None)
 
@@ -318,6 +322,28 @@ class IngestService:
             found = self.registry.source(collection, source_id)
             return found if found is not None and found.content_hash is not None else None
         return self._stored_source(collection, source_id)
+
+    def own_source(self, collection: str, source_id: str, *, visibility: dict[str, Any] | None) -> str:
+        """The source an upload under `source_id` stands for, among the documents the caller reads (`visibility`;
+        None: every document): the id itself, unless its document is one the caller may not read; then the first copy
+        of the id (`source_copy`) that is free or that it reads. So a writer never replaces a document hidden from it,
+        and the answer (`indexed`, a new document) is the one it would get if the hidden document did not exist."""
+        if visibility is None:
+            return source_id
+        collection = validate_collection(collection)
+        for number in range(1, MAX_SOURCE_COPIES + 1):
+            candidate = source_copy(source_id, number)
+            current = self.source(collection, candidate)
+            if current is None or self._readable(current.document_id, visibility):
+                return candidate
+        raise ConflictError(f"too many documents of collection {collection!r} have source id {source_id!r}")
+
+    def _readable(self, document_id: str, visibility: dict[str, Any]) -> bool:
+        scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
+        filters = and_filters(scope, visibility) or scope
+        if hasattr(self.store, "count_documents_by_filter"):
+            return bool(self.store.count_documents_by_filter(filters))
+        return bool(self.store.filter_documents(filters))
 
     def remove_source(self, collection: str, source_id: str) -> int:
         """Remove a source's chunks and its registry row; the number of chunks removed (0: unknown source, or a live

@@ -123,7 +123,7 @@ def source_copy(source_id: str, number: int) -> str:
     """The registry key of the `number`-th source of a collection with this id (1: the id itself). Sources are
     identified among the documents a caller reads: an upload whose source id is the source of a document the caller
     may not read is the caller's own source of that id, the first copy that is free or that it reads
-    (`app.api.routes.documents`), so that an upload never confirms a hidden document."""
+    (`IngestService.own_source`), so that an upload never confirms a hidden document."""
     return source_id if number == 1 else f"{source_id}{_COPY}{number}"
 
 

@@ -31,16 +31,15 @@ from app.api.schemas import (
     JobOut,
     UploadResponse,
 )
-from app.errors import ConflictError, ExtractionError, InvalidInputError, NotFoundError
+from app.errors import ExtractionError, InvalidInputError, NotFoundError
 from app.jobs import UploadedFile
 from app.services.access import ACCESS_TAG, validate_principals
-from app.services.api_keys import ApiKey, Role
+from app.services.api_keys import Role
 from app.services.file_checks import looks_like_pdf
 from app.services.ingest import IngestResult
 from app.services.naming import (
     clean_filename,
     guess_content_type,
-    source_copy,
     validate_collection,
     validate_source_id,
     validate_tags,
@@ -142,37 +141,6 @@ def _uploads(
         )
 
 
-_MAX_SOURCE_COPIES = 100
-
-
-async def _own_sources(state: RagState, key: ApiKey, collection: str, source_ids: list[str]) -> dict[str, str]:
-    """The source each of the upload's source ids stands for, among the documents the caller reads: the id itself,
-    unless its document is one the caller may not read; then the first copy of the id (`source_copy`) that is free or
-    that it reads. So a writer never replaces a document hidden from it, and the answer (`indexed`, a new document)
-    is the one it would get if the hidden document did not exist."""
-    visibility = await read_scope(state, key)
-    owned: dict[str, str] = {}
-    for source_id in dict.fromkeys(source_ids):
-        owned[source_id] = source_id
-        if visibility is None:
-            continue
-        for number in range(1, _MAX_SOURCE_COPIES + 1):
-            candidate = source_copy(source_id, number)
-            current = await asyncio.to_thread(state.ingest.source, collection, candidate)
-            if current is None:
-                owned[source_id] = candidate
-                break
-            try:
-                await asyncio.to_thread(state.documents.collection_of, current.document_id, visibility=visibility)
-            except NotFoundError:
-                continue
-            owned[source_id] = candidate
-            break
-        else:
-            raise ConflictError(f"too many documents of collection {collection!r} have source id {source_id!r}")
-    return owned
-
-
 async def _submit_job(
     state: RagState,
     collection: str,
@@ -183,7 +151,7 @@ async def _submit_job(
     sources: list[str] | None = None,
 ) -> JSONResponse:
     """Spool the files one at a time (never all in memory), record the job, answer 202. `sources`: each file's source
-    (`_own_sources`)."""
+    (`IngestService.own_source`)."""
     uploads = _uploads(files, limit, state.settings.max_upload_mb, pages, sources)
     job = await asyncio.to_thread(state.jobs.submit, collection, tags, uploads)
     body = job_out(job)
@@ -251,7 +219,11 @@ async def upload(
         if len(files) != 1:
             raise InvalidInputError("source_id names the source of one file: send one file per request")
     names = [source_id] if source_id is not None else [clean_filename(file.filename) for file in files]
-    owned = await _own_sources(state, key, collection, names)
+    visibility = await read_scope(state, key)
+    owned = {
+        name: await asyncio.to_thread(state.ingest.own_source, collection, name, visibility=visibility)
+        for name in dict.fromkeys(names)
+    }
     sources = [owned[name] for name in names]  # one per file
     limit = state.settings.max_upload_mb * 1024 * 1024
     started = time.perf_counter()

@@ -240,3 +240,23 @@ def test_queries_during_a_replacement_see_one_version(indexing):
     assert len(seen) > 1
     assert all(len(versions) == 1 for versions in seen), [v for v in seen if len(v) != 1]
     assert {c.meta["version"] for c in store.filter_documents(query)} == {5}
+
+
+def test_an_upload_stands_for_the_callers_own_copy_of_a_source_id_it_cannot_read(indexing):
+    """`own_source`: the id itself while the caller reads its document (or nobody holds it); a copy of the id when the
+    id's document is hidden from the caller, so its upload never replaces (or confirms) the hidden one."""
+    from app.services.access import PUBLIC_ACL
+    from app.services.naming import public_source_id, source_copy
+    from app.services.visibility import acl_condition
+
+    public_only = acl_condition([PUBLIC_ACL])
+    ingest = indexing.ingest
+    assert ingest.own_source("owned", "plan.txt", visibility=public_only) == "plan.txt"  # nobody holds it
+    hidden = ingest.ingest_bytes(_paragraphs(1), "plan.txt", collection="owned", access=["user:alice"])
+    assert hidden.status == "indexed"
+    assert ingest.own_source("owned", "plan.txt", visibility=None) == "plan.txt"  # the operator reads every document
+    copy = ingest.own_source("owned", "plan.txt", visibility=public_only)
+    assert copy == source_copy("plan.txt", 2) and copy != "plan.txt" and public_source_id(copy) == "plan.txt"
+    mine = ingest.ingest_bytes(_paragraphs(2), "plan.txt", collection="owned", source_id=copy)
+    assert mine.status == "indexed" and mine.document_id != hidden.document_id
+    assert ingest.own_source("owned", "plan.txt", visibility=public_only) == copy  # its own copy, readable: the same
