@@ -33,12 +33,12 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
     """
     `LlamaCppChatGenerator` whose `model` may name a GGUF shipped in registry packages.
 
-    `model` is either a catalog name (`qwen2.5-coder-0.5b-instruct-q4_k_m`, `smollm2-135m-instruct-q4_1`) or a path
-    to a GGUF file. For a catalog name, `warm_up()` reassembles the file from its installed packages into
-    `cache_dir` (once), verifies its sha256 and loads it. Environment variables in `cache_dir` are expanded at
-    warm-up (`${RAG_DATA_DIR}/models`), and so is `n_threads` when it is a `${VAR:-}` reference (shipped YAML:
-    `"${RAG_LLM_THREADS:-}"`; unset or empty: llama.cpp's own default, half the cores). Synchronous runs are
-    serialized with a lock: llama.cpp is not thread-safe.
+    `model` is either a catalog name (`qwen2.5-coder-1.5b-instruct-q4_k_m`, `qwen2.5-coder-0.5b-instruct-q4_k_m`,
+    `smollm2-135m-instruct-q4_1`) or a path to a GGUF file. For a catalog name, `warm_up()` reassembles the file
+    from its installed packages into `cache_dir` (once), verifies its sha256 and loads it. Environment variables in
+    `cache_dir` are expanded at warm-up (`${RAG_DATA_DIR}/models`), and so is `n_threads` when it is a `${VAR:-}`
+    reference (shipped YAML: `"${RAG_LLM_THREADS:-}"`; unset or empty: llama.cpp's own default, half the cores).
+    Synchronous runs are serialized with a lock: llama.cpp is not thread-safe.
     Generators of one process whose resolved llama.cpp arguments (model file, `n_ctx`, `n_batch`, threads,
     `model_kwargs`) are equal share one loaded model and one lock (`generation_kwargs` may differ): a second
     generator for the same model, such as the question condenser's, costs no memory; the model is released when no
