@@ -54,7 +54,6 @@ from app.services.naming import (
     validate_tags,
 )
 from app.services.registry import INDEXED, SourceTakenError, SourceVersion
-from app.services.visibility import and_filters
 from app.upstream import upstream_error
 from components.converters import errors as converter_errors
 
@@ -197,9 +196,10 @@ class IngestService:
         self.twin_wait_seconds = twin_wait_seconds
         self.access = access  # where access lists are recorded (`app.services.access`)
 
-    def is_indexed(self, collection: str, document_id: str) -> bool:
-        """True when chunks of this document already exist in the collection."""
-        filters = _document_filter(collection, document_id)
+    def is_indexed(self, collection: str, document_id: str, *, visibility: dict[str, Any] | None = None) -> bool:
+        """True when chunks of this document already exist in the collection (and the reader of `visibility`, a
+        read filter, may read them)."""
+        filters = _document_filter(collection, document_id, *([visibility] if visibility else []))
         if hasattr(self.store, "count_documents_by_filter"):
             return bool(self.store.count_documents_by_filter(filters))
         return bool(self.store.filter_documents(filters))
@@ -334,16 +334,9 @@ class IngestService:
         for number in range(1, MAX_SOURCE_COPIES + 1):
             candidate = source_copy(source_id, number)
             current = self.source(collection, candidate)
-            if current is None or self._readable(current.document_id, visibility):
+            if current is None or self.is_indexed(collection, current.document_id, visibility=visibility):
                 return candidate
         raise ConflictError(f"too many documents of collection {collection!r} have source id {source_id!r}")
-
-    def _readable(self, document_id: str, visibility: dict[str, Any]) -> bool:
-        scope = {"field": "meta.document_id", "operator": "==", "value": document_id}
-        filters = and_filters(scope, visibility) or scope
-        if hasattr(self.store, "count_documents_by_filter"):
-            return bool(self.store.count_documents_by_filter(filters))
-        return bool(self.store.filter_documents(filters))
 
     def remove_source(self, collection: str, source_id: str) -> int:
         """Remove a source's chunks and its registry row; the number of chunks removed (0: unknown source, or a live
