@@ -446,6 +446,48 @@ def check_reuser_matches_embedder(indexing: PipelineSpec) -> None:
                 )
 
 
+def _models_of(spec: PipelineSpec, suffix: str) -> list[tuple[str, str]]:
+    """(name, model) of the components whose class name ends with `suffix` and that name their model."""
+    found = []
+    for name, component in spec.pipeline.walk():
+        model = getattr(component, "model", None)
+        if type(component).__name__.endswith(suffix) and isinstance(model, str):
+            found.append((name, model))
+    return found
+
+
+def check_query_embedder_matches(indexing: PipelineSpec, query: PipelineSpec) -> None:
+    """Queries are embedded by the model that embedded the chunks, and a `ContextSelector` (which is given the query
+    embedding) embeds its sentences with that model too: else a cosine compares vectors of two models.
+
+    :raises PipelineLoadError: naming the setting to change.
+    """
+    from components.builders.context_selector import ContextSelector
+
+    document_models = _models_of(indexing, "DocumentEmbedder")
+    text_models = _models_of(query, "TextEmbedder")
+    for text_name, text_model in text_models:
+        for document_name, document_model in document_models:
+            if text_model != document_model:
+                raise PipelineLoadError(
+                    query.path,
+                    f"queries would be embedded by another model than the indexing embedder {document_name!r} "
+                    f"uses: set model: {document_model!r} on it",
+                    component=text_name,
+                )
+    for name, component in query.pipeline.walk():
+        if not isinstance(component, ContextSelector):
+            continue
+        for text_name, text_model in text_models:
+            if getattr(component, "model", None) != text_model:
+                raise PipelineLoadError(
+                    query.path,
+                    f"the selector would compare its sentences with a query embedding of another model than its "
+                    f"own (the query embedder {text_name!r}): set model: {text_model!r} on it",
+                    component=name,
+                )
+
+
 def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> PipelineSet:
     """Load `indexing.yml` and `query.yml` from `directory`, sharing one store instance per store config.
 
@@ -464,6 +506,7 @@ def load_pipelines(directory: Path, *, default_dir: Path | None = None) -> Pipel
         )
     check_chunks_fit_embedder(indexing)
     check_reuser_matches_embedder(indexing)
+    check_query_embedder_matches(indexing, query)
     logger.info(
         "Loaded pipelines from {directory}: {indexing} and {query}",
         directory=str(directory),

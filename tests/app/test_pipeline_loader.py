@@ -290,6 +290,30 @@ def test_a_reuser_that_would_keep_embeddings_the_embedder_would_not_make_is_refu
     assert "reuser" in str(info.value) and named in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("edit", "component", "named"),
+    [
+        (
+            lambda d: d["components"]["text_embedder"]["init_parameters"].update(model="all-MiniLM-L6-v2-int8"),
+            "text_embedder",
+            "model: 'all-MiniLM-L6-v2-dynamic-int8'",
+        ),
+        (
+            lambda d: d["components"]["selector"]["init_parameters"].update(model="all-MiniLM-L6-v2-int8"),
+            "selector",
+            "model: 'all-MiniLM-L6-v2-dynamic-int8'",
+        ),
+    ],
+)
+def test_a_query_side_model_other_than_the_indexing_embedders_is_refused_at_load(profile, edit, component, named):
+    """A YAML edit of one embedder's model must not leave queries (or the selector's sentences) embedded by another
+    model than the chunks: the load fails naming the component and the setting."""
+    edit_yaml(profile / "query.yml", edit)
+    with pytest.raises(PipelineLoadError) as info:
+        load_pipelines(profile)
+    assert component in str(info.value) and named in str(info.value)
+
+
 def test_an_embedder_without_a_chunk_guard_is_refused_at_load(profile):
     def drop_guard(d):
         del d["components"]["chunk_guard"]
