@@ -39,6 +39,25 @@ class ComponentWatcher(Protocol):
 _watcher: ContextVar[ComponentWatcher | None] = ContextVar("rag_component_watcher", default=None)
 
 
+class _Watchers:
+    """Several watchers told in turn."""
+
+    def __init__(self, watchers: tuple[ComponentWatcher, ...]) -> None:
+        self.watchers = watchers
+
+    def started(self, name: str, type_name: str) -> None:
+        for watcher in self.watchers:
+            watcher.started(name, type_name)
+
+    def received(self, name: str, type_name: str, inputs: dict[str, Any]) -> None:
+        for watcher in self.watchers:
+            watcher.received(name, type_name, inputs)
+
+    def returned(self, name: str, type_name: str, outputs: dict[str, Any]) -> None:
+        for watcher in self.watchers:
+            watcher.returned(name, type_name, outputs)
+
+
 class _NoopSpan(Span):
     def set_tag(self, key: str, value: Any) -> None:
         return None
@@ -118,10 +137,12 @@ def timed_run() -> Iterator[dict[str, float]]:
 
 
 @contextlib.contextmanager
-def watch_components(watcher: ComponentWatcher) -> Iterator[None]:
-    """Report the component runs of the pipelines run inside this block (this thread or task only) to `watcher`."""
+def watch_components(*watchers: ComponentWatcher | None) -> Iterator[None]:
+    """Report the component runs of the pipelines run inside this block (this thread or task only) to the `watchers`
+    (None among them is skipped)."""
     install()
-    token = _watcher.set(watcher)
+    present = tuple(w for w in watchers if w is not None)
+    token = _watcher.set(present[0] if len(present) == 1 else _Watchers(present) if present else None)
     try:
         yield
     finally:

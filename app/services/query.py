@@ -18,6 +18,7 @@ from haystack.dataclasses import ChatMessage, ChatRole, GeneratedAnswer, Streami
 from app import metrics, timing
 from app.errors import InvalidInputError, RagError
 from app.pipeline_loader import PipelineSet
+from app.services.citation_stream import StreamedCitations
 from app.services.generation_queue import GenerationQueue
 from app.services.naming import validate_collection
 from app.upstream import filter_mismatch, upstream_error
@@ -274,12 +275,16 @@ class QueryService:
         """
         spec = self.pipelines.query
         data, k = self._run_data(question, collection, top_k, filters, generate, history, instructions, visibility)
+        citations = None
         if streaming_callback is not None and generate:
-            data.setdefault("llm", {})["streaming_callback"] = streaming_callback
+            # the streamed tokens carry the citations as the answer will: rewritten as they arrive
+            citations = StreamedCitations.for_pipeline(spec.pipeline)
+            callback = citations.wrap(streaming_callback) if citations is not None else streaming_callback
+            data.setdefault("llm", {})["streaming_callback"] = callback
         started = time.perf_counter()
         passages_component = spec.outputs.get("passages", "").split(".", 1)[0]
         watcher = _PassagesWatcher(passages_component, started, lambda passages: None)
-        with timing.timed_run() as components_ms, timing.watch_components(watcher):
+        with timing.timed_run() as components_ms, timing.watch_components(watcher, citations):
             try:
                 result = spec.run(data)
             except PipelineRuntimeError as error:
@@ -490,7 +495,8 @@ async def stream_answer(
     Run the query pipeline on the model's queue and yield events as they happen: the passages as soon as retrieval
     is done, then every token the LLM produces (a sync streaming callback bridged to the event loop), then `done`
     with the answer, the cited numbers, the checked claims and timings. The `token` texts always add up to `done`'s
-    answer: what the pipeline appends after generation (an inferred `[n]`) is one more `token` before `done`, and
+    answer: a `CitationRepointer`'s citations are rewritten in the tokens as they arrive (`StreamedCitations`), what
+    the pipeline appends after generation (an inferred `[n]`) is one more `token` before `done`, and
     when a component may rewrite the answer (`rewrites_answers`) the tokens are held back and the final answer is
     sent as one `token`. `history` as for `QueryService.ask` (the follow-up is condensed before retrieval; `done`
     carries the `standalone_question`), `instructions` and `visibility` too. Before the first event:
@@ -509,6 +515,7 @@ async def stream_answer(
     streamed: list[str] = []  # what the LLM produced
     sent: list[str] = []  # what went out as `token` events (nothing until the end when the answer may be rewritten)
     hold = rewrites_answers(spec.pipeline)
+    citations = None if hold else StreamedCitations.for_pipeline(spec.pipeline)
     abandoned = threading.Event()
     request_started = time.perf_counter()
 
@@ -522,10 +529,13 @@ async def stream_answer(
             streamed.append(chunk.content)
             if hold:
                 return
+            text = citations.feed(chunk.content) if citations is not None else chunk.content
+            if not text:  # a citation still incomplete
+                return
             if not sent:
                 metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - request_started)
-            sent.append(chunk.content)
-            emit(StreamEvent("token", chunk.content))
+            sent.append(text)
+            emit(StreamEvent("token", text))
 
     data.setdefault("llm", {})["streaming_callback"] = on_chunk
 
@@ -535,7 +545,7 @@ async def stream_answer(
     def run() -> tuple[_PassagesWatcher, dict[str, Any], float]:
         started = time.perf_counter()
         watcher = _PassagesWatcher(spec.outputs["passages"].split(".", 1)[0], started, on_passages)
-        with timing.watch_components(watcher):
+        with timing.watch_components(watcher, citations):
             result = spec.run(data)
         return watcher, spec.read_outputs(result), (time.perf_counter() - started) * 1000.0
 
