@@ -11,6 +11,7 @@ bash scripts/fetch_test_corpus.sh
 bash scripts/build_eval_corpus.sh
 bash scripts/postgres.sh >/dev/null   # PostgreSQL 15 + pgvector on 127.0.0.1:5432 (pgvector profile tests)
 .venv/bin/ruff check components app tests bench scripts
+.venv/bin/ruff format --check components app tests bench scripts
 .venv/bin/mypy components app
 .venv/bin/python scripts/gen_config_docs.py --check   # docs/configuration.md and .env.example match app/settings.py
 bash scripts/check_deploy.sh   # hadolint, compose config, promtool, dashboard metrics, Dockerfile pip steps in a fresh venv
