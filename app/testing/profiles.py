@@ -5,7 +5,9 @@
 - `edit_yaml(path, change)`: load a YAML file, let `change` mutate it, write it back;
 - `tiny_profile(target, max_tokens=32, profile="default")`: a copy with the tiny SmolLM2 model (for the `llm` and
   the question condenser's generator) and, for pgvector, a
-  table of its own, for tests of everything but answer quality.
+  table of its own, for tests of everything but answer quality;
+- `scripted_llm(reply, tokens=...)`: an edit of query.yml whose `llm` is a `SlowChatGenerator` streaming `reply`
+  at once in `tokens` chunks, and whose relevance gate lets every passage through.
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ def copy_profile(
         if change is not None:
             edit_yaml(target / name, change)
     return target
+
+
+def scripted_llm(reply: str, *, tokens: int = 4) -> Edit:
+    """An edit of query.yml: the `llm` answers `reply` without waiting, streamed as `tokens` chunks; the relevance
+    gate's `min_score` is -1 (every passage reaches the prompt)."""
+
+    def change(query: dict[str, Any]) -> None:
+        components = query["components"]
+        components["llm"] = {
+            "type": "app.testing.slow_chat_generator.SlowChatGenerator",
+            "init_parameters": {"seconds": 0, "tokens": tokens, "reply": reply},
+        }
+        components["gate"]["init_parameters"]["min_score"] = -1.0
+
+    return change
 
 
 def _tiny_llm(max_tokens: int) -> Edit:

@@ -18,11 +18,8 @@ from haystack.dataclasses import ChatMessage
 from openai import OpenAI
 
 from app.errors import InvalidInputError
-from app.main import create_app
 from app.services.query import MAX_HISTORY_CHARS, MAX_HISTORY_MESSAGES, stream_answer
-from app.settings import Settings
-from app.testing.api import admin_headers
-from app.testing.profiles import edit_yaml
+from app.testing.api import app_with_documents
 from app.testing.slow_chat_generator import SlowChatGenerator
 
 pytestmark = pytest.mark.integration
@@ -53,18 +50,11 @@ def _fakes(query: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, make_tiny_profile) -> Iterator[TestClient]:
-    root = tmp_path_factory.mktemp("conversation")
-    pipelines = make_tiny_profile(root / "pipelines")
-    edit_yaml(pipelines / "query.yml", _fakes)
-    settings = Settings(data_dir=root / "data", pipelines_dir=pipelines, rate_limit="off")
-    with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as test_client:
-        files = [
-            ("files", ("lighthouse.txt", LIGHTHOUSE.encode(), "text/plain")),
-            ("files", ("ferry.txt", FERRY.encode(), "text/plain")),
-        ]
-        uploaded = test_client.post("/documents/upload", files=files, data={"collection": COLLECTION})
-        assert uploaded.status_code == 200, uploaded.text
+def client(tmp_path_factory) -> Iterator[TestClient]:
+    documents = {"lighthouse.txt": LIGHTHOUSE, "ferry.txt": FERRY}
+    with app_with_documents(
+        tmp_path_factory.mktemp("conversation"), edit=_fakes, documents=documents, collection=COLLECTION
+    ) as test_client:
         yield test_client
 
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
-from app.testing.api import admin_headers
-from app.testing.profiles import edit_yaml
+from app.testing.api import app_with_documents, sse_events
+from app.testing.profiles import scripted_llm
 
 pytestmark = pytest.mark.integration
 
@@ -27,26 +24,15 @@ LIGHTHOUSE = "The lighthouse on Skerry Point is painted red and white."
 FERRY = "The ferry to Skerry Point leaves every hour from pier four."
 
 
-def _fake_llm(query: dict[str, Any]) -> None:
-    components = query["components"]
-    components["llm"] = {
-        "type": "app.testing.slow_chat_generator.SlowChatGenerator",
-        "init_parameters": {"seconds": 0, "tokens": 500, "reply": "set by the test"},
-    }
-    components["gate"]["init_parameters"]["min_score"] = -1.0
-
-
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, make_tiny_profile) -> Iterator[TestClient]:
-    root = tmp_path_factory.mktemp("repointed")
-    pipelines = make_tiny_profile(root / "pipelines")
-    edit_yaml(pipelines / "query.yml", _fake_llm)
-    settings = Settings(data_dir=root / "data", pipelines_dir=pipelines, rate_limit="off")
-    with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as test_client:
-        for name, text in (("lighthouse.txt", LIGHTHOUSE), ("ferry.txt", FERRY)):
-            files = {"files": (name, text.encode(), "text/plain")}
-            uploaded = test_client.post("/documents/upload", files=files, data={"collection": COLLECTION})
-            assert uploaded.status_code == 200, uploaded.text
+def client(tmp_path_factory) -> Iterator[TestClient]:
+    documents = {"lighthouse.txt": LIGHTHOUSE, "ferry.txt": FERRY}
+    with app_with_documents(
+        tmp_path_factory.mktemp("repointed"),
+        edit=scripted_llm("set by the test", tokens=500),
+        documents=documents,
+        collection=COLLECTION,
+    ) as test_client:
         yield test_client
 
 
@@ -79,8 +65,7 @@ def test_streamed_tokens_carry_the_same_citations_as_they_arrive(client, numbers
     with client.stream("POST", "/query/stream", json={"question": QUESTION, "collection": COLLECTION}) as response:
         assert response.status_code == 200
         text = "".join(response.iter_text())
-    events = [block.split("\n", 1) for block in text.split("\n\n") if block.strip()]
-    parsed = [(head.removeprefix("event: "), json.loads(data.removeprefix("data: "))) for head, data in events]
+    parsed = sse_events(text)
     tokens = [data["text"] for kind, data in parsed if kind == "token"]
     done = parsed[-1][1]
     assert parsed[-1][0] == "done"

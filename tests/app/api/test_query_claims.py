@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
-from app.testing.api import admin_headers
-from app.testing.profiles import edit_yaml
+from app.testing.api import app_with_documents, sse_events
+from app.testing.profiles import scripted_llm
 
 pytestmark = pytest.mark.integration
 
@@ -28,25 +26,14 @@ SUPPORTED = "The lighthouse on Skerry Point is painted red and white."
 UNSUPPORTED = "Its keeper breeds alpacas on weekends."
 
 
-def _fake_llm(query: dict[str, Any]) -> None:
-    components = query["components"]
-    components["llm"] = {
-        "type": "app.testing.slow_chat_generator.SlowChatGenerator",
-        "init_parameters": {"seconds": 0, "tokens": 6, "reply": f"{SUPPORTED} {UNSUPPORTED}"},
-    }
-    components["gate"]["init_parameters"]["min_score"] = -1.0
-
-
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, make_tiny_profile) -> Iterator[TestClient]:
-    root = tmp_path_factory.mktemp("claims")
-    pipelines = make_tiny_profile(root / "pipelines")
-    edit_yaml(pipelines / "query.yml", _fake_llm)
-    settings = Settings(data_dir=root / "data", pipelines_dir=pipelines, rate_limit="off")
-    with TestClient(create_app(settings), headers=admin_headers(settings.data_dir)) as test_client:
-        files = {"files": ("skerry.txt", TEXT.encode(), "text/plain")}
-        uploaded = test_client.post("/documents/upload", files=files, data={"collection": COLLECTION})
-        assert uploaded.status_code == 200, uploaded.text
+def client(tmp_path_factory) -> Iterator[TestClient]:
+    with app_with_documents(
+        tmp_path_factory.mktemp("claims"),
+        edit=scripted_llm(f"{SUPPORTED} {UNSUPPORTED}", tokens=6),
+        documents={"skerry.txt": TEXT},
+        collection=COLLECTION,
+    ) as test_client:
         yield test_client
 
 
@@ -60,8 +47,7 @@ def _stream(client: TestClient) -> tuple[list[str], dict[str, Any]]:
     with client.stream("POST", "/query/stream", json={"question": QUESTION, "collection": COLLECTION}) as response:
         assert response.status_code == 200
         text = "".join(response.iter_text())
-    events = [block.split("\n", 1) for block in text.split("\n\n") if block.strip()]
-    parsed = [(head.removeprefix("event: "), json.loads(data.removeprefix("data: "))) for head, data in events]
+    parsed = sse_events(text)
     assert parsed[-1][0] == "done", parsed
     return [data["text"] for kind, data in parsed if kind == "token"], parsed[-1][1]
 
