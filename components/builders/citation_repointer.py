@@ -53,7 +53,7 @@ class CitationStream:
             if match.end() == len(text) and not match.group(2):
                 break  # "[" or "[12" at the end: wait for the next piece
             if match.group(1) and match.group(2):
-                out.append(f"[{self._target(start, int(match.group(1)))}]")
+                out.append(f"[{self._target(start, match.end(), int(match.group(1)))}]")
                 self._position = match.end()
             else:
                 out.append("[")
@@ -66,12 +66,12 @@ class CitationStream:
         self._position = len(self._text)
         return rest
 
-    def _target(self, start: int, cited: int) -> int:
-        """The passage the citation at `start` should name: `cited`, unless that passage lacks the sentence's words
-        (share below `min_support`) and another passage holds more of them (the first of the best)."""
+    def _target(self, start: int, end: int, cited: int) -> int:
+        """The passage the citation from `start` to `end` should name: `cited`, unless that passage lacks the
+        sentence's words (share below `min_support`) and another passage holds more of them (the first of the best)."""
         if start != self._group_end:
             self._group = set()
-        self._group_end = start + len(str(cited)) + 2
+        self._group_end = end
         target = cited
         if 1 <= cited <= len(self._passages):
             words = self._sentence_words(start)

@@ -70,6 +70,9 @@ def test_adjacent_citations_never_name_the_same_passage_twice():
     assert _run("Press Ctrl-Alt-F3 from the graphical desktop [1][3].").text == (
         "Press Ctrl-Alt-F3 from the graphical desktop [2][3]."
     )
+    assert _run("Press Ctrl-Alt-F3 from the graphical desktop [01][1].").text == (
+        "Press Ctrl-Alt-F3 from the graphical desktop [2][1]."  # the second would name [2] again: it stays
+    )
 
 
 def test_streamed_pieces_add_up_to_the_answer_however_the_text_is_split():
