@@ -151,7 +151,9 @@ class VectorStoreSearch:
             for source, score in zip(result.sources, unit_scores([s.score for s in result.sources]), strict=True):
                 if source.chunk_id not in best or score > best[source.chunk_id][0]:
                     best[source.chunk_id] = (score, source)
-        ranked = sorted(best.values(), key=lambda pair: -pair[0])
+        # ties (a fused ranking gives some) by chunk id: the same request lists its hits in the same order every time,
+        # whichever retriever of the pipeline finished first
+        ranked = sorted(best.values(), key=lambda pair: (-pair[0], pair[1].chunk_id))
         kept = [(score, source) for score, source in ranked if score >= score_threshold]
         if len(searched) > 1:
             # Each query is a retrieval of its own: a new version of a document committed between two of them must
