@@ -7,7 +7,7 @@ import re
 from haystack import Document, component, logging
 from haystack.dataclasses import ChatMessage
 
-from components.validators.claim_checker import content_words, split_sentences
+from components.validators.claim_checker import content_words, split_sentences, support
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class CitationStream:
         if 1 <= cited <= len(self._passages):
             words = self._sentence_words(start)
             if words:
-                scores = [len(words & passage) / len(words) for passage in self._passages]
+                scores = [support(words, passage) for passage in self._passages]
                 best = max(range(len(scores)), key=lambda i: (scores[i], -i))
                 if scores[cited - 1] < self._min_support and scores[best] > scores[cited - 1]:
                     target = best + 1

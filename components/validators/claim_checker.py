@@ -50,6 +50,12 @@ def content_words(text: str) -> set[str]:
     return words
 
 
+def support(words: set[str], passage: set[str]) -> float:
+    """The share of a sentence's content `words` found in a passage's (`content_words` of both): the claim measure,
+    0 for a sentence without content words."""
+    return len(words & passage) / len(words) if words else 0.0
+
+
 def _stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
@@ -170,10 +176,10 @@ class ClaimChecker:
         passages = [content_words(doc.content or "") for doc in documents]
         if cited:
             found = set().union(*(passages[n - 1] for n in cited))
-            score = len(words & found) / len(words)
+            score = support(words, found)
             sources = cited
         else:
-            score, best = max((len(words & p) / len(words), -i) for i, p in enumerate(passages))
+            score, best = max((support(words, p), -i) for i, p in enumerate(passages))
             sources = [1 - best]
         score = round(score, 3)  # supported as the reported score says
         return Claim(text=text, sources=sources, supported=score >= self.threshold, score=score)
