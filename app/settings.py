@@ -25,8 +25,14 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path("data"),
-        description="Where the embedded store, the reassembled model cache, API keys, jobs and spooled uploads live. "
+        description="Where the embedded store, API keys, jobs and spooled uploads live. "
         "Exported as RAG_DATA_DIR so `${RAG_DATA_DIR}` in pipeline YAML resolves to it.",
+    )
+    model_dir: Path | None = Field(
+        default=None,
+        description="Where the packaged models are reassembled and derived once (the GGUF LLM, ~1.1 GB; the int8 "
+        "embedder) and loaded from. Exported as RAG_MODEL_DIR for the pipelines' `cache_dir: ${RAG_MODEL_DIR}`. "
+        "Unset: RAG_DATA_DIR/models. Several data directories (or the processes of one host) can share one folder.",
     )
     profile: str = Field(
         default="default",
@@ -413,6 +419,11 @@ class Settings(BaseSettings):
         return self.data_dir / "collections.json"
 
     @property
+    def model_cache_dir(self) -> Path:
+        """Where packaged models are reassembled and derived: RAG_MODEL_DIR, else RAG_DATA_DIR/models."""
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @property
     def jobs_db(self) -> Path:
         """The durable table of background ingestion jobs (SQLite, WAL)."""
         return self.data_dir / "jobs.db"
@@ -430,9 +441,11 @@ class Settings(BaseSettings):
         return self.data_dir / "jobs"
 
     def export_env(self) -> None:
-        """Publish what pipeline YAML reads from the environment: `${RAG_DATA_DIR}` paths, converter limits, threads."""
+        """Publish what pipeline YAML reads from the environment: the `${RAG_DATA_DIR}` and `${RAG_MODEL_DIR}` paths,
+        converter limits, threads."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.environ["RAG_DATA_DIR"] = str(self.data_dir.resolve())
+        os.environ["RAG_MODEL_DIR"] = str(self.model_cache_dir.resolve())
         os.environ["RAG_PARSE_TIMEOUT_S"] = f"{self.parse_timeout_s:g}"
         os.environ["RAG_MAX_TEXT_CHARS"] = str(self.max_text_chars)
         if self.llm_threads is None:

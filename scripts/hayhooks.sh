@@ -22,7 +22,8 @@
 #   user can read. Set RAG_HAYHOOKS_PIPELINES="indexing query" to serve it anyway.
 # - The local trace dashboard API is off unless HAYHOOKS_TRACING_ENABLED=true.
 #
-# Environment: RAG_DATA_DIR (default: data, relative to the current directory, as for `rag`), RAG_PIPELINES_DIR
+# Environment: RAG_DATA_DIR (default: data, relative to the current directory, as for `rag`), RAG_MODEL_DIR (default:
+# RAG_DATA_DIR/models), RAG_PIPELINES_DIR
 # (default: this project's pipelines/; a profile's missing file is the default's, as in app/pipeline_loader.py),
 # HAYHOOKS_PORT (default 1416). Hayhooks is the `hayhooks` extra: pip install -e ".[hayhooks]".
 set -euo pipefail
@@ -33,6 +34,7 @@ HAYHOOKS_BIN="$ROOT/.venv/bin/hayhooks"
 [ -n "$HAYHOOKS_BIN" ] || { echo 'hayhooks is not installed: pip install -e ".[hayhooks]"' >&2; exit 2; }
 
 RAG_DATA_DIR="$(realpath -m "${RAG_DATA_DIR:-data}")"
+RAG_MODEL_DIR="$(realpath -m "${RAG_MODEL_DIR:-$RAG_DATA_DIR/models}")"   # as app/settings.py: the pipelines' cache_dir
 RAG_PIPELINES_DIR="$(realpath -e "${RAG_PIPELINES_DIR:-$ROOT/pipelines}")"
 SERVED="${RAG_HAYHOOKS_PIPELINES:-query}"
 PORT="${HAYHOOKS_PORT:-1416}"
@@ -52,7 +54,7 @@ for name in $SERVED; do
   [ -f "$SERVE_DIR/$name.yml" ] || { echo "no $RAG_PIPELINES_DIR/$name.yml" >&2; exit 2; }
 done
 
-export RAG_DATA_DIR
+export RAG_DATA_DIR RAG_MODEL_DIR
 export HAYSTACK_DESERIALIZATION_ALLOWLIST=components
 export HAYSTACK_TELEMETRY_ENABLED=False
 export HAYHOOKS_DURABLE_MODE=true

@@ -1,5 +1,6 @@
 """The shared pytest fixtures of ragstack's tests, registered from tests/conftest.py (`pytest_plugins`).
 
+- models: `shared_model_dir` (session, autouse): one RAG_MODEL_DIR for every data dir of the session;
 - profiles: `make_tiny_profile` (factory, see `app.testing.profiles.tiny_profile`);
 - real documents: the fixtures of `app.testing.corpus` (registered with this plugin);
 - servers: `llama_server` (session), `redis_server`, `throwaway_postgres`, `pg_dsn` (the test PostgreSQL),
@@ -38,6 +39,7 @@ TEST_SUPPORT_MODULE = "app.testing"
 
 
 INGEST_WORKER_ENV = "RAG_INGEST_WORKER"
+MODEL_DIR_ENV = "RAG_MODEL_DIR"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,6 +51,15 @@ def pytest_configure(config: pytest.Config) -> None:
     patterns = [p for p in os.environ.get(DESERIALIZATION_ALLOWLIST_ENV, "").split(",") if p.strip()]
     if TEST_SUPPORT_MODULE not in patterns:
         os.environ[DESERIALIZATION_ALLOWLIST_ENV] = ",".join([*patterns, TEST_SUPPORT_MODULE])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every data directory of the session shares one model folder (RAG_MODEL_DIR, in the session's temp dir unless
+    set): the packaged LLM is reassembled (1.1 GB) and the int8 embedder derived once per session, not per test."""
+    if MODEL_DIR_ENV not in os.environ:
+        os.environ[MODEL_DIR_ENV] = str(tmp_path_factory.mktemp("models", numbered=False))
+    return Path(os.environ[MODEL_DIR_ENV])
 
 
 @pytest.fixture(scope="session")

@@ -90,11 +90,12 @@ def resolve_gguf(model: str, *, cache_dir: str) -> Path:
             raise ModelUnavailableError(f"GGUF model not found: {model!r} is neither a file nor one of: {known}")
         return path
     parts = entry.part_paths()
+    cache = _cache_path(cache_dir)
     if len(parts) == 1:
         target = parts[0]
-        marker = Path(os.path.expandvars(cache_dir)).expanduser() / f"{entry.file_name}.verified"
+        marker = cache / f"{entry.file_name}.verified"
     else:
-        target = Path(os.path.expandvars(cache_dir)).expanduser() / entry.file_name
+        target = cache / entry.file_name
         marker = target.with_name(target.name + ".verified")
     with _lock:
         if marker.is_file() and target.is_file() and marker.read_text().strip() == entry.sha256:
@@ -110,6 +111,14 @@ def resolve_gguf(model: str, *, cache_dir: str) -> Path:
         marker.write_text(entry.sha256)
         logger.info("Verified packaged model {model} at {path}", model=model, path=str(target))
         return target
+
+
+def _cache_path(cache_dir: str) -> Path:
+    """`cache_dir` with environment variables expanded; one left unexpanded (not set) is an error, not a folder name."""
+    expanded = os.path.expandvars(cache_dir)
+    if "$" in expanded:
+        raise ModelUnavailableError(f"cache_dir {cache_dir!r} names an environment variable that is not set")
+    return Path(expanded).expanduser()
 
 
 def _reassemble(parts: list[Path], target: Path) -> None:

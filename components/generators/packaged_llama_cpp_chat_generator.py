@@ -1,7 +1,6 @@
 """llama.cpp chat generation with a GGUF model that ships inside registry packages (the offline default)."""
 
 import json
-import os
 import threading
 import weakref
 from typing import Any
@@ -99,9 +98,7 @@ class PackagedLlamaCppChatGenerator(LlamaCppChatGenerator):
         if threads is not None and "n_threads" not in self.user_model_kwargs:
             self.model_kwargs["n_threads"] = threads
         if "model_path" not in self.user_model_kwargs:
-            self.model_kwargs["model_path"] = str(
-                resolve_gguf(self.model, cache_dir=os.path.expandvars(self.cache_dir))
-            )
+            self.model_kwargs["model_path"] = str(resolve_gguf(self.model, cache_dir=self.cache_dir))
         key = _model_key(self.model_kwargs)
         with _LOADING:
             shared = _SHARED_MODELS.get(key)

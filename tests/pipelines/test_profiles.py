@@ -210,18 +210,40 @@ def test_shipped_llama_cpp_threads_come_from_the_environment() -> None:
     assert found >= 1
 
 
-def _lancedb_stores(node: Any) -> list[dict[str, Any]]:
-    """Every LanceDB document store configured anywhere in a parsed pipeline YAML."""
+def _specs_of_type(node: Any, *type_suffixes: str) -> list[dict[str, Any]]:
+    """Every component or store of these types configured anywhere in a parsed pipeline YAML (nested ones too)."""
     found: list[dict[str, Any]] = []
     if isinstance(node, dict):
-        if str(node.get("type", "")).endswith("LanceDBDocumentStore"):
+        if str(node.get("type", "")).endswith(type_suffixes):
             found.append(node)
         for value in node.values():
-            found.extend(_lancedb_stores(value))
+            found.extend(_specs_of_type(value, *type_suffixes))
     elif isinstance(node, list):
         for value in node:
-            found.extend(_lancedb_stores(value))
+            found.extend(_specs_of_type(value, *type_suffixes))
     return found
+
+
+def _lancedb_stores(node: Any) -> list[dict[str, Any]]:
+    """Every LanceDB document store configured anywhere in a parsed pipeline YAML."""
+    return _specs_of_type(node, "LanceDBDocumentStore")
+
+
+# The shipped components that reassemble or derive a packaged model into their `cache_dir`.
+MODEL_CACHE_USERS = ("PackagedLlamaCppChatGenerator", "OnnxTextEmbedder", "OnnxDocumentEmbedder", "ContextSelector")
+
+
+def test_every_packaged_model_is_cached_in_the_deployments_model_dir() -> None:
+    """One setting (RAG_MODEL_DIR, app/settings.py) places every packaged model: no component falls back to its
+    own default folder, so data dirs that share a model dir never reassemble the 1.1 GB LLM again."""
+    found = 0
+    for directory in [DEFAULT, *PROFILES]:
+        for name in PIPELINE_FILES:
+            path = pipeline_file(directory, name)
+            for spec in _specs_of_type(read_yaml(path), *MODEL_CACHE_USERS):
+                found += 1
+                assert spec["init_parameters"].get("cache_dir") == "${RAG_MODEL_DIR}", (path, spec["type"])
+    assert found >= 20
 
 
 @pytest.mark.parametrize("folder", [DEFAULT, *PROFILES], ids=lambda p: p.name)

@@ -43,6 +43,15 @@ def test_multi_part_model_is_reassembled_verified_and_cached(monkeypatch, tmp_pa
     assert calls == [], "a verified cached model is not reassembled again"
 
 
+def test_cache_dir_naming_an_unset_variable_is_an_error_not_a_folder(monkeypatch, tmp_path):
+    _fake_entry(monkeypatch, tmp_path, [b"a", b"b"])
+    monkeypatch.delenv("RAG_TEST_UNSET_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelUnavailableError, match=r"RAG_TEST_UNSET_MODELS.*not set"):
+        resolve_gguf("fake-model", cache_dir="${RAG_TEST_UNSET_MODELS}")
+    assert not any(path.name.startswith("$") for path in tmp_path.iterdir())
+
+
 def test_checksum_mismatch_is_refused_and_leaves_no_file(monkeypatch, tmp_path):
     _fake_entry(monkeypatch, tmp_path, [b"a", b"b"], sha="0" * 64)
     cache = tmp_path / "cache"
