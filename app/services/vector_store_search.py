@@ -57,10 +57,11 @@ def unit_scores(scores: Sequence[float | None]) -> list[float]:
     """The passages' scores as numbers in [0, 1], order kept.
 
     The default pipelines fuse full-text and vector results with reciprocal rank fusion as Haystack's DocumentJoiner
-    normalises it: 1.0 for a passage ranked first by both retrievers, about 0.5 for one ranked first by one of them
-    only, decreasing with the rank; a reranking profile gives its reranker's relevance (0 to 1). Scores already in
-    [0, 1] are kept as they are; when a pipeline gives any score outside it (a raw cross-encoder logit), all of that
-    run's scores go through the logistic function, which keeps their order. A passage without a score gets 0.
+    normalises it (`ReciprocalRankFusionJoiner`): 1.0 for a passage ranked first by both retrievers, about 0.5 for
+    one ranked first by one of them only, decreasing with the rank; a reranking profile gives its reranker's
+    relevance (0 to 1). Scores already in [0, 1] are kept as they are; when a pipeline gives any score outside it (a
+    raw cross-encoder logit), all of that run's scores go through the logistic function, which keeps their order. A
+    passage without a score gets 0.
     """
     known = [s for s in scores if s is not None and math.isfinite(s)]
     squash = any(not 0.0 <= s <= 1.0 for s in known)

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 YAML = """
 components:
   joiner:
-    type: haystack.components.joiners.document_joiner.DocumentJoiner
-    init_parameters: {join_mode: reciprocal_rank_fusion, top_k: 10}
+    type: components.joiners.reciprocal_rank_fusion_joiner.ReciprocalRankFusionJoiner
+    init_parameters: {top_k: 10}
   ranker:
     type: components.rankers.http_reranker.HttpReranker
     init_parameters: {api: jina, model: jina-reranker-test, url: "URL", top_k: 2, retries: 0}
