@@ -8,12 +8,15 @@ before the pipelines load, so the app and the YAML agree; outside the app (Hayho
 
 An optional count (`n_threads` of the llama.cpp generator) is written `"${RAG_LLM_THREADS:-}"`: an empty default
 means "not set", so the library's own default applies (`resolve_optional_count` returns None).
+
+A folder (`cache_dir: ${RAG_MODEL_DIR}`) is expanded by `expand_path`, which refuses a variable that is not set.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from components.validation import check_positive_number
 
@@ -123,3 +126,14 @@ def resolve_text(value: str, arg_name: str) -> str:
     if not resolved.strip():
         raise ValueError(f"{arg_name}: environment variable {match.group('name')} is not set and has no default")
     return resolved.strip()
+
+
+def expand_path(value: str, arg_name: str) -> Path:
+    """`value` with its environment variables and `~` expanded.
+
+    :raises ValueError: a variable is not set (left as `$NAME` it would be taken as part of a folder name).
+    """
+    expanded = os.path.expandvars(value)
+    if "$" in expanded:
+        raise ValueError(f"{arg_name} {value!r} names an environment variable that is not set")
+    return Path(expanded).expanduser()

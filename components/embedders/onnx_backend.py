@@ -13,7 +13,6 @@ and the semantic splitter share a single ONNX session per process.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +22,7 @@ import onnxruntime as ort
 from haystack import logging
 from tokenizers import Tokenizer
 
+from components.env_values import expand_path
 from components.validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,10 @@ def resolve_model_path(model: str, *, cache_dir: str = DEFAULT_CACHE_DIR) -> Pat
 
 
 def _expand_dir(cache_dir: str) -> Path:
-    expanded = os.path.expandvars(cache_dir)
-    if "$" in expanded:
-        raise EmbeddingModelError(f"cache_dir {cache_dir!r} names an environment variable that is not set")
-    return Path(expanded).expanduser()
+    try:
+        return expand_path(cache_dir, "cache_dir")
+    except ValueError as error:
+        raise EmbeddingModelError(str(error)) from error
 
 
 _derive_lock = threading.Lock()

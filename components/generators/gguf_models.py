@@ -18,6 +18,8 @@ from pathlib import Path
 
 from haystack import logging
 
+from components.env_values import expand_path
+
 logger = logging.getLogger(__name__)
 
 
@@ -114,11 +116,10 @@ def resolve_gguf(model: str, *, cache_dir: str) -> Path:
 
 
 def _cache_path(cache_dir: str) -> Path:
-    """`cache_dir` with environment variables expanded; one left unexpanded (not set) is an error, not a folder name."""
-    expanded = os.path.expandvars(cache_dir)
-    if "$" in expanded:
-        raise ModelUnavailableError(f"cache_dir {cache_dir!r} names an environment variable that is not set")
-    return Path(expanded).expanduser()
+    try:
+        return expand_path(cache_dir, "cache_dir")
+    except ValueError as error:
+        raise ModelUnavailableError(str(error)) from error
 
 
 def _reassemble(parts: list[Path], target: Path) -> None:

@@ -3,6 +3,7 @@ import pytest
 from components.env_values import (
     check_number_reference,
     check_optional_count_reference,
+    expand_path,
     resolve_number,
     resolve_optional_count,
     resolve_text,
@@ -78,3 +79,13 @@ def test_a_text_reference_reads_the_environment_else_its_default(monkeypatch):
     monkeypatch.setenv("SOME_URL", "")
     with pytest.raises(ValueError, match="SOME_URL is not set"):
         resolve_text("${SOME_URL}", "url")
+
+
+def test_expand_path_expands_variables_and_home_and_refuses_an_unset_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_TEST_MODELS_ROOT", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert expand_path("${RAG_TEST_MODELS_ROOT}/models", "cache_dir") == tmp_path / "models"
+    assert expand_path("~/models", "cache_dir") == tmp_path / "home" / "models"
+    monkeypatch.delenv("RAG_TEST_UNSET_ROOT", raising=False)
+    with pytest.raises(ValueError, match=r"cache_dir '\$\{RAG_TEST_UNSET_ROOT\}/m' names an environment variable"):
+        expand_path("${RAG_TEST_UNSET_ROOT}/m", "cache_dir")
