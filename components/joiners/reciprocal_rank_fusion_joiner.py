@@ -16,9 +16,10 @@ def reciprocal_rank_fusion(document_lists: list[list[Document]]) -> list[Documen
     scores them (the same score for every document), then order by score and, between equal scores, by document id.
     A document found by several retrievers is returned as the one that ranked it best (with the fused score).
 
-    Haystack keeps equal scores in the order the lists arrived. In an `AsyncPipeline` that is the order in which the
-    retrievers finished, so a passage first in one list and one first in the other swap places from one request to
-    the next, and at the `top_k` cut one of them is dropped at random. Ordering ties by id gives one answer.
+    Haystack keeps equal scores in the order the lists arrived. Under the concurrent scheduler
+    (`Pipeline.run_async`) that is the order in which the retrievers finished, so a passage first in one list and
+    one first in the other swap places from one request to the next, and at the `top_k` cut one of them is dropped
+    at random. Ordering ties by id gives one answer.
     """
     if not document_lists:
         return []
@@ -28,7 +29,7 @@ def reciprocal_rank_fusion(document_lists: list[list[Document]]) -> list[Documen
     best_rank: dict[str, int] = {}
     for ranked in document_lists:
         for rank, document in enumerate(ranked):
-            scores[document.id] += (1 / count * count) / (RRF_K + rank)
+            scores[document.id] += (1 / count * count) / (RRF_K + rank)  # Haystack's arithmetic: the same floats
             if document.id not in best_rank or rank < best_rank[document.id]:  # the copy ranked best
                 best_rank[document.id] = rank
                 documents[document.id] = document
