@@ -3,7 +3,8 @@
 # - eval/sqlite/corpus/: 37 HTML pages of the SQLite documentation, as shipped by Debian's sqlite3-doc package
 #   (installed under /usr/share/doc/sqlite3/, public domain);
 # - eval/debian-reference/corpus/: the Debian Reference PDF (261 pages) of Debian's debian-reference-en package
-#   (GPL-2+).
+#   (GPL-2+);
+# - eval/gnuplot/corpus/: the gnuplot 5.4 manual PDF (311 pages) of Debian's gnuplot-doc package (gnuplot license).
 # The questions in eval/*/questions.jsonl were written and verified against these files.
 #
 # Idempotent: installs the packages only when missing, copies only files that changed, and removes any
@@ -60,8 +61,9 @@ PAGES=(
 
 log() { echo "[build_eval_corpus] $*" >&2; }
 
-if ! dpkg -s sqlite3-doc >/dev/null 2>&1 || ! dpkg -s debian-reference-en >/dev/null 2>&1; then
-  log "installing sqlite3-doc and debian-reference-en"
+if ! dpkg -s sqlite3-doc >/dev/null 2>&1 || ! dpkg -s debian-reference-en >/dev/null 2>&1 \
+  || ! dpkg -s gnuplot-doc >/dev/null 2>&1; then
+  log "installing sqlite3-doc, debian-reference-en and gnuplot-doc"
   bash scripts/apt-install.sh scripts/apt-packages-test.txt
 fi
 
@@ -104,33 +106,37 @@ done
 
 log "corpus ready: ${#PAGES[@]} pages in $ROOT/$DEST ($copied copied, sqlite3-doc $version)"
 
-# --- eval/debian-reference: one PDF ---
-DR_SRC="/usr/share/debian-reference/debian-reference.en.pdf"
-DR_DEST="eval/debian-reference/corpus"
-DR_FILE="debian-reference.en.pdf"
-# Debian package version the questions and page numbers were verified against (Debian 12)
-DR_VERIFIED_VERSION="2.100"
-
-dr_version="$(dpkg-query -W -f='${Version}' debian-reference-en)"
-if [[ "$dr_version" != "$DR_VERIFIED_VERSION" ]]; then
-  log "warning: debian-reference-en is $dr_version, the questions were verified against $DR_VERIFIED_VERSION;"
-  log "         run .venv/bin/python scripts/check_eval_set.py --set debian-reference (page numbers may have moved)"
-fi
-if [[ ! -s "$DR_SRC" ]]; then
-  log "missing $DR_SRC in debian-reference-en $dr_version"
-  exit 1
-fi
-mkdir -p "$DR_DEST"
-dr_copied=0
-if ! cmp -s "$DR_SRC" "$DR_DEST/$DR_FILE"; then
-  cp "$DR_SRC" "$DR_DEST/$DR_FILE.tmp"
-  mv "$DR_DEST/$DR_FILE.tmp" "$DR_DEST/$DR_FILE"
-  dr_copied=1
-fi
-for path in "$DR_DEST"/*; do
-  if [[ "$(basename "$path")" != "$DR_FILE" ]]; then
-    log "removing $path (not part of the corpus)"
-    rm -rf -- "$path"
+# --- the one-PDF corpora ---
+# copy_pdf PACKAGE VERIFIED_VERSION SOURCE DEST_DIR SET_NAME
+copy_pdf() {
+  local package="$1" verified="$2" src="$3" dest="$4" set_name="$5"
+  local file version copied=0 path
+  file="$(basename "$src")"
+  version="$(dpkg-query -W -f='${Version}' "$package")"
+  if [[ "$version" != "$verified" ]]; then
+    log "warning: $package is $version, the questions were verified against $verified;"
+    log "         run .venv/bin/python scripts/check_eval_set.py --set $set_name (page numbers may have moved)"
   fi
-done
-log "corpus ready: $DR_FILE in $ROOT/$DR_DEST ($dr_copied copied, debian-reference-en $dr_version)"
+  if [[ ! -s "$src" ]]; then
+    log "missing $src in $package $version"
+    exit 1
+  fi
+  mkdir -p "$dest"
+  if ! cmp -s "$src" "$dest/$file"; then
+    cp "$src" "$dest/$file.tmp"
+    mv "$dest/$file.tmp" "$dest/$file"
+    copied=1
+  fi
+  for path in "$dest"/*; do
+    if [[ "$(basename "$path")" != "$file" ]]; then
+      log "removing $path (not part of the corpus)"
+      rm -rf -- "$path"
+    fi
+  done
+  log "corpus ready: $file in $ROOT/$dest ($copied copied, $package $version)"
+}
+
+# Debian package versions the questions and page numbers were verified against (Debian 12)
+copy_pdf debian-reference-en 2.100 /usr/share/debian-reference/debian-reference.en.pdf \
+  eval/debian-reference/corpus debian-reference
+copy_pdf gnuplot-doc 5.4.4+dfsg1-2 /usr/share/doc/gnuplot/gnuplot.pdf eval/gnuplot/corpus gnuplot

@@ -11,7 +11,11 @@ import pytest
 from app.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_SETS = ["eval/sqlite/questions.jsonl", "eval/debian-reference/questions.jsonl"]
+SHIPPED_SETS = [
+    "eval/sqlite/questions.jsonl",
+    "eval/debian-reference/questions.jsonl",
+    "eval/gnuplot/questions.jsonl",
+]
 
 
 def _items(answerable: int, unanswerable: int) -> list[dict]:

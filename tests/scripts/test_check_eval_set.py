@@ -12,6 +12,7 @@ from app.testing.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_REFERENCE_PDF = Path("/usr/share/debian-reference/debian-reference.en.pdf")
+GNUPLOT_PDF = Path("/usr/share/doc/gnuplot/gnuplot.pdf")
 
 
 def _with_splits(rows: list[dict]) -> list[dict]:
@@ -131,14 +132,25 @@ def test_html_corpus_is_checked_by_file(tmp_path, capsys):
     assert "term 'hidden' not in the visible text of a.html" in out and "answer is 42" not in out
 
 
-def test_shipped_debian_reference_set_matches_its_pdf(tmp_path, capsys):
-    """The shipped set against the installed package (scripts/apt-packages-test.txt); fails, never skips, without it."""
-    if not DEBIAN_REFERENCE_PDF.is_file():
-        pytest.fail(f"missing {DEBIAN_REFERENCE_PDF}: run bash scripts/build_eval_corpus.sh", pytrace=False)
+@pytest.mark.parametrize(
+    ("name", "pdf", "counts"),
+    [
+        (
+            "debian-reference",
+            DEBIAN_REFERENCE_PDF,
+            "dev: 26 answerable, 21 unanswerable\n  test: 52 answerable, 43 unanswerable",
+        ),
+        ("gnuplot", GNUPLOT_PDF, "dev: 21 answerable, 11 unanswerable\n  test: 43 answerable, 22 unanswerable"),
+    ],
+)
+def test_shipped_pdf_set_matches_its_pdf(tmp_path, capsys, name, pdf, counts):
+    """A shipped set against the installed package (scripts/apt-packages-test.txt); fails, never skips, without it."""
+    if not pdf.is_file():
+        pytest.fail(f"missing {pdf}: run bash scripts/build_eval_corpus.sh", pytrace=False)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / DEBIAN_REFERENCE_PDF.name).symlink_to(DEBIAN_REFERENCE_PDF)
-    status, out = _check(ROOT / "eval/debian-reference/questions.jsonl", corpus, capsys)
+    (corpus / pdf.name).symlink_to(pdf)
+    status, out = _check(ROOT / "eval" / name / "questions.jsonl", corpus, capsys)
     assert status == 0, out
     assert "absent_terms occur" not in out
-    assert "dev: 26 answerable, 21 unanswerable" in out and "test: 52 answerable, 43 unanswerable" in out
+    assert counts in out
