@@ -2,7 +2,8 @@
 
 Usage:
     .venv/bin/python scripts/calibrate_answerability.py [--pipelines pipelines] [--split dev] [--data-dir DIR]
-        [--sets eval/sqlite/questions.jsonl eval/debian-reference/questions.jsonl] [--max-false-refusals 0.05]
+        [--sets eval/sqlite/questions.jsonl eval/debian-reference/questions.jsonl eval/gnuplot/questions.jsonl]
+        [--max-false-refusals 0.05]
 
 For every question of the split it runs the profile's query pipeline up to the prompt (retrieval, gate, the
 `selector`, no LLM), computes the `answerability` component's signals, then searches weights and a threshold:
@@ -43,7 +44,8 @@ def collect(pipelines: Path, eval_set: Path, split: str, data_dir: Path) -> list
     pipeline = spec.pipeline
     pipeline.warm_up()
     selector = pipeline.get_component("selector")
-    gate = AnswerabilityGate(weights={"known_terms": 1.0}, tokenizer=pipeline.get_component("answerability").tokenizer)
+    shipped = pipeline.get_component("answerability")
+    gate = AnswerabilityGate(weights={"known_terms": 1.0}, tokenizer=shipped.tokenizer, lexicon=shipped.lexicon)
     rows = []
     for question in select_split(load_eval_set(eval_set), split):
         data = spec.run_data(
@@ -117,7 +119,7 @@ def main() -> None:
         "--sets",
         type=Path,
         nargs="+",
-        default=[ROOT / "eval/sqlite/questions.jsonl", ROOT / "eval/debian-reference/questions.jsonl"],
+        default=[ROOT / f"eval/{name}/questions.jsonl" for name in ("sqlite", "debian-reference", "gnuplot")],
     )
     parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data/eval")

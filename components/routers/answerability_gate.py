@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from haystack import Document, component, logging
@@ -15,6 +16,20 @@ logger = logging.getLogger(__name__)
 
 SIGNALS = ("dense", "coverage", "selection", "known_terms")
 _SPECIFIC = re.compile(r"[a-z0-9][a-z0-9_+.]*[a-z0-9]", re.IGNORECASE)
+LEXICONS = ("ar", "de", "en", "es", "eu", "fa", "fr", "it", "lv", "nl", "pt", "ru")  # pyspellchecker's word lists
+
+
+@lru_cache(maxsize=4)
+def load_lexicon(language: str) -> frozenset[str]:
+    """The words of pyspellchecker's frequency list for `language` (bundled with the package, no download)."""
+    from spellchecker import SpellChecker
+
+    return frozenset(SpellChecker(language=language, distance=1).word_frequency.dictionary)
+
+
+def _singular(word: str) -> str | None:
+    """`timestamps` -> `timestamp`: the form to try when the plural itself is not found."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else None
 
 
 @component
@@ -30,10 +45,13 @@ class AnswerabilityGate:
       `nftables` scores low, however close the topic);
     - `selection`: the best sentence score of the `ContextSelector` (`meta["selection_score"]`, cosine + rare-word
       share), 0 when absent;
-    - `known_terms`: 0 when the question names something specific that none of the retrieved candidates mention (a
-      word the embedder's tokenizer splits into 3 or more pieces, or one with digits: `wireguard`, `zypper`,
-      `3.45.0`, as opposed to everyday words a paraphrase uses), 0.5 for such a word of 2 pieces, else 1. A
-      question about `nftables` retrieves passages about iptables: close in meaning, but they never say the name.
+    - `known_terms`: 0 when the question names something specific that none of the retrieved candidates mention, else
+      0.5 when an everyday word of the question is missing from them too (not even its stem), else 1. A question
+      about `nftables` retrieves passages about iptables: close in meaning, but they never say the name. Words the
+      embedder's tokenizer keeps whole (`notebook`) are common and not checked. With a `lexicon`, a word of 2 or more
+      pieces is a name when the language's word list does not know it (`wireguard`, `zypper`, `webp`) and everyday
+      when it does (`configuring`, `annotation`); without one, a word of 3 or more pieces is a name and one of 2 is
+      between the two (0.5). A word with digits (`3.45.0`) is always specific.
     The question is answerable when `sum(weights[s] * signal[s]) >= threshold`. The weights and threshold are
     calibrated on the dev split of the shipped eval sets (`scripts/calibrate_answerability.py`, docs/evaluation.md);
     calibrate again when changing the embedder, the selector or the corpus language.
@@ -49,6 +67,7 @@ class AnswerabilityGate:
         threshold: float = 0.5,
         refusal: str = DEFAULT_REFUSAL,
         tokenizer: str = "all-MiniLM-L6-v2-int8",
+        lexicon: str | None = None,
     ) -> None:
         """
         :param weights: Weight per signal (`dense`, `coverage`, `selection`); missing ones are 0. Default: dense 1.
@@ -56,6 +75,8 @@ class AnswerabilityGate:
         :param refusal: The answer given to a question judged unanswerable.
         :param tokenizer: The WordPiece tokenizer that tells everyday words from specific names (`known_terms`): the
             packaged embedder's by name, or a tokenizer.json path.
+        :param lexicon: The language of the word list that tells everyday words from names (`known_terms`): one of
+            pyspellchecker's bundled lists (`en`, `de`, `fr`, ...), or None to tell them apart by tokenizer pieces only.
         :raises ValueError: on an invalid argument.
         """
         weights = {"dense": 1.0} if weights is None else dict(weights)
@@ -75,10 +96,16 @@ class AnswerabilityGate:
         if not isinstance(tokenizer, str) or not tokenizer:
             raise ValueError("tokenizer must be a non-empty string")
         self.tokenizer = tokenizer
+        if lexicon is not None and lexicon not in LEXICONS:
+            raise ValueError(f"lexicon must be one of {list(LEXICONS)} or None, got {lexicon!r}")
+        self.lexicon = lexicon
         self._tokenizer: Any = None
+        self._lexicon: frozenset[str] | None = None
 
     def warm_up(self) -> None:
-        """Load the tokenizer (only when `known_terms` has a weight)."""
+        """Load the tokenizer and the lexicon (only when `known_terms` has a weight)."""
+        if self._lexicon is None and self.lexicon is not None and self.weights.get("known_terms"):
+            self._lexicon = load_lexicon(self.lexicon)
         if self._tokenizer is None and self.weights.get("known_terms"):
             from tokenizers import Tokenizer
 
@@ -90,7 +117,9 @@ class AnswerabilityGate:
             self._tokenizer = tokenizer
 
     @staticmethod
-    def known_terms(question: str, candidates: list[Document], tokenizer: Any) -> float:
+    def known_terms(
+        question: str, candidates: list[Document], tokenizer: Any, lexicon: frozenset[str] | None = None
+    ) -> float:
         """1 when every specific word of the question occurs in a candidate, 0.5 or 0 when one is missing."""
         text = " ".join(d.content or "" for d in candidates).lower()
         worst = 1.0
@@ -98,10 +127,17 @@ class AnswerabilityGate:
             if word in STOPWORDS or len(word) < 3:
                 continue
             pieces = len(tokenizer.encode(word, add_special_tokens=False).ids)
-            specific = pieces >= 3 or any(ch.isdigit() for ch in word)
-            if not specific and pieces < 2:
+            digits = any(ch.isdigit() for ch in word)
+            if pieces < 2 and not digits:
+                continue  # a word the tokenizer keeps whole is a common one
+            singular = _singular(word)
+            if lexicon is None:
+                specific = pieces >= 3 or digits
+            else:
+                specific = digits or (word not in lexicon and (singular is None or singular not in lexicon))
+            if word in text or (singular is not None and singular in text):
                 continue
-            if word in text or (not specific and word[: max(5, len(word) * 2 // 3)] in text):
+            if not specific and word[: max(5, len(word) * 2 // 3)] in text:
                 continue  # a name must occur as such (firewalld is not firewall); tunnelling may be tunneling
             worst = min(worst, 0.0 if specific else 0.5)
         return worst
@@ -118,7 +154,7 @@ class AnswerabilityGate:
         known = 1.0
         if self._tokenizer is not None:
             known = self.known_terms(
-                question, [*(candidates or []), *(scored_documents or []), *documents], self._tokenizer
+                question, [*(candidates or []), *(scored_documents or []), *documents], self._tokenizer, self._lexicon
             )
         scored = documents if scored_documents is None else scored_documents
         dense = max((float(d.score) for d in scored if d.score is not None), default=0.0)

@@ -26,6 +26,8 @@ def _scored(score: float) -> list[Document]:
         {"threshold": "0.5"},
         {"threshold": True},
         {"refusal": " "},
+        {"lexicon": "xx"},
+        {"lexicon": ""},
     ],
 )
 def test_init_rejects_invalid_arguments(kwargs):
@@ -34,9 +36,10 @@ def test_init_rejects_invalid_arguments(kwargs):
 
 
 def test_init_round_trips():
-    gate = AnswerabilityGate(weights={"dense": 1.0, "coverage": 0.5}, threshold=0.62)
+    gate = AnswerabilityGate(weights={"dense": 1.0, "coverage": 0.5}, threshold=0.62, lexicon="en")
     data = component_to_dict(gate, "answerability")
     assert data["init_parameters"]["weights"] == {"dense": 1.0, "coverage": 0.5}
+    assert data["init_parameters"]["lexicon"] == "en"
     assert component_to_dict(component_from_dict(AnswerabilityGate, data, "answerability"), "answerability") == data
 
 
@@ -48,6 +51,14 @@ def test_signals():
     assert signals["known_terms"] == 1.0  # not computed without a weight
 
 
+KNOWN_TERMS_CANDIDATES = [
+    Document(
+        content="Tunneling over SSH is described elsewhere; packages are held with apt-mark, see aptmark(8). "
+        "Each held package gets a timestamp."
+    )
+]
+
+
 @pytest.mark.parametrize(
     ("question", "known"),
     [
@@ -56,16 +67,44 @@ def test_signals():
         ("Which options does version 3.45.0 add?", 0.0),  # digits: specific
         ("How do I hold a package on my notebook?", 1.0),  # an everyday word (one piece) is a paraphrase, not a name
         ("How do I hold a package with podman?", 0.5),  # two pieces: between the two
+        ("Which annotation holds a package?", 0.0),  # three pieces: a name, though it is an English word
         ("How do I hold packages while tunnelling?", 1.0),  # a missing word whose stem is there is known
         ("How do I hold packages with aptmarkd?", 0.0),  # a name must occur as such, not by its prefix
+        ("Where are the timestamps of held packages?", 1.0),  # a plural whose singular is there
     ],
 )
 def test_known_terms_flags_specific_names_no_candidate_mentions(question, known):
-    candidates = [
-        Document(content="Tunneling over SSH is described elsewhere; packages are held with apt-mark, see aptmark(8).")
-    ]
     gate = AnswerabilityGate(weights={"known_terms": 1.0})
+    assert gate.signals(question, CONTEXT, _scored(0.5), KNOWN_TERMS_CANDIDATES)["known_terms"] == known
+
+
+@pytest.mark.parametrize(
+    ("question", "known"),
+    [
+        ("How do I hold a package with zypper?", 0.0),  # not an English word: a name
+        ("How do I hold a package with podman?", 0.0),  # two pieces, but no English word: a name
+        ("Which annotation holds a package?", 0.5),  # an English word of three pieces: a paraphrase's word, missing
+        ("How do I hold a package while configuring it?", 1.0),  # an English word whose stem (configur) is there
+        ("Which options does version 3.45.0 add?", 0.0),  # digits: specific whatever the list says
+        ("How do I hold packages with aptmarkd?", 0.0),  # a name must still occur as such
+        ("Where are the timestamps of held packages?", 1.0),  # not in the list, but its singular is in the passages
+    ],
+)
+def test_known_terms_with_a_lexicon_tells_english_words_from_names(question, known):
+    candidates = [*KNOWN_TERMS_CANDIDATES, Document(content="To configure a hold, edit the file.")]
+    gate = AnswerabilityGate(weights={"known_terms": 1.0}, lexicon="en")
     assert gate.signals(question, CONTEXT, _scored(0.5), candidates)["known_terms"] == known
+
+
+def test_the_lexicon_is_loaded_once_per_language():
+    first = AnswerabilityGate(weights={"known_terms": 1.0}, lexicon="en")
+    second = AnswerabilityGate(weights={"known_terms": 1.0}, lexicon="en")
+    first.warm_up()
+    second.warm_up()
+    assert first._lexicon is second._lexicon and "annotation" in first._lexicon and "zypper" not in first._lexicon
+    unused = AnswerabilityGate(weights={"dense": 1.0}, lexicon="en")
+    unused.warm_up()
+    assert unused._lexicon is None  # no known_terms weight: nothing to load
 
 
 def test_a_question_whose_rare_word_is_absent_is_refused_though_the_topic_is_close():
@@ -101,7 +140,7 @@ def test_in_a_yaml_pipeline_routing_to_a_refusal_branch():
 components:
   answerability:
     type: components.routers.answerability_gate.AnswerabilityGate
-    init_parameters: {weights: {dense: 1.0, coverage: 1.0}, threshold: 1.2}
+    init_parameters: {weights: {dense: 1.0, coverage: 1.0}, threshold: 1.2, lexicon: en}
   replies:
     type: haystack.components.joiners.branch.BranchJoiner
     init_parameters:
