@@ -466,11 +466,13 @@ EVAL_MAX_TOP_K = 200  # eval ranks more passages than a request may ask for (rec
 
 def eval_services(settings: Settings, pipelines_dir: Path, data_dir: Path) -> Services:
     """Services for `rag eval`: the given pipeline profile over its own data directory (its keys, collections and
-    document registry too, never the deployment's RAG_STATE_URL), the deployment's limits."""
+    document registry too, never the deployment's RAG_STATE_URL), the deployment's limits and model folder (a fresh
+    eval directory does not get its own copy of the packaged models)."""
     run_settings = settings.model_copy(
         update={
             "pipelines_dir": pipelines_dir,
             "data_dir": data_dir,
+            "model_dir": settings.model_cache_dir,
             "state_url": None,
             "max_top_k": max(settings.max_top_k, EVAL_MAX_TOP_K),
         }

@@ -31,6 +31,10 @@ def temp_profile(
         profile = pipelines_dir.resolve()
     else:
         profile = copy_profile(work / "pipelines", source, indexing=edit_indexing, query=edit_query)
+    from app.settings import Settings
+
+    # the packaged models stay where the deployment keeps them: a fresh data dir would reassemble the 1.1 GB GGUF
+    os.environ.setdefault("RAG_MODEL_DIR", str(Settings().model_cache_dir.resolve()))
     os.environ["RAG_DATA_DIR"] = str(work / "data")
     os.environ["RAG_PIPELINES_DIR"] = str(profile)
     return profile, work / "data"

@@ -1,6 +1,7 @@
 """The composition root: the API, the CLI and eval build their services in one place, so settings mean the same
 thing on every path (the three drift bugs below were found by using the CLI as a new user would)."""
 
+import os
 import re
 
 import pytest
@@ -46,6 +47,14 @@ def test_services_take_their_limits_from_settings(tiny_settings):
     evaluation = eval_services(settings, settings.pipelines_dir, settings.data_dir / "eval")
     assert evaluation.settings.data_dir == settings.data_dir / "eval"
     assert evaluation.ingest.limits.max_pdf_pages == 3
+
+
+def test_eval_services_load_models_from_the_deployments_model_dir(tiny_settings):
+    """`rag eval --data-dir $(mktemp -d)` must not reassemble the 1.1 GB GGUF into every fresh eval directory."""
+    settings = tiny_settings.model_copy(update={"model_dir": None})
+    evaluation = eval_services(settings, settings.pipelines_dir, settings.data_dir / "eval")
+    assert evaluation.settings.model_cache_dir == settings.data_dir / "models"
+    assert os.environ["RAG_MODEL_DIR"] == str((settings.data_dir / "models").resolve())
 
 
 @pytest.mark.postgres
