@@ -140,3 +140,30 @@ def test_too_much_extracted_text_fails_in_the_worker():
 def test_converter_errors_survive_pickling():
     error = pickle.loads(pickle.dumps(OcrUnavailableError("scan.pdf needs OCR")))
     assert str(error).count("OCR not available") == 1 and "scan.pdf needs OCR" in str(error)
+
+
+def test_a_pool_that_broke_before_warm_up_is_replaced_once(monkeypatch):
+    """pebble gives up a pool whose worker ended while no task ran on it: warm-up starts a new pool, not an error."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    import components.converters.isolated_converter as isolated
+
+    class BrokenPool:
+        stopped = False
+
+        def schedule(self, *args, **kwargs):
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("All workers expired"))
+            return future
+
+        def stop(self):
+            self.stopped = True
+
+    broken = BrokenPool()
+    real = isolated._shared_pool
+    pools = iter([broken])
+    monkeypatch.setattr(isolated, "_shared_pool", lambda workers: next(pools, None) or real(workers))
+    converter = IsolatedConverter(converter=TextFileToDocument())
+    assert converter.run(sources=[_text(b"after a broken pool")])["documents"][0].content == "after a broken pool"
+    assert broken.stopped
