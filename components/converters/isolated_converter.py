@@ -246,17 +246,19 @@ class IsolatedConverter:
             return
         self._timeout = resolve_number(self.timeout_s, "timeout_s")
         self._max_chars = int(resolve_number(self.max_text_chars, "max_text_chars"))
-        pool = _shared_pool(self.workers)
-        # the first task waits for the worker to start; its timeout is generous, it only guards against a hang
-        try:
-            pid = pool.schedule(_prepare, args=(self._spec,), timeout=max(self._timeout, 60.0)).result()
-        except BrokenProcessPool as error:
-            # pebble gives up a pool whose worker ended while no task ran on it (seen once in CI, right after a test
-            # whose parser timed out); the pool is inactive from then on, so the next one is new: start over once
-            logger.warning("The converter worker pool broke ({error}); starting a new one", error=str(error))
-            pool.stop()
+        for attempt in (1, 2):
             pool = _shared_pool(self.workers)
-            pid = pool.schedule(_prepare, args=(self._spec,), timeout=max(self._timeout, 60.0)).result()
+            # the first task waits for the worker to start; its timeout is generous, it only guards against a hang
+            try:
+                pid = pool.schedule(_prepare, args=(self._spec,), timeout=max(self._timeout, 60.0)).result()
+                break
+            except BrokenProcessPool as error:
+                # pebble gives up a pool whose worker ended while no task ran on it (seen once in CI, right after a
+                # test whose parser timed out); the pool is inactive from then on, so the next one is new
+                if attempt == 2:
+                    raise
+                logger.warning("The converter worker pool broke ({error}); starting a new one", error=str(error))
+                pool.stop()
         self._pool = pool
         logger.debug(
             "Converter {type} ready in worker {pid} (timeout {timeout} s, max {chars} chars)",
@@ -291,11 +293,25 @@ class IsolatedConverter:
         :raises ParseTimeoutError: a source took longer than the timeout.
         :raises TextTooLargeError: a source yielded more text than allowed.
         :raises ConversionError: the inner converter failed, or its worker died.
+        :raises BrokenProcessPool: the worker pool failed twice in a row (once is retried on a new pool).
         """
         if self._pool is None or not self._pool.active:
             self.warm_up()
         assert self._pool is not None and self._timeout is not None and self._max_chars is not None
         metadata = normalize_metadata(meta, sources_count=len(sources))
+        try:
+            return {"documents": self._convert(sources, metadata)}
+        except BrokenProcessPool as error:
+            # the pool itself failed under this batch (a crash on one file is ProcessExpired, a ConversionError):
+            # not the files' doing, so they are converted once more on a new pool
+            logger.warning("The converter worker pool broke ({error}); converting again on a new one", error=str(error))
+            self._pool.stop()
+            self._pool = None
+            self.warm_up()
+            return {"documents": self._convert(sources, metadata)}
+
+    def _convert(self, sources: list[str | Path | ByteStream], metadata: list[dict[str, Any]]) -> list[Document]:
+        assert self._pool is not None and self._timeout is not None and self._max_chars is not None
         futures: list[Future[list[Document]]] = [
             self._pool.schedule(
                 _convert_one, args=(self._spec, source, source_meta, self._max_chars), timeout=self._timeout
@@ -309,7 +325,7 @@ class IsolatedConverter:
         finally:
             for future in futures:
                 future.cancel()  # after a failure: stop the siblings still waiting or running
-        return {"documents": documents}
+        return documents
 
     def _result(self, future: Future[list[Document]], name: str) -> list[Document]:
         try:

@@ -167,3 +167,37 @@ def test_a_pool_that_broke_before_warm_up_is_replaced_once(monkeypatch):
     converter = IsolatedConverter(converter=TextFileToDocument())
     assert converter.run(sources=[_text(b"after a broken pool")])["documents"][0].content == "after a broken pool"
     assert broken.stopped
+
+
+def test_a_pool_that_breaks_under_a_batch_is_replaced_and_the_batch_converted_again(monkeypatch):
+    """A pool failing under a batch (not one file's crash) is not the files' doing: they are converted on a new pool;
+    a second failure in a row is raised."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    import components.converters.isolated_converter as isolated
+
+    class BreakingPool:
+        active = True
+        stopped = False
+
+        def schedule(self, *args, **kwargs):
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+            return future
+
+        def stop(self):
+            self.stopped = True
+
+    converter = IsolatedConverter(converter=TextFileToDocument())
+    converter.warm_up()
+    breaking = BreakingPool()
+    converter._pool = breaking  # the shared pool broke after warm-up
+    out = converter.run(sources=[_text(b"first file"), _text(b"second file")])
+    assert [doc.content for doc in out["documents"]] == ["first file", "second file"]
+    assert breaking.stopped and converter._pool is not breaking
+
+    monkeypatch.setattr(isolated, "_shared_pool", lambda workers: BreakingPool())
+    converter._pool = BreakingPool()
+    with pytest.raises(BrokenProcessPool):
+        converter.run(sources=[_text(b"never converted")])
