@@ -16,7 +16,13 @@ logger = logging.getLogger(__name__)
 
 SIGNALS = ("dense", "coverage", "selection", "known_terms")
 _SPECIFIC = re.compile(r"[a-z0-9][a-z0-9_+.]*[a-z0-9]", re.IGNORECASE)
-LEXICONS = ("ar", "de", "en", "es", "eu", "fa", "fr", "it", "lv", "nl", "pt", "ru")  # pyspellchecker's word lists
+
+
+def lexicons() -> tuple[str, ...]:
+    """The languages whose word list pyspellchecker bundles (what `lexicon` accepts)."""
+    from spellchecker import SpellChecker
+
+    return tuple(sorted(SpellChecker.languages()))
 
 
 @lru_cache(maxsize=4)
@@ -96,8 +102,8 @@ class AnswerabilityGate:
         if not isinstance(tokenizer, str) or not tokenizer:
             raise ValueError("tokenizer must be a non-empty string")
         self.tokenizer = tokenizer
-        if lexicon is not None and lexicon not in LEXICONS:
-            raise ValueError(f"lexicon must be one of {list(LEXICONS)} or None, got {lexicon!r}")
+        if lexicon is not None and lexicon not in lexicons():
+            raise ValueError(f"lexicon must be one of {list(lexicons())} or None, got {lexicon!r}")
         self.lexicon = lexicon
         self._tokenizer: Any = None
         self._lexicon: frozenset[str] | None = None

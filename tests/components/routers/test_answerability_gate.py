@@ -35,6 +35,16 @@ def test_init_rejects_invalid_arguments(kwargs):
         AnswerabilityGate(**kwargs)
 
 
+def test_lexicon_takes_every_word_list_pyspellchecker_bundles():
+    from spellchecker import SpellChecker
+
+    from components.routers.answerability_gate import lexicons
+
+    assert set(lexicons()) == set(SpellChecker.languages()) and "en" in lexicons()
+    for language in lexicons():
+        assert AnswerabilityGate(lexicon=language).lexicon == language
+
+
 def test_init_round_trips():
     gate = AnswerabilityGate(weights={"dense": 1.0, "coverage": 0.5}, threshold=0.62, lexicon="en")
     data = component_to_dict(gate, "answerability")
