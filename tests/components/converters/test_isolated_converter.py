@@ -2,6 +2,8 @@
 
 import pickle
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from haystack import Pipeline
@@ -142,25 +144,28 @@ def test_converter_errors_survive_pickling():
     assert str(error).count("OCR not available") == 1 and "scan.pdf needs OCR" in str(error)
 
 
+class _BrokenPool:
+    """A pebble pool that pebble has given up: every task fails with BrokenProcessPool."""
+
+    active = True
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def schedule(self, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_exception(BrokenProcessPool("All workers expired"))
+        return future
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
 def test_a_pool_that_broke_before_warm_up_is_replaced_once(monkeypatch):
     """pebble gives up a pool whose worker ended while no task ran on it: warm-up starts a new pool, not an error."""
-    from concurrent.futures import Future
-    from concurrent.futures.process import BrokenProcessPool
-
     import components.converters.isolated_converter as isolated
 
-    class BrokenPool:
-        stopped = False
-
-        def schedule(self, *args, **kwargs):
-            future: Future = Future()
-            future.set_exception(BrokenProcessPool("All workers expired"))
-            return future
-
-        def stop(self):
-            self.stopped = True
-
-    broken = BrokenPool()
+    broken = _BrokenPool()
     real = isolated._shared_pool
     pools = iter([broken])
     monkeypatch.setattr(isolated, "_shared_pool", lambda workers: next(pools, None) or real(workers))
@@ -172,32 +177,17 @@ def test_a_pool_that_broke_before_warm_up_is_replaced_once(monkeypatch):
 def test_a_pool_that_breaks_under_a_batch_is_replaced_and_the_batch_converted_again(monkeypatch):
     """A pool failing under a batch (not one file's crash) is not the files' doing: they are converted on a new pool;
     a second failure in a row is raised."""
-    from concurrent.futures import Future
-    from concurrent.futures.process import BrokenProcessPool
-
     import components.converters.isolated_converter as isolated
-
-    class BreakingPool:
-        active = True
-        stopped = False
-
-        def schedule(self, *args, **kwargs):
-            future: Future = Future()
-            future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
-            return future
-
-        def stop(self):
-            self.stopped = True
 
     converter = IsolatedConverter(converter=TextFileToDocument())
     converter.warm_up()
-    breaking = BreakingPool()
+    breaking = _BrokenPool()
     converter._pool = breaking  # the shared pool broke after warm-up
     out = converter.run(sources=[_text(b"first file"), _text(b"second file")])
     assert [doc.content for doc in out["documents"]] == ["first file", "second file"]
     assert breaking.stopped and converter._pool is not breaking
 
-    monkeypatch.setattr(isolated, "_shared_pool", lambda workers: BreakingPool())
-    converter._pool = BreakingPool()
+    monkeypatch.setattr(isolated, "_shared_pool", lambda workers: _BrokenPool())
+    converter._pool = _BrokenPool()
     with pytest.raises(BrokenProcessPool):
         converter.run(sources=[_text(b"never converted")])
