@@ -77,7 +77,7 @@ ENV VIRTUAL_ENV=/opt/venv \
 
 # /data (store, collections registry) is the volume; the reassembled GGUF (~400 MB) must not live there, or a mounted
 # volume would hide it. Warm-up runs with a data dir of its own, keeps only its models/ folder (outside the volume),
-# and the entrypoint links ${RAG_DATA_DIR}/models to it (the pipelines' `cache_dir: ${RAG_DATA_DIR}/models`).
+# and the entrypoint links ${RAG_DATA_DIR}/models to it (RAG_MODEL_DIR's default, the pipelines' `cache_dir`).
 RUN mkdir -p /opt/ragstack /data/uploads /logs \
  && chown rag:rag /opt/ragstack /data /data/uploads /logs
 USER 10001:10001
