@@ -297,7 +297,6 @@ class IsolatedConverter:
         """
         if self._pool is None or not self._pool.active:
             self.warm_up()
-        assert self._pool is not None and self._timeout is not None and self._max_chars is not None
         metadata = normalize_metadata(meta, sources_count=len(sources))
         try:
             return {"documents": self._convert(sources, metadata)}
@@ -305,8 +304,9 @@ class IsolatedConverter:
             # the pool itself failed under this batch (a crash on one file is ProcessExpired, a ConversionError):
             # not the files' doing, so they are converted once more on a new pool
             logger.warning("The converter worker pool broke ({error}); converting again on a new one", error=str(error))
-            self._pool.stop()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.stop()
             self.warm_up()
             return {"documents": self._convert(sources, metadata)}
 

@@ -18,6 +18,7 @@ SIGNALS = ("dense", "coverage", "selection", "known_terms")
 _SPECIFIC = re.compile(r"[a-z0-9][a-z0-9_+.]*[a-z0-9]", re.IGNORECASE)
 
 
+@lru_cache(maxsize=1)
 def lexicons() -> tuple[str, ...]:
     """The languages whose word list pyspellchecker bundles (what `lexicon` accepts)."""
     from spellchecker import SpellChecker
@@ -102,8 +103,8 @@ class AnswerabilityGate:
         if not isinstance(tokenizer, str) or not tokenizer:
             raise ValueError("tokenizer must be a non-empty string")
         self.tokenizer = tokenizer
-        if lexicon is not None and lexicon not in lexicons():
-            raise ValueError(f"lexicon must be one of {list(lexicons())} or None, got {lexicon!r}")
+        if lexicon is not None and lexicon not in (known := lexicons()):
+            raise ValueError(f"lexicon must be one of {list(known)} or None, got {lexicon!r}")
         self.lexicon = lexicon
         self._tokenizer: Any = None
         self._lexicon: frozenset[str] | None = None
