@@ -71,6 +71,10 @@ GENERATION_QUEUE_DEPTH = Gauge(
     multiprocess_mode="livesum",
 )
 ERRORS = Counter("rag_errors", "Error responses and stream errors by error code", ["type"])
+STALE_EMBEDDINGS = Counter(
+    "rag_stale_embedding_queries",
+    "Queries that retrieved chunks embedded by another model than the query embedder's (index them again)",
+)
 
 
 _labelled_collections: frozenset[str] = frozenset()
@@ -113,6 +117,11 @@ def record_query(timings_ms: dict[str, float], *, generated: bool) -> None:
     if generated:
         QUERY_DURATION.labels(stage="generation").observe(timings_ms.get("generation", 0.0) / 1000.0)
     QUERY_DURATION.labels(stage="total").observe(timings_ms.get("total", 0.0) / 1000.0)
+
+
+def record_stale_embeddings() -> None:
+    """A query retrieved chunks whose embeddings another model made: their vector ranking means nothing."""
+    STALE_EMBEDDINGS.inc()
 
 
 def record_tokens(prompt: int | None, completion: int | None) -> None:

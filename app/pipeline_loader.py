@@ -149,6 +149,15 @@ class PipelineSet:
     document_store: Any
     stores: list[Any] = field(default_factory=list)
 
+    @property
+    def query_embedding_model(self) -> str | None:
+        """The model name of the query's `text_embedder` (None without one, or when it names no model)."""
+        names = [name for name, _ in self.query.pipeline.walk()]
+        if "text_embedder" not in names:
+            return None
+        model = getattr(self.query.pipeline.get_component("text_embedder"), "model", None)
+        return model if isinstance(model, str) and model else None
+
     def warm_up(self) -> None:
         """Load models and open resources once, then check that the embedder fits the store."""
         self.indexing.pipeline.warm_up()

@@ -22,6 +22,7 @@ from app.services.citation_stream import StreamedCitations
 from app.services.generation_queue import GenerationQueue
 from app.services.naming import validate_collection
 from app.upstream import filter_mismatch, upstream_error
+from components.embedders.embedding_reuser import EMBEDDING_MODEL
 from components.validators.claim_checker import Claim, ClaimChecker
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,38 @@ class QueryService:
         self.max_top_k = max_top_k
         self.max_question_chars = max_question_chars
         self.log_content = log_content
+        self._embedding_model = pipelines.query_embedding_model
+        self._stale_warned: set[tuple[str, str]] = set()  # (collection, model) already logged by this process
+        self._stale_lock = threading.Lock()
+
+    def _check_embedding_models(self, collection: str, documents: Sequence[Document]) -> None:
+        """Count and log (once per collection and model) retrieved chunks that another embedding model embedded.
+
+        After the embedder's `model` changes in the YAML, the chunks indexed before still hold the old model's vectors
+        (chunks carry the model as meta `embedding_model`); the vector search compares them with the new model's
+        question embedding, which ranks them at random. Nothing fails, so this says it: index those documents again.
+        """
+        expected = self._embedding_model
+        if expected is None:
+            return
+        stale = sorted(
+            {m for d in documents if isinstance(m := (d.meta or {}).get(EMBEDDING_MODEL), str) and m and m != expected}
+        )
+        if not stale:
+            return
+        metrics.record_stale_embeddings()
+        with self._stale_lock:
+            new = [m for m in stale if (collection, m) not in self._stale_warned]
+            self._stale_warned.update((collection, m) for m in new)
+        for model in new:
+            logger.warning(
+                "Collection {collection} holds chunks embedded by {stored_model}, but the query pipeline embeds "
+                "questions with {query_model}: their vector search ranks them at random; index those documents again "
+                "(rag ingest --replace, or PUT /documents/{{id}})",
+                collection=collection,
+                stored_model=model,
+                query_model=expected,
+            )
 
     def _run_data(
         self,
@@ -332,6 +365,7 @@ class QueryService:
             "generation": round(max(total_ms - retrieval_ms, 0.0), 2) if answer is not None else 0.0,
             "total": round(total_ms, 2),
         }
+        self._check_embedding_models(collection, passages)
         if answer is None:
             sources = [_source(i + 1, doc, False) for i, doc in enumerate(passages)]
             metrics.record_query(timings, generated=False)
