@@ -33,7 +33,7 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 def collect(pipelines: Path, eval_set: Path, split: str, data_dir: Path) -> list[dict]:
     from app.composition import eval_services
     from app.services.evaluation import Evaluator, load_eval_set, select_split
-    from app.services.query import scoped_filters
+    from app.services.query_filters import scoped_filters
     from app.settings import Settings
     from components.routers.answerability_gate import AnswerabilityGate
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.errors import InvalidInputError
 from app.services.naming import TAG_KEY_PATTERN
-from app.services.query import (
+from app.services.query_filters import (
     MAX_FILTER_CONDITIONS,
     MAX_FILTER_DEPTH,
     MAX_FILTER_LIST,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.services.query import MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_LIST
+from app.services.query_filters import MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_LIST
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ import pytest
 
 from app.errors import InvalidInputError
 from app.services.openai_filters import translate_filters
-from app.services.query import MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_LIST
+from app.services.query_filters import MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_LIST
 
 
 @pytest.mark.parametrize(

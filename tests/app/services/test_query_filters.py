@@ -3,7 +3,7 @@
 import pytest
 
 from app.errors import InvalidInputError
-from app.services.query import validate_filters
+from app.services.query_filters import validate_filters
 
 
 @pytest.mark.parametrize(
