@@ -22,6 +22,7 @@ from app.pipeline_loader import (
     pipeline_file,
     read_yaml,
 )
+from components.embedders.embedding_reuser import EmbeddingReuser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "pipelines"
@@ -116,6 +117,17 @@ def test_profile_loads_offline_with_one_shared_store(directory: Path) -> None:
     assert pipelines.document_store is not None
     assert len(pipelines.stores) == 1, "indexing and query must share one store config"
     assert pipelines.stores[0] is pipelines.document_store
+
+
+@pytest.mark.parametrize("directory", _profile_params())
+@pytest.mark.usefixtures("offline_env")
+def test_queries_can_tell_chunks_of_another_embedding_model(directory: Path) -> None:
+    """The chunks' `embedding_model` (the reuser's) is the query text_embedder's model, which QueryService reads."""
+    pipelines = load_pipelines(directory)
+    marked = {c.embedder_model for _, c in pipelines.indexing.pipeline.walk() if isinstance(c, EmbeddingReuser)}
+
+    assert marked == {pipelines.query_embedding_model}, directory.name
+    assert pipelines.query_embedding_model is not None
 
 
 @pytest.mark.parametrize("directory", [DEFAULT, *PROFILES], ids=lambda p: p.name if p != DEFAULT else "default")
