@@ -31,6 +31,8 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 
 def collect(pipelines: Path, eval_set: Path, split: str, data_dir: Path) -> list[dict]:
+    from haystack.core.serialization import component_from_dict, component_to_dict
+
     from app.composition import eval_services
     from app.services.evaluation import Evaluator, load_eval_set, select_split
     from app.services.query_filters import scoped_filters
@@ -45,7 +47,11 @@ def collect(pipelines: Path, eval_set: Path, split: str, data_dir: Path) -> list
     pipeline.warm_up()
     selector = pipeline.get_component("selector")
     shipped = pipeline.get_component("answerability")
-    gate = AnswerabilityGate(weights={"known_terms": 1.0}, tokenizer=shipped.tokenizer, lexicon=shipped.lexicon)
+    # the shipped gate's settings with `known_terms` weighed, so that signal is computed even when the profile's gate
+    # does not weigh it (its tokenizer and word list are loaded only then)
+    config = component_to_dict(shipped, "answerability")
+    config["init_parameters"]["weights"] = {"known_terms": 1.0}
+    gate = component_from_dict(AnswerabilityGate, config, "answerability")
     rows = []
     for question in select_split(load_eval_set(eval_set), split):
         data = spec.run_data(
