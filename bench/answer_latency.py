@@ -1,7 +1,7 @@
 """Answer latency with the local LLM: time to the first streamed token and to the full answer, one client.
 
 Usage: .venv/bin/python bench/answer_latency.py [--pipelines DIR] [--set eval/debian-reference/questions.jsonl]
-       [--split dev] [--data-dir DIR] [--limit N]
+       [--split dev] [--data-dir DIR] [--limit N] [--no-prefix-reuse]
 Ingests the set's corpus the way `rag eval` does (same hash-named collection, reused across runs with the same
 data dir), warms the pipelines with one question, then asks the split's answerable questions one at a time through
 `QueryService.ask` with a streaming callback, as the SSE route does. Prints p50/p95 of the first token, the full
@@ -31,6 +31,12 @@ def main() -> None:
     parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data/eval")
     parser.add_argument("--limit", type=int)
+    parser.add_argument(
+        "--no-prefix-reuse",
+        action="store_true",
+        help="clear the llama.cpp model's evaluated tokens before each question, so no prompt prefix (the system "
+        "message) is reused: what prefix caching saves is the difference to a run without it",
+    )
     args = parser.parse_args()
 
     from app.composition import eval_services
@@ -47,7 +53,10 @@ def main() -> None:
     full: list[float] = []
     stages: dict[str, list[float]] = {}
     refused = 0
+    llm = services.pipelines.query.pipeline.get_component("llm")
     for question in questions:
+        if args.no_prefix_reuse:
+            llm._model.reset()  # llama-cpp-python's Llama: forget the evaluated tokens (the KV cache is overwritten)
         started = time.perf_counter()
         seen: list[float] = []
 
@@ -62,7 +71,7 @@ def main() -> None:
             stages.setdefault(name, []).append(ms)
         full.append(elapsed)
         first.append(seen[0] if seen else elapsed)  # a refusal before the LLM: its text is the first token
-    print(f"pipelines        {args.pipelines}")
+    print(f"pipelines        {args.pipelines}" + (" (no prompt prefix reused)" if args.no_prefix_reuse else ""))
     print(f"questions        {len(questions)} answerable, split {args.split}, {refused} refused")
     print(f"first token      p50 {percentile(first, 50):.2f} s, p95 {percentile(first, 95):.2f} s")
     print(f"full answer      p50 {percentile(full, 50):.2f} s, p95 {percentile(full, 95):.2f} s")
