@@ -54,6 +54,8 @@ def main() -> None:
     stages: dict[str, list[float]] = {}
     refused = 0
     llm = services.pipelines.query.pipeline.get_component("llm")
+    if args.no_prefix_reuse and not hasattr(getattr(llm, "_model", None), "reset"):
+        parser.error("--no-prefix-reuse needs a llama.cpp `llm` (a loaded llama_cpp.Llama)")
     for question in questions:
         if args.no_prefix_reuse:
             llm._model.reset()  # llama-cpp-python's Llama: forget the evaluated tokens (the KV cache is overwritten)
