@@ -149,13 +149,16 @@ class PipelineSet:
     document_store: Any
     stores: list[Any] = field(default_factory=list)
 
+    def _text_embedder(self) -> Any | None:
+        """The query's question embedder, by role (`text_embedder`), or None when the pipeline has none."""
+        if "text_embedder" not in {name for name, _ in self.query.pipeline.walk()}:
+            return None
+        return self.query.pipeline.get_component("text_embedder")
+
     @property
     def query_embedding_model(self) -> str | None:
         """The model name of the query's `text_embedder` (None without one, or when it names no model)."""
-        names = [name for name, _ in self.query.pipeline.walk()]
-        if "text_embedder" not in names:
-            return None
-        model = getattr(self.query.pipeline.get_component("text_embedder"), "model", None)
+        model = getattr(self._text_embedder(), "model", None)
         return model if isinstance(model, str) and model else None
 
     def warm_up(self) -> None:
@@ -179,10 +182,9 @@ class PipelineSet:
             ),
             None,
         )
-        names = [name for name, _ in self.query.pipeline.walk()]
-        if declared is None or "text_embedder" not in names:
+        embedder = self._text_embedder()
+        if declared is None or embedder is None:
             return
-        embedder = self.query.pipeline.get_component("text_embedder")
         try:
             embedding = embedder.run(text="embedding dimension probe")["embedding"]
         except (OSError, RuntimeError, ValueError) as error:
