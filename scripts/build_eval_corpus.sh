@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the corpora of the shipped eval sets (both folders are gitignored):
+# Builds the corpora of the shipped eval sets (the corpus folders are gitignored):
 # - eval/sqlite/corpus/: 37 HTML pages of the SQLite documentation, as shipped by Debian's sqlite3-doc package
 #   (installed under /usr/share/doc/sqlite3/, public domain);
 # - eval/debian-reference/corpus/: the Debian Reference PDF (261 pages) of Debian's debian-reference-en package
 #   (GPL-2+);
-# - eval/gnuplot/corpus/: the gnuplot 5.4 manual PDF (311 pages) of Debian's gnuplot-doc package (gnuplot license).
+# - eval/gnuplot/corpus/: the gnuplot 5.4 manual PDF (311 pages) of Debian's gnuplot-doc package (gnuplot license);
+# - eval/r-manuals/corpus/: three PDF manuals of R 4.2.2 (R-admin, R-data, R-FAQ: 178 pages) of Debian's r-doc-pdf
+#   package (R-admin and R-data: verbatim copies permitted with the notice kept; R-FAQ: GPL-2+).
 # The questions in eval/*/questions.jsonl were written and verified against these files.
 #
 # Idempotent: installs the packages only when missing, copies only files that changed, and removes any
@@ -62,8 +64,8 @@ PAGES=(
 log() { echo "[build_eval_corpus] $*" >&2; }
 
 if ! dpkg -s sqlite3-doc >/dev/null 2>&1 || ! dpkg -s debian-reference-en >/dev/null 2>&1 \
-  || ! dpkg -s gnuplot-doc >/dev/null 2>&1; then
-  log "installing sqlite3-doc, debian-reference-en and gnuplot-doc"
+  || ! dpkg -s gnuplot-doc >/dev/null 2>&1 || ! dpkg -s r-doc-pdf >/dev/null 2>&1; then
+  log "installing sqlite3-doc, debian-reference-en, gnuplot-doc and r-doc-pdf"
   bash scripts/apt-install.sh scripts/apt-packages-test.txt
 fi
 
@@ -106,37 +108,49 @@ done
 
 log "corpus ready: ${#PAGES[@]} pages in $ROOT/$DEST ($copied copied, sqlite3-doc $version)"
 
-# --- the one-PDF corpora ---
-# copy_pdf PACKAGE VERIFIED_VERSION SOURCE DEST_DIR SET_NAME
-copy_pdf() {
-  local package="$1" verified="$2" src="$3" dest="$4" set_name="$5"
-  local file version copied=0 path
-  file="$(basename "$src")"
+# --- the PDF corpora ---
+# copy_pdfs PACKAGE VERIFIED_VERSION DEST_DIR SET_NAME SOURCE...
+# Copies the SOURCE files of PACKAGE into DEST_DIR and removes every other file from it.
+copy_pdfs() {
+  local package="$1" verified="$2" dest="$3" set_name="$4"
+  shift 4
+  local src file version copied=0 path keep
+  local files=()
   version="$(dpkg-query -W -f='${Version}' "$package")"
   if [[ "$version" != "$verified" ]]; then
     log "warning: $package is $version, the questions were verified against $verified;"
     log "         run .venv/bin/python scripts/check_eval_set.py --set $set_name (page numbers may have moved)"
   fi
-  if [[ ! -s "$src" ]]; then
-    log "missing $src in $package $version"
-    exit 1
-  fi
+  for src in "$@"; do
+    if [[ ! -s "$src" ]]; then
+      log "missing $src in $package $version"
+      exit 1
+    fi
+    files+=("$(basename "$src")")
+  done
   mkdir -p "$dest"
-  if ! cmp -s "$src" "$dest/$file"; then
-    cp "$src" "$dest/$file.tmp"
-    mv "$dest/$file.tmp" "$dest/$file"
-    copied=1
-  fi
+  for src in "$@"; do
+    file="$(basename "$src")"
+    if ! cmp -s "$src" "$dest/$file"; then
+      cp "$src" "$dest/$file.tmp"
+      mv "$dest/$file.tmp" "$dest/$file"
+      copied=$((copied + 1))
+    fi
+  done
   for path in "$dest"/*; do
-    if [[ "$(basename "$path")" != "$file" ]]; then
+    keep=0
+    for file in "${files[@]}"; do [[ "$(basename "$path")" == "$file" ]] && keep=1 && break; done
+    if ((!keep)); then
       log "removing $path (not part of the corpus)"
       rm -rf -- "$path"
     fi
   done
-  log "corpus ready: $file in $ROOT/$dest ($copied copied, $package $version)"
+  log "corpus ready: ${files[*]} in $ROOT/$dest ($copied copied, $package $version)"
 }
 
 # Debian package versions the questions and page numbers were verified against (Debian 12)
-copy_pdf debian-reference-en 2.100 /usr/share/debian-reference/debian-reference.en.pdf \
-  eval/debian-reference/corpus debian-reference
-copy_pdf gnuplot-doc 5.4.4+dfsg1-2 /usr/share/doc/gnuplot/gnuplot.pdf eval/gnuplot/corpus gnuplot
+copy_pdfs debian-reference-en 2.100 eval/debian-reference/corpus debian-reference \
+  /usr/share/debian-reference/debian-reference.en.pdf
+copy_pdfs gnuplot-doc 5.4.4+dfsg1-2 eval/gnuplot/corpus gnuplot /usr/share/doc/gnuplot/gnuplot.pdf
+copy_pdfs r-doc-pdf 4.2.2.20221110-2 eval/r-manuals/corpus r-manuals \
+  /usr/share/R/doc/manual/R-admin.pdf /usr/share/R/doc/manual/R-data.pdf /usr/share/R/doc/manual/R-FAQ.pdf

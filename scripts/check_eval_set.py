@@ -8,14 +8,16 @@ text of EVERY source listed in its `expected_sources`:
 - HTML corpus (eval/sqlite): the visible text of the page; by default also the text the indexing pipeline extracts
   from it (the project's HTML converter, trafilatura): a fact dropped by the converter can never be retrieved.
   `--visible-only` skips that.
-- PDF corpus (eval/debian-reference, eval/gnuplot): each source names `file` and `page` (1-based), and the terms must
-  appear in the text pypdfium2 (the PDF converter's extractor) gives for that page.
+- PDF corpus (eval/debian-reference, eval/gnuplot, eval/r-manuals): each source names `file` and `page` (1-based), and
+  the terms must appear in the text pypdfium2 (the PDF converter's extractor) gives for that page of that file.
 Terms must contain a letter or digit: `rag eval` compares them with punctuation replaced by spaces.
 Unanswerable questions may list `absent_terms` (what the question is about); a term found anywhere in the corpus is
 reported as a warning (the question may be answerable after all).
 
     .venv/bin/python scripts/check_eval_set.py                          # the SQLite set; exit 1 on any error
-    .venv/bin/python scripts/check_eval_set.py --set debian-reference   # the Debian Reference set (or --set gnuplot)
+    .venv/bin/python scripts/check_eval_set.py --set debian-reference   # the Debian Reference set
+    .venv/bin/python scripts/check_eval_set.py --set gnuplot            # the gnuplot manual
+    .venv/bin/python scripts/check_eval_set.py --set r-manuals          # three R manuals (R-admin, R-data, R-FAQ)
     bash scripts/build_eval_corpus.sh first, so the corpora exist.
 """
 
@@ -273,7 +275,9 @@ def check(questions_path: Path, corpus: Path, use_converter: bool) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", default="sqlite", help="shipped set under eval/ (sqlite, debian-reference, gnuplot)")
+    parser.add_argument(
+        "--set", default="sqlite", help="shipped set under eval/ (sqlite, debian-reference, gnuplot, r-manuals)"
+    )
     parser.add_argument("--questions", type=Path, help="questions file (default eval/<set>/questions.jsonl)")
     parser.add_argument("--corpus", type=Path, help="corpus folder (default corpus/ beside the questions)")
     parser.add_argument("--visible-only", action="store_true", help="HTML: skip the converter-text check")

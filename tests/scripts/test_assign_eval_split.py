@@ -15,6 +15,7 @@ SHIPPED_SETS = [
     "eval/sqlite/questions.jsonl",
     "eval/debian-reference/questions.jsonl",
     "eval/gnuplot/questions.jsonl",
+    "eval/r-manuals/questions.jsonl",
 ]
 
 

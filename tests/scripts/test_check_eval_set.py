@@ -13,6 +13,7 @@ from app.testing.scripts import load_script
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_REFERENCE_PDF = Path("/usr/share/debian-reference/debian-reference.en.pdf")
 GNUPLOT_PDF = Path("/usr/share/doc/gnuplot/gnuplot.pdf")
+R_MANUAL_PDFS = tuple(Path("/usr/share/R/doc/manual") / name for name in ("R-admin.pdf", "R-data.pdf", "R-FAQ.pdf"))
 
 
 def _with_splits(rows: list[dict]) -> list[dict]:
@@ -133,23 +134,25 @@ def test_html_corpus_is_checked_by_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("name", "pdf", "counts"),
+    ("name", "pdfs", "counts"),
     [
         (
             "debian-reference",
-            DEBIAN_REFERENCE_PDF,
+            (DEBIAN_REFERENCE_PDF,),
             "dev: 26 answerable, 21 unanswerable\n  test: 52 answerable, 43 unanswerable",
         ),
-        ("gnuplot", GNUPLOT_PDF, "dev: 21 answerable, 11 unanswerable\n  test: 43 answerable, 22 unanswerable"),
+        ("gnuplot", (GNUPLOT_PDF,), "dev: 21 answerable, 11 unanswerable\n  test: 43 answerable, 22 unanswerable"),
+        ("r-manuals", R_MANUAL_PDFS, "dev: 23 answerable, 11 unanswerable\n  test: 46 answerable, 22 unanswerable"),
     ],
 )
-def test_shipped_pdf_set_matches_its_pdf(tmp_path, capsys, name, pdf, counts):
+def test_shipped_pdf_set_matches_its_pdf(tmp_path, capsys, name, pdfs, counts):
     """A shipped set against the installed package (scripts/apt-packages-test.txt); fails, never skips, without it."""
-    if not pdf.is_file():
-        pytest.fail(f"missing {pdf}: run bash scripts/build_eval_corpus.sh", pytrace=False)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / pdf.name).symlink_to(pdf)
+    for pdf in pdfs:
+        if not pdf.is_file():
+            pytest.fail(f"missing {pdf}: run bash scripts/build_eval_corpus.sh", pytrace=False)
+        (corpus / pdf.name).symlink_to(pdf)
     status, out = _check(ROOT / "eval" / name / "questions.jsonl", corpus, capsys)
     assert status == 0, out
     assert "absent_terms occur" not in out
