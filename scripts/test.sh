@@ -17,10 +17,10 @@ bash scripts/postgres.sh >/dev/null   # PostgreSQL 15 + pgvector on 127.0.0.1:54
 .venv/bin/python scripts/gen_config_docs.py --check   # docs/configuration.md and .env.example match app/settings.py
 bash scripts/check_deploy.sh   # hadolint, compose config, promtool, dashboard metrics, Dockerfile pip steps in a fresh venv
 # quality gates on the test splits (docs/evaluation.md#quality-gate): SQLite retrieval (eval/gate.json), then the
-# Debian Reference and the gnuplot manual end to end with the local model: answers, refusals, citations
-# (eval/debian-reference/gate.json, eval/gnuplot/gate.json)
+# Debian Reference end to end with the local model: answers, refusals, citations (eval/debian-reference/gate.json).
+# The gnuplot manual's end-to-end gate (eval/gnuplot/gate.json) is run by hand after these two: with it, the gates
+# took 28 of CI's 90 minutes on 2 cores.
 .venv/bin/rag eval eval/sqlite/questions.jsonl --gate eval/gate.json --out .eval-ci/sqlite --data-dir .eval-ci/data
 .venv/bin/rag eval eval/debian-reference/questions.jsonl --gate eval/debian-reference/gate.json --out .eval-ci/debian-reference \
     --data-dir .eval-ci/data
-.venv/bin/rag eval eval/gnuplot/questions.jsonl --gate eval/gnuplot/gate.json --out .eval-ci/gnuplot --data-dir .eval-ci/data
 .venv/bin/pytest "$@"
