@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (the users' install with every extra, since the tests cover
 # every backend, plus the dev tools and the test corpus), then lint, type-check and the whole test suite. Used
-# verbatim by .ci/run. Line coverage is opt-in (`bash scripts/test.sh --cov --cov-report=term`): its tracer makes
-# the in-process tests ~50 % slower (tests/components/converters + stores/lancedb: 78 s -> 122 s).
+# verbatim by .ci/run. Line coverage is opt-in (`bash scripts/test.sh --cov --cov-report=term`; docs/operations.md#ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HAYSTACK_TELEMETRY_ENABLED=False
@@ -18,8 +17,7 @@ bash scripts/postgres.sh >/dev/null   # PostgreSQL 15 + pgvector on 127.0.0.1:54
 bash scripts/check_deploy.sh   # hadolint, compose config, promtool, dashboard metrics, Dockerfile pip steps in a fresh venv
 # quality gates on the test splits (docs/evaluation.md#quality-gate): SQLite retrieval (eval/gate.json), then the
 # Debian Reference end to end with the local model: answers, refusals, citations (eval/debian-reference/gate.json).
-# The gnuplot manual's end-to-end gate (eval/gnuplot/gate.json) is run by hand after these two: with it, the gates
-# took 28 of CI's 90 minutes on 2 cores.
+# The gnuplot manual's end-to-end gate (eval/gnuplot/gate.json) is run by hand after these two (same page).
 .venv/bin/rag eval eval/sqlite/questions.jsonl --gate eval/gate.json --out .eval-ci/sqlite --data-dir .eval-ci/data
 .venv/bin/rag eval eval/debian-reference/questions.jsonl --gate eval/debian-reference/gate.json --out .eval-ci/debian-reference \
     --data-dir .eval-ci/data
