@@ -128,6 +128,12 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
     assert any(s["filename"] == "R-intro.pdf" and s["page"] == 14 and "c(10.4" in s["text"] for s in cited), payload
     assert any(claim["supported"] for claim in payload["claims"]), payload["claims"]  # checked against its [n]
 
+    quit_answer = json.loads(
+        _invoke("ask", "Which function is used to quit an R session?", "-c", "docs", "--json").output
+    )
+    assert "q()" in quit_answer["answer"] or "quit()" in quit_answer["answer"], quit_answer["answer"]
+    assert any(s["filename"] == "R-intro.pdf" and s["page"] for s in quit_answer["sources"] if s["cited"])
+
     unknown = _invoke("ask", "What is the population of Ulaanbaatar in 2020?", "-c", "docs", "--json")
     payload = json.loads(unknown.output)
     assert payload["refused"]
@@ -140,17 +146,6 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir)}
     listing = subprocess.run([RAG, "collections"], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert "docs" in listing.stdout and " 4 " in listing.stdout
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_real_pdf_quit_question_with_default_model(data_dir, r_intro_pdf):
-    assert _invoke("ingest", str(r_intro_pdf), "-c", "quit").exit_code == 0
-    quit_answer = json.loads(
-        _invoke("ask", "Which function is used to quit an R session?", "-c", "quit", "--json").output
-    )
-    assert "q()" in quit_answer["answer"] or "quit()" in quit_answer["answer"], quit_answer["answer"]
-    assert any(s["filename"] == "R-intro.pdf" and s["page"] for s in quit_answer["sources"] if s["cited"])
 
 
 def _doc_chunk_counts(data_dir: Path) -> dict[str, int]:
@@ -167,8 +162,8 @@ def _doc_chunk_counts(data_dir: Path) -> dict[str, int]:
 @pytest.mark.slow
 def test_kill_9_during_ingestion_leaves_a_consistent_store(tmp_path):
     html_dir = Path("/usr/share/doc/python3.11/html/library")
-    files = sorted(html_dir.glob("*.html"))[:40]
-    assert len(files) == 40, "python3.11-doc must be installed (scripts/apt-packages.txt)"
+    files = sorted(html_dir.glob("*.html"))[:16]  # 1.7 MB: killed after 3, while the big argparse/ast pages index
+    assert len(files) == 16, "python3.11-doc must be installed (scripts/apt-packages.txt)"
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for f in files:
