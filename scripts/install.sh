@@ -15,7 +15,8 @@ export HAYSTACK_TELEMETRY_ENABLED=False
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # llama-cpp-python compiles llama.cpp from source (4-11 min on 2 cores, cached by pip afterwards); without its
-# multimodal library (mtmd, LLAVA_BUILD), which nothing here loads: 521 s instead of 661 s (docs/operations.md#ci).
+# multimodal library (mtmd, LLAVA_BUILD), which nothing here loads and which is a fifth of the compile
+# (docs/operations.md#ci).
 # A CMAKE_ARGS of your own (e.g. -DGGML_CUDA=ON) comes after it and wins.
 export CMAKE_ARGS="-DLLAVA_BUILD=OFF${CMAKE_ARGS:+ $CMAKE_ARGS}"
 .venv/bin/pip install -q -e ".${EXTRAS:+[$EXTRAS]}"
