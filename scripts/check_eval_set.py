@@ -9,7 +9,8 @@ text of EVERY source listed in its `expected_sources`:
   from it (the project's HTML converter, trafilatura): a fact dropped by the converter can never be retrieved.
   `--visible-only` skips that.
 - PDF corpus (eval/debian-reference, eval/gnuplot, eval/r-manuals): each source names `file` and `page` (1-based), and
-  the terms must appear in the text pypdfium2 (the PDF converter's extractor) gives for that page of that file.
+  the terms must appear in the text pypdfium2 (the PDF converter's extractor) gives for that page of that file, with
+  its line-end hyphens joined or kept as the converter does.
 Terms must contain a letter or digit: `rag eval` compares them with punctuation replaced by spaces.
 Unanswerable questions may list `absent_terms` (what the question is about); a term found anywhere in the corpus is
 reported as a warning (the question may be answerable after all).
@@ -88,21 +89,28 @@ def converter_texts(paths: list[Path]) -> dict[str, str]:
 
 
 def pdf_page_texts(paths: list[Path]) -> dict[str, str]:
-    """Text of every page of every PDF as pypdfium2 extracts it, keyed "file#page" (page 1-based)."""
+    """Text of every page of every PDF as pypdfium2 extracts it, with its line-end hyphens decided as the converter
+    decides them, keyed "file#page" (page 1-based)."""
     import pypdfium2
+
+    sys.path.insert(0, str(ROOT))
+    from components.converters.dehyphenation import dehyphenate
 
     texts = {}
     for path in paths:
         pdf = pypdfium2.PdfDocument(path)
+        pages = []
         try:
             for index in range(len(pdf)):
                 page = pdf[index]
                 textpage = page.get_textpage()
-                texts[f"{path.name}#{index + 1}"] = normalise(textpage.get_text_range())
+                pages.append(textpage.get_text_range())
                 textpage.close()
                 page.close()
         finally:
             pdf.close()
+        for index, text in enumerate(dehyphenate(pages)):
+            texts[f"{path.name}#{index + 1}"] = normalise(text)
     return texts
 
 

@@ -19,10 +19,12 @@ from haystack import Document, component, logging
 from haystack.dataclasses import ByteStream
 from PIL import Image
 
+from components.converters.dehyphenation import dehyphenate
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
 from components.converters.sections import dump_marks, page_sections
 from components.converters.sources import convert_sources, document_meta
+from components.text.lexicon import check_lexicon
 from components.validation import check_bool, check_int, check_positive_number
 
 logger = logging.getLogger(__name__)
@@ -93,11 +95,11 @@ def parse_pdf_date(value: Any) -> str | None:
 
 
 def _clean_text(text: str | None) -> str:
-    """Normalize extracted text: unify newlines, join pdfium's soft-hyphen breaks, drop NUL/control characters."""
+    """Normalize extracted text: unify newlines, drop NUL/control characters (PDFium's line-end hyphen markers are
+    decided before, by `dehyphenate`)."""
     if not text:
         return ""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\x02", "")  # pdfium marks a hyphenated line break ("re\x02spectively") with \x02
     text = _CONTROL_RE.sub("", text)
     return text.strip()
 
@@ -187,6 +189,8 @@ class PdfToDocument:
       all because of that raises `OcrUnavailableError`.
     - Encrypted PDFs are opened with the empty password; otherwise `ConversionError("encrypted PDF ...")`.
       Corrupt PDFs raise `ConversionError`. With `raise_on_failure=False` both are logged and skipped.
+    - With pypdfium2, a hyphen at a line end is removed when it breaks a word (`re-` / `spectively`) and kept when
+      it belongs to it (`Debian-` / `based`, `--with-` / `blas`): see `components.converters.dehyphenation`.
     """
 
     def __init__(
@@ -200,6 +204,7 @@ class PdfToDocument:
         ocr_max_pixels: int = 20_000_000,
         ocr_timeout_s: float = 120,
         raise_on_failure: bool = True,
+        hyphen_lexicon: str | None = "en",
     ) -> None:
         """
         Create the converter.
@@ -213,6 +218,9 @@ class PdfToDocument:
             page) are rendered at the lower resolution that fits, so one page cannot take gigabytes and minutes.
         :param ocr_timeout_s: tesseract timeout per page, in seconds.
         :param raise_on_failure: raise ConversionError for an unreadable file (True) or log and skip it.
+        :param hyphen_lexicon: the word list (a pyspellchecker language: `en`, `de`, `fr`, ...) that decides a
+            line-end hyphen the document itself gives no evidence for (pypdfium2 only); None: such hyphens are
+            removed unless their characters say otherwise.
         :raises ValueError: on an invalid argument.
         """
         if backend not in get_args(Backend):
@@ -227,6 +235,7 @@ class PdfToDocument:
         self.ocr_max_pixels = check_int(ocr_max_pixels, "ocr_max_pixels", minimum=10_000)
         self.ocr_timeout_s = check_positive_number(ocr_timeout_s, "ocr_timeout_s")
         self.raise_on_failure = check_bool(raise_on_failure, "raise_on_failure")
+        self.hyphen_lexicon = check_lexicon(hyphen_lexicon, "hyphen_lexicon")
 
     def warm_up(self) -> None:
         """Check (once, cached) whether tesseract is available, so the first scanned page does not pay for it."""
@@ -310,6 +319,7 @@ class PdfToDocument:
                     outline = _outline_pypdfium2(pdf, name)
             except pypdfium2.PdfiumError as error:
                 raise ConversionError(f"corrupt PDF {name}: {error}") from error
+            texts = dehyphenate(texts, lexicon=self.hyphen_lexicon)
             # OCR (a tesseract subprocess) runs outside the lock; only rendering takes it
             pages = self._with_ocr(texts, name, lambda index: self._render(pdf, index, name))
         finally:

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 from haystack import Document, component, logging
 from haystack.dataclasses import ChatMessage
 
 from components.routers.relevance_gate import DEFAULT_REFUSAL
+from components.text.lexicon import check_lexicon, load_lexicon
 from components.text.terms import STOPWORDS, content_terms, idf_weights, split_units
 
 logger = logging.getLogger(__name__)
 
 SIGNALS = ("dense", "coverage", "selection", "known_terms")
 _SPECIFIC = re.compile(r"[a-z0-9][a-z0-9_+.]*[a-z0-9]", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1)
-def lexicons() -> tuple[str, ...]:
-    """The languages whose word list pyspellchecker bundles (what `lexicon` accepts)."""
-    from spellchecker import SpellChecker
-
-    return tuple(sorted(SpellChecker.languages()))
-
-
-@lru_cache(maxsize=4)
-def load_lexicon(language: str) -> frozenset[str]:
-    """The words of pyspellchecker's frequency list for `language` (bundled with the package, no download)."""
-    from spellchecker import SpellChecker
-
-    return frozenset(SpellChecker(language=language, distance=1).word_frequency.dictionary)
 
 
 def _singular(word: str) -> str | None:
@@ -103,9 +87,7 @@ class AnswerabilityGate:
         if not isinstance(tokenizer, str) or not tokenizer:
             raise ValueError("tokenizer must be a non-empty string")
         self.tokenizer = tokenizer
-        if lexicon is not None and lexicon not in (known := lexicons()):
-            raise ValueError(f"lexicon must be one of {list(known)} or None, got {lexicon!r}")
-        self.lexicon = lexicon
+        self.lexicon = check_lexicon(lexicon)
         self._tokenizer: Any = None
         self._lexicon: frozenset[str] | None = None
 

@@ -44,6 +44,7 @@ def test_init_defaults() -> None:
     assert converter.ocr_max_pixels == 20_000_000
     assert converter.ocr_timeout_s == 120
     assert converter.raise_on_failure is True
+    assert converter.hyphen_lexicon == "en"
 
 
 @pytest.mark.parametrize(
@@ -60,6 +61,7 @@ def test_init_defaults() -> None:
         {"ocr_max_pixels": 100},
         {"ocr_timeout_s": 0},
         {"raise_on_failure": "yes"},
+        {"hyphen_lexicon": "english"},
     ],
 )
 def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
@@ -82,6 +84,7 @@ def test_to_dict_from_dict_round_trip() -> None:
         ocr_max_pixels=1_000_000,
         ocr_timeout_s=30.5,
         raise_on_failure=False,
+        hyphen_lexicon=None,
     )
     data = component_to_dict(converter, "converter")
     assert data == {
@@ -95,6 +98,7 @@ def test_to_dict_from_dict_round_trip() -> None:
             "ocr_max_pixels": 1_000_000,
             "ocr_timeout_s": 30.5,
             "raise_on_failure": False,
+            "hyphen_lexicon": None,
         },
     }
     restored = component_from_dict(PdfToDocument, data, "converter")

@@ -38,7 +38,7 @@ def test_init_rejects_invalid_arguments(kwargs):
 def test_lexicon_takes_every_word_list_pyspellchecker_bundles():
     from spellchecker import SpellChecker
 
-    from components.routers.answerability_gate import lexicons
+    from components.text.lexicon import lexicons
 
     assert set(lexicons()) == set(SpellChecker.languages()) and "en" in lexicons()
     for language in lexicons():
