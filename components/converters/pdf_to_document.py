@@ -19,7 +19,7 @@ from haystack import Document, component, logging
 from haystack.dataclasses import ByteStream
 from PIL import Image
 
-from components.converters.dehyphenation import dehyphenate
+from components.converters.dehyphenation import dehyphenate, mark_line_end_hyphens
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
 from components.converters.sections import dump_marks, page_sections
@@ -189,8 +189,8 @@ class PdfToDocument:
       all because of that raises `OcrUnavailableError`.
     - Encrypted PDFs are opened with the empty password; otherwise `ConversionError("encrypted PDF ...")`.
       Corrupt PDFs raise `ConversionError`. With `raise_on_failure=False` both are logged and skipped.
-    - With pypdfium2, a hyphen at a line end is removed when it breaks a word (`re-` / `spectively`) and kept when
-      it belongs to it (`Debian-` / `based`, `--with-` / `blas`): see `components.converters.dehyphenation`.
+    - A hyphen at a line end is removed with the line break when it breaks a word (`re-` / `spectively`) and kept
+      when it belongs to it (`Debian-` / `based`, `--with-` / `blas`): see `components.converters.dehyphenation`.
     """
 
     def __init__(
@@ -219,8 +219,8 @@ class PdfToDocument:
         :param ocr_timeout_s: tesseract timeout per page, in seconds.
         :param raise_on_failure: raise ConversionError for an unreadable file (True) or log and skip it.
         :param hyphen_lexicon: the word list (a pyspellchecker language: `en`, `de`, `fr`, ...) that decides a
-            line-end hyphen the document itself gives no evidence for (pypdfium2 only); None: such hyphens are
-            removed unless their characters say otherwise.
+            line-end hyphen the document itself gives no evidence for; None: such hyphens are removed unless their
+            characters say otherwise.
         :raises ValueError: on an invalid argument.
         """
         if backend not in get_args(Backend):
@@ -333,7 +333,7 @@ class PdfToDocument:
             if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
                 raise ConversionError(f"encrypted PDF {name}: a password is required to open it")
             file_meta = _file_metadata(reader.metadata)
-            texts = [page.extract_text() for page in reader.pages]
+            texts = [mark_line_end_hyphens(page.extract_text()) for page in reader.pages]
             outline = _outline_pypdf(reader, name)
         except ConversionError:
             raise
@@ -352,6 +352,7 @@ class PdfToDocument:
                 pdf = self._open_pypdfium2(data, name)
             return self._render(pdf, index, name)
 
+        texts = dehyphenate(texts, lexicon=self.hyphen_lexicon)
         try:
             pages = self._with_ocr(texts, name, render)
         finally:

@@ -6,7 +6,7 @@ import pytest
 from haystack.dataclasses import ByteStream
 
 from app.testing.crafted_pdfs import text_pdf
-from components.converters.dehyphenation import dehyphenate
+from components.converters.dehyphenation import dehyphenate, mark_line_end_hyphens
 from components.converters.pdf_to_document import PdfToDocument
 
 M = "\ufffe"
@@ -72,8 +72,14 @@ def test_both_markers_pdfium_writes_are_decided() -> None:
     assert _one(f"re\x02spectively, non-UTF{M}8") == "respectively, non-UTF-8"
 
 
+def test_pypdf_line_end_hyphens_are_decided_like_pdfium_markers() -> None:
+    text = mark_line_end_hyphens("yours re-\nspectively, on Debian-\nbased systems,\nnot a -\nlist or a-\n- dash")
+    assert dehyphenate([text])[0] == "yours respectively, on Debian-based systems,\nnot a -\nlist or a-\n- dash"
+
+
 @pytest.mark.integration
-def test_pdf_converter_keeps_real_hyphens_at_line_ends() -> None:
+@pytest.mark.parametrize("backend", ["pypdfium2", "pypdf"])
+def test_pdf_converter_keeps_real_hyphens_at_line_ends(backend: str) -> None:
     pdf = text_pdf(
         [
             [
@@ -87,7 +93,7 @@ def test_pdf_converter_keeps_real_hyphens_at_line_ends() -> None:
         ]
     )
     source = ByteStream(data=pdf, meta={"file_name": "hyphens.pdf"})
-    documents = PdfToDocument(ocr="off").run(sources=[source])["documents"]
+    documents = PdfToDocument(backend=backend, ocr="off").run(sources=[source])["documents"]
     text = " ".join(doc.content for doc in documents)
     assert "--with-blas to use" in text
     assert "Users of Debian-based systems" in text
