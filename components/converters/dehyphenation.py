@@ -18,7 +18,7 @@ applies:
 
 pypdf keeps the hyphen and the line break; `mark_line_end_hyphens` turns them into the marker first, so both
 backends give the same words. The word list is loaded only when a marker gets to rule 3, once per process (English:
-0.3 to 1.4 s, ~30 MB).
+~0.3 s, ~30 MB).
 """
 
 from __future__ import annotations
