@@ -23,6 +23,7 @@ backends give the same words. The word list is loaded only when a marker gets to
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -30,7 +31,7 @@ from collections.abc import Iterable
 from components.text.lexicon import load_lexicon
 
 MARKERS = "\ufffe\x02"
-_BREAK = re.compile(r"(\w*)[\ufffe\x02](\w*)")
+_BREAK = re.compile(rf"(\w*)[{MARKERS}](\w*)")
 _TOKEN = re.compile(r"\w+(?:-\w+)*")
 _LINE_END_HYPHEN = re.compile(r"(?<=\w)-\r?\n(?=\w)")
 
@@ -57,18 +58,15 @@ def dehyphenate(pages: list[str], *, lexicon: str | None = "en") -> list[str]:
 
 
 def _written_forms(texts: Iterable[str]) -> Counter[str]:
-    """How often each word, and each run of parts of a hyphenated name (`byte-compiled` in
-    `disable-byte-compiled-packages`), is written in `texts`, lower-cased."""
+    """How often each form a marker can be decided by is written in `texts`, lower-cased: each word, alone or as a
+    part of a hyphenated name, and each pair of neighbouring parts (`byte-compiled` in
+    `disable-byte-compiled-packages`). Longer runs are never asked for, so a name of n parts costs n, not n²."""
     counts: Counter[str] = Counter()
     for text in texts:
         for token in _TOKEN.findall(text.lower()):
-            counts[token] += 1
-            if "-" in token:
-                parts = token.split("-")
-                for start in range(len(parts)):
-                    for end in range(start + 1, len(parts) + 1):
-                        if end - start < len(parts):
-                            counts["-".join(parts[start:end])] += 1
+            parts = token.split("-")
+            counts.update(parts)
+            counts.update(f"{left}-{right}" for left, right in itertools.pairwise(parts))
     return counts
 
 

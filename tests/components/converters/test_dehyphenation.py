@@ -33,6 +33,12 @@ def test_parts_of_longer_hyphenated_names_count_as_written() -> None:
     assert dehyphenate(pages, lexicon=None)[0] == "Packages are byte-compiled."
 
 
+def test_a_name_of_many_parts_counts_each_pair_of_neighbours() -> None:
+    chain = "-".join(["x"] * 5000 + ["with", "blas"] + ["y"] * 5000)
+    pages = [f"Configure with --with{M}blas.", f"A long name: {chain}."]
+    assert dehyphenate(pages, lexicon=None)[0] == "Configure with --with-blas."
+
+
 def test_the_more_frequent_form_wins_and_case_does_not_matter() -> None:
     pages = [f"the data{M}base", "a database, the Database, one data-base"]
     assert dehyphenate(pages, lexicon=None)[0] == "the database"
