@@ -16,6 +16,10 @@ applies:
    kept when both parts are (`time-` / `consuming`).
 4. Otherwise joined: a syllable break of a word the list does not know.
 
+Before rules 2 to 4, a hyphen left hanging before a conjunction (`pre-` / `or post-Euro`, `Ein-` / `und Ausgang`) is
+kept with a space when the joined word is not in the word list: `pre- or post-Euro`. The conjunctions are listed for
+English, German and Dutch (`SUSPENDING_CONJUNCTIONS`); other word lists and `lexicon=None` skip this rule.
+
 pypdf keeps the hyphen and the line break; `mark_line_end_hyphens` turns them into the marker first, so both
 backends give the same words. The word list is loaded only when a marker gets to rule 3, once per process (English:
 ~0.3 s, ~30 MB).
@@ -31,6 +35,11 @@ from collections.abc import Iterable
 from components.text.lexicon import load_lexicon
 
 MARKERS = "\ufffe\x02"
+SUSPENDING_CONJUNCTIONS: dict[str, frozenset[str]] = {
+    "en": frozenset({"and", "or", "nor"}),
+    "de": frozenset({"und", "oder", "bzw", "sowie"}),
+    "nl": frozenset({"en", "of"}),
+}
 _BREAK = re.compile(rf"(\w*)[{MARKERS}](\w*)")
 _TOKEN = re.compile(r"\w+(?:-\w+)*")
 _LINE_END_HYPHEN = re.compile(r"(?<=\w)-\r?\n(?=\w)")
@@ -79,17 +88,29 @@ class _Decider:
 
     def __call__(self, match: re.Match[str]) -> str:
         left, right = match.group(1), match.group(2)
-        after_hyphen = match.start() > 0 and match.string[match.start() - 1] == "-"
-        separator = "-" if self.keeps_hyphen(left, right, after_hyphen=after_hyphen) else ""
-        return f"{left}{separator}{right}"
+        text = match.string
+        after_hyphen = match.start() > 0 and text[match.start() - 1] == "-"
+        before_space = match.end() < len(text) and text[match.end()].isspace()
+        return f"{left}{self.separator(left, right, after_hyphen=after_hyphen, before_space=before_space)}{right}"
 
-    def keeps_hyphen(self, left: str, right: str, *, after_hyphen: bool = False) -> bool:
+    def separator(self, left: str, right: str, *, after_hyphen: bool = False, before_space: bool = False) -> str:
+        """What replaces the marker between `left` and `right`: "-", "" (joined) or "- " (a suspended hyphen)."""
         if not left or not right:  # not between two word parts: the printed hyphen stays
-            return True
+            return "-"
         joined, hyphenated = f"{left}{right}".lower(), f"{left}-{right}".lower()
         as_joined, as_hyphenated = self.written[joined], self.written[hyphenated]
         if as_joined != as_hyphenated:
-            return as_hyphenated > as_joined
+            return "-" if as_hyphenated > as_joined else ""
+        if before_space and self._suspends(joined, right):
+            return "- "
+        return "-" if self._keeps_hyphen(left, right, after_hyphen=after_hyphen) else ""
+
+    def _suspends(self, joined: str, right: str) -> bool:
+        conjunctions = SUSPENDING_CONJUNCTIONS.get(self.lexicon or "", frozenset())
+        return right.lower() in conjunctions and joined not in load_lexicon(self.lexicon or "")
+
+    def _keeps_hyphen(self, left: str, right: str, *, after_hyphen: bool) -> bool:
+        joined = f"{left}{right}".lower()
         if not left[-1].isalpha() or not right[0].isalpha() or after_hyphen:
             return True
         if (left[-1].islower() and right[0].isupper()) or (len(left) > 1 and left.isupper() and right[0].islower()):
