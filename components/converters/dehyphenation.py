@@ -103,14 +103,14 @@ class _Decider:
             return "-" if as_hyphenated > as_joined else ""
         if before_space and self._suspends(joined, right):
             return "- "
-        return "-" if self._keeps_hyphen(left, right, after_hyphen=after_hyphen) else ""
+        return "-" if self._keeps_hyphen(left, right, joined, after_hyphen=after_hyphen) else ""
 
     def _suspends(self, joined: str, right: str) -> bool:
-        conjunctions = SUSPENDING_CONJUNCTIONS.get(self.lexicon or "", frozenset())
-        return right.lower() in conjunctions and joined not in load_lexicon(self.lexicon or "")
+        if self.lexicon is None or right.lower() not in SUSPENDING_CONJUNCTIONS.get(self.lexicon, frozenset()):
+            return False
+        return joined not in load_lexicon(self.lexicon)
 
-    def _keeps_hyphen(self, left: str, right: str, *, after_hyphen: bool) -> bool:
-        joined = f"{left}{right}".lower()
+    def _keeps_hyphen(self, left: str, right: str, joined: str, *, after_hyphen: bool) -> bool:
         if not left[-1].isalpha() or not right[0].isalpha() or after_hyphen:
             return True
         if (left[-1].islower() and right[0].isupper()) or (len(left) > 1 and left.isupper() and right[0].islower()):

@@ -70,7 +70,7 @@ def test_a_hyphen_hanging_before_a_conjunction_keeps_its_space() -> None:
     assert _one(f"pre{M}or post-Euro prices") == "pre- or post-Euro prices"
     assert _one(f"Ein{M}und Ausgang", lexicon="de") == "Ein- und Ausgang"
     assert _one(f"her hus{M}band and the doct{M}or said") == "her husband and the doctor said"  # known joined words
-    assert _one(f"pre{M}order it") == "preorder it"  # a conjunction only as a whole word
+    assert _one(f"pre{M}or.") == "preor."  # a conjunction only as a whole word before a space
     assert _one(f"pre{M}or post", lexicon=None) == "preor post"  # no word list: no conjunctions either
 
 
