@@ -22,6 +22,7 @@ from PIL import Image
 from components.converters.dehyphenation import dehyphenate, mark_line_end_hyphens
 from components.converters.errors import ConversionError, OcrUnavailableError
 from components.converters.ocr import ocr_image, tesseract_available, validate_language
+from components.converters.running_lines import remove_running_lines
 from components.converters.sections import dump_marks, page_sections
 from components.converters.sources import convert_sources, document_meta
 from components.text.lexicon import check_lexicon
@@ -191,6 +192,9 @@ class PdfToDocument:
       Corrupt PDFs raise `ConversionError`. With `raise_on_failure=False` both are logged and skipped.
     - A hyphen at a line end is removed with the line break when it breaks a word (`re-` / `spectively`) and kept
       when it belongs to it (`Debian-` / `based`, `--with-` / `blas`): see `components.converters.dehyphenation`.
+    - Running headers and footers ("Debian Reference 139 / 233", a bare page number) are removed from the text
+      layer before chunking, so they reach neither the index nor the prompt: see
+      `components.converters.running_lines`.
     """
 
     def __init__(
@@ -205,6 +209,7 @@ class PdfToDocument:
         ocr_timeout_s: float = 120,
         raise_on_failure: bool = True,
         hyphen_lexicon: str | None = "en",
+        remove_running_lines: bool = True,
     ) -> None:
         """
         Create the converter.
@@ -221,6 +226,8 @@ class PdfToDocument:
         :param hyphen_lexicon: the word list (a pyspellchecker language: `en`, `de`, `fr`, ...) that decides a
             line-end hyphen the document itself gives no evidence for; None: such hyphens are removed unless their
             characters say otherwise.
+        :param remove_running_lines: remove the first or last line of a page when it runs through the file (the
+            same line, page numbers aside, at the same edge of at least three pages); False keeps every line.
         :raises ValueError: on an invalid argument.
         """
         if backend not in get_args(Backend):
@@ -236,6 +243,7 @@ class PdfToDocument:
         self.ocr_timeout_s = check_positive_number(ocr_timeout_s, "ocr_timeout_s")
         self.raise_on_failure = check_bool(raise_on_failure, "raise_on_failure")
         self.hyphen_lexicon = check_lexicon(hyphen_lexicon, "hyphen_lexicon")
+        self.remove_running_lines = check_bool(remove_running_lines, "remove_running_lines")
 
     def warm_up(self) -> None:
         """Check (once, cached) whether tesseract is available, so the first scanned page does not pay for it."""
@@ -319,7 +327,7 @@ class PdfToDocument:
                     outline = _outline_pypdfium2(pdf, name)
             except pypdfium2.PdfiumError as error:
                 raise ConversionError(f"corrupt PDF {name}: {error}") from error
-            texts = dehyphenate(texts, lexicon=self.hyphen_lexicon)
+            texts = self._clean(texts)
             # OCR (a tesseract subprocess) runs outside the lock; only rendering takes it
             pages = self._with_ocr(texts, name, lambda index: self._render(pdf, index, name))
         finally:
@@ -352,7 +360,7 @@ class PdfToDocument:
                 pdf = self._open_pypdfium2(data, name)
             return self._render(pdf, index, name)
 
-        texts = dehyphenate(texts, lexicon=self.hyphen_lexicon)
+        texts = self._clean(texts)
         try:
             pages = self._with_ocr(texts, name, render)
         finally:
@@ -360,6 +368,12 @@ class PdfToDocument:
                 with _PDFIUM_LOCK:
                     pdf.close()
         return file_meta, pages, outline
+
+    def _clean(self, texts: list[str]) -> list[str]:
+        """The text layer without running headers and footers, line-end hyphens resolved."""
+        if self.remove_running_lines:
+            texts = remove_running_lines(texts)
+        return dehyphenate(texts, lexicon=self.hyphen_lexicon)
 
     def _render(self, pdf: pypdfium2.PdfDocument, index: int, name: str) -> Image.Image:
         try:

@@ -62,6 +62,7 @@ def test_init_defaults() -> None:
         {"ocr_timeout_s": 0},
         {"raise_on_failure": "yes"},
         {"hyphen_lexicon": "english"},
+        {"remove_running_lines": "yes"},
     ],
 )
 def test_init_rejects_invalid_arguments(kwargs: dict) -> None:
@@ -85,6 +86,7 @@ def test_to_dict_from_dict_round_trip() -> None:
         ocr_timeout_s=30.5,
         raise_on_failure=False,
         hyphen_lexicon=None,
+        remove_running_lines=False,
     )
     data = component_to_dict(converter, "converter")
     assert data == {
@@ -99,6 +101,7 @@ def test_to_dict_from_dict_round_trip() -> None:
             "ocr_timeout_s": 30.5,
             "raise_on_failure": False,
             "hyphen_lexicon": None,
+            "remove_running_lines": False,
         },
     }
     restored = component_from_dict(PdfToDocument, data, "converter")
@@ -173,6 +176,26 @@ def test_backends_agree_on_r_intro_text(r_intro_pdf: Path) -> None:
     for index in (0, 10, 50):
         a, b = _words(pdfium_docs[index].content), _words(pypdf_docs[index].content)
         assert len(a & b) / len(a | b) > 0.8, f"page {index + 1}"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_running_headers_are_removed_and_the_text_kept(backend: str, r_intro_pdf: Path) -> None:
+    kept = PdfToDocument(backend=backend, ocr="off", remove_running_lines=False).run(sources=[r_intro_pdf])
+    removed = PdfToDocument(backend=backend, ocr="off").run(sources=[r_intro_pdf])
+    kept_pages = {doc.meta["page"]: doc.content for doc in kept["documents"]}
+    removed_pages = {doc.meta["page"]: doc.content for doc in removed["documents"]}
+    assert kept_pages.keys() == removed_pages.keys()
+
+    # a running header: "Chapter 7: Reading data from files 34" (chapter title, printed page number)
+    header = re.compile(r"\s*Chapter \d+: [^\n]* \d+\s*\n")
+    headed = [page for page, text in kept_pages.items() if header.match(text)]
+    assert len(headed) > 50
+    for page in headed:
+        kept_lines = [line for line in kept_pages[page].splitlines() if line.strip()]
+        removed_lines = [line for line in removed_pages[page].splitlines() if line.strip()]
+        assert removed_lines in (kept_lines[1:], kept_lines[1:-1]), page  # the header, perhaps a footer; no more
+    assert sum(removed_pages[page] != text for page, text in kept_pages.items()) > 90
 
 
 @pytest.mark.integration
