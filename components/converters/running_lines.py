@@ -4,16 +4,18 @@ A printed manual starts every page with a line such as "Debian Reference 139 / 2
 "Chapter 2: R Basics 7". Kept, that line lands in the first chunk of every page: it is embedded and keyword-indexed
 with the chunk and shown to the model as if it were part of the passage (which then quotes it as an answer).
 
-A page's first or last non-empty line is a running line when it holds a number and either
-* with every run of digits read as one placeholder, the same line opens (or closes) at least `min_pages` pages of the
-  file ("Debian Reference # / #", a bare page number), or
-* it starts or ends with a number that is the page's printed number: the number minus the page's index is the same
-  at that edge on at least `min_pages` pages and on a quarter of the pages with text ("Chapter 3: Objects, their
-  modes and attributes 15" on page 21, one of the two pages of a short chapter, which the first rule does not see
-  three times). The share keeps out numbers that follow the pages by chance for a while: footnote numbers, the last
-  entry of each page of a table of contents.
+A page's first or last non-empty line is a running line when it holds a number that is the page's printed number
+(the number minus the page's index is the same from page to page) and either
+* the same line, every run of digits read as one placeholder, opens (or closes) at least `min_pages` pages of the file
+  with that number following the pages ("Debian Reference # / #", "# gnuplot #.#", a bare page number), or
+* it starts or ends with that number, which follows the pages at that edge on at least `min_pages` pages and on a
+  quarter of the pages with text ("Chapter 3: Objects, their modes and attributes 15" on page 21, one of the two
+  pages of a short chapter, which the first rule does not see three times). The share keeps out numbers that follow
+  the pages by chance for a while: footnote numbers, the last entry of each page of a table of contents.
 
-A line without a number is never a running line: a heading such as "Syntax:" repeated at page ends is text. The
+A line without a number is never a running line: a heading such as "Syntax:" repeated at page ends is text; nor is
+a line whose numbers do not follow the pages: the rows of a table that runs over several pages
+("2024-01-05 Payment 120.00") are text. The
 section a header names is not lost: `ContextualHeader` takes it from the PDF's outline.
 
 Haystack's `DocumentCleaner(remove_repeated_substrings=True)` does this for one Document whose pages are separated by
@@ -75,18 +77,24 @@ class _Edge:
 
     def __init__(self, lines: list[str | None], min_pages: int) -> None:
         keys = [line_key(line) if line is not None else None for line in lines]
-        key_counts = Counter(key for key in keys if key is not None)
-        mark_counts: Counter[tuple[str, int]] = Counter()
-        marks: list[list[tuple[str, int]]] = []
+        # rule 1: (shape, which number, number - page index); rule 2: (start or end, number - page index)
+        shape_marks: list[set[tuple[str, int, int]]] = []
+        edge_marks: list[set[tuple[str, int]]] = []
         for page, (line, key) in enumerate(zip(lines, keys, strict=True)):
-            page_marks = _page_number_marks(line, page) if line is not None and key is not None else []
-            marks.append(page_marks)
-            mark_counts.update(set(page_marks))
-        min_marks = max(min_pages, math.ceil(MIN_PAGE_NUMBER_SHARE * sum(line is not None for line in lines)))
+            if line is None or key is None:
+                shape_marks.append(set())
+                edge_marks.append(set())
+                continue
+            numbers = [int(number) for number in _DIGITS.findall(line)]
+            shape_marks.append({(key, position, number - page) for position, number in enumerate(numbers)})
+            edge_marks.append(set(_page_number_marks(line, page)))
+        shape_counts = Counter(mark for marks in shape_marks for mark in marks)
+        edge_counts = Counter(mark for marks in edge_marks for mark in marks)
+        min_edge = max(min_pages, math.ceil(MIN_PAGE_NUMBER_SHARE * sum(line is not None for line in lines)))
         self.running = [
-            key is not None
-            and (key_counts[key] >= min_pages or any(mark_counts[mark] >= min_marks for mark in page_marks))
-            for key, page_marks in zip(keys, marks, strict=True)
+            any(shape_counts[mark] >= min_pages for mark in shapes)
+            or any(edge_counts[mark] >= min_edge for mark in edges)
+            for shapes, edges in zip(shape_marks, edge_marks, strict=True)
         ]
 
 

@@ -27,11 +27,18 @@ from app.settings import PROJECT_ROOT
 from app.testing.api import admin_headers
 from app.testing.servers import rag_server
 
+# Each page opens and closes with a line without a number: a first or last line such as "Page 2 line 0: ..." on
+# every page is what the PDF converter removes as a running header (components/converters/running_lines.py).
 PAGES = {
     page: [
-        f"Page {page} line {i}: the keeper of lighthouse {page} writes entry {i} in the register." for i in range(40)
+        f"The {name} lighthouse register",
+        *(
+            f"Page {page} line {i}: the keeper of lighthouse {page} writes entry {i} in the register."
+            for i in range(40)
+        ),
+        f"End of the {name} register",
     ]
-    for page in (1, 2, 3)
+    for page, name in ((1, "north"), (2, "harbour"), (3, "reef"))
 }
 BETA_TEXT = b"The orchard keeper prunes the pear trees in March and records the harvest of every row in a ledger."
 

@@ -35,6 +35,18 @@ def test_a_repeated_line_without_a_number_is_text() -> None:
     assert remove_running_lines(texts) == texts
 
 
+def test_table_rows_whose_numbers_do_not_follow_the_pages_are_text() -> None:
+    rows = ["2024-01-05 Payment 120.00", "2024-01-03 Payment 75.50", "2024-02-11 Payment 9.99", "2024-03-01 Payment 3"]
+    texts = [f"{row}\n{_body(page)}" for page, row in enumerate(rows)]
+    assert remove_running_lines(texts) == texts
+
+
+def test_a_line_with_a_page_number_and_a_constant_number_is_removed_when_the_page_number_follows() -> None:
+    # "Guide 7, page 11" on pages 1-4: 11 - 1 = 12 - 2 = ...; the 7 is the same on every page
+    texts = [f"Guide 7, page {index + 10}\n{_body(index)}" for index in range(1, 5)]
+    assert remove_running_lines(texts) == [_body(index) for index in range(1, 5)]
+
+
 def test_two_pages_do_not_make_a_running_line() -> None:
     texts = [f"Manual 1.0 {page}\n{_body(page)}" for page in (1, 2)]
     assert remove_running_lines(texts) == texts
