@@ -40,6 +40,6 @@ def test_readme_curl_examples_work(tmp_path):
     assert "event: sources" in out and "event: token" in out and "event: done" in out
     assert '"object":"chat.completion"' in out and "data: [DONE]" in out
     assert '{"name":"manuals","documents":0,"chunks":0}204\n' in out  # created, then dropped (204)
-    assert '"deleted_chunks":498' in out  # R-intro.pdf: 1,000-character chunks, split to the embedder's 256 tokens
+    assert '"deleted_chunks":497' in out  # R-intro.pdf: 1,000-character chunks, split to the embedder's 256 tokens
     assert "python_gc_objects_collected_total" in out
     assert '"error":{"code":"unauthorized"' not in out  # every call that needs the key carried it

@@ -192,9 +192,8 @@ class PdfToDocument:
       Corrupt PDFs raise `ConversionError`. With `raise_on_failure=False` both are logged and skipped.
     - A hyphen at a line end is removed with the line break when it breaks a word (`re-` / `spectively`) and kept
       when it belongs to it (`Debian-` / `based`, `--with-` / `blas`): see `components.converters.dehyphenation`.
-    - Running headers and footers ("Debian Reference 139 / 233", a bare page number) are removed from the text
-      layer before chunking, so they reach neither the index nor the prompt: see
-      `components.converters.running_lines`.
+    - With `remove_running_lines=True`, running headers and footers ("Debian Reference 139 / 233", a bare page
+      number) are removed from the text layer before chunking: see `components.converters.running_lines`.
     """
 
     def __init__(
@@ -209,7 +208,7 @@ class PdfToDocument:
         ocr_timeout_s: float = 120,
         raise_on_failure: bool = True,
         hyphen_lexicon: str | None = "en",
-        remove_running_lines: bool = True,
+        remove_running_lines: bool = False,
     ) -> None:
         """
         Create the converter.
@@ -226,8 +225,8 @@ class PdfToDocument:
         :param hyphen_lexicon: the word list (a pyspellchecker language: `en`, `de`, `fr`, ...) that decides a
             line-end hyphen the document itself gives no evidence for; None: such hyphens are removed unless their
             characters say otherwise.
-        :param remove_running_lines: remove the first or last line of a page when it runs through the file (the
-            same line, page numbers aside, at the same edge of at least three pages); False keeps every line.
+        :param remove_running_lines: remove the first or last line of a page when it runs through the file (a
+            running header or footer with the page number); False (default) keeps every line.
         :raises ValueError: on an invalid argument.
         """
         if backend not in get_args(Backend):

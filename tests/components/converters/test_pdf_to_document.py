@@ -45,6 +45,7 @@ def test_init_defaults() -> None:
     assert converter.ocr_timeout_s == 120
     assert converter.raise_on_failure is True
     assert converter.hyphen_lexicon == "en"
+    assert converter.remove_running_lines is False
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ def test_to_dict_from_dict_round_trip() -> None:
         ocr_timeout_s=30.5,
         raise_on_failure=False,
         hyphen_lexicon=None,
-        remove_running_lines=False,
+        remove_running_lines=True,
     )
     data = component_to_dict(converter, "converter")
     assert data == {
@@ -101,7 +102,7 @@ def test_to_dict_from_dict_round_trip() -> None:
             "ocr_timeout_s": 30.5,
             "raise_on_failure": False,
             "hyphen_lexicon": None,
-            "remove_running_lines": False,
+            "remove_running_lines": True,
         },
     }
     restored = component_from_dict(PdfToDocument, data, "converter")
@@ -181,8 +182,8 @@ def test_backends_agree_on_r_intro_text(r_intro_pdf: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_running_headers_are_removed_and_the_text_kept(backend: str, r_intro_pdf: Path) -> None:
-    kept = PdfToDocument(backend=backend, ocr="off", remove_running_lines=False).run(sources=[r_intro_pdf])
-    removed = PdfToDocument(backend=backend, ocr="off").run(sources=[r_intro_pdf])
+    kept = PdfToDocument(backend=backend, ocr="off").run(sources=[r_intro_pdf])  # the default keeps every line
+    removed = PdfToDocument(backend=backend, ocr="off", remove_running_lines=True).run(sources=[r_intro_pdf])
     kept_pages = {doc.meta["page"]: doc.content for doc in kept["documents"]}
     removed_pages = {doc.meta["page"]: doc.content for doc in removed["documents"]}
     assert kept_pages.keys() == removed_pages.keys()
