@@ -15,8 +15,8 @@ A page's first or last non-empty line is a running line when it holds a number t
 
 A line without a number is never a running line: a heading such as "Syntax:" repeated at page ends is text; nor is
 a line whose numbers do not follow the pages: the rows of a table that runs over several pages
-("2024-01-05 Payment 120.00") are text. The
-section a header names is not lost: `ContextualHeader` takes it from the PDF's outline.
+("2024-01-05 Payment 120.00") are text. The chapter a header names goes with it: `ContextualHeader` names the
+latest heading of the PDF's outline, often a subsection.
 
 Haystack's `DocumentCleaner(remove_repeated_substrings=True)` does this for one Document whose pages are separated by
 form feeds, by n-gram frequency; the PDF converter here emits a Document per page, so it works on the page texts.
