@@ -72,30 +72,27 @@ def _edges(lines: list[str]) -> tuple[int, int] | None:
     return (filled[0], filled[-1]) if filled else None
 
 
-class _Edge:
-    """The lines at one edge (top or bottom) of every page: which of them run through the file."""
-
-    def __init__(self, lines: list[str | None], min_pages: int) -> None:
-        keys = [line_key(line) if line is not None else None for line in lines]
-        # rule 1: (shape, which number, number - page index); rule 2: (start or end, number - page index)
-        shape_marks: list[set[tuple[str, int, int]]] = []
-        edge_marks: list[set[tuple[str, int]]] = []
-        for page, (line, key) in enumerate(zip(lines, keys, strict=True)):
-            if line is None or key is None:
-                shape_marks.append(set())
-                edge_marks.append(set())
-                continue
-            numbers = [int(number) for number in _DIGITS.findall(line)]
-            shape_marks.append({(key, position, number - page) for position, number in enumerate(numbers)})
-            edge_marks.append(set(_page_number_marks(line, page)))
-        shape_counts = Counter(mark for marks in shape_marks for mark in marks)
-        edge_counts = Counter(mark for marks in edge_marks for mark in marks)
-        min_edge = max(min_pages, math.ceil(MIN_PAGE_NUMBER_SHARE * sum(line is not None for line in lines)))
-        self.running = [
-            any(shape_counts[mark] >= min_pages for mark in shapes)
-            or any(edge_counts[mark] >= min_edge for mark in edges)
-            for shapes, edges in zip(shape_marks, edge_marks, strict=True)
-        ]
+def _running(lines: list[str | None], min_pages: int) -> list[bool]:
+    """For the line at one edge (top or bottom) of every page (None: no text): whether it runs through the file."""
+    # rule 1: (shape, which number, number - page index); rule 2: (start or end, number - page index)
+    shape_marks: list[set[tuple[str, int, int]]] = []
+    edge_marks: list[set[tuple[str, int]]] = []
+    for page, line in enumerate(lines):
+        key = line_key(line) if line is not None else None
+        if line is None or key is None:
+            shape_marks.append(set())
+            edge_marks.append(set())
+            continue
+        numbers = [int(number) for number in _DIGITS.findall(line)]
+        shape_marks.append({(key, position, number - page) for position, number in enumerate(numbers)})
+        edge_marks.append(set(_page_number_marks(line, page)))
+    shape_counts = Counter(mark for marks in shape_marks for mark in marks)
+    edge_counts = Counter(mark for marks in edge_marks for mark in marks)
+    min_edge = max(min_pages, math.ceil(MIN_PAGE_NUMBER_SHARE * sum(line is not None for line in lines)))
+    return [
+        any(shape_counts[mark] >= min_pages for mark in shapes) or any(edge_counts[mark] >= min_edge for mark in edges)
+        for shapes, edges in zip(shape_marks, edge_marks, strict=True)
+    ]
 
 
 def remove_running_lines(texts: Sequence[str], *, min_pages: int = MIN_PAGES) -> list[str]:
@@ -108,14 +105,14 @@ def remove_running_lines(texts: Sequence[str], *, min_pages: int = MIN_PAGES) ->
     """
     pages = [text.splitlines(keepends=True) for text in texts]
     edges = [_edges(lines) for lines in pages]
-    top = _Edge([lines[edge[0]] if edge else None for lines, edge in zip(pages, edges, strict=True)], min_pages)
-    bottom = _Edge([lines[edge[1]] if edge else None for lines, edge in zip(pages, edges, strict=True)], min_pages)
+    top = _running([lines[edge[0]] if edge else None for lines, edge in zip(pages, edges, strict=True)], min_pages)
+    bottom = _running([lines[edge[1]] if edge else None for lines, edge in zip(pages, edges, strict=True)], min_pages)
     result = []
     for page, (text, lines, edge) in enumerate(zip(texts, pages, edges, strict=True)):
         drop = set()
-        if edge is not None and top.running[page]:
+        if edge is not None and top[page]:
             drop.add(edge[0])
-        if edge is not None and bottom.running[page]:
+        if edge is not None and bottom[page]:
             drop.add(edge[1])
         result.append("".join(line for index, line in enumerate(lines) if index not in drop) if drop else text)
     return result

@@ -27,8 +27,8 @@ from app.settings import PROJECT_ROOT
 from app.testing.api import admin_headers
 from app.testing.servers import rag_server
 
-# Each page opens and closes with a line without a number: a first or last line such as "Page 2 line 0: ..." on
-# every page is what the PDF converter removes as a running header (components/converters/running_lines.py).
+# Each page opens and closes with a line without a number: with `remove_running_lines` on, the PDF converter removes
+# a first or last line such as "Page 2 line 0: ..." on every page as a running header (running_lines.py).
 PAGES = {
     page: [
         f"The {name} lighthouse register",
