@@ -8,6 +8,7 @@ request and reply: the attribute filter grammar (`app.services.openai_filters`),
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -152,9 +153,9 @@ class VectorStoreSearch:
             for source, score in zip(result.sources, unit_scores([s.score for s in result.sources]), strict=True):
                 if source.chunk_id not in best or score > best[source.chunk_id][0]:
                     best[source.chunk_id] = (score, source)
-        # ties (a fused ranking gives some) by chunk id: the same request lists its hits in the same order every time,
-        # whichever retriever of the pipeline finished first
-        ranked = sorted(best.values(), key=lambda pair: (-pair[0], pair[1].chunk_id))
+        # ties (a fused ranking gives some) by the text's hash, as ReciprocalRankFusionJoiner orders them, then by chunk
+        # id: the same request lists its hits in the same order every time, and the same files in another store too
+        ranked = sorted(best.values(), key=lambda pair: (-pair[0], _text_key(pair[1].text), pair[1].chunk_id))
         kept = [(score, source) for score, source in ranked if score >= score_threshold]
         if len(searched) > 1:
             # Each query is a retrieval of its own: a new version of a document committed between two of them must
@@ -216,3 +217,7 @@ def _hit(score: float, source: Source, meta: dict[str, Any]) -> SearchHit:
         document_id=meta.get("document_id") or source.document_id,
         chunk_id=source.chunk_id,
     )
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,5 +1,6 @@
 """Reciprocal rank fusion of retrieved lists, in an order that does not depend on which retriever answered first."""
 
+import hashlib
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
@@ -13,13 +14,16 @@ RRF_K = 61
 
 def reciprocal_rank_fusion(document_lists: list[list[Document]]) -> list[Document]:
     """Fuse ranked lists with equal weights, as Haystack's `DocumentJoiner(join_mode="reciprocal_rank_fusion")`
-    scores them (the same score for every document), then order by score and, between equal scores, by document id.
-    A document found by several retrievers is returned as the one that ranked it best (with the fused score).
+    scores them (the same score for every document), then order by score and, between equal scores, by the sha256
+    of the passage's text (then by id, for equal texts). A document found by several retrievers is returned as the
+    one that ranked it best (with the fused score).
 
     Haystack keeps equal scores in the order the lists arrived. Under the concurrent scheduler
     (`Pipeline.run_async`) that is the order in which the retrievers finished, so a passage first in one list and
     one first in the other swap places from one request to the next, and at the `top_k` cut one of them is dropped
-    at random. Ordering ties by id gives one answer.
+    at random. The text's hash gives one answer that depends on the passages only: a chunk id hashes its metadata
+    (the collection, the upload), so ordering by id would give the same files another order of tied passages in
+    another collection, or after a re-upload.
     """
     if not document_lists:
         return []
@@ -34,7 +38,11 @@ def reciprocal_rank_fusion(document_lists: list[list[Document]]) -> list[Documen
                 best_rank[document.id] = rank
                 documents[document.id] = document
     fused = [replace(document, score=scores[doc_id] / (count / RRF_K)) for doc_id, document in documents.items()]
-    return sorted(fused, key=lambda document: (-(document.score or 0.0), document.id))
+    return sorted(fused, key=lambda document: (-(document.score or 0.0), _text_key(document), document.id))
+
+
+def _text_key(document: Document) -> str:
+    return hashlib.sha256((document.content or "").encode("utf-8")).hexdigest()
 
 
 @component
@@ -43,9 +51,10 @@ class ReciprocalRankFusionJoiner:
     Joins the lists of several retrievers by reciprocal rank fusion, best first, keeping the `top_k` best.
 
     The scores are those of Haystack's `DocumentJoiner` in `reciprocal_rank_fusion` mode with equal weights (1.0 for
-    a passage first in every list). Equal scores are ordered by document id instead of by arrival, so identical
-    requests get identical passages in an identical order (and thus identical prompts and citation numbers) however
-    the concurrent retrievers are scheduled. Per-list weights are not offered: the lists of a variadic input come in
+    a passage first in every list). Equal scores are ordered by the passage text's sha256 (then by id) instead of by
+    arrival, so identical requests get identical passages in an identical order (and thus identical prompts and
+    citation numbers) however the concurrent retrievers are scheduled, and the same files in another collection get
+    the same order. Per-list weights are not offered: the lists of a variadic input come in
     arrival order, so a weight could not be tied to one retriever.
 
     Usage example:
@@ -78,7 +87,7 @@ class ReciprocalRankFusionJoiner:
 
         :param documents: One ranked list per retriever, best first (in any order).
         :param top_k: How many documents to return; overrides the init value.
-        :returns: `documents`, fused and ordered by score, then by id; at most `top_k`.
+        :returns: `documents`, fused and ordered by score, then by the text's hash and id; at most `top_k`.
         """
         fused = reciprocal_rank_fusion(list(documents))
         limit = _checked_top_k(top_k) if top_k is not None else self.top_k

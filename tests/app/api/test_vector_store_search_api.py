@@ -3,6 +3,7 @@ OpenAI's filter grammar returns exactly the matching documents, and the SDK's ty
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import openai
@@ -165,8 +166,8 @@ def test_results_parse_as_the_sdks_types_and_keep_our_extensions(sdk, client, up
 
 def test_max_num_results_and_score_threshold_cut_the_results(sdk, uploaded):
     everything = _search(sdk)
-    ranking = [(-r.score, r.model_extra["chunk_id"]) for r in everything.data]
-    assert ranking == sorted(ranking)  # by score, ties by chunk id: the same order on every request
+    ranking = [(-r.score, hashlib.sha256(r.content[0].text.encode()).hexdigest()) for r in everything.data]
+    assert ranking == sorted(ranking)  # by score, ties by the text's hash: the same order on every request
     assert len(_search(sdk, max_num_results=2).data) == 2
     threshold = everything.data[1].score  # keeps the best two, and any result tied with the second
     cut = _search(sdk, ranking_options={"ranker": "none", "score_threshold": threshold})

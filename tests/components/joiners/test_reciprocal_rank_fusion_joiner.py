@@ -1,4 +1,5 @@
 import asyncio
+import hashlib
 import random
 
 import pytest
@@ -24,12 +25,36 @@ def test_scores_are_haystacks_rrf_scores() -> None:
         assert [d.score for d in fused] == sorted((d.score for d in fused), reverse=True)
 
 
-def test_ties_are_ordered_by_id_whichever_list_came_first() -> None:
-    dense, keyword = _docs("b-dense-only", "both"), _docs("a-keyword-only", "both")
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_ties_are_ordered_by_the_texts_hash_whichever_list_came_first() -> None:
+    dense, keyword = _docs("dense-only", "both"), _docs("keyword-only", "both")
+    by_hash = sorted(["dense-only", "keyword-only"], key=lambda doc_id: _sha(f"passage {doc_id}"))
     for lists in ([dense, keyword], [keyword, dense]):
         fused = ReciprocalRankFusionJoiner().run(lists)["documents"]
-        assert [d.id for d in fused] == ["both", "a-keyword-only", "b-dense-only"]
+        assert [d.id for d in fused] == ["both", *by_hash]
         assert fused[1].score == fused[2].score  # a tie: first in one list each
+
+
+def test_tied_passages_keep_their_order_under_other_ids() -> None:
+    """A chunk id hashes the collection: the same texts under other ids (another collection) tie the same way."""
+    texts = [f"text {i}" for i in range(12)]
+
+    def order(collection: str) -> list[str]:  # ids hash the collection, as the service's chunk ids do
+        dense = [Document(id=_sha(collection + t), content=t) for t in texts[:6]]
+        keyword = [Document(id=_sha(collection + t), content=t) for t in texts[6:]]
+        return [d.content for d in ReciprocalRankFusionJoiner(top_k=6).run([dense, keyword])["documents"]]
+
+    assert len({tuple(order(f"collection-{n}")) for n in range(20)}) == 1
+    assert set(order("a")) == set(texts[:3] + texts[6:9])  # the cut falls between tied pairs, never inside one
+
+
+def test_equal_texts_are_ordered_by_id() -> None:
+    dense, keyword = [Document(id="b", content="same")], [Document(id="a", content="same")]
+    for lists in ([dense, keyword], [keyword, dense]):
+        assert [d.id for d in ReciprocalRankFusionJoiner().run(lists)["documents"]] == ["a", "b"]
 
 
 def test_the_top_k_cut_keeps_the_same_passages_whichever_list_came_first() -> None:
