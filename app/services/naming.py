@@ -30,6 +30,7 @@ RESERVED_META = frozenset(
         "context_header",  # ContextualHeader: "title > section > page", embedded and keyword-indexed
         "section",
         "section_marks",
+        "section_parents",
         "acl",  # the id of the document's access list (`app.services.access`): the read filter's field
         "access",  # the access list itself (shown in listings)
         "tenant",  # the tenant of the collection ("" for none): the read filter's other field

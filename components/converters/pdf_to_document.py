@@ -128,20 +128,20 @@ def _file_metadata(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
-_Outline = list[tuple[int, str]]
+_Outline = list[tuple[int, str, int]]
 #: Outline entries read at most (a hostile PDF's bookmark tree can be huge or cyclic).
 _MAX_OUTLINE_ENTRIES = 5000
 
 
 def _outline_pypdfium2(pdf: pypdfium2.PdfDocument, name: str) -> _Outline:
-    """`(page index, title)` of the PDF's bookmarks, in order (pypdfium2 stops at cycles and depth 15)."""
+    """`(page index, title, level)` of the PDF's bookmarks, in order (pypdfium2 stops at cycles and depth 15)."""
     outline: _Outline = []
     try:
         for bookmark in pdf.get_toc():
             destination = bookmark.get_dest()
             index = destination.get_index() if destination is not None else None
             if index is not None:
-                outline.append((int(index), _CONTROL_RE.sub("", bookmark.get_title() or "")))
+                outline.append((int(index), _CONTROL_RE.sub("", bookmark.get_title() or ""), int(bookmark.level)))
             if len(outline) >= _MAX_OUTLINE_ENTRIES:
                 break
     except pypdfium2.PdfiumError as error:
@@ -151,7 +151,7 @@ def _outline_pypdfium2(pdf: pypdfium2.PdfDocument, name: str) -> _Outline:
 
 
 def _outline_pypdf(reader: pypdf.PdfReader, name: str) -> _Outline:
-    """`(page index, title)` of the PDF's bookmarks, in order."""
+    """`(page index, title, level)` of the PDF's bookmarks, in order."""
     outline: _Outline = []
 
     def walk(items: Any, depth: int) -> None:
@@ -163,7 +163,7 @@ def _outline_pypdf(reader: pypdf.PdfReader, name: str) -> _Outline:
                 continue
             index = reader.get_destination_page_number(item)
             if index is not None and index >= 0:
-                outline.append((int(index), _CONTROL_RE.sub("", str(item.title or ""))))
+                outline.append((int(index), _CONTROL_RE.sub("", str(item.title or "")), depth))
 
     try:
         walk(reader.outline, 0)
@@ -182,7 +182,8 @@ class PdfToDocument:
       `extract_text()`. Rendering for OCR always uses pypdfium2.
     - Every Document gets meta `page` (1-based); empty pages produce no Document but keep the numbering.
     - From the PDF's outline (bookmarks), when it has one: meta `section` (the bookmark in effect where the page
-      starts) and `section_marks` (the bookmarks that begin on the page), see `components.converters.sections`.
+      starts), `section_parents` (the bookmarks above it) and `section_marks` (the bookmarks that begin on the
+      page), see `components.converters.sections`.
       `title`, `author` and `created_at` (ISO-8601) come from the PDF's Info dictionary when present.
     - With `ocr="auto"`, pages whose text layer has fewer than `ocr_min_chars` non-space characters are
       rendered at `ocr_dpi` (lower for pages bigger than `ocr_max_pixels`) and OCRed with tesseract (meta
@@ -282,9 +283,11 @@ class PdfToDocument:
             if from_ocr:
                 page_meta["ocr"] = True
             if sections:
-                section, marks = sections[page_number - 1]
+                section, parents, marks = sections[page_number - 1]
                 if section:
                     page_meta["section"] = section
+                if section and parents:
+                    page_meta["section_parents"] = dump_marks(parents)
                 if marks:
                     page_meta["section_marks"] = dump_marks(marks)
             documents.append(Document(content=text, meta=page_meta))

@@ -3,13 +3,16 @@
 A converter that knows a document's headings puts them in meta, as plain JSON:
 
 * `section`: the heading in effect where the document starts (a PDF page that continues the previous page's section);
+* `section_parents`: the headings above `section` in the outline, outermost first, as a JSON array of strings;
 * `section_marks`: the headings that begin inside the document, in order, as a JSON array (a string: the splitter
   deep-copies every chunk's meta, and a string is shared instead of copied) of objects
   `{"heading": str}` (the heading is a line of the text, possibly after its section number: "1.1.2 Root account")
   or `{"heading": str, "anchor": str}` (the heading is not in the text, whose section starts with `anchor`: the
-  first words after an HTML heading that the main-text extractor dropped).
+  first words after an HTML heading that the main-text extractor dropped), either with `"parents": [str, ...]`
+  when the heading has headings above it (a bookmark's ancestors, an `<h3>`'s `<h2>` and `<h1>`).
 
-`ContextualHeader` (after the splitter) finds the marks in each chunk; `ChunkMetadata` drops `section_marks`.
+`ContextualHeader` (after the splitter) finds the marks in each chunk; it and `ChunkMetadata` drop `section_marks`
+and `section_parents`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ MIN_ANCHOR_CHARS = 16
 MAX_HEADING_CHARS = 200
 #: Most marks kept per document (a hostile file cannot make every chunk's meta huge before they are dropped).
 MAX_MARKS = 2000
+#: Most parent headings kept per mark (the nearest ones).
+_MAX_PARENTS = 6
 
 _MAX_SIBLINGS = 32
 _MAX_LEVELS = 8
@@ -46,34 +51,52 @@ def clean_heading(text: str) -> str:
     return " ".join(text.split())[:MAX_HEADING_CHARS]
 
 
-def page_sections(outline: Iterable[tuple[int, str]], page_count: int) -> list[tuple[str | None, list[dict[str, str]]]]:
-    """
-    Per page (0-based index): the heading in effect at its start and the marks of the headings that begin on it.
+#: One page's sections: the heading in effect at its start, that heading's parents, the marks that begin on it.
+PageSections = tuple[str | None, list[str], list[dict[str, Any]]]
 
-    :param outline: `(page index, title)` of every outline (bookmark) entry, in outline order.
+
+def page_sections(outline: Iterable[tuple[int, str, int]], page_count: int) -> list[PageSections]:
+    """
+    Per page (0-based index): the heading in effect at its start, the headings above that one, and the marks of the
+    headings that begin on the page (each with its `parents`, when it has any).
+
+    :param outline: `(page index, title, level)` of every outline (bookmark) entry, in outline order; level 0 is
+        the top. An entry's parents are the nearest entries before it of each lower level.
     :param page_count: Pages in the document.
     """
-    entries = sorted(
-        ((index, clean_heading(title)) for index, title in outline if 0 <= index < page_count and title.strip()),
-        key=lambda entry: entry[0],  # stable: entries of one page keep their outline order
-    )[:MAX_MARKS]
-    result: list[tuple[str | None, list[dict[str, str]]]] = []
+    located: list[tuple[int, str, list[str]]] = []
+    stack: list[tuple[int, str]] = []  # (level, heading) of the open ancestors
+    for index, title, level in outline:
+        heading = clean_heading(title)
+        if not heading:
+            continue
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        if 0 <= index < page_count:
+            located.append((index, heading, [parent for _, parent in stack][-_MAX_PARENTS:]))
+        stack.append((level, heading))
+    # stable: entries of one page keep their outline order
+    entries = sorted(located, key=lambda entry: entry[0])[:MAX_MARKS]
+    result: list[PageSections] = []
     current: str | None = None
+    parents: list[str] = []
     position = 0
     for page in range(page_count):
-        marks: list[dict[str, str]] = []
+        marks: list[dict[str, Any]] = []
         while position < len(entries) and entries[position][0] == page:
-            marks.append({"heading": entries[position][1]})
+            _, heading, above = entries[position]
+            marks.append({"heading": heading, "parents": above} if above else {"heading": heading})
             position += 1
-        result.append((current, marks))
+        result.append((current, parents, marks))
         if marks:
-            current = marks[-1]["heading"]
+            current, parents = marks[-1]["heading"], list(marks[-1].get("parents", []))
     return result
 
 
 def html_marks(html: str) -> list[dict[str, str]]:
     """
-    The marks of an HTML page's `<h1>`-`<h6>` headings: each anchored to the first words that follow it.
+    The marks of an HTML page's `<h1>`-`<h6>` headings: each anchored to the first words that follow it, with the
+    enclosing headings of lower levels as its `parents`.
 
     Main-text extractors (trafilatura) often drop headings; the words after one usually survive. Headings with too
     little text after them get no mark. Never raises on odd markup: a page that cannot be parsed has no marks.
@@ -82,14 +105,25 @@ def html_marks(html: str) -> list[dict[str, str]]:
         root = lxml.html.fromstring(html)
     except (lxml.etree.ParserError, ValueError):
         return []
-    marks: list[dict[str, str]] = []
+    marks: list[dict[str, Any]] = []
+    stack: list[tuple[int, str]] = []  # (level, heading) of the open enclosing headings
     for count, element in enumerate(root.iter(*_HEADING_TAGS)):
         if count >= MAX_MARKS:  # bounded work on a page made of headings
             break
         heading = clean_heading(element.text_content())
+        if not heading:
+            continue
+        level = int(str(element.tag)[1])
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        parents = [parent for _, parent in stack][-_MAX_PARENTS:]
+        stack.append((level, heading))
         anchor = normalize(_following_text(element))[:ANCHOR_CHARS]
-        if heading and len(anchor) >= MIN_ANCHOR_CHARS:
-            marks.append({"heading": heading, "anchor": anchor})
+        if len(anchor) >= MIN_ANCHOR_CHARS:
+            mark: dict[str, Any] = {"heading": heading, "anchor": anchor}
+            if parents:
+                mark["parents"] = parents
+            marks.append(mark)
             if len(marks) >= MAX_MARKS:
                 break
     return marks
@@ -122,9 +156,9 @@ def _following_text(element: Any, limit: int = 4 * ANCHOR_CHARS) -> str:
     return " ".join(parts)
 
 
-def dump_marks(marks: list[dict[str, str]]) -> str:
-    """`section_marks` as stored in meta: a JSON array."""
-    return json.dumps(marks, ensure_ascii=False, separators=(",", ":"))
+def dump_marks(marks: Sequence[Any]) -> str:
+    """`section_marks` (or `section_parents`) as stored in meta: a JSON array."""
+    return json.dumps(list(marks), ensure_ascii=False, separators=(",", ":"))
 
 
 def marks_of(meta: dict[str, Any]) -> Sequence[dict[str, Any]]:
@@ -138,3 +172,15 @@ def marks_of(meta: dict[str, Any]) -> Sequence[dict[str, Any]]:
     if not isinstance(marks, list):
         return []
     return [mark for mark in marks if isinstance(mark, dict) and isinstance(mark.get("heading"), str)]
+
+
+def parents_of(value: Any) -> list[str]:
+    """The headings in a `parents` list or a `section_parents` JSON array (anything malformed counts as none)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    return [parent for parent in value if isinstance(parent, str) and parent.strip()]

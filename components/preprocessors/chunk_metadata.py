@@ -15,6 +15,7 @@ _DEFAULT_DROP = [
     "split_id",
     "page_number",
     "section_marks",
+    "section_parents",
 ]
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 from haystack import Document, component
 
-from components.converters.sections import MIN_ANCHOR_CHARS, marks_of, normalize
+from components.converters.sections import MIN_ANCHOR_CHARS, marks_of, normalize, parents_of
 from components.validation import check_bool, check_int
 
 _DEFAULT_GROUP_BY = ["document_id", "file_path", "file_name", "page", "__level"]
+#: A section: its heading and the headings above it (outermost first).
+_Section = tuple[str, tuple[str, ...]]
 #: How many unmatched marks a search looks past the last one found (marks are in document order).
 _LOOKAHEAD = 8
 
@@ -62,8 +64,8 @@ def _anchor(text: str, anchor: str, start: int) -> int | None:
 @component
 class ContextualHeader:
     """
-    Sets meta `context_header` (document title, section heading and page, joined by `separator`) and `section` on
-    every chunk, and drops `section_marks`.
+    Sets meta `context_header` (document title, the section's parent headings, its heading and the page, joined by
+    `separator`) and `section` on every chunk, and drops `section_marks` and `section_parents`.
 
     The header is embedded and keyword-indexed with the chunk (`meta_fields_to_embed: [context_header]` on the
     document embedder, `keyword_meta_fields: [context_header]` on the store), while the passage shown and quoted
@@ -72,13 +74,15 @@ class ContextualHeader:
     Sections come from the converters' `section` / `section_marks` meta (`components.converters.sections`: PDF
     bookmarks, HTML headings). Chunks arrive in document order (as a splitter emits them); per source (the
     `group_by` fields: file, page and, after `HierarchicalDocumentSplitter`, level) the marks are found in order in
-    the chunks' text, and each chunk is named after the section that covers most of it. Without marks, the header
-    is the title and page.
+    the chunks' text, and each chunk is named after the section that covers most of it, with up to
+    `parent_headings` of the headings above that section (its chapter, in a PDF outline or `<h1>`-`<h6>`): a
+    manual's many "Examples" sections say whose examples they are. Without marks, the header is the title and page.
 
     ```python
-    header = ContextualHeader()
+    header = ContextualHeader(parent_headings=1)
     docs = header.run(documents=chunks)["documents"]
-    docs[0].meta["context_header"]  # "Debian Reference \u203a Filesystem permissions \u203a page 35"
+    docs[0].meta["context_header"]
+    # "Debian Reference \u203a Unix-like filesystem \u203a Filesystem permissions \u203a page 35"
     ```
     """
 
@@ -89,6 +93,7 @@ class ContextualHeader:
         include_page: bool = True,
         max_chars: int = 300,
         group_by: list[str] | None = None,
+        parent_headings: int = 0,
     ) -> None:
         """
         :param separator: Between the header's parts (default " \u203a ", a single right-pointing angle quote).
@@ -97,6 +102,8 @@ class ContextualHeader:
             embedder's `max_length`).
         :param group_by: Meta fields that identify one source's sequence of chunks (default: `document_id`,
             `file_path`, `file_name`, `page`, `__level`); a missing field counts as `None`.
+        :param parent_headings: How many of the headings above the section (the nearest ones) the header names
+            before it; 0 names the section alone.
         :raises ValueError: on an invalid argument.
         """
         if not isinstance(separator, str) or not separator:
@@ -108,15 +115,17 @@ class ContextualHeader:
         if not fields or not all(isinstance(field, str) and field for field in fields):
             raise ValueError("group_by must be a non-empty list of meta field names")
         self.group_by = fields
+        self.parent_headings = check_int(parent_headings, "parent_headings", minimum=0)
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
         """
         :param documents: Chunks, in the order the splitter emitted them.
-        :returns: `documents`: copies with `context_header` and `section` set and `section_marks` removed.
+        :returns: `documents`: copies with `context_header` and `section` set and `section_marks` and
+            `section_parents` removed.
         """
         # per source: (section in effect after the last chunk, index of the next mark to look for)
-        states: dict[tuple[Any, ...], tuple[str | None, int]] = {}
+        states: dict[tuple[Any, ...], tuple[_Section | None, int]] = {}
         parsed: dict[str, Sequence[dict[str, Any]]] = {}  # every chunk of a source carries the same JSON string
         out: list[Document] = []
         for doc in documents:
@@ -129,13 +138,15 @@ class ContextualHeader:
             else:
                 marks = marks_of(meta)
             meta.pop("section_marks", None)
+            parents = tuple(parents_of(meta.pop("section_parents", None)))
             key = tuple(_hashable(meta.get(field)) for field in self.group_by)
-            initial = meta.get("section") if isinstance(meta.get("section"), str) else None
+            start = meta.get("section")
+            initial = (start, parents) if isinstance(start, str) else None
             current, next_mark = states.get(key, (initial, 0))
             section, current, next_mark = self._section(doc.content or "", marks, current, next_mark)
             states[key] = (current, next_mark)
             if section:
-                meta["section"] = section
+                meta["section"] = section[0]
             else:
                 meta.pop("section", None)
             meta["context_header"] = self._header(meta, section)
@@ -144,11 +155,11 @@ class ContextualHeader:
 
     @staticmethod
     def _section(
-        text: str, marks: Sequence[dict[str, Any]], current: str | None, next_mark: int
-    ) -> tuple[str | None, str | None, int]:
+        text: str, marks: Sequence[dict[str, Any]], current: _Section | None, next_mark: int
+    ) -> tuple[_Section | None, _Section | None, int]:
         """(the section covering most of `text`, the section in effect at its end, the next mark to look for)."""
         lines = _line_starts(text)
-        spans: list[tuple[int, str | None]] = [(0, current)]
+        spans: list[tuple[int, _Section | None]] = [(0, current)]
         position = 0
         index = next_mark
         misses = 0
@@ -166,20 +177,25 @@ class ContextualHeader:
             misses = 0
             position = found
             next_mark = index
-            spans.append((found, mark["heading"]))
-        coverage: dict[str | None, int] = {}
-        for (start, heading), (end, _) in zip(spans, [*spans[1:], (len(text), None)], strict=True):
-            coverage[heading] = coverage.get(heading, 0) + (end - start)
+            spans.append((found, (mark["heading"], tuple(parents_of(mark.get("parents"))))))
+        coverage: dict[_Section | None, int] = {}
+        for (start, section), (end, _) in zip(spans, [*spans[1:], (len(text), None)], strict=True):
+            coverage[section] = coverage.get(section, 0) + (end - start)
         best = max(coverage.items(), key=lambda item: item[1])[0] if text else current
         return best, spans[-1][1], next_mark
 
-    def _header(self, meta: dict[str, Any], section: str | None) -> str:
+    def _header(self, meta: dict[str, Any], section: _Section | None) -> str:
         parts: list[str] = []
         title = meta.get("title")
         if isinstance(title, str) and title.strip():
             parts.append(" ".join(title.split()))
-        if section and normalize(section) != normalize(parts[0] if parts else ""):
-            parts.append(section)
+        if section:
+            heading, parents = section
+            kept = parents[max(0, len(parents) - self.parent_headings) :] if self.parent_headings else ()
+            named = [*kept, heading]
+            for part in named:  # a heading equal to the title or to the part before it is not repeated
+                if not any(normalize(part) == normalize(previous) for previous in parts[-1:] + parts[:1]):
+                    parts.append(part)
         page = meta.get("page")
         if self.include_page and isinstance(page, int) and not isinstance(page, bool):
             parts.append(f"page {page}")

@@ -447,12 +447,16 @@ def test_outline_gives_each_page_its_section_and_marks(backend: str, r_intro_pdf
     assert "section" not in by_page[1].meta and "section_marks" not in by_page[1].meta  # before the first bookmark
     page = by_page[10]
     assert page.meta["section"] == "Using R interactively"  # the last bookmark of page 9
+    chapter = ["1 Introduction and preliminaries"]
+    assert json.loads(page.meta["section_parents"]) == chapter  # the bookmark above it
     assert json.loads(page.meta["section_marks"]) == [
-        {"heading": "An introductory session"},
-        {"heading": "Getting help with functions and features"},
+        {"heading": "An introductory session", "parents": chapter},
+        {"heading": "Getting help with functions and features", "parents": chapter},
     ]
     assert "Getting help with functions and features" in page.content  # the heading is a line of the page
     assert by_page[11].meta["section"] == "Getting help with functions and features"
+    nested = json.loads(by_page[30].meta["section_marks"])[-1]  # a third-level bookmark
+    assert nested == {"heading": "Matrix multiplication", "parents": ["5 Arrays and matrices", "Matrix facilities"]}
 
 
 def test_an_unreadable_outline_is_ignored(

@@ -11,22 +11,39 @@ def test_normalize_keeps_letters_and_digits_only() -> None:
 
 
 def test_page_sections_carry_the_last_heading_into_the_next_pages() -> None:
-    outline = [(0, "Intro"), (2, "Basics"), (2, " Files\n and  dirs "), (4, "Late")]
+    outline = [(0, "Intro", 0), (2, "Basics", 0), (2, " Files\n and  dirs ", 1), (4, "Late", 0)]
     sections = page_sections(outline, 5)
     assert sections == [
-        (None, [{"heading": "Intro"}]),
-        ("Intro", []),
-        ("Intro", [{"heading": "Basics"}, {"heading": "Files and dirs"}]),
-        ("Files and dirs", []),
-        ("Files and dirs", [{"heading": "Late"}]),
+        (None, [], [{"heading": "Intro"}]),
+        ("Intro", [], []),
+        ("Intro", [], [{"heading": "Basics"}, {"heading": "Files and dirs", "parents": ["Basics"]}]),
+        ("Files and dirs", ["Basics"], []),
+        ("Files and dirs", ["Basics"], [{"heading": "Late"}]),
     ]
 
 
+def test_page_sections_name_each_headings_parents_from_the_outline_levels() -> None:
+    outline = [(0, "1 Set", 0), (0, "Style", 1), (1, "Fill", 2), (2, "Examples", 3), (3, "Key", 1), (3, "Deep", 5)]
+    marks = [mark for _, _, page_marks in page_sections(outline, 4) for mark in page_marks]
+    assert [mark.get("parents", []) for mark in marks] == [
+        [],
+        ["1 Set"],
+        ["1 Set", "Style"],
+        ["1 Set", "Style", "Fill"],
+        ["1 Set"],  # a sibling of Style closes Style's subtree
+        ["1 Set", "Key"],  # a skipped level still nests
+    ]
+    many = page_sections([(0, f"h{level}", level) for level in range(20)], 1)[0][2]
+    assert many[-1]["parents"] == [f"h{level}" for level in range(13, 19)]  # the nearest six
+
+
 def test_page_sections_sort_by_page_and_drop_bad_entries() -> None:
-    outline = [(3, "Later"), (1, "Earlier"), (-1, "Nowhere"), (9, "Past the end"), (2, "   ")]
+    outline = [(3, "Later", 0), (1, "Earlier", 0), (-1, "Nowhere", 0), (9, "Past the end", 0), (2, "   ", 0)]
     sections = page_sections(outline, 4)
-    assert [marks for _, marks in sections] == [[], [{"heading": "Earlier"}], [], [{"heading": "Later"}]]
-    assert len(page_sections([(0, f"h{i}") for i in range(MAX_MARKS + 5)], 1)[0][1]) == MAX_MARKS
+    assert [marks for _, _, marks in sections] == [[], [{"heading": "Earlier"}], [], [{"heading": "Later"}]]
+    assert len(page_sections([(0, f"h{i}", 0) for i in range(MAX_MARKS + 5)], 1)[0][2]) == MAX_MARKS
+    # an entry off the pages is still the parent of the entries below it
+    assert page_sections([(-1, "Lost", 0), (0, "Child", 1)], 1)[0][2] == [{"heading": "Child", "parents": ["Lost"]}]
 
 
 HTML = b"""<html><head><title>T</title><script>var h = "<h2>no</h2>";</script></head><body>
@@ -50,6 +67,10 @@ def test_html_marks_anchor_each_heading_to_the_words_after_it() -> None:
     headings = [mark["heading"] for mark in marks]
     assert "Too short" in headings  # "Tiny." is followed by the next sections' text, which is long enough
     assert marks[-2]["anchor"] == marks[-1]["anchor"] and headings[-2:] == ["Nested", "Deeper"]
+    assert "parents" not in marks[0]
+    assert marks[1]["parents"] == ["1. Overview of Widgets"]
+    assert marks[-2]["parents"] == ["1. Overview of Widgets", "Too short"]  # an <h3> after an <h2>
+    assert marks[-1]["parents"] == ["1. Overview of Widgets", "Too short", "Nested"]
 
 
 def test_html_marks_of_unparsable_or_headingless_pages_are_empty() -> None:

@@ -18,7 +18,15 @@ def _header(docs: list[Document], **kwargs: object) -> list[Document]:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"separator": ""}, {"include_page": "yes"}, {"max_chars": 0}, {"group_by": []}, {"group_by": [""]}],
+    [
+        {"separator": ""},
+        {"include_page": "yes"},
+        {"max_chars": 0},
+        {"group_by": []},
+        {"group_by": [""]},
+        {"parent_headings": -1},
+        {"parent_headings": True},
+    ],
 )
 def test_invalid_arguments_raise(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -26,7 +34,9 @@ def test_invalid_arguments_raise(kwargs: dict) -> None:
 
 
 def test_round_trips() -> None:
-    component = ContextualHeader(separator=" / ", include_page=False, max_chars=80, group_by=["file_name"])
+    component = ContextualHeader(
+        separator=" / ", include_page=False, max_chars=80, group_by=["file_name"], parent_headings=2
+    )
     data = component_to_dict(component, "header")
     assert component_to_dict(component_from_dict(ContextualHeader, data, "header"), "header") == data
 
@@ -65,6 +75,42 @@ def test_pdf_heading_lines_with_section_numbers_start_sections() -> None:
     ]
     assert out[1].meta["context_header"] == f"Debian Reference{SEP}The shell prompt under GUI{SEP}page 30"
     assert all("section_marks" not in doc.meta for doc in out)
+
+
+def test_parent_headings_name_the_sections_chapter() -> None:
+    meta = {
+        "title": "gnuplot",
+        "page": 200,
+        "section": "Fill",
+        "section_parents": dump_marks(["Commands", "Set-show", "Style"]),
+        "section_marks": dump_marks([{"heading": "Examples", "parents": ["Commands", "Set-show", "Label"]}]),
+    }
+    chunks = [
+        Document(content="set style fill solid\n" + "f " * 100, meta=meta),
+        Document(content="Examples\nset label 1 'x' at 1,2\n" + "e " * 100, meta=meta),
+    ]
+    assert [doc.meta["context_header"] for doc in _header(chunks, parent_headings=2)] == [
+        SEP.join(["gnuplot", "Set-show", "Style", "Fill", "page 200"]),
+        SEP.join(["gnuplot", "Set-show", "Label", "Examples", "page 200"]),
+    ]
+    out = _header(chunks)  # the default names the section alone
+    assert [doc.meta["context_header"] for doc in out] == [
+        SEP.join(["gnuplot", "Fill", "page 200"]),
+        SEP.join(["gnuplot", "Examples", "page 200"]),
+    ]
+    assert [doc.meta["section"] for doc in out] == ["Fill", "Examples"]
+    assert all("section_parents" not in doc.meta and "section_marks" not in doc.meta for doc in out)
+    deep = _header(chunks[:1], parent_headings=9)[0].meta["context_header"]
+    assert deep == SEP.join(["gnuplot", "Commands", "Set-show", "Style", "Fill", "page 200"])
+
+
+def test_a_parent_equal_to_the_title_or_to_the_heading_before_it_is_not_repeated() -> None:
+    meta = {
+        "title": "R Data Import/Export",
+        "section_marks": [{"heading": "Introduction", "parents": ["R Data Import/Export", "Intro", "intro"]}],
+    }
+    out = _header([Document(content="Introduction\ntext", meta=meta)], parent_headings=3)
+    assert out[0].meta["context_header"] == SEP.join(["R Data Import/Export", "Intro", "Introduction"])
 
 
 def test_html_anchors_locate_headings_the_extractor_dropped() -> None:
