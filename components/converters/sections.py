@@ -93,7 +93,7 @@ def page_sections(outline: Iterable[tuple[int, str, int]], page_count: int) -> l
     return result
 
 
-def html_marks(html: str) -> list[dict[str, str]]:
+def html_marks(html: str) -> list[dict[str, Any]]:
     """
     The marks of an HTML page's `<h1>`-`<h6>` headings: each anchored to the first words that follow it, with the
     enclosing headings of lower levels as its `parents`.

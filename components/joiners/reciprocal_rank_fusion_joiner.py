@@ -54,8 +54,8 @@ class ReciprocalRankFusionJoiner:
     a passage first in every list). Equal scores are ordered by the passage text's sha256 (then by id) instead of by
     arrival, so identical requests get identical passages in an identical order (and thus identical prompts and
     citation numbers) however the concurrent retrievers are scheduled, and the same files in another collection get
-    the same order. Per-list weights are not offered: the lists of a variadic input come in
-    arrival order, so a weight could not be tied to one retriever.
+    the same order. Per-list weights are not offered: the lists of a variadic input come in arrival order, so a
+    weight could not be tied to one retriever.
 
     Usage example:
     ```python
