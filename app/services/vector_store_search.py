@@ -8,7 +8,6 @@ request and reply: the attribute filter grammar (`app.services.openai_filters`),
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from app.errors import InvalidInputError
 from app.services.documents import _TAG_EXCLUDE
 from app.services.openai_filters import translate_filters
 from app.services.query import QueryService, Source
+from components.joiners.reciprocal_rank_fusion_joiner import tie_key
 from components.rankers.latest_version_filter import latest_versions
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class VectorStoreSearch:
                     best[source.chunk_id] = (score, source)
         # ties (a fused ranking gives some) by the text's hash, as ReciprocalRankFusionJoiner orders them, then by chunk
         # id: the same request lists its hits in the same order every time, and the same files in another store too
-        ranked = sorted(best.values(), key=lambda pair: (-pair[0], _text_key(pair[1].text), pair[1].chunk_id))
+        ranked = sorted(best.values(), key=lambda pair: (-pair[0], tie_key(pair[1].text), pair[1].chunk_id))
         kept = [(score, source) for score, source in ranked if score >= score_threshold]
         if len(searched) > 1:
             # Each query is a retrieval of its own: a new version of a document committed between two of them must
@@ -217,7 +217,3 @@ def _hit(score: float, source: Source, meta: dict[str, Any]) -> SearchHit:
         document_id=meta.get("document_id") or source.document_id,
         chunk_id=source.chunk_id,
     )
-
-
-def _text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -70,11 +70,9 @@ def page_sections(outline: Iterable[tuple[int, str, int]], page_count: int) -> l
         heading = clean_heading(title)
         if not heading:
             continue
-        while stack and stack[-1][0] >= level:
-            stack.pop()
+        above = _nest(stack, level, heading)  # pushed even off the pages: it is still the parent of what follows
         if 0 <= index < page_count:
-            located.append((index, heading, [parent for _, parent in stack][-_MAX_PARENTS:]))
-        stack.append((level, heading))
+            located.append((index, heading, above))
     # stable: entries of one page keep their outline order
     entries = sorted(located, key=lambda entry: entry[0])[:MAX_MARKS]
     result: list[PageSections] = []
@@ -91,6 +89,16 @@ def page_sections(outline: Iterable[tuple[int, str, int]], page_count: int) -> l
         if marks:
             current, parents = marks[-1]["heading"], list(marks[-1].get("parents", []))
     return result
+
+
+def _nest(stack: list[tuple[int, str]], level: int, heading: str) -> list[str]:
+    """The nearest (at most `_MAX_PARENTS`) headings above `heading`, at `level` (lower is outer), given `stack`, the
+    `(level, heading)` of the headings still open before it, in order; `stack` then ends with this heading."""
+    while stack and stack[-1][0] >= level:
+        stack.pop()
+    parents = [parent for _, parent in stack][-_MAX_PARENTS:]
+    stack.append((level, heading))
+    return parents
 
 
 def html_marks(html: str) -> list[dict[str, Any]]:
@@ -113,11 +121,7 @@ def html_marks(html: str) -> list[dict[str, Any]]:
         heading = clean_heading(element.text_content())
         if not heading:
             continue
-        level = int(str(element.tag)[1])
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        parents = [parent for _, parent in stack][-_MAX_PARENTS:]
-        stack.append((level, heading))
+        parents = _nest(stack, int(str(element.tag)[1]), heading)
         anchor = normalize(_following_text(element))[:ANCHOR_CHARS]
         if len(anchor) >= MIN_ANCHOR_CHARS:
             mark: dict[str, Any] = {"heading": heading, "anchor": anchor}
@@ -163,24 +167,23 @@ def dump_marks(marks: Sequence[Any]) -> str:
 
 def marks_of(meta: dict[str, Any]) -> Sequence[dict[str, Any]]:
     """The well-formed marks in `meta["section_marks"]` (a JSON array or a list; anything else is ignored)."""
-    marks = meta.get("section_marks")
-    if isinstance(marks, str):
-        try:
-            marks = json.loads(marks)
-        except ValueError:
-            return []
-    if not isinstance(marks, list):
-        return []
-    return [mark for mark in marks if isinstance(mark, dict) and isinstance(mark.get("heading"), str)]
+    return [
+        mark
+        for mark in _json_list(meta.get("section_marks"))
+        if isinstance(mark, dict) and isinstance(mark.get("heading"), str)
+    ]
 
 
 def parents_of(value: Any) -> list[str]:
     """The headings in a `parents` list or a `section_parents` JSON array (anything malformed counts as none)."""
+    return [parent for parent in _json_list(value) if isinstance(parent, str) and parent.strip()]
+
+
+def _json_list(value: Any) -> list[Any]:
+    """`value` when it is a list, the list a JSON string holds, else an empty list."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
             return []
-    if not isinstance(value, list):
-        return []
-    return [parent for parent in value if isinstance(parent, str) and parent.strip()]
+    return value if isinstance(value, list) else []

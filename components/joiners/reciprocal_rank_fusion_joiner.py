@@ -38,11 +38,12 @@ def reciprocal_rank_fusion(document_lists: list[list[Document]]) -> list[Documen
                 best_rank[document.id] = rank
                 documents[document.id] = document
     fused = [replace(document, score=scores[doc_id] / (count / RRF_K)) for doc_id, document in documents.items()]
-    return sorted(fused, key=lambda document: (-(document.score or 0.0), _text_key(document), document.id))
+    return sorted(fused, key=lambda document: (-(document.score or 0.0), tie_key(document.content), document.id))
 
 
-def _text_key(document: Document) -> str:
-    return hashlib.sha256((document.content or "").encode("utf-8")).hexdigest()
+def tie_key(text: str | None) -> str:
+    """What orders passages of equal score: the sha256 of their text (the same in every collection)."""
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
 @component
