@@ -169,9 +169,12 @@ def test_a_second_run_while_one_is_going_is_409(api, api_settings, monkeypatch):
     assert first.status_code == 202
     service = api.app.state.rag.sources  # type: ignore[attr-defined]
     monkeypatch.setattr(service, "run_finished", lambda _run_id: False)  # the first run still going, however fast
+    # an empty folder's run can end, and release its claim, before the next request: hold the claim as a running run
+    service.store.claim(source["id"], first.json()["run_id"], expected=None)
     second = api.post(f"/sources/{source['id']}/runs")
     assert second.status_code == 409, second.text
     assert second.json()["error"]["detail"] == {"run_id": first.json()["run_id"]}
     monkeypatch.undo()
     wait_for_run(api, source["id"], first.json()["run_id"])
+    service.store.release(source["id"], first.json()["run_id"])  # the claim this test held, if the run had ended
     assert api.post(f"/sources/{source['id']}/runs").status_code == 202  # once it ended
