@@ -109,7 +109,7 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
         for assignment in filter(None, os.environ.get("RAG_MEM_STORE_SET", "").split(",")):
             key, _, value = assignment.partition("=")
             setattr(store, key, int(value))
-            store._session = store._db = store._table = None
+            store._tables.close()
         writer = subprocess.Popen(
             [sys.executable, __file__, "--child", "write", "--files", str(files)],
             env={**os.environ, "RAG_MEM_STORE_SET": ""},
@@ -119,7 +119,7 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
         reset_every = int(os.environ.get("RAG_MEM_READER_RESET", "0"))
         while writer.poll() is None:
             if reset_every and step and step % reset_every == 0:
-                store._session = store._db = store._table = None
+                store._tables.close()
                 gc.collect()
                 malloc_trim()
             words = " ".join(_paragraphs(rng, str(step), 1)[0].split()[:8])
@@ -137,18 +137,19 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
         for assignment in filter(None, os.environ.get("RAG_MEM_STORE_SET", "").split(",")):
             key, _, value = assignment.partition("=")
             setattr(store, key, int(value))
-            store._session = store._db = store._table = None
+            store._tables.close()
         if os.environ.get("RAG_MEM_CLEANUP"):
             from datetime import timedelta
 
-            indexes = store._indexes
-            original_compact = indexes.compact
+            from components.stores.lancedb.indexes import TableIndexes
 
-            def compact_and_clean(table: Any) -> None:
-                original_compact(table)
+            original_compact = TableIndexes.compact
+
+            def compact_and_clean(indexes: TableIndexes, table: Any) -> None:  # every table's, however often reopened
+                original_compact(indexes, table)
                 table.optimize(cleanup_older_than=timedelta(seconds=0), delete_unverified=True)
 
-            indexes.compact = compact_and_clean
+            TableIndexes.compact = compact_and_clean  # type: ignore[method-assign]
         if os.environ.get("RAG_MEM_JEMALLOC_DECAY"):
             pa.jemalloc_set_decay_ms(0)
         for step in range(files):
@@ -190,17 +191,17 @@ def run_case(case: str, files: int, threads: int) -> dict[str, Any]:
 
         store = services.pipelines.document_store
         if os.environ.get("RAG_MEM_RESET_SESSION"):
-            original = store.optimize
+            original = store._optimize
 
-            def optimize_and_reset() -> None:
-                original()
-                store._session = None
+            def optimize_and_reset(names: set[str] | None) -> None:  # the store's automatic compaction
+                original(names)
+                store._tables.session = None
 
-            store.optimize = optimize_and_reset
+            store._optimize = optimize_and_reset
         for assignment in filter(None, os.environ.get("RAG_MEM_STORE_SET", "").split(",")):
             key, _, value = assignment.partition("=")
             setattr(store, key, int(value))
-            store._session = store._db = store._table = None
+            store._tables.close()
         trim = bool(os.environ.get("RAG_MEM_TRIM"))
 
         def one(step: int) -> None:

@@ -1,14 +1,15 @@
 """A durable, embedded Haystack DocumentStore on LanceDB.
 
-One Lance table holds the documents (layout in `components.stores.lancedb.converters`); filters on promoted meta
-fields are pushed down to LanceDB as SQL, the rest is evaluated in Python (`components.stores.lancedb.filters`);
-the vector, full-text and scalar indices are kept up to date by `components.stores.lancedb.indexes`; the queries
-themselves are in `components.stores.lancedb.search` and `components.stores.lancedb.metadata`. This module holds
-only the store class, i.e. Haystack's DocumentStore protocol with its extended, retrieval and async methods, which
-is why it is a little over 600 lines.
+A Lance table holds the documents (layout in `components.stores.lancedb.converters`), or one table per collection
+when the store is partitioned (`components.stores.lancedb.partitions`); the connection and the tables are opened,
+created and brought up to date by `components.stores.lancedb.tables`. Filters on promoted meta fields are pushed
+down to LanceDB as SQL, the rest is evaluated in Python (`components.stores.lancedb.filters`); the vector, full-text
+and scalar indices are kept up to date by `components.stores.lancedb.indexes`; the queries themselves are in
+`components.stores.lancedb.search` and `components.stores.lancedb.metadata`. This module holds only the store class,
+i.e. Haystack's DocumentStore protocol with its extended, retrieval and async methods.
 
-Every write is a single LanceDB commit (an append, a merge-insert or a delete), so a crash leaves the table at
-the previous or the new version, never in between.
+Every write to a table is a single LanceDB commit (an append, a merge-insert or a delete), so a crash leaves the table
+at the previous or the new version, never in between.
 
 The connection is opened lazily, on first use: LanceDB must not be opened before a process forks, and a loader
 may still change ``path`` after ``__init__``.
@@ -17,14 +18,10 @@ may still change ``path`` after ``__init__``.
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 from haystack import default_from_dict, default_to_dict, logging
@@ -41,10 +38,8 @@ from components.stores.lancedb.converters import (
     DOC_COLUMNS,
     KEYWORD_COLUMN,
     arrow_to_documents,
-    check_table_schema,
     checked_embedding,
     documents_to_arrow,
-    table_schema,
 )
 from components.stores.lancedb.filters import (
     DOCUMENT_FIELDS,
@@ -53,18 +48,16 @@ from components.stores.lancedb.filters import (
     in_list_sql,
     matching_ids,
     plan_filters,
-    quote_literal,
     require_filters,
     scan,
     select_rows,
 )
-from components.stores.lancedb.indexes import EXHAUSTIVE_PROBE_ROWS, TableIndexes, cache_session
+from components.stores.lancedb.indexes import EXHAUSTIVE_PROBE_ROWS, TableIndexes
 from components.stores.lancedb.search import fts_search, sanitize_fts_query, vector_search
+from components.stores.lancedb.tables import OpenTable, StoreTables
 from components.validation import check_int
 
 logger = logging.getLogger(__name__)
-
-_VERSION_CHECK_S = 1.0
 
 DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "file_name", "acl", "tenant")
 
@@ -102,6 +95,7 @@ class LanceDBDocumentStore:
         index_cache_mb: int = 256,
         metadata_cache_mb: int = 64,
         reopen_after_versions: int = 50,
+        partition_field: str | None = None,
     ) -> None:
         """
         Create the store. Nothing is opened until the first operation.
@@ -136,6 +130,12 @@ class LanceDBDocumentStore:
             connection follows (~0.15 MiB each, not returned by its cache bounds: `bench/memory.py`, case `read`);
             a server that queries while another process writes would otherwise grow with every write. The cost is a
             cold index cache for the next query.
+        :param partition_field: An `indexed_meta_fields` field (`collection`) whose every value gets a table of its
+            own (`<table_name>__c_<value>`; documents without it stay in `table_name`), so that keyword scores count
+            the term statistics of that value's documents only (LanceDB's are table-wide, whatever the filter). A
+            filter that pins the field reads those tables only, any other every table. A write spanning values is
+            one commit per table. A table holding several values when the store first opens it so partitioned has
+            its rows moved to their tables (logged). `None` (the default): one table.
         :raises ValueError: if a parameter is invalid.
         """
         if not isinstance(path, str) or not path:
@@ -164,6 +164,8 @@ class LanceDBDocumentStore:
         check_int(index_cache_mb, "index_cache_mb", minimum=1, maximum=65536)
         check_int(metadata_cache_mb, "metadata_cache_mb", minimum=1, maximum=65536)
         check_int(reopen_after_versions, "reopen_after_versions", minimum=0)
+        if partition_field is not None and partition_field not in fields:
+            raise ValueError(f"partition_field {partition_field!r} must be one of indexed_meta_fields {fields}")
 
         self.path = path
         self.table_name = table_name
@@ -176,18 +178,11 @@ class LanceDBDocumentStore:
         self.index_cache_mb = index_cache_mb
         self.metadata_cache_mb = metadata_cache_mb
         self.reopen_after_versions = reopen_after_versions
+        self.partition_field = partition_field
 
-        self._session: Any = None  # one bounded cache for every connection this store opens
         self._lock = threading.RLock()
-        self._db: Any = None
-        self._table: Any = None
-        self._opened_path: str | None = None
-        self._opened_pid: int | None = None
-        self._opened_version: int | None = None
-        self._version_checked = 0.0
+        self._tables = StoreTables(self, self._lock)
         self._writes_since_optimize = 0
-        self._has_keyword_column = False  # whether the open table has `keyword_text`
-        self._indexes = TableIndexes(table_name=table_name, scalar_columns=["id", *fields], lock=self._lock)
 
     # ------------------------------------------------------------------ serialization (the DocumentStore protocol)
 
@@ -206,6 +201,7 @@ class LanceDBDocumentStore:
             index_cache_mb=self.index_cache_mb,
             metadata_cache_mb=self.metadata_cache_mb,
             reopen_after_versions=self.reopen_after_versions,
+            partition_field=self.partition_field,
         )
 
     @classmethod
@@ -219,145 +215,17 @@ class LanceDBDocumentStore:
     def _promoted(self) -> frozenset[str]:
         return frozenset(self.indexed_meta_fields)
 
-    def _connect(self) -> Any:
-        if self._opened_pid is not None and self._opened_pid != os.getpid():
-            raise RuntimeError(
-                "This LanceDBDocumentStore was opened before the process forked; LanceDB handles cannot be used "
-                "across a fork. Create (or first use) the store in the worker process instead."
-            )
-        if self._db is None or self._opened_path != self.path:
-            resolved = os.path.expanduser(os.path.expandvars(self.path))
-            if "$" in resolved:
-                raise ValueError(f"LanceDB path {self.path!r} names an unset environment variable")
-            if self._session is None:
-                self._session = cache_session(
-                    index_cache_mb=self.index_cache_mb, metadata_cache_mb=self.metadata_cache_mb
-                )
-            self._db = lancedb.connect(resolved, read_consistency_interval=timedelta(0), session=self._session)
-            self._opened_path = self.path
-            self._opened_pid = os.getpid()
-            self._table = None
-            logger.debug("Connected to LanceDB at {path}", path=self.path)
-        return self._db
-
-    def _table_exists(self, db: Any) -> bool:
-        page_token: str | None = None
-        while True:
-            response = db.list_tables(page_token=page_token)
-            if self.table_name in response.tables:
-                return True
-            page_token = response.page_token
-            if not page_token:
-                return False
-
-    def _get_table(self, *, create: bool) -> Any:
-        """Return the open table, opening (or, with `create`, creating) it on first use; `None` if absent."""
-        with self._lock:
-            if self._table is not None and self._opened_path == self.path and self._opened_pid == os.getpid():
-                if not self._moved_on(self._table):
-                    return self._table
-                logger.debug("Reopening LanceDB table {table_name} with a fresh cache", table_name=self.table_name)
-                self._table = self._db = self._session = None
-            db = self._connect()
-            if self._table_exists(db):
-                table = db.open_table(self.table_name)
-                self._add_promoted_columns(table)
-                self._check_schema(table.schema)
-                if self.keyword_meta_fields is not None and KEYWORD_COLUMN not in table.schema.names:
-                    self._add_keyword_column(table)
-            elif create:
-                schema = table_schema(
-                    self.embedding_dim, self.indexed_meta_fields, keyword_column=self.keyword_meta_fields is not None
-                )
-                table = db.create_table(self.table_name, schema=schema, mode="create", exist_ok=True)
-                self._check_schema(table.schema)
-                logger.info("Created LanceDB table {table_name} at {path}", table_name=self.table_name, path=self.path)
-            else:
-                return None
-            self._table = table
-            self._opened_version = int(table.version)
-            self._version_checked = time.monotonic()
-            self._has_keyword_column = KEYWORD_COLUMN in table.schema.names
-            self._indexes.fts_column = KEYWORD_COLUMN if self._has_keyword_column else "content"
-            self._indexes.refresh(table)
-            return table
-
-    def _add_promoted_columns(self, table: Any) -> None:
-        """Give a table created with fewer `indexed_meta_fields` the missing columns: null, then filled from the meta
-        of the rows whose `meta_json` holds the field (one update per distinct value; usually none)."""
-        missing = [name for name in self.indexed_meta_fields if name not in table.schema.names]
-        if not missing:
-            return
-        logger.warning(
-            "Adding the promoted meta columns {fields} to LanceDB table {table_name}",
-            fields=missing,
-            table_name=self.table_name,
-        )
-        try:
-            table.add_columns({name: "CAST(NULL AS STRING)" for name in missing})
-        except (RuntimeError, ValueError, OSError) as error:
-            table.checkout_latest()  # another process (a server beside a CLI ingest) added them at the same moment
-            if any(name not in table.schema.names for name in missing):
-                raise
-            logger.info("The promoted columns were added concurrently by another writer ({error})", error=str(error))
-            return
-        for name in missing:
-            pattern = quote_literal(f'%"{name}"%')
-            rows = scan(table, ["id", "meta_json"], f"meta_json LIKE {pattern}")
-            by_value: dict[str, list[str]] = {}
-            for row_id, meta in zip(rows.column("id").to_pylist(), rows.column("meta_json").to_pylist(), strict=True):
-                value = json.loads(meta).get(name)
-                if isinstance(value, str):
-                    by_value.setdefault(value, []).append(row_id)
-            for value, ids in by_value.items():
-                for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
-                    where = in_list_sql("id", ids[start : start + _ID_LOOKUP_CHUNK])
-                    table.update(where=where, values={name: value})
-
-    def _add_keyword_column(self, table: Any) -> None:
-        """Give a table created before `keyword_meta_fields` its `keyword_text` column, filled with the content of the
-        rows already stored (their meta fields are indexed once they are written again); one commit."""
-        logger.warning(
-            "Adding the keyword_text column to LanceDB table {table_name}: the chunks already stored are "
-            "keyword-indexed by their content only; re-ingest them to index keyword_meta_fields {fields} too",
-            table_name=self.table_name,
-            fields=self.keyword_meta_fields,
-        )
-        try:
-            table.add_columns({KEYWORD_COLUMN: "content"})
-        except (RuntimeError, ValueError, OSError) as error:
-            # another process (a server beside a CLI ingest) added it at the same moment
-            table.checkout_latest()
-            if KEYWORD_COLUMN not in table.schema.names:
-                raise
-            logger.info("keyword_text was added concurrently by another writer ({error})", error=str(error))
-
-    def _moved_on(self, table: Any) -> bool:
-        """True when the table moved `reopen_after_versions` versions past the one it was opened at (checked at most
-        once a second: the version is read from storage)."""
-        if not self.reopen_after_versions or self._opened_version is None:
-            return False
-        now = time.monotonic()
-        if now - self._version_checked < _VERSION_CHECK_S:
-            return False
-        self._version_checked = now
-        return int(table.version) - self._opened_version >= self.reopen_after_versions
-
-    def _check_schema(self, schema: pa.Schema) -> None:
-        check_table_schema(
-            schema,
-            embedding_dim=self.embedding_dim,
-            indexed_meta_fields=self.indexed_meta_fields,
-            table_name=self.table_name,
-            path=self.path,
-        )
+    def _get_table(self, *, create: bool, name: str | None = None) -> Any:
+        """Return the open table `name` (default: `table_name`), opening (or, with `create`, creating) it on first
+        use; `None` if absent."""
+        state = self._tables.open(name or self.table_name, create=create)
+        return None if state is None else state.table
 
     # ------------------------------------------------------------------ DocumentStore protocol
 
     def count_documents(self) -> int:
         """Return the number of stored documents."""
-        table = self._get_table(create=False)
-        return 0 if table is None else int(table.count_rows())
+        return sum(int(state.table.count_rows()) for state in self._tables.for_filters(None))
 
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """
@@ -367,15 +235,15 @@ class LanceDBDocumentStore:
         :raises FilterError: if the filter is malformed.
         """
         plan = plan_filters(filters, self._promoted)
-        table = self._get_table(create=False)
-        if table is None:
-            return []
-        rows = select_rows(table, plan, list(BASE_COLUMNS), self.embedding_dim)
-        return self._to_documents(rows, include_embedding=True)
+        documents: list[Document] = []
+        for state in self._tables.for_filters(filters):
+            rows = select_rows(state.table, plan, list(BASE_COLUMNS), self.embedding_dim)
+            documents.extend(self._to_documents(rows, include_embedding=True))
+        return documents
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """
-        Write documents in a single commit.
+        Write documents in a single commit (one per table when a partitioned store's batch spans several).
 
         :param documents: The documents to write.
         :param policy: `NONE` and `FAIL` raise `DuplicateDocumentError` if an id already exists (nothing is written);
@@ -396,44 +264,63 @@ class LanceDBDocumentStore:
         documents = self._dedupe_batch(documents, policy)
 
         with self._lock:
-            table = self._get_table(create=True)
-            data = self._documents_to_arrow(documents)
+            groups = self._grouped_by_table(documents)
+            elsewhere = self._stored_elsewhere(groups)  # ids stored in another table than the one they go to
             if policy == DuplicatePolicy.FAIL:
-                existing = self._existing_ids(table, [d.id for d in documents])
+                existing = set().union(*elsewhere.values())
+                for name, docs in groups.items():
+                    state = self._tables.open(name, create=False)
+                    if state is not None:
+                        existing |= self._existing_ids(state.table, [d.id for d in docs])
                 if existing:
                     raise DuplicateDocumentError(
                         f"{len(existing)} document id(s) already exist, e.g. '{sorted(existing)[0]}'"
                     )
-                table.add(data, on_bad_vectors="null")
-                written = len(documents)
-            elif policy == DuplicatePolicy.SKIP:
-                result = table.merge_insert("id").when_not_matched_insert_all().execute(data, on_bad_vectors="null")
-                written = int(result.num_inserted_rows)
-                if written < len(documents):
-                    logger.info("Skipped {skipped} documents whose ids already exist", skipped=len(documents) - written)
-            else:
-                (
-                    table.merge_insert("id")
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                    .execute(data, on_bad_vectors="null")
-                )
-                written = len(documents)
-            self._after_write(table)
+            written = 0
+            for name, docs in groups.items():
+                state = self._tables.open(name, create=True)
+                assert state is not None
+                data = self._documents_to_arrow(docs, state)
+                if policy == DuplicatePolicy.FAIL:
+                    state.table.add(data, on_bad_vectors="null")
+                    written += len(docs)
+                elif policy == DuplicatePolicy.SKIP:
+                    skipped = set().union(*elsewhere.values())
+                    if skipped:
+                        data = data.filter(pa.array([d.id not in skipped for d in docs], type=pa.bool_()))
+                    result = (
+                        state.table.merge_insert("id")
+                        .when_not_matched_insert_all()
+                        .execute(data, on_bad_vectors="null")
+                    )
+                    written += int(result.num_inserted_rows)
+                else:
+                    (
+                        state.table.merge_insert("id")
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute(data, on_bad_vectors="null")
+                    )
+                    written += len(docs)
+                self._after_write(state)
+            if policy == DuplicatePolicy.OVERWRITE:
+                for name, ids in elsewhere.items():  # a document moved to another partition value
+                    self._delete_ids(name, sorted(ids))
+            if policy == DuplicatePolicy.SKIP and written < len(documents):
+                logger.info("Skipped {skipped} documents whose ids already exist", skipped=len(documents) - written)
         logger.debug("Wrote {count} documents to {table_name}", count=written, table_name=self.table_name)
         return written
 
     def delete_documents(self, document_ids: list[str]) -> None:
-        """Delete the documents with these ids (unknown ids are ignored), in one commit."""
+        """Delete the documents with these ids (unknown ids are ignored), in one commit per table holding some."""
         ids = [i for i in dict.fromkeys(document_ids) if isinstance(i, str)]
         if not ids:
             return
         with self._lock:
-            table = self._get_table(create=False)
-            if table is None:
-                return
-            table.delete(in_list_sql("id", ids))
-            self._after_write(table)
+            states = self._tables.for_filters(None)
+            for state in states:
+                if len(states) == 1 or self._existing_ids(state.table, ids):
+                    self._delete_ids(state.name, ids)
 
     # ------------------------------------------------------------------ extended operations
 
@@ -441,54 +328,57 @@ class LanceDBDocumentStore:
         """
         Delete every document.
 
-        :param recreate_index: If `True`, drop the table (and its indices) and create it anew with the current
-            schema; otherwise delete all rows in one commit and keep the indices.
+        :param recreate_index: If `True`, drop the tables (and their indices) and create `table_name` anew with the
+            current schema; otherwise delete all rows in one commit per table and keep the indices.
         """
         with self._lock:
-            table = self._get_table(create=False)
-            if table is None:
+            states = self._tables.for_filters(None)
+            if not states:
                 return
             if recreate_index:
-                db = self._connect()
-                db.drop_table(self.table_name, ignore_missing=True)
-                self._table = None
-                self._indexes.reset()
-                self._get_table(create=True)
+                db = self._tables.connect()
+                for state in states:
+                    db.drop_table(state.name, ignore_missing=True)
+                    self._tables.forget(state.name)
+                self._tables.open(self.table_name, create=True)
                 logger.info("Recreated LanceDB table {table_name}", table_name=self.table_name)
             else:
-                table.delete("TRUE")
-                self._after_write(table)
+                for state in states:
+                    state.table.delete("TRUE")
+                    self._after_write(state)
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
         """
-        Delete the documents matching `filters` in one commit; return how many were deleted.
+        Delete the documents matching `filters` in one commit (per table holding some); return how many were deleted.
 
         :raises FilterError: if `filters` is empty or malformed (use `delete_all_documents` to delete everything).
         """
         require_filters(filters, "delete_by_filter", "delete_all_documents()")
         plan = plan_filters(filters, self._promoted)
+        deleted = 0
         with self._lock:
-            table = self._get_table(create=False)
-            if table is None:
-                return 0
-            if plan.residual is None:
-                where = plan.sql or "TRUE"
-            else:
-                ids = matching_ids(table, plan, self.embedding_dim)
-                if not ids:
-                    return 0
-                where = in_list_sql("id", ids)
-            before = int(table.count_rows())
-            table.delete(where)
-            deleted = before - int(table.count_rows())
-            if deleted:
-                self._after_write(table)
+            for state in self._tables.for_filters(filters):
+                table = state.table
+                if plan.residual is None:
+                    where = plan.sql or "TRUE"
+                else:
+                    ids = matching_ids(table, plan, self.embedding_dim)
+                    if not ids:
+                        continue
+                    where = in_list_sql("id", ids)
+                before = int(table.count_rows())
+                table.delete(where)
+                count = before - int(table.count_rows())
+                if count:
+                    deleted += count
+                    self._after_write(state)
         return deleted
 
     def replace_documents(self, filters: dict[str, Any], documents: list[Document]) -> tuple[int, int]:
         """
         Replace the documents matching `filters` with `documents`, in one commit: a reader sees either the old set or
-        the new one, never a mix (a new version of a file replacing the chunks of its previous version).
+        the new one, never a mix (a new version of a file replacing the chunks of its previous version). A
+        partitioned store commits once per table involved (one, when the filter pins the partition value).
 
         :param filters: The documents to replace (e.g. one file's chunks); must be evaluable by LanceDB, i.e. on the
             store's indexed meta fields (`collection`, `document_id`, ...) only.
@@ -498,22 +388,32 @@ class LanceDBDocumentStore:
         """
         require_filters(filters, "replace_documents", "delete_all_documents() and write_documents()")
         plan = plan_filters(filters, self._promoted)
-        if plan.residual is not None or not plan.sql:
+        if plan.residual is None and plan.sql:
+            where = plan.sql
+        else:
             raise FilterError("replace_documents needs a filter on indexed meta fields only")
         documents = self._dedupe_batch(list(documents), DuplicatePolicy.OVERWRITE)
         ids = {doc.id for doc in documents}
         with self._lock:
-            table = self._get_table(create=True)
-            before = self._matching_ids_sql(table, plan.sql)
-            data = self._documents_to_arrow(documents)
-            (
-                table.merge_insert("id")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .when_not_matched_by_source_delete(plan.sql)
-                .execute(data, on_bad_vectors="null")
-            )
-            self._after_write(table)
+            groups = self._grouped_by_table(documents)
+            elsewhere = self._stored_elsewhere(groups)
+            before: set[str] = set()
+            for name in sorted(set(self._tables.names_for(filters)) | set(groups)):
+                state = self._tables.open(name, create=name in groups)
+                if state is None:
+                    continue
+                before |= self._matching_ids_sql(state.table, where)
+                data = self._documents_to_arrow(groups.get(name, []), state)
+                (
+                    state.table.merge_insert("id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .when_not_matched_by_source_delete(where)
+                    .execute(data, on_bad_vectors="null")
+                )
+                self._after_write(state)
+            for name, moved in elsewhere.items():
+                self._delete_ids(name, sorted(moved))
         return len(documents), len(before - ids)
 
     @staticmethod
@@ -523,7 +423,8 @@ class LanceDBDocumentStore:
 
     def update_by_filter(self, filters: dict[str, Any], meta: dict[str, Any]) -> int:
         """
-        Merge `meta` into the metadata of every document matching `filters`, in one commit.
+        Merge `meta` into the metadata of every document matching `filters`, in one commit (per table involved: a
+        partitioned store moves a document whose partition value changes to that value's table).
 
         :returns: The number of updated documents.
         :raises ValueError: if `meta` is not a dict or sets a promoted field to a non-string value.
@@ -532,39 +433,45 @@ class LanceDBDocumentStore:
             raise ValueError("meta must be a dictionary")
         require_filters(filters, "update_by_filter", "a filter matching every document")
         plan = plan_filters(filters, self._promoted)
+        updated: list[Document] = []
         with self._lock:
-            table = self._get_table(create=False)
-            if table is None:
-                return 0
-            rows = select_rows(table, plan, list(BASE_COLUMNS), self.embedding_dim)
-            if rows.num_rows == 0:
-                return 0
-            docs = self._to_documents(rows, include_embedding=True)
-            updated = [
-                Document(
-                    id=d.id,
-                    content=d.content,
-                    blob=d.blob,
-                    meta={**d.meta, **meta},
-                    embedding=d.embedding,
-                    sparse_embedding=d.sparse_embedding,
-                )
-                for d in docs
-            ]
-            data = self._documents_to_arrow(updated)
-            table.merge_insert("id").when_matched_update_all().execute(data, on_bad_vectors="null")
-            self._after_write(table)
+            for state in self._tables.for_filters(filters):
+                rows = select_rows(state.table, plan, list(BASE_COLUMNS), self.embedding_dim)
+                if rows.num_rows == 0:
+                    continue
+                docs = [
+                    Document(
+                        id=d.id,
+                        content=d.content,
+                        blob=d.blob,
+                        meta={**d.meta, **meta},
+                        embedding=d.embedding,
+                        sparse_embedding=d.sparse_embedding,
+                    )
+                    for d in self._to_documents(rows, include_embedding=True)
+                ]
+                staying = [d for d in docs if self._tables.name_of(d) == state.name]
+                if staying:
+                    data = self._documents_to_arrow(staying, state)
+                    state.table.merge_insert("id").when_matched_update_all().execute(data, on_bad_vectors="null")
+                    self._after_write(state)
+                moving = [d for d in docs if self._tables.name_of(d) != state.name]
+                if moving:
+                    self.write_documents(moving, DuplicatePolicy.OVERWRITE)  # deletes them here
+                updated.extend(docs)
         return len(updated)
 
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
         """Return the number of documents matching `filters`."""
         plan = plan_filters(filters, self._promoted)
-        table = self._get_table(create=False)
-        if table is None:
-            return 0
-        if plan.residual is None:
-            return int(table.count_rows(plan.sql)) if plan.sql else int(table.count_rows())
-        return len(matching_ids(table, plan, self.embedding_dim))
+        count = 0
+        for state in self._tables.for_filters(filters):
+            table = state.table
+            if plan.residual is None:
+                count += int(table.count_rows(plan.sql)) if plan.sql else int(table.count_rows())
+            else:
+                count += len(matching_ids(table, plan, self.embedding_dim))
+        return count
 
     def count_unique_metadata_by_filter(self, filters: dict[str, Any], metadata_fields: list[str]) -> dict[str, int]:
         """
@@ -611,12 +518,13 @@ class LanceDBDocumentStore:
         `meta_json`. No document is built.
         """
         group, unique = meta_keys(group_field, unique_fields)
-        table = self._get_table(create=False)
-        if table is None:
+        states = self._tables.for_filters(None)
+        if not states:
             return {}
         columns = list(dict.fromkeys([group, *unique]))
         if self._promoted.issuperset(columns):
-            return metadata.grouped_counts_of_columns(scan(table, columns, None), group, unique)
+            rows = pa.concat_tables([scan(state.table, columns, None) for state in states])
+            return metadata.grouped_counts_of_columns(rows, group, unique)
         return metadata.grouped_counts(self._matching_metas(None), group, unique)
 
     # ------------------------------------------------------------------ retrieval
@@ -641,30 +549,31 @@ class LanceDBDocumentStore:
         query = self._validate_query_embedding(query_embedding)
         check_int(top_k, "top_k", minimum=1)
         plan = plan_filters(filters, self._promoted)
-        table = self._get_table(create=False)
-        if table is None:
-            return []
-        self._indexes.maybe_build(table, min_rows=self.vector_index_min_rows)
         columns = list(BASE_COLUMNS) if return_embedding else list(DOC_COLUMNS)
+        found: list[list[Document]] = []
+        for state in self._tables.for_filters(filters):
+            table, indexes = state.table, state.indexes
+            indexes.maybe_build(table, min_rows=self.vector_index_min_rows)
 
-        def search(where: str | None, limit: int) -> pa.Table:
-            # LanceDB never returns rows whose embedding is NULL; no `embedding IS NOT NULL` here, it is costly.
-            return vector_search(
-                table,
-                query,
-                where=where,
-                limit=limit,
-                columns=columns,
-                indexed=self._indexes.has_vector_index,
-                nprobes=lambda: self._nprobes(table),
-            )
+            def search(where: str | None, limit: int, table: Any = table, indexes: TableIndexes = indexes) -> pa.Table:
+                # LanceDB never returns rows whose embedding is NULL; no `embedding IS NOT NULL` here, it is costly.
+                return vector_search(
+                    table,
+                    query,
+                    where=where,
+                    limit=limit,
+                    columns=columns,
+                    indexed=indexes.has_vector_index,
+                    nprobes=lambda: indexes.nprobes(table, self.vector_search_rows),
+                )
 
-        rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
-        if rows is None:
-            return []
-        distances = rows.column("_distance").to_pylist()
-        scores: list[float | None] = [1.0 - float(d) if d is not None else None for d in distances]
-        return self._to_documents(rows, include_embedding=return_embedding, scores=scores)
+            rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
+            if rows is None:
+                continue
+            distances = rows.column("_distance").to_pylist()
+            scores: list[float | None] = [1.0 - float(d) if d is not None else None for d in distances]
+            found.append(self._to_documents(rows, include_embedding=return_embedding, scores=scores))
+        return _best(found, top_k)
 
     def bm25_retrieval(self, query: str, *, filters: dict[str, Any] | None = None, top_k: int = 10) -> list[Document]:
         """
@@ -673,7 +582,8 @@ class LanceDBDocumentStore:
         With `keyword_meta_fields` (and a table created with them), those meta fields' values are matched too.
 
         The query is reduced to its word terms (punctuation, quotes and operators are ignored), any of which may
-        match. `Document.score` is the full-text relevance score. An empty query returns `[]`.
+        match. `Document.score` is the full-text relevance score; its term statistics are those of the whole table
+        (of each partition value's table in a partitioned store). An empty query returns `[]`.
 
         :raises FilterError: if the filter is malformed.
         """
@@ -684,43 +594,52 @@ class LanceDBDocumentStore:
         terms = sanitize_fts_query(query)
         if not terms:
             return []
-        table = self._get_table(create=False)
-        if table is None or table.count_rows() == 0:
-            return []
-        self._indexes.ensure_fts(table)
         columns = list(DOC_COLUMNS)
+        found: list[list[Document]] = []
+        for state in self._tables.for_filters(filters):
+            table = state.table
+            if table.count_rows() == 0:
+                continue
+            state.indexes.ensure_fts(table)
 
-        column = self._indexes.fts_column
+            def search(
+                where: str | None, limit: int, table: Any = table, column: str = state.indexes.fts_column
+            ) -> pa.Table:
+                return fts_search(table, terms, where=where, limit=limit, columns=columns, column=column)
 
-        def search(where: str | None, limit: int) -> pa.Table:
-            return fts_search(table, terms, where=where, limit=limit, columns=columns, column=column)
-
-        rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
-        if rows is None:
-            return []
-        scores: list[float | None] = [float(s) for s in rows.column("_score").to_pylist()]
-        return self._to_documents(rows, include_embedding=False, scores=scores)
+            rows = filtered_search(table, search, plan, top_k, self.embedding_dim)
+            if rows is None:
+                continue
+            scores: list[float | None] = [float(s) for s in rows.column("_score").to_pylist()]
+            found.append(self._to_documents(rows, include_embedding=False, scores=scores))
+        return _best(found, top_k)
 
     # ------------------------------------------------------------------ maintenance
 
     def optimize(self) -> None:
         """
-        Compact the table's files and bring its indices up to date with the latest writes.
+        Compact the tables' files and bring their indices up to date with the latest writes.
 
         New rows are added to the existing indices; the vector index is retrained instead once the table has
         doubled since this instance trained it, so that its partitions keep matching the data.
         """
+        self._optimize(None)
+
+    def _optimize(self, names: set[str] | None) -> None:
+        """Compact the tables `names` (`None`: every table)."""
         with self._lock:
-            table = self._get_table(create=False)
-            if table is None:
-                return
-            self._indexes.compact(table)
+            if names is None:
+                states = self._tables.for_filters(None)
+            else:
+                states = [s for s in (self._tables.open(name, create=False) for name in sorted(names)) if s is not None]
+            for state in states:
+                state.indexes.compact(state.table)
+                logger.info("Optimized LanceDB table {table_name}", table_name=state.name)
             self._writes_since_optimize = 0
+            self._tables.written.clear()
             # A long-lived handle keeps native state for every version it has seen (~0.15 MiB per write, measured by
             # bench/soak.py); reopening after each compaction lets it go. Callers mid-read keep their own reference.
-            self._table = None
-            self._db = None
-            logger.info("Optimized LanceDB table {table_name}", table_name=self.table_name)
+            self._tables.close(keep_cache=True)
 
     def create_indices(self) -> None:
         """
@@ -729,10 +648,9 @@ class LanceDBDocumentStore:
         the current data).
         """
         with self._lock:
-            table = self._get_table(create=False)
-            if table is None or table.count_rows() == 0:
-                return
-            self._indexes.build_all(table)
+            for state in self._tables.for_filters(None):
+                if state.table.count_rows() > 0:
+                    state.indexes.build_all(state.table)
 
     # ------------------------------------------------------------------ async variants
 
@@ -768,13 +686,13 @@ class LanceDBDocumentStore:
             by_id[doc.id] = doc
         return list(by_id.values())
 
-    def _documents_to_arrow(self, documents: list[Document]) -> pa.Table:
-        """Rows for the open table (with `keyword_text` if it has that column)."""
+    def _documents_to_arrow(self, documents: list[Document], state: OpenTable) -> pa.Table:
+        """Rows for the open table `state` (with `keyword_text` if it has that column)."""
         return documents_to_arrow(
             documents,
             embedding_dim=self.embedding_dim,
             indexed_meta_fields=self.indexed_meta_fields,
-            keyword_meta_fields=(self.keyword_meta_fields or []) if self._has_keyword_column else None,
+            keyword_meta_fields=(self.keyword_meta_fields or []) if state.has_keyword_column else None,
         )
 
     def _to_documents(
@@ -792,22 +710,57 @@ class LanceDBDocumentStore:
             found.update(rows.column("id").to_pylist())
         return found
 
-    def _after_write(self, table: Any) -> None:
+    def _grouped_by_table(self, documents: list[Document]) -> dict[str, list[Document]]:
+        """The documents by the table they belong in (all in `table_name` unless the store is partitioned)."""
+        groups: dict[str, list[Document]] = {}
+        for doc in documents:
+            groups.setdefault(self._tables.name_of(doc), []).append(doc)
+        return groups
+
+    def _stored_elsewhere(self, groups: dict[str, list[Document]]) -> dict[str, set[str]]:
+        """{table: ids stored there} of the documents in `groups` that are stored in another table than their group's
+        (a partitioned store only: a document whose partition value changed)."""
+        if self.partition_field is None:
+            return {}
+        found: dict[str, set[str]] = {}
+        for state in self._tables.for_filters(None):
+            ids = [doc.id for name, docs in groups.items() if name != state.name for doc in docs]
+            stored = self._existing_ids(state.table, ids) if ids else set()
+            if stored:
+                found[state.name] = stored
+        return found
+
+    def _delete_ids(self, name: str, ids: list[str]) -> None:
+        """Delete the rows with these ids from table `name` (one commit)."""
+        state = self._tables.open(name, create=False)
+        if state is None:
+            return
+        for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
+            state.table.delete(in_list_sql("id", ids[start : start + _ID_LOOKUP_CHUNK]))
+        self._after_write(state)
+
+    def _after_write(self, state: OpenTable) -> None:
         self._writes_since_optimize += 1
+        self._tables.written.add(state.name)
         if self.optimize_every_writes and self._writes_since_optimize >= self.optimize_every_writes:
-            self.optimize()
-        self._indexes.maybe_build(table, min_rows=self.vector_index_min_rows)
+            self._optimize(set(self._tables.written))
+        state.indexes.maybe_build(state.table, min_rows=self.vector_index_min_rows)
 
     def _matching_metas(self, filters: dict[str, Any] | None) -> list[dict[str, Any]]:
         """Return the meta dicts of the documents matching `filters`."""
         plan = plan_filters(filters, self._promoted)
-        table = self._get_table(create=False)
-        if table is None:
-            return []
-        rows = select_rows(table, plan, ["meta_json"], self.embedding_dim)
-        return [json.loads(m) for m in rows.column("meta_json").to_pylist()]
+        metas: list[dict[str, Any]] = []
+        for state in self._tables.for_filters(filters):
+            rows = select_rows(state.table, plan, ["meta_json"], self.embedding_dim)
+            metas.extend(json.loads(m) for m in rows.column("meta_json").to_pylist())
+        return metas
 
-    # ------------------------------------------------------------------ internals: search
+    @property
+    def _indexes(self) -> TableIndexes:
+        """The indices of `table_name` (opened, or created, for this)."""
+        state = self._tables.open(self.table_name, create=True)
+        assert state is not None
+        return state.indexes
 
     def _nprobes(self, table: Any) -> int:
         return self._indexes.nprobes(table, self.vector_search_rows)
@@ -816,3 +769,11 @@ class LanceDBDocumentStore:
         if query_embedding is None or len(query_embedding) == 0:
             raise ValueError("query_embedding must be a non-empty list of floats")
         return checked_embedding(query_embedding, self.embedding_dim, "query_embedding")
+
+
+def _best(found: list[list[Document]], top_k: int) -> list[Document]:
+    """The `top_k` best-scored of several tables' results (each best first); one table's as they are."""
+    if len(found) <= 1:
+        return found[0] if found else []
+    merged = sorted((doc for docs in found for doc in docs), key=lambda doc: -(doc.score or 0.0))
+    return merged[:top_k]

@@ -134,6 +134,31 @@ class TestLanceDBDocumentStoreAsync(
         self.assert_documents_are_equal(await document_store.filter_documents_async(), [doc])
 
 
+class TestPartitionedLanceDBDocumentStore(TestLanceDBDocumentStore):
+    """Haystack's DocumentStore suite on a store with one table per `chapter`, the field its documents vary by
+    (partitions: tests/components/stores/lancedb/test_partitions.py)."""
+
+    @pytest.fixture
+    def document_store(self, tmp_path: Path) -> LanceDBDocumentStore:
+        return LanceDBDocumentStore(
+            path=str(tmp_path / "lancedb"),
+            embedding_dim=SUITE_EMBEDDING_DIM,
+            indexed_meta_fields=["chapter"],
+            partition_field="chapter",
+        )
+
+
+class TestPartitionedLanceDBDocumentStoreAsync(TestLanceDBDocumentStoreAsync):
+    @pytest.fixture
+    def document_store(self, tmp_path: Path) -> LanceDBDocumentStore:
+        return LanceDBDocumentStore(
+            path=str(tmp_path / "lancedb"),
+            embedding_dim=SUITE_EMBEDDING_DIM,
+            indexed_meta_fields=["chapter"],
+            partition_field="chapter",
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Our own behaviour
 
@@ -224,6 +249,7 @@ class TestInit:
             index_cache_mb=32,
             metadata_cache_mb=8,
             reopen_after_versions=7,
+            partition_field="collection",
         )
         data = s.to_dict()
         assert data == {
@@ -240,6 +266,7 @@ class TestInit:
                 "index_cache_mb": 32,
                 "metadata_cache_mb": 8,
                 "reopen_after_versions": 7,
+                "partition_field": "collection",
             },
         }
         restored = LanceDBDocumentStore.from_dict(data)
@@ -451,17 +478,17 @@ class TestWrite:
 
     def test_auto_optimize_every_n_writes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         s = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=DIM, optimize_every_writes=3)
-        calls: list[int] = []
-        original = s.optimize
+        calls: list[set[str] | None] = []
+        original = s._optimize
 
-        def counting() -> None:
-            calls.append(1)
-            original()
+        def counting(names: set[str] | None) -> None:
+            calls.append(names)
+            original(names)
 
-        monkeypatch.setattr(s, "optimize", counting)
+        monkeypatch.setattr(s, "_optimize", counting)
         for i in range(7):
             s.write_documents([Document(content=f"d{i}")])
-        assert len(calls) == 2
+        assert calls == [{"documents"}, {"documents"}]  # the tables written since the last time
         assert s.count_documents() == 7
 
 
@@ -587,7 +614,7 @@ class TestEmbeddingRetrieval:
         docs = [Document(id=f"d{i}", embedding=_unit(rng)) for i in range(800)]
         exact = LanceDBDocumentStore(path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300)
         exact.write_documents(docs)
-        table = exact._table
+        table = exact._get_table(create=False)
         assert exact._nprobes(table) >= exact._indexes.vector_index_partitions  # 800 rows <= default: every partition
         partial = LanceDBDocumentStore(
             path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300, vector_search_rows=200
@@ -797,20 +824,20 @@ def test_concurrent_fts_index_builds_from_several_processes_do_not_fail(tmp_path
 def test_the_connection_is_reopened_with_a_fresh_cache_once_the_table_moved_on(tmp_path, monkeypatch):
     """A connection keeps native memory for every table version it follows: after `reopen_after_versions` versions
     written elsewhere, the next operation opens a new connection and cache session (and still sees every row)."""
-    from components.stores.lancedb import document_store as module
+    from components.stores.lancedb import tables as module
 
     monkeypatch.setattr(module, "_VERSION_CHECK_S", 0.0)
     reader = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, reopen_after_versions=3)
     writer = LanceDBDocumentStore(path=str(tmp_path / "db"), embedding_dim=4, optimize_every_writes=0)
     writer.write_documents([Document(content="first", meta={"collection": "c"})])
     assert reader.count_documents() == 1
-    session = reader._session
+    session = reader._tables.session
     writer.write_documents([Document(content="second", meta={"collection": "c"})])
-    assert reader.count_documents() == 2 and reader._session is session  # one version on: kept
+    assert reader.count_documents() == 2 and reader._tables.session is session  # one version on: kept
     for n in range(3):
         writer.write_documents([Document(content=f"more {n}", meta={"collection": "c"})])
     assert reader.count_documents() == 5
-    assert reader._session is not session  # three versions past the one it opened: a fresh connection and cache
+    assert reader._tables.session is not session  # three versions past the one it opened: a fresh connection and cache
     assert LanceDBDocumentStore.from_dict(reader.to_dict()).reopen_after_versions == 3
     with pytest.raises(ValueError, match="reopen_after_versions"):
         LanceDBDocumentStore(path=str(tmp_path / "db"), reopen_after_versions=-1)
