@@ -49,7 +49,6 @@ from components.stores.lancedb.filters import (
     matching_ids,
     plan_filters,
     require_filters,
-    scan,
     select_rows,
 )
 from components.stores.lancedb.indexes import EXHAUSTIVE_PROBE_ROWS, TableIndexes
@@ -243,7 +242,9 @@ class LanceDBDocumentStore:
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """
-        Write documents in a single commit (one per table when a partitioned store's batch spans several).
+        Write documents in a single commit (one per table when a partitioned store's batch spans several; there an
+        id is unique within its table, as in one index per collection: Haystack's default ids hash the meta, so two
+        documents with one id and different partition values have explicit ids).
 
         :param documents: The documents to write.
         :param policy: `NONE` and `FAIL` raise `DuplicateDocumentError` if an id already exists (nothing is written);
@@ -265,9 +266,8 @@ class LanceDBDocumentStore:
 
         with self._lock:
             groups = self._grouped_by_table(documents)
-            elsewhere = self._stored_elsewhere(groups)  # ids stored in another table than the one they go to
             if policy == DuplicatePolicy.FAIL:
-                existing = set().union(*elsewhere.values())
+                existing: set[str] = set()
                 for name, docs in groups.items():
                     state = self._tables.open(name, create=False)
                     if state is not None:
@@ -285,9 +285,6 @@ class LanceDBDocumentStore:
                     state.table.add(data, on_bad_vectors="null")
                     written += len(docs)
                 elif policy == DuplicatePolicy.SKIP:
-                    skipped = set().union(*elsewhere.values())
-                    if skipped:
-                        data = data.filter(pa.array([d.id not in skipped for d in docs], type=pa.bool_()))
                     result = (
                         state.table.merge_insert("id")
                         .when_not_matched_insert_all()
@@ -303,9 +300,6 @@ class LanceDBDocumentStore:
                     )
                     written += len(docs)
                 self._after_write(state)
-            if policy == DuplicatePolicy.OVERWRITE:
-                for name, ids in elsewhere.items():  # a document moved to another partition value
-                    self._delete_ids(name, sorted(ids))
             if policy == DuplicatePolicy.SKIP and written < len(documents):
                 logger.info("Skipped {skipped} documents whose ids already exist", skipped=len(documents) - written)
         logger.debug("Wrote {count} documents to {table_name}", count=written, table_name=self.table_name)
@@ -396,7 +390,6 @@ class LanceDBDocumentStore:
         ids = {doc.id for doc in documents}
         with self._lock:
             groups = self._grouped_by_table(documents)
-            elsewhere = self._stored_elsewhere(groups)
             before: set[str] = set()
             for name in sorted(set(self._tables.names_for(filters)) | set(groups)):
                 state = self._tables.open(name, create=name in groups)
@@ -412,8 +405,6 @@ class LanceDBDocumentStore:
                     .execute(data, on_bad_vectors="null")
                 )
                 self._after_write(state)
-            for name, moved in elsewhere.items():
-                self._delete_ids(name, sorted(moved))
         return len(documents), len(before - ids)
 
     @staticmethod
@@ -456,8 +447,9 @@ class LanceDBDocumentStore:
                     state.table.merge_insert("id").when_matched_update_all().execute(data, on_bad_vectors="null")
                     self._after_write(state)
                 moving = [d for d in docs if self._tables.name_of(d) != state.name]
-                if moving:
-                    self.write_documents(moving, DuplicatePolicy.OVERWRITE)  # deletes them here
+                if moving:  # to their value's table: written there, then deleted here
+                    self.write_documents(moving, DuplicatePolicy.OVERWRITE)
+                    self._delete_ids(state.name, [d.id for d in moving])
                 updated.extend(docs)
         return len(updated)
 
@@ -523,7 +515,7 @@ class LanceDBDocumentStore:
             return {}
         columns = list(dict.fromkeys([group, *unique]))
         if self._promoted.issuperset(columns):
-            rows = pa.concat_tables([scan(state.table, columns, None) for state in states])
+            rows = pa.concat_tables([state.columns(columns) for state in states])
             return metadata.grouped_counts_of_columns(rows, group, unique)
         return metadata.grouped_counts(self._matching_metas(None), group, unique)
 
@@ -716,19 +708,6 @@ class LanceDBDocumentStore:
         for doc in documents:
             groups.setdefault(self._tables.name_of(doc), []).append(doc)
         return groups
-
-    def _stored_elsewhere(self, groups: dict[str, list[Document]]) -> dict[str, set[str]]:
-        """{table: ids stored there} of the documents in `groups` that are stored in another table than their group's
-        (a partitioned store only: a document whose partition value changed)."""
-        if self.partition_field is None:
-            return {}
-        found: dict[str, set[str]] = {}
-        for state in self._tables.for_filters(None):
-            ids = [doc.id for name, docs in groups.items() if name != state.name for doc in docs]
-            stored = self._existing_ids(state.table, ids) if ids else set()
-            if stored:
-                found[state.name] = stored
-        return found
 
     def _delete_ids(self, name: str, ids: list[str]) -> None:
         """Delete the rows with these ids from table `name` (one commit)."""

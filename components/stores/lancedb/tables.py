@@ -9,6 +9,7 @@ may still change the store's ``path`` after ``__init__``; every setting is read 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -46,6 +47,19 @@ class OpenTable:
     indexes: TableIndexes
     opened_version: int
     has_keyword_column: bool  # whether it has `keyword_text`
+    # columns -> (table version, rows) of `columns()`
+    scans: dict[tuple[str, ...], tuple[int, pa.Table]] = dataclasses.field(default_factory=dict)
+
+    def columns(self, columns: list[str]) -> pa.Table:
+        """`columns` of every row, scanned once per table version (a listing of many collections reads each table's
+        version, ~0.3 ms, instead of scanning it, ~3 ms)."""
+        key = tuple(columns)
+        version = int(self.table.version)
+        cached = self.scans.get(key)
+        if cached is None or cached[0] != version:
+            cached = (version, scan(self.table, columns, None))  # as new as `version` or newer: never stale
+            self.scans[key] = cached
+        return cached[1]
 
 
 class StoreTables:
@@ -109,8 +123,9 @@ class StoreTables:
         """Drop the handle of table `name` (it was dropped)."""
         self._open.pop(name, None)
 
-    def open(self, name: str, *, create: bool) -> OpenTable | None:
-        """Return the open table `name` and its state, opening (or, with `create`, creating) it; `None` if absent."""
+    def open(self, name: str, *, create: bool, listed: bool = False) -> OpenTable | None:
+        """Return the open table `name` and its state, opening (or, with `create`, creating) it; `None` if absent.
+        `listed`: the database's table list, just read, holds `name`."""
         with self.lock:
             state = self._open.get(name)
             if state is not None and self._opened_path == self._store.path and self._opened_pid == os.getpid():
@@ -123,7 +138,7 @@ class StoreTables:
                 self._base_checked = True
                 if name != self._store.table_name:
                     self.open(self._store.table_name, create=False)  # moves rows stored before partitioning
-            if name in self.names():
+            if listed or name in self.names():
                 table = db.open_table(name)
                 self._add_promoted_columns(table, name)
                 self._check_schema(table.schema, name)
@@ -163,11 +178,14 @@ class StoreTables:
         with self.lock:
             self.open(self._store.table_name, create=False)  # moves rows stored before partitioning
             names = self.names()
-        return [self._store.table_name, *sorted(n for n in names if is_partition_table(self._store.table_name, n))]
+        base = [self._store.table_name] if self._store.table_name in names else []
+        return [*base, *sorted(n for n in names if is_partition_table(self._store.table_name, n))]
 
     def for_filters(self, filters: dict[str, Any] | None) -> list[OpenTable]:
         """The open tables that may hold documents matching the (validated) `filters` (the existing ones)."""
-        states = [self.open(name, create=False) for name in self.names_for(filters)]
+        names = self.names_for(filters)
+        listed = self._store.partition_field is not None and pinned_values(filters, self._store.partition_field) is None
+        states = [self.open(name, create=False, listed=listed) for name in names]
         return [state for state in states if state is not None]
 
     def name_of(self, document: Document) -> str:

@@ -47,6 +47,7 @@ from app.testing.replace_documents import ReplaceDocumentsTest
 from components.stores.grouped_counts import GroupedCounts
 from components.stores.lancedb import LanceDBDocumentStore
 from components.stores.lancedb import document_store as lancedb_document_store
+from components.stores.lancedb import tables as lancedb_tables
 from components.stores.lancedb.filters import plan_filters
 from components.stores.lancedb.search import sanitize_fts_query
 
@@ -320,20 +321,23 @@ class TestGroupedCounts(GroupedCountsTest):
     ) -> None:
         store.write_documents(grouped_docs())
         scans: list[tuple[list[str], str | None]] = []
-        real_scan = lancedb_document_store.scan
+        real_scan = lancedb_tables.scan
 
         def recorded(table: Any, columns: list[str], where: str | None) -> Any:
             scans.append((columns, where))
             return real_scan(table, columns, where)
 
-        monkeypatch.setattr(lancedb_document_store, "scan", recorded)
+        monkeypatch.setattr(lancedb_tables, "scan", recorded)
         monkeypatch.setattr(lancedb_document_store, "select_rows", None)  # no meta_json or full rows read
         monkeypatch.setattr(lancedb_document_store, "arrow_to_documents", None)
-        assert store.grouped_counts("meta.collection", ["meta.document_id"]) == {
-            "c1": {"count": 4, "document_id": 2},
-            "c2": {"count": 1, "document_id": 1},
-        }
+        expected = {"c1": {"count": 4, "document_id": 2}, "c2": {"count": 1, "document_id": 1}}
+        assert store.grouped_counts("meta.collection", ["meta.document_id"]) == expected
         assert scans == [(["collection", "document_id"], None)]
+        assert store.grouped_counts("meta.collection", ["meta.document_id"]) == expected
+        assert len(scans) == 1  # the table did not change: its columns are not read again
+        store.write_documents([Document(content="new", meta={"collection": "c2", "document_id": "x"})])
+        assert store.grouped_counts("meta.collection", ["meta.document_id"])["c2"] == {"count": 2, "document_id": 2}
+        assert len(scans) == 2
 
     def test_many_groups_across_writes(self, store: LanceDBDocumentStore) -> None:
         for batch in range(3):  # several fragments
