@@ -135,29 +135,28 @@ class TestLanceDBDocumentStoreAsync(
         self.assert_documents_are_equal(await document_store.filter_documents_async(), [doc])
 
 
+def _partitioned_suite_store(tmp_path: Path) -> LanceDBDocumentStore:
+    """A store with one table per `chapter`, the field the suites' documents vary by."""
+    return LanceDBDocumentStore(
+        path=str(tmp_path / "lancedb"),
+        embedding_dim=SUITE_EMBEDDING_DIM,
+        indexed_meta_fields=["chapter"],
+        partition_field="chapter",
+    )
+
+
 class TestPartitionedLanceDBDocumentStore(TestLanceDBDocumentStore):
-    """Haystack's DocumentStore suite on a store with one table per `chapter`, the field its documents vary by
-    (partitions: tests/components/stores/lancedb/test_partitions.py)."""
+    """Haystack's DocumentStore suite on a partitioned store (partitions: test_partitions.py)."""
 
     @pytest.fixture
     def document_store(self, tmp_path: Path) -> LanceDBDocumentStore:
-        return LanceDBDocumentStore(
-            path=str(tmp_path / "lancedb"),
-            embedding_dim=SUITE_EMBEDDING_DIM,
-            indexed_meta_fields=["chapter"],
-            partition_field="chapter",
-        )
+        return _partitioned_suite_store(tmp_path)
 
 
 class TestPartitionedLanceDBDocumentStoreAsync(TestLanceDBDocumentStoreAsync):
     @pytest.fixture
     def document_store(self, tmp_path: Path) -> LanceDBDocumentStore:
-        return LanceDBDocumentStore(
-            path=str(tmp_path / "lancedb"),
-            embedding_dim=SUITE_EMBEDDING_DIM,
-            indexed_meta_fields=["chapter"],
-            partition_field="chapter",
-        )
+        return _partitioned_suite_store(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
