@@ -47,14 +47,19 @@ class OpenTable:
     indexes: TableIndexes
     opened_version: int
     has_keyword_column: bool  # whether it has `keyword_text`
+    seen_version: int = -1  # the version `StoreTables._moved_on` last read (the opened one until then)
     # columns -> (table version, rows) of `columns()`
     scans: dict[tuple[str, ...], tuple[int, pa.Table]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.seen_version < 0:
+            self.seen_version = self.opened_version
 
     def columns(self, columns: list[str]) -> pa.Table:
         """`columns` of every row, scanned once per table version (a listing of many collections reads each table's
         version, ~0.3 ms, instead of scanning it, ~3 ms)."""
         key = tuple(columns)
-        version = int(self.table.version)
+        version = self.seen_version = int(self.table.version)
         cached = self.scans.get(key)
         if cached is None or cached[0] != version:
             cached = (version, scan(self.table, columns, None))  # as new as `version` or newer: never stale
@@ -273,15 +278,18 @@ class StoreTables:
             logger.info("keyword_text was added concurrently by another writer ({error})", error=str(error))
 
     def _moved_on(self, state: OpenTable) -> bool:
-        """True when the table moved `reopen_after_versions` versions past the one it was opened at (checked at most
-        once a second: the version is read from storage)."""
+        """True when the open tables together moved `reopen_after_versions` versions past the ones they were opened at
+        (the connection keeps native memory for every version of every table it follows). Checked at most once a
+        second, on the table being read (its version is read from storage); the others count as last seen."""
         if not self._store.reopen_after_versions:
             return False
         now = time.monotonic()
         if now - self._version_checked < _VERSION_CHECK_S:
             return False
         self._version_checked = now
-        return int(state.table.version) - state.opened_version >= self._store.reopen_after_versions
+        state.seen_version = int(state.table.version)
+        moved = sum(table.seen_version - table.opened_version for table in self._open.values())
+        return moved >= self._store.reopen_after_versions
 
     def _check_schema(self, schema: pa.Schema, name: str) -> None:
         check_table_schema(

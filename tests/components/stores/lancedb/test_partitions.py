@@ -196,6 +196,26 @@ def test_embedding_retrieval_merges_the_tables_by_score(tmp_path: Path) -> None:
     ]
 
 
+def test_the_connection_is_reopened_once_the_tables_together_moved_on(tmp_path: Path, monkeypatch) -> None:
+    """The native memory a connection keeps grows with the versions of every table it follows: the versions the
+    collections' tables moved since they were opened count together."""
+    from components.stores.lancedb import tables as module
+
+    monkeypatch.setattr(module, "_VERSION_CHECK_S", 0.0)
+    reader = _store(tmp_path, reopen_after_versions=4)
+    writer = _store(tmp_path, optimize_every_writes=0)
+    writer.write_documents([_doc("first a", "a"), _doc("first b", "b")])
+    a, b = _c("meta.collection", "==", "a"), _c("meta.collection", "==", "b")
+    assert reader.count_documents_by_filter(a) == 1 and reader.count_documents_by_filter(b) == 1
+    session = reader._tables.session
+    for n, (collection, where) in enumerate([("a", a), ("b", b), ("a", a), ("b", b)]):
+        assert reader._tables.session is session  # the tables moved n versions together so far
+        writer.write_documents([_doc(f"more {n}", collection)])
+        assert reader.count_documents_by_filter(where) == 2 + n // 2
+    assert reader._tables.session is not session  # a's 2 + b's 2: a fresh connection and cache
+    assert reader.count_documents() == 6
+
+
 # ---------------------------------------------------------------------------------------------- the suites, partitioned
 # (Haystack's DocumentStore suites on a partitioned store are in test_document_store.py, beside the plain ones)
 
