@@ -124,8 +124,8 @@ class LanceDBDocumentStore:
         :param index_cache_mb: Bound of LanceDB's in-memory cache of index pages (full-text, vector, scalar), MiB.
             Unbounded, it grows with every index version a long-running server reads.
         :param metadata_cache_mb: Bound of LanceDB's cache of table manifests and fragment metadata, MiB.
-        :param reopen_after_versions: Reopen the connection, with a fresh cache, once the table moved this many
-            versions past the one it was opened at (0: never). LanceDB keeps native memory for every table version a
+        :param reopen_after_versions: Reopen the connection, with a fresh cache, once its open tables together moved
+            this many versions past the ones they were opened at (0: never). LanceDB keeps native memory for every table version a
             connection follows (~0.15 MiB each, not returned by its cache bounds: `bench/memory.py`, case `read`);
             a server that queries while another process writes would otherwise grow with every write. The cost is a
             cold index cache for the next query.
