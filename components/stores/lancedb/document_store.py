@@ -125,10 +125,10 @@ class LanceDBDocumentStore:
             Unbounded, it grows with every index version a long-running server reads.
         :param metadata_cache_mb: Bound of LanceDB's cache of table manifests and fragment metadata, MiB.
         :param reopen_after_versions: Reopen the connection, with a fresh cache, once its open tables together moved
-            this many versions past the ones they were opened at (0: never). LanceDB keeps native memory for every table version a
-            connection follows (~0.15 MiB each, not returned by its cache bounds: `bench/memory.py`, case `read`);
-            a server that queries while another process writes would otherwise grow with every write. The cost is a
-            cold index cache for the next query.
+            this many versions past the ones they were opened at (0: never). LanceDB keeps native memory for every
+            table version a connection follows (~0.15 MiB each, not returned by its cache bounds: `bench/memory.py`,
+            case `read`); a server that queries while another process writes would otherwise grow with every write.
+            The cost is a cold index cache for the next query.
         :param partition_field: An `indexed_meta_fields` field (`collection`) whose every value gets a table of its
             own (`<table_name>__c_<value>`; documents without it stay in `table_name`), so that keyword scores count
             the term statistics of that value's documents only (LanceDB's are table-wide, whatever the filter). A
@@ -395,7 +395,10 @@ class LanceDBDocumentStore:
                 state = self._tables.open(name, create=name in groups)
                 if state is None:
                     continue
-                before |= self._matching_ids_sql(state.table, where)
+                matching = self._matching_ids_sql(state.table, where)
+                if name not in groups and not matching:
+                    continue  # nothing to write or delete there: no commit
+                before |= matching
                 data = self._documents_to_arrow(groups.get(name, []), state)
                 (
                     state.table.merge_insert("id")
@@ -425,6 +428,7 @@ class LanceDBDocumentStore:
         require_filters(filters, "update_by_filter", "a filter matching every document")
         plan = plan_filters(filters, self._promoted)
         updated: list[Document] = []
+        moved: set[str] = set()
         with self._lock:
             for state in self._tables.for_filters(filters):
                 rows = select_rows(state.table, plan, list(BASE_COLUMNS), self.embedding_dim)
@@ -440,6 +444,7 @@ class LanceDBDocumentStore:
                         sparse_embedding=d.sparse_embedding,
                     )
                     for d in self._to_documents(rows, include_embedding=True)
+                    if d.id not in moved  # moved here from a table read before
                 ]
                 staying = [d for d in docs if self._tables.name_of(d) == state.name]
                 if staying:
@@ -450,6 +455,7 @@ class LanceDBDocumentStore:
                 if moving:  # to their value's table: written there, then deleted here
                     self.write_documents(moving, DuplicatePolicy.OVERWRITE)
                     self._delete_ids(state.name, [d.id for d in moving])
+                    moved.update(d.id for d in moving)
                 updated.extend(docs)
         return len(updated)
 

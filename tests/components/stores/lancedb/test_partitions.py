@@ -146,11 +146,16 @@ def test_a_single_table_store_is_moved_into_partitions_when_opened_partitioned(t
 def test_a_document_that_changes_collection_moves_to_its_table(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.write_documents([_doc("alpha", "a", document_id="d1"), _doc("beta", "a", document_id="d2")])
-    assert store.update_by_filter(_c("meta.document_id", "==", "d1"), {"collection": "b"}) == 1
-    assert [d.meta["document_id"] for d in store.filter_documents(_c("meta.collection", "==", "b"))] == ["d1"]
-    assert store.count_documents() == 2
+    store.write_documents([_doc("gamma", "b", document_id="d3")])
+    # d1 is moved from a's table into b's, which is read after a's: it is updated once
+    assert store.update_by_filter(_c("meta.document_id", "in", ["d1", "d3"]), {"collection": "b"}) == 2
+    assert sorted(d.meta["document_id"] for d in store.filter_documents(_c("meta.collection", "==", "b"))) == [
+        "d1",
+        "d3",
+    ]
+    assert store.count_documents() == 3
     store.delete_documents([store.filter_documents(_c("meta.document_id", "==", "d1"))[0].id, "unknown"])
-    assert store.count_documents() == 1
+    assert store.count_documents() == 2
 
 
 def test_an_id_is_unique_within_its_collection_table(tmp_path: Path) -> None:
@@ -176,6 +181,12 @@ def test_replace_documents_of_one_collection_touches_its_table_only(tmp_path: Pa
     assert sorted(d.content for d in store.filter_documents()) == ["new", "other"]
     after = {name: lancedb.connect(str(tmp_path)).open_table(name).version for name in _tables(tmp_path)}
     assert [name for name in after if after[name] != versions.get(name)] == ["documents__c_a"]
+    store.write_documents([_doc("solo", "c", document_id="e")])
+    versions = {name: lancedb.connect(str(tmp_path)).open_table(name).version for name in _tables(tmp_path)}
+    # a filter that does not name the collection: only the tables holding a match or a new document commit
+    assert store.replace_documents(_c("meta.document_id", "==", "e"), [_doc("solo 2", "c", document_id="e")]) == (1, 1)
+    after = {name: lancedb.connect(str(tmp_path)).open_table(name).version for name in _tables(tmp_path)}
+    assert [name for name in after if after[name] != versions.get(name)] == ["documents__c_c"]
 
 
 def test_embedding_retrieval_merges_the_tables_by_score(tmp_path: Path) -> None:
