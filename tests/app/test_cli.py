@@ -151,7 +151,7 @@ def test_real_pdf_question_with_default_model_cites_file_and_page(
 def _doc_chunk_counts(data_dir: Path) -> dict[str, int]:
     from components.stores.lancedb.document_store import LanceDBDocumentStore
 
-    store = LanceDBDocumentStore(path=str(data_dir / "lancedb"), table_name="chunks")
+    store = LanceDBDocumentStore(path=str(data_dir / "lancedb"), table_name="chunks", partition_field="collection")
     counts: dict[str, int] = {}
     for doc in store.filter_documents():
         counts[doc.meta["file_name"]] = counts.get(doc.meta["file_name"], 0) + 1
