@@ -53,7 +53,7 @@ from components.stores.lancedb.filters import (
 )
 from components.stores.lancedb.indexes import EXHAUSTIVE_PROBE_ROWS, TableIndexes
 from components.stores.lancedb.search import fts_search, sanitize_fts_query, vector_search
-from components.stores.lancedb.tables import OpenTable, StoreTables
+from components.stores.lancedb.tables import ID_LOOKUP_CHUNK, OpenTable, StoreTables
 from components.validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,6 @@ DEFAULT_INDEXED_META_FIELDS: tuple[str, ...] = ("collection", "document_id", "fi
 _RESERVED_NAMES = (
     frozenset(BASE_COLUMNS) | DOCUMENT_FIELDS | {KEYWORD_COLUMN, "_distance", "_score", "_rowid", "_relevance_score"}
 )
-# How many ids go into one `id IN (...)` lookup when checking for duplicates.
-_ID_LOOKUP_CHUNK = 1000
 
 
 class LanceDBDocumentStore:
@@ -702,8 +700,8 @@ class LanceDBDocumentStore:
 
     def _existing_ids(self, table: Any, ids: list[str]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
-            chunk = ids[start : start + _ID_LOOKUP_CHUNK]
+        for start in range(0, len(ids), ID_LOOKUP_CHUNK):
+            chunk = ids[start : start + ID_LOOKUP_CHUNK]
             rows = table.search().where(in_list_sql("id", chunk)).select(["id"]).to_arrow()
             found.update(rows.column("id").to_pylist())
         return found
@@ -720,8 +718,8 @@ class LanceDBDocumentStore:
         state = self._tables.open(name, create=False)
         if state is None:
             return
-        for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
-            state.table.delete(in_list_sql("id", ids[start : start + _ID_LOOKUP_CHUNK]))
+        for start in range(0, len(ids), ID_LOOKUP_CHUNK):
+            state.table.delete(in_list_sql("id", ids[start : start + ID_LOOKUP_CHUNK]))
         self._after_write(state)
 
     def _after_write(self, state: OpenTable) -> None:
@@ -746,9 +744,6 @@ class LanceDBDocumentStore:
         state = self._tables.open(self.table_name, create=True)
         assert state is not None
         return state.indexes
-
-    def _nprobes(self, table: Any) -> int:
-        return self._indexes.nprobes(table, self.vector_search_rows)
 
     def _validate_query_embedding(self, query_embedding: list[float]) -> np.ndarray:
         if query_embedding is None or len(query_embedding) == 0:

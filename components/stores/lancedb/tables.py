@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _VERSION_CHECK_S = 1.0
-# How many ids go into one `id IN (...)` update when filling a promoted column.
-_ID_LOOKUP_CHUNK = 1000
+#: How many ids go into one `id IN (...)` lookup, update or delete.
+ID_LOOKUP_CHUNK = 1000
 
 
 @dataclass
@@ -255,8 +255,8 @@ class StoreTables:
                 if isinstance(value, str):
                     by_value.setdefault(value, []).append(row_id)
             for value, ids in by_value.items():
-                for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
-                    where = in_list_sql("id", ids[start : start + _ID_LOOKUP_CHUNK])
+                for start in range(0, len(ids), ID_LOOKUP_CHUNK):
+                    where = in_list_sql("id", ids[start : start + ID_LOOKUP_CHUNK])
                     table.update(where=where, values={field: value})
 
     def _add_keyword_column(self, table: Any, name: str) -> None:

@@ -49,6 +49,7 @@ from components.stores.lancedb import LanceDBDocumentStore
 from components.stores.lancedb import document_store as lancedb_document_store
 from components.stores.lancedb import tables as lancedb_tables
 from components.stores.lancedb.filters import plan_filters
+from components.stores.lancedb.indexes import TableIndexes
 from components.stores.lancedb.search import sanitize_fts_query
 
 PROJECT_ROOT = Path(__file__).resolve().parents[4]
@@ -602,7 +603,7 @@ class TestEmbeddingRetrieval:
         ]
         s.write_documents(docs)
         assert s._indexes.has_vector_index and s._indexes.vector_index_partitions == 16
-        monkeypatch.setattr(LanceDBDocumentStore, "_nprobes", lambda self, table: 1)  # as on a very big table
+        monkeypatch.setattr(TableIndexes, "nprobes", lambda self, table, search_rows: 1)  # as on a very big table
         query = _unit(rng)
         got = s.embedding_retrieval(query, filters=_c("meta.collection", "==", "rare"), top_k=10)
         rare = [d for d in docs if d.meta["collection"] == "rare"]
@@ -618,13 +619,13 @@ class TestEmbeddingRetrieval:
         exact = LanceDBDocumentStore(path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300)
         exact.write_documents(docs)
         table = exact._get_table(create=False)
-        assert exact._nprobes(table) >= exact._indexes.vector_index_partitions  # 800 rows <= default: every partition
+        assert exact._indexes.nprobes(table, exact.vector_search_rows) >= exact._indexes.vector_index_partitions
         partial = LanceDBDocumentStore(
             path=str(tmp_path / "a"), embedding_dim=DIM, vector_index_min_rows=300, vector_search_rows=200
         )
         partial.count_documents()
         partial._indexes.vector_index_partitions = exact._indexes.vector_index_partitions
-        assert partial._nprobes(table) == 4  # 200 of 800 rows: a quarter of 16 partitions
+        assert partial._indexes.nprobes(table, partial.vector_search_rows) == 4  # 200 of 800 rows: 4 of 16 partitions
         with pytest.raises(ValueError, match="vector_search_rows"):
             LanceDBDocumentStore(path=str(tmp_path / "b"), vector_search_rows=0)
 
